@@ -1,0 +1,21 @@
+/* include/luahost/common.h: status codes shared by every luahost module.
+ * Thread safety: everything here is constant data. */
+#ifndef LUAHOST_COMMON_H
+#define LUAHOST_COMMON_H
+
+enum lh_status {
+    LH_OK = 0,
+    LH_ERR_NOMEM,     /* an allocation failed */
+    LH_ERR_INVALID,   /* bad input from the caller or the client */
+    LH_ERR_IO,        /* a system call failed */
+    LH_ERR_TIMEOUT,   /* a deadline passed */
+    LH_ERR_LUA,       /* a Lua script failed to load or run */
+    LH_ERR_NOT_FOUND, /* the thing asked for does not exist */
+    LH_ERR_CONFLICT,  /* it clashes with something that exists */
+    LH_ERR_CLOSED,    /* the object is shutting down */
+};
+
+/* A short lowercase description of st ("out of memory"); never NULL. */
+const char *lh_status_str(enum lh_status st);
+
+#endif

@@ -1,0 +1,61 @@
+/* include/luahost/config.h: luahost's settings. Each option has one name used
+ * three ways: a key of the Lua config file (max_body_bytes), an environment
+ * variable (LUAHOST_MAX_BODY_BYTES) and a flag (--max-body-bytes). Later
+ * sources override earlier ones: defaults, file, environment, flags.
+ * Thread safety: fill a config on one thread, then only read it. */
+#ifndef LUAHOST_CONFIG_H
+#define LUAHOST_CONFIG_H
+#include <stddef.h>
+#include "luahost/common.h"
+
+struct lh_config {
+    char *app;             /* directory holding routes.lua */
+    char *lua_path;        /* extra package.path entries; "" for none */
+    char *host;            /* listen address */
+    long port;             /* listen port */
+    long workers;          /* worker threads; 0 means one per core */
+    long max_connections;  /* open connections at once */
+    long idle_timeout;     /* seconds a connection may stay idle */
+    long max_header_bytes; /* request line + headers, beyond: 431 */
+    long max_body_bytes;   /* request body, beyond: 413 */
+    long shutdown_timeout; /* seconds in-flight requests get on SIGTERM */
+    long blocking_threads; /* threads that run blocking calls (sleep, db, redis) */
+    char *access_log;      /* file, "-" for stdout, "off" */
+    char *error_log;       /* file, "-" for stderr */
+    char *log_level;       /* debug, info, warn, error */
+    char *env;             /* development or production */
+    char *db_url;          /* mysql://user:password@host:port/database, "" for none */
+    char *redis_url;       /* redis://host:port/db, "" for none */
+};
+
+struct lh_config_option {
+    const char *name;    /* config key; the flag is --name with '_' as '-' */
+    const char *value;   /* default, as text */
+    const char *help;    /* one line for --help */
+};
+
+/* The options, in --help order: i from 0 to lh_config_option_count() - 1. */
+size_t lh_config_option_count(void);
+const struct lh_config_option *lh_config_option_at(size_t i);
+
+/* Sets every option to its default. Returns LH_ERR_NOMEM on allocation failure. */
+enum lh_status lh_config_init(struct lh_config *cfg);
+/* Frees the strings; the struct itself belongs to the caller. */
+void lh_config_free(struct lh_config *cfg);
+
+/* Sets option name (config-key form) from text. On failure returns
+ * LH_ERR_NOT_FOUND (unknown option) or LH_ERR_INVALID (bad value) and writes
+ * a message naming the option into err. */
+enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
+                             char *err, size_t errlen);
+/* Runs the Lua file at path, which returns a table of options. Messages
+ * start with "path:" (and a line number for syntax errors). */
+enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
+                                   size_t errlen);
+/* Applies every LUAHOST_<NAME> variable of env (a NULL-terminated environ). */
+enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,
+                                  size_t errlen);
+/* Checks what single options cannot: URLs parse, the env names a mode. */
+enum lh_status lh_config_validate(const struct lh_config *cfg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,45 @@
+/* include/luahost/log.h: the error log (levels, unbuffered) and the access log
+ * (one line per request, buffered and flushed at least every 100 ms).
+ * Thread safety: every function may be called from any thread. The logger is
+ * process-wide: one process has one error log and one access log. */
+#ifndef LUAHOST_LOG_H
+#define LUAHOST_LOG_H
+#include <stddef.h>
+#include "luahost/common.h"
+
+enum lh_log_level { LH_LOG_DEBUG, LH_LOG_INFO, LH_LOG_WARN, LH_LOG_ERROR };
+
+/* Opens the logs. A NULL path or "-" means stderr for the error log and stdout
+ * for the access log; "off" disables the access log. Until this is called,
+ * errors go to stderr at level info. Returns LH_ERR_IO and sets *err (static
+ * text) if a file cannot be opened; the previous logs then stay in use. */
+enum lh_status lh_log_open(const char *error_path, const char *access_path,
+                           enum lh_log_level level, const char **err);
+/* Flushes and closes the logs, and stops the flusher thread. */
+void lh_log_close(void);
+
+/* Parses "debug", "info", "warn" or "error". Returns LH_ERR_INVALID otherwise. */
+enum lh_status lh_log_level_parse(const char *name, enum lh_log_level *out);
+const char *lh_log_level_name(enum lh_log_level level);
+int lh_log_enabled(enum lh_log_level level);
+
+/* One error-log line: time, level, request id (NULL for none), message. */
+void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+struct lh_access_entry {
+    const char *request_id;
+    const char *client;
+    const char *method;
+    const char *path;
+    unsigned status;
+    size_t bytes;
+    double duration_ms;
+};
+/* Appends one access-log line. Control characters, quotes and backslashes in
+ * the method and path are escaped so that a client cannot forge log lines. */
+void lh_log_access(const struct lh_access_entry *e);
+/* Writes out the buffered access-log lines now. */
+void lh_log_flush(void);
+
+#endif

@@ -1,0 +1,37 @@
+/* include/luahost/task.h: a fixed pool of threads that run blocking work
+ * (sleeps, database and Redis calls) away from the HTTP worker threads.
+ * Thread safety: submit from any thread; free from one thread, once. */
+#ifndef LUAHOST_TASK_H
+#define LUAHOST_TASK_H
+#include "luahost/common.h"
+
+struct lh_task_pool; /* opaque */
+
+/* A unit of work, owned by the submitter and embedded in its own struct.
+ * run() is called on a pool thread unless the pool is stopping, and done()
+ * always follows, on the same thread, with cancelled set when run() was
+ * skipped. After done() starts, the pool no longer touches the task. */
+struct lh_task {
+    void (*run)(struct lh_task *t);
+    void (*done)(struct lh_task *t);
+    struct lh_task_pool *pool; /* set by lh_task_submit */
+    int cancelled;
+    struct lh_task *_next;
+};
+
+/* Starts threads; NULL and *err (static text) on failure. */
+struct lh_task_pool *lh_task_pool_new(unsigned threads, const char **err);
+/* Queues t; tasks start in submission order. Once the pool is stopping, the
+ * task is cancelled: done() runs at once on the caller's thread. */
+void lh_task_submit(struct lh_task_pool *p, struct lh_task *t);
+/* For run(): sleeps up to seconds, returning early with LH_ERR_CLOSED when
+ * the pool starts stopping; LH_OK after the full time. With p NULL (a task
+ * run inline, outside a pool) it simply sleeps. */
+enum lh_status lh_task_sleep(struct lh_task_pool *p, double seconds);
+/* Cancels queued tasks (their done() runs), wakes lh_task_sleep callers,
+ * waits for running tasks to finish, then joins the threads. */
+void lh_task_pool_stop(struct lh_task_pool *p);
+/* Stops the pool if needed and frees it; NULL is a no-op. */
+void lh_task_pool_free(struct lh_task_pool *p);
+
+#endif

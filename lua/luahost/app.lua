@@ -1,0 +1,94 @@
+-- luahost.app: turns an application directory into a dispatch function.
+--
+--   app.load(dir) -> dispatch
+--       Runs dir/routes.lua, which returns { ["METHOD /pattern"] = handler }.
+--       Raises "file:line: message" when a script or a route is bad.
+--   app.start(dir, lua_path) -> dispatch
+--       What a worker runs at start and on reload: sets package.path, makes
+--       undeclared globals an error, then app.load(dir).
+--   dispatch(method, path, id, client) -> status, body, headers
+local cjson = require "cjson"
+local router = require "luahost.router"
+local request = require "luahost.request"
+local response = require "luahost.response"
+
+local M = {}
+
+local JSON = "application/json"
+local NOT_FOUND = cjson.encode({ success = false, message = "Not found" })
+local NOT_ALLOWED = cjson.encode({ success = false, message = "Method not allowed" })
+local JSON_HEADERS = { ["Content-Type"] = JSON }
+
+local function where(fn)
+    local info = debug.getinfo(fn, "S")
+    return info.short_src .. ":" .. info.linedefined
+end
+
+function M.load(dir)
+    local file = dir .. "/routes.lua"
+    local chunk, err = loadfile(file)
+    if not chunk then
+        error(err, 0)
+    end
+    local routes = chunk()
+    if type(routes) ~= "table" then
+        error(file .. ": must return a table of routes, returned " .. type(routes), 0)
+    end
+
+    local r = router.new()
+    local handlers = {}
+    for key, handler in pairs(routes) do
+        if type(handler) ~= "function" then
+            error(("%s: route %q: handler must be a function, got %s"):format(file, tostring(key),
+                type(handler)), 0)
+        end
+        local method, pattern = tostring(key):match("^([%u*]+)%s+(/%S*)$")
+        if not method then
+            error(("%s: route %q: key must read \"METHOD /path\""):format(where(handler),
+                tostring(key)), 0)
+        end
+        handlers[#handlers + 1] = handler
+        local ok, why = r:add(method, pattern, #handlers)
+        if not ok then
+            error(("%s: route %q: %s"):format(where(handler), key, why), 0)
+        end
+    end
+
+    local match, new_request, new_response = r.match, request.new, response.new
+    return function(method, path, id, client)
+        local index, params = match(r, method, path)
+        if not index then
+            if params then
+                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }
+            end
+            return 404, NOT_FOUND, JSON_HEADERS
+        end
+        local res = new_response()
+        handlers[index](new_request(method, path, id, client, params), res)
+        return res.status, res.body, res.headers
+    end
+end
+
+local function lock_globals()
+    setmetatable(_G, {
+        __newindex = function(_, name)
+            error("assignment to undeclared global '" .. tostring(name) .. "'", 2)
+        end,
+        __index = function(_, name)
+            error("undeclared global '" .. tostring(name) .. "'", 2)
+        end,
+    })
+end
+
+function M.start(dir, lua_path)
+    local paths = { dir .. "/?.lua", dir .. "/?/init.lua" }
+    if lua_path and lua_path ~= "" then
+        paths[#paths + 1] = lua_path
+    end
+    paths[#paths + 1] = package.path
+    package.path = table.concat(paths, ";")
+    lock_globals()
+    return M.load(dir)
+end
+
+return M

@@ -1,0 +1,57 @@
+-- luahost.response: the `res` object a route handler fills in.
+--
+--   res.status    200 unless set
+--   res.headers   header name -> value (a list of values repeats the header)
+--   res.body      string, or nil for an empty body
+--   res:json(value[, status])     body = cjson.encode(value), application/json
+--   res:html(string[, status])    text/html; charset=utf-8
+--   res:text(string[, status])    text/plain; charset=utf-8
+--   res:redirect(url[, status])   Location: url, status 302 unless given
+-- Each helper returns res.
+local cjson = require "cjson"
+
+local encode, setmetatable, type = cjson.encode, setmetatable, type
+
+local M = {}
+local methods = {}
+local response_mt = { __index = methods }
+
+local function set_body(res, body, content_type, status)
+    if type(body) ~= "string" then
+        error("body must be a string, got " .. type(body), 3)
+    end
+    res.body = body
+    res.headers["Content-Type"] = content_type
+    if status ~= nil then
+        res.status = status
+    end
+    return res
+end
+
+function methods:json(value, status)
+    return set_body(self, encode(value), "application/json", status)
+end
+
+function methods:html(body, status)
+    return set_body(self, body, "text/html; charset=utf-8", status)
+end
+
+function methods:text(body, status)
+    return set_body(self, body, "text/plain; charset=utf-8", status)
+end
+
+function methods:redirect(url, status)
+    if type(url) ~= "string" then
+        error("redirect needs a URL string", 2)
+    end
+    self.status = status or 302
+    self.headers["Location"] = url
+    self.body = nil
+    return self
+end
+
+function M.new()
+    return setmetatable({ status = 200, headers = {} }, response_mt)
+end
+
+return M

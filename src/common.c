@@ -1,0 +1,27 @@
+/* src/common.c: status texts. */
+#include "luahost/common.h"
+
+const char *lh_status_str(enum lh_status st)
+{
+    switch (st) {
+    case LH_OK:
+        return "ok";
+    case LH_ERR_NOMEM:
+        return "out of memory";
+    case LH_ERR_INVALID:
+        return "invalid argument";
+    case LH_ERR_IO:
+        return "i/o error";
+    case LH_ERR_TIMEOUT:
+        return "timeout";
+    case LH_ERR_LUA:
+        return "lua error";
+    case LH_ERR_NOT_FOUND:
+        return "not found";
+    case LH_ERR_CONFLICT:
+        return "conflict";
+    case LH_ERR_CLOSED:
+        return "closed";
+    }
+    return "unknown status";
+}

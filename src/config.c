@@ -1,0 +1,308 @@
+/* src/config.c: defaults, the Lua config file, LUAHOST_* variables and flags,
+ * all funnelled through lh_config_set so that every source is checked alike. */
+#include "luahost/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "luahost/log.h"
+#include "luahost/url.h"
+
+enum kind { TEXT, NUMBER, BYTES };
+
+struct option_def {
+    struct lh_config_option pub;
+    enum kind kind;
+    size_t offset;
+    long min, max;
+};
+
+#define TEXT_OPT(field, def, help) {{#field, def, help}, TEXT, offsetof(struct lh_config, field), 0, 0}
+#define NUM_OPT(field, def, lo, hi, help)                                                       \
+    {{#field, def, help}, NUMBER, offsetof(struct lh_config, field), lo, hi}
+#define BYTES_OPT(field, def, lo, hi, help)                                                     \
+    {{#field, def, help}, BYTES, offsetof(struct lh_config, field), lo, hi}
+
+static const struct option_def defs[] = {
+    TEXT_OPT(app, "lua/app", "directory of the application's Lua scripts (routes.lua)"),
+    TEXT_OPT(lua_path, "", "extra Lua package.path entries, ';'-separated"),
+    TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),
+    NUM_OPT(port, "8080", 1, 65535, "port to listen on"),
+    NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
+    NUM_OPT(max_connections, "4096", 1, 1000000, "open connections at once"),
+    NUM_OPT(idle_timeout, "60", 1, 86400, "seconds before an idle connection is closed"),
+    BYTES_OPT(max_header_bytes, "16k", 1024, 1024 * 1024,
+              "request line and headers; larger requests get 431"),
+    BYTES_OPT(max_body_bytes, "1m", 0, 1024L * 1024 * 1024, "request body; larger bodies get 413"),
+    NUM_OPT(shutdown_timeout, "10", 0, 3600,
+            "seconds that in-flight requests get to finish on SIGTERM/SIGINT"),
+    NUM_OPT(blocking_threads, "16", 1, 1024,
+            "threads that run blocking calls (sleep, database, redis)"),
+    TEXT_OPT(access_log, "-", "access log file; '-' for stdout, 'off' for none"),
+    TEXT_OPT(error_log, "-", "error log file; '-' for stderr"),
+    TEXT_OPT(log_level, "info", "error log level: debug, info, warn, error"),
+    TEXT_OPT(env, "development", "development or production"),
+    TEXT_OPT(db_url, "", "MySQL/MariaDB URL, mysql://user:password@host:port/database"),
+    TEXT_OPT(redis_url, "", "Redis URL, redis://host:port/db"),
+};
+
+#define NDEFS (sizeof(defs) / sizeof(defs[0]))
+
+size_t lh_config_option_count(void)
+{
+    return NDEFS;
+}
+
+const struct lh_config_option *lh_config_option_at(size_t i)
+{
+    return i < NDEFS ? &defs[i].pub : NULL;
+}
+
+static const struct option_def *find(const char *name)
+{
+    for (size_t i = 0; i < NDEFS; i++)
+        if (strcmp(defs[i].pub.name, name) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+/* "16k", "1m", "2g" or a plain number of bytes. */
+static int parse_number(const char *s, int with_suffix, long *out)
+{
+    char *end;
+    long mult = 1;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '\0' || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s)
+        return -1;
+    if (with_suffix && *end != '\0') {
+        switch (tolower((unsigned char)*end)) {
+        case 'k':
+            mult = 1024;
+            break;
+        case 'm':
+            mult = 1024 * 1024;
+            break;
+        case 'g':
+            mult = 1024L * 1024 * 1024;
+            break;
+        default:
+            return -1;
+        }
+        end++;
+    }
+    if (*end != '\0' || v > __LONG_MAX__ / mult)
+        return -1;
+    *out = v * mult;
+    return 0;
+}
+
+enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
+                             char *err, size_t errlen)
+{
+    const struct option_def *d = find(name);
+    char *field;
+
+    if (d == NULL) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return LH_ERR_NOT_FOUND;
+    }
+    field = (char *)cfg + d->offset;
+    if (d->kind == TEXT) {
+        char *copy = strdup(value);
+        if (copy == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return LH_ERR_NOMEM;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return LH_OK;
+    }
+    long v;
+    if (parse_number(value, d->kind == BYTES, &v) != 0 || v < d->min || v > d->max) {
+        snprintf(err, errlen, "option '%s': '%s' is not %s between %ld and %ld", name, value,
+                 d->kind == BYTES ? "a size (bytes, or with k/m/g)" : "a whole number", d->min,
+                 d->max);
+        return LH_ERR_INVALID;
+    }
+    *(long *)field = v;
+    return LH_OK;
+}
+
+enum lh_status lh_config_init(struct lh_config *cfg)
+{
+    char err[128];
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NDEFS; i++) {
+        if (lh_config_set(cfg, defs[i].pub.name, defs[i].pub.value, err, sizeof(err)) != LH_OK) {
+            lh_config_free(cfg);
+            return LH_ERR_NOMEM;
+        }
+    }
+    return LH_OK;
+}
+
+void lh_config_free(struct lh_config *cfg)
+{
+    for (size_t i = 0; i < NDEFS; i++) {
+        if (defs[i].kind == TEXT) {
+            char **field = (char **)((char *)cfg + defs[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+/* Walks the table on top of L; the caller protects with lua_pcall. */
+static enum lh_status apply_table(lua_State *L, struct lh_config *cfg, const char *path,
+                                  char *err, size_t errlen)
+{
+    char msg[256], number[32];
+
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+        if (lua_type(L, -2) != LUA_TSTRING) {
+            snprintf(err, errlen, "%s: option names must be strings", path);
+            return LH_ERR_INVALID;
+        }
+        const char *name = lua_tostring(L, -2);
+        const char *value;
+        switch (lua_type(L, -1)) {
+        case LUA_TSTRING:
+            value = lua_tostring(L, -1);
+            break;
+        case LUA_TNUMBER: {
+            double d = lua_tonumber(L, -1);
+            if (!(d > -1e15 && d < 1e15) || d != (double)(long long)d) {
+                snprintf(err, errlen, "%s: option '%s': want a whole number", path, name);
+                return LH_ERR_INVALID;
+            }
+            snprintf(number, sizeof(number), "%lld", (long long)d);
+            value = number;
+            break;
+        }
+        default:
+            snprintf(err, errlen, "%s: option '%s': want a string or a number, got %s", path,
+                     name, luaL_typename(L, -1));
+            return LH_ERR_INVALID;
+        }
+        enum lh_status st = lh_config_set(cfg, name, value, msg, sizeof(msg));
+        if (st != LH_OK) {
+            snprintf(err, errlen, "%s: %s", path, msg);
+            return st;
+        }
+        lua_pop(L, 1);
+    }
+    return LH_OK;
+}
+
+enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
+                                   size_t errlen)
+{
+    enum lh_status st = LH_ERR_LUA;
+    lua_State *L = luaL_newstate();
+
+    if (L == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return LH_ERR_NOMEM;
+    }
+    luaL_openlibs(L);
+    if (luaL_loadfile(L, path) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+        /* The message already reads "path:line: what" (or "cannot open path"). */
+        snprintf(err, errlen, "%s", lua_tostring(L, -1));
+        goto out;
+    }
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errlen, "%s: must return a table of options, returned %s", path,
+                 luaL_typename(L, -1));
+        st = LH_ERR_INVALID;
+        goto out;
+    }
+    st = apply_table(L, cfg, path, err, errlen);
+out:
+    lua_close(L);
+    return st;
+}
+
+enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,
+                                  size_t errlen)
+{
+    static const char prefix[] = "LUAHOST_";
+    char name[64], msg[256];
+
+    for (; env && *env; env++) {
+        const char *var = *env;
+        const char *eq = strchr(var, '=');
+        size_t len = eq ? (size_t)(eq - var) : 0;
+        if (eq == NULL || len <= sizeof(prefix) - 1 || len - (sizeof(prefix) - 1) >= sizeof(name) ||
+            strncmp(var, prefix, sizeof(prefix) - 1) != 0)
+            continue;
+        size_t n = 0;
+        for (const char *p = var + sizeof(prefix) - 1; p < eq; p++)
+            name[n++] = (char)tolower((unsigned char)*p);
+        name[n] = '\0';
+        if (find(name) == NULL)
+            continue; /* LUAHOST_CONFIG and variables of later features */
+        enum lh_status st = lh_config_set(cfg, name, eq + 1, msg, sizeof(msg));
+        if (st != LH_OK) {
+            snprintf(err, errlen, "environment %.*s: %s", (int)len, var, msg);
+            return st;
+        }
+    }
+    return LH_OK;
+}
+
+static enum lh_status check_url(const char *option, const char *value, const char *scheme,
+                                char *err, size_t errlen)
+{
+    struct lh_url url;
+    const char *why;
+
+    if (value[0] == '\0')
+        return LH_OK;
+    if (lh_url_parse(value, &url, &why) != LH_OK) {
+        snprintf(err, errlen, "option '%s': %s", option, why);
+        return LH_ERR_INVALID;
+    }
+    if (strcmp(url.scheme, scheme) != 0) {
+        snprintf(err, errlen, "option '%s': scheme must be %s://", option, scheme);
+        return LH_ERR_INVALID;
+    }
+    return LH_OK;
+}
+
+enum lh_status lh_config_validate(const struct lh_config *cfg, char *err, size_t errlen)
+{
+    enum lh_log_level level;
+
+    if (lh_log_level_parse(cfg->log_level, &level) != LH_OK) {
+        snprintf(err, errlen, "option 'log_level': '%s' is not debug, info, warn or error",
+                 cfg->log_level);
+        return LH_ERR_INVALID;
+    }
+    if (strcmp(cfg->env, "development") != 0 && strcmp(cfg->env, "production") != 0) {
+        snprintf(err, errlen, "option 'env': '%s' is not development or production", cfg->env);
+        return LH_ERR_INVALID;
+    }
+    if (cfg->app[0] == '\0' || cfg->host[0] == '\0') {
+        snprintf(err, errlen, "options 'app' and 'host' must not be empty");
+        return LH_ERR_INVALID;
+    }
+    if (check_url("db_url", cfg->db_url, "mysql", err, errlen) != LH_OK)
+        return LH_ERR_INVALID;
+    return check_url("redis_url", cfg->redis_url, "redis", err, errlen);
+}

@@ -1,0 +1,491 @@
+/* src/http.c: libmicrohttpd in front of the workers.
+ *
+ * DESIGN
+ * ------
+ * libmicrohttpd runs one epoll thread per worker; each thread claims a worker
+ * (and so a Lua VM) on its first request and keeps it. A request runs on that
+ * thread from the call that completes its headers (or its body) until it
+ * answers or blocks. A blocking call suspends the connection, so the thread
+ * goes on serving its other connections; the task's completion resumes the
+ * connection and libmicrohttpd calls on_request again, on the same thread,
+ * where the call continues.
+ *
+ * Limits are enforced here so that their answers are JSON with a request id:
+ * headers over max_header_bytes get 431, bodies over max_body_bytes 413
+ * (from Content-Length before reading, or while reading a chunked body).
+ * libmicrohttpd's connection memory is sized well above the header limit;
+ * only requests beyond it, or malformed ones, get its own plain answers.
+ *
+ * Per-request state (struct exchange) lives from the first on_request call
+ * to on_completed; `inflight` counts them for graceful shutdown.
+ */
+#include "luahost/http.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "luahost/log.h"
+
+#define REQUEST_ID_LEN 20
+/* A chunked body past the limit is read and dropped up to this multiple of
+ * it, so that the client can read the 413; beyond, the connection closes. */
+#define DISCARD_FACTOR 4
+
+struct lh_http {
+    struct MHD_Daemon *daemon;
+    struct lh_workers *ws;
+    size_t max_header_bytes;
+    size_t max_body_bytes;
+    atomic_uint inflight;
+    atomic_uint threads_seen;
+    unsigned nthreads;
+    struct thread_state *threads; /* one per libmicrohttpd thread */
+    uint32_t id_prefix; /* random per process: ids stay unique across instances */
+    int quiesced;
+};
+
+/* Per HTTP thread. */
+struct thread_state {
+    struct lh_worker *worker;
+    unsigned index;
+    uint64_t seq;
+};
+static _Thread_local struct thread_state *thread_state;
+
+struct exchange {
+    struct lh_http *h;
+    struct MHD_Connection *conn;
+    struct lh_request req;
+    struct lh_call *call;
+    char id[REQUEST_ID_LEN + 1];
+    char *body;
+    size_t body_len, body_cap, discarded;
+    int body_too_large;
+    int suspended;
+    unsigned status;
+    size_t bytes;
+    struct timespec start;
+};
+
+static const char ERR_413[] = "{\"success\":false,\"message\":\"Request body too large\"}";
+static const char ERR_431[] =
+    "{\"success\":false,\"message\":\"Request header fields too large\"}";
+static const char ERR_503[] = "{\"success\":false,\"message\":\"Service unavailable\"}";
+
+/* -- Threads and ids --------------------------------------------------------- */
+
+/* The calling thread's state, claimed on its first request. */
+static struct thread_state *this_thread(struct lh_http *h)
+{
+    if (thread_state == NULL) {
+        unsigned i = atomic_fetch_add(&h->threads_seen, 1);
+        if (i >= h->nthreads)
+            return NULL;
+        h->threads[i].index = i;
+        h->threads[i].worker = lh_workers_claim(h->ws);
+        thread_state = &h->threads[i];
+    }
+    return thread_state;
+}
+
+static void make_request_id(struct lh_http *h, struct thread_state *ts, char out[REQUEST_ID_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t seq = ++ts->seq;
+    uint32_t prefix = h->id_prefix;
+
+    for (int i = 7; i >= 0; i--, prefix >>= 4)
+        out[i] = hex[prefix & 15];
+    out[8] = hex[(ts->index >> 4) & 15];
+    out[9] = hex[ts->index & 15];
+    for (int i = REQUEST_ID_LEN - 1; i >= 10; i--, seq >>= 4)
+        out[i] = hex[seq & 15];
+    out[REQUEST_ID_LEN] = '\0';
+}
+
+/* -- Request data for the workers --------------------------------------------- */
+
+struct each_ctx {
+    lh_request_pair_fn fn;
+    void *arg;
+};
+
+static enum MHD_Result each_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    struct each_ctx *e = cls;
+    (void)kind;
+    e->fn(e->arg, key, value);
+    return MHD_YES;
+}
+
+static void each(const struct lh_request *req, enum lh_request_part part, lh_request_pair_fn fn,
+                 void *arg)
+{
+    struct each_ctx e = {fn, arg};
+    MHD_get_connection_values(req->transport,
+                              part == LH_REQUEST_HEADERS ? MHD_HEADER_KIND : MHD_GET_ARGUMENT_KIND,
+                              each_value, &e);
+}
+
+/* -- Answers ----------------------------------------------------------------- */
+
+static enum MHD_Result queue(struct exchange *x, unsigned status, const char *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode, const struct lh_reply *reply)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, mode);
+    enum MHD_Result ret;
+
+    if (resp == NULL)
+        return MHD_NO;
+    if (reply != NULL) {
+        for (size_t i = 0; i < reply->nheaders; i++) {
+            if (MHD_add_response_header(resp, reply->names[i], reply->values[i]) != MHD_YES)
+                lh_log(LH_LOG_WARN, x->id, "header %s not sent (set by the server)",
+                       reply->names[i]);
+        }
+    } else {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    }
+    MHD_add_response_header(resp, "X-Request-Id", x->id);
+    ret = MHD_queue_response(x->conn, status, resp);
+    MHD_destroy_response(resp);
+    x->status = status;
+    x->bytes = len;
+    return ret;
+}
+
+static enum MHD_Result queue_error(struct exchange *x, unsigned status, const char *body,
+                                   size_t len)
+{
+    return queue(x, status, body, len, MHD_RESPMEM_PERSISTENT, NULL);
+}
+
+static void wake(void *arg)
+{
+    struct exchange *x = arg;
+    MHD_resume_connection(x->conn);
+}
+
+/* Sends the reply of a finished call, or parks the connection while it blocks. */
+static enum MHD_Result settle(struct exchange *x, enum lh_call_state state, struct lh_reply *reply)
+{
+    if (state == LH_CALL_PENDING) {
+        x->suspended = 1;
+        MHD_suspend_connection(x->conn); /* before the task can wake it */
+        lh_call_wait(x->call, wake, x);
+        return MHD_YES;
+    }
+    enum MHD_Result ret =
+        queue(x, reply->status, reply->body, reply->body_len, MHD_RESPMEM_MUST_COPY, reply);
+    if (x->call) {
+        lh_call_release(x->call);
+        x->call = NULL;
+    }
+    return ret;
+}
+
+static enum MHD_Result dispatch(struct exchange *x)
+{
+    struct thread_state *ts = this_thread(x->h);
+    struct lh_reply reply;
+
+    if (ts == NULL || ts->worker == NULL) {
+        lh_log(LH_LOG_ERROR, x->id, "no worker for this thread");
+        return queue_error(x, 503, ERR_503, sizeof(ERR_503) - 1);
+    }
+    x->req.body = x->body;
+    x->req.body_len = x->body_len;
+    return settle(x, lh_worker_start(ts->worker, &x->req, &x->call, &reply), &reply);
+}
+
+/* -- libmicrohttpd callbacks --------------------------------------------------- */
+
+struct header_size {
+    size_t total;
+};
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    struct header_size *s = cls;
+    (void)kind;
+    s->total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static unsigned long long content_length(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    return cl ? strtoull(cl, NULL, 10) : 0; /* libmicrohttpd has validated it */
+}
+
+static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *conn,
+                                     const char *url, const char *method)
+{
+    struct exchange *x = calloc(1, sizeof(*x));
+    struct thread_state *ts = this_thread(h);
+    const union MHD_ConnectionInfo *ci;
+
+    if (x == NULL || ts == NULL) {
+        free(x);
+        return NULL;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &x->start);
+    x->h = h;
+    x->conn = conn;
+    make_request_id(h, ts, x->id);
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    x->req.client = ci && ci->socket_context ? ci->socket_context : "-";
+    x->req.method = method;
+    x->req.path = url;
+    x->req.path_len = strlen(url);
+    x->req.id = x->id;
+    x->req.each = each;
+    x->req.transport = conn;
+    atomic_fetch_add(&h->inflight, 1);
+    return x;
+}
+
+/* Appends a body chunk, or counts it as discarded past the limit. */
+static enum MHD_Result take_body(struct exchange *x, const char *data, size_t len)
+{
+    size_t max = x->h->max_body_bytes;
+
+    if (x->body_too_large || x->body_len + len > max) {
+        x->body_too_large = 1;
+        x->discarded += len;
+        return x->discarded > DISCARD_FACTOR * (max + 1) ? MHD_NO : MHD_YES;
+    }
+    if (x->body_len + len > x->body_cap) {
+        size_t cap = x->body_cap ? x->body_cap : 4096;
+        while (cap < x->body_len + len)
+            cap *= 2;
+        if (cap > max)
+            cap = max;
+        char *grown = realloc(x->body, cap);
+        if (grown == NULL)
+            return MHD_NO;
+        x->body = grown;
+        x->body_cap = cap;
+    }
+    memcpy(x->body + x->body_len, data, len);
+    x->body_len += len;
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct lh_http *h = cls;
+    struct exchange *x = *con_cls;
+    (void)version;
+
+    if (x == NULL) { /* headers complete */
+        x = exchange_new(h, conn, url, method);
+        if (x == NULL)
+            return MHD_NO;
+        *con_cls = x;
+
+        struct header_size size = {strlen(method) + strlen(url) + 12};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &size);
+        if (size.total > h->max_header_bytes)
+            return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
+        /* Answering now, before the body, makes libmicrohttpd close the
+         * connection: right for an oversized body, wrong for any other request,
+         * which is dispatched on the next call, once the request is complete. */
+        if (content_length(conn) > h->max_body_bytes)
+            return queue_error(x, 413, ERR_413, sizeof(ERR_413) - 1);
+        return MHD_YES;
+    }
+    if (x->suspended) { /* woken after a blocking call */
+        struct lh_reply reply;
+        x->suspended = 0;
+        return settle(x, lh_call_resume(x->call, &reply), &reply);
+    }
+    if (*upload_data_size != 0) {
+        size_t len = *upload_data_size;
+        *upload_data_size = 0;
+        return take_body(x, upload_data, len);
+    }
+    if (x->body_too_large)
+        return queue_error(x, 413, ERR_413, sizeof(ERR_413) - 1);
+    return dispatch(x);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct lh_http *h = cls;
+    struct exchange *x = *con_cls;
+    struct timespec now;
+    (void)conn;
+
+    if (x == NULL)
+        return;
+    *con_cls = NULL;
+    if (x->call) /* the connection went away before the answer was queued */
+        lh_call_release(x->call);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    struct lh_access_entry e = {
+        .request_id = x->id,
+        .client = x->req.client,
+        .method = x->req.method,
+        .path = x->req.path,
+        .status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || x->status ? x->status : 499,
+        .bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? x->bytes : 0,
+        .duration_ms = (double)(now.tv_sec - x->start.tv_sec) * 1e3 +
+                       (double)(now.tv_nsec - x->start.tv_nsec) / 1e6,
+    };
+    lh_log_access(&e);
+    free(x->body);
+    free(x);
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char *client = malloc(INET6_ADDRSTRLEN);
+    if (client == NULL || ci == NULL || ci->client_addr == NULL) {
+        free(client);
+        return;
+    }
+    const struct sockaddr *sa = ci->client_addr;
+    const void *addr = sa->sa_family == AF_INET6
+                           ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                           : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (inet_ntop(sa->sa_family, addr, client, INET6_ADDRSTRLEN) == NULL)
+        snprintf(client, INET6_ADDRSTRLEN, "-");
+    *socket_context = client;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    lh_log(LH_LOG_INFO, NULL, "http: %s", msg);
+}
+
+/* -- Lifecycle --------------------------------------------------------------- */
+
+static uint32_t random_prefix(void)
+{
+    uint32_t v = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+
+    if (f == NULL || fread(&v, sizeof(v), 1, f) != 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 16;
+    }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *ws, char *err,
+                            size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char port[8];
+    struct lh_http *h = calloc(1, sizeof(*h));
+
+    if (h != NULL)
+        h->threads = calloc(o->threads, sizeof(*h->threads));
+    if (h == NULL || h->threads == NULL) {
+        free(h);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->nthreads = o->threads;
+    snprintf(port, sizeof(port), "%u", o->port);
+    int gai = getaddrinfo(o->host, port, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", o->host, gai_strerror(gai));
+        free(h->threads);
+        free(h);
+        return NULL;
+    }
+    h->ws = ws;
+    h->max_header_bytes = o->max_header_bytes;
+    h->max_body_bytes = o->max_body_bytes;
+    h->id_prefix = random_prefix();
+
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* Room for headers well past the limit, so that our 431 answers them. */
+    size_t memory = 8 * o->max_header_bytes;
+    if (memory < 64 * 1024)
+        memory = 64 * 1024;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT,
+        o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (h->daemon == NULL) {
+        snprintf(err, errlen, "cannot listen on %s port %u (in use, or not an address of this host)",
+                 o->host, o->port);
+        free(h->threads);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void lh_http_quiesce(struct lh_http *h)
+{
+    if (h->quiesced)
+        return;
+    h->quiesced = 1;
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+unsigned lh_http_inflight(const struct lh_http *h)
+{
+    return atomic_load(&((struct lh_http *)h)->inflight);
+}
+
+void lh_http_free(struct lh_http *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->daemon);
+    free(h->threads);
+    free(h);
+}

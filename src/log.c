@@ -1,0 +1,264 @@
+/* src/log.c: error log and buffered access log.
+ *
+ * DESIGN
+ * ------
+ * Error lines are rare and must not be lost in a crash: each is formatted on
+ * the caller's stack and written with one write(2) (O_APPEND makes lines from
+ * several threads interleave whole). Access lines are one per request: they
+ * are appended to a buffer under `lock`, and the buffer is written when it
+ * fills, by the flusher thread every 100 ms, and at close. The lock is held
+ * for a memcpy, or for one write(2) when the buffer is full.
+ */
+#include "luahost/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ACCESS_BUF_SIZE (64 * 1024)
+#define LINE_MAX_LEN 8192
+#define FLUSH_INTERVAL_NS (100 * 1000 * 1000L)
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int error_fd;
+    int access_fd; /* -1: access log off */
+    enum lh_log_level level;
+    int flusher_running;
+    int stopping;
+    pthread_t flusher;
+    size_t used;
+    char buf[ACCESS_BUF_SIZE];
+} logger = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .error_fd = STDERR_FILENO,
+    .access_fd = -1,
+    .level = LH_LOG_INFO,
+};
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+const char *lh_log_level_name(enum lh_log_level level)
+{
+    return level_names[level];
+}
+
+enum lh_status lh_log_level_parse(const char *name, enum lh_log_level *out)
+{
+    for (int i = LH_LOG_DEBUG; i <= LH_LOG_ERROR; i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *out = (enum lh_log_level)i;
+            return LH_OK;
+        }
+    }
+    return LH_ERR_INVALID;
+}
+
+int lh_log_enabled(enum lh_log_level level)
+{
+    return level >= logger.level;
+}
+
+/* "2026-11-25T10:20:30.123Z" into out (at least 25 bytes); returns its length. */
+static size_t format_time(char *out, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    int m = snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return n + (m > 0 ? (size_t)m : 0);
+}
+
+static void write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return; /* nowhere left to report it */
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ...)
+{
+    char line[LINE_MAX_LEN];
+    va_list ap;
+
+    if (level < logger.level)
+        return;
+    size_t n = format_time(line, sizeof(line));
+    int m = snprintf(line + n, sizeof(line) - n, " [%s] %s%s", level_names[level],
+                     request_id ? request_id : "", request_id ? ": " : "");
+    if (m > 0)
+        n += (size_t)m;
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (m > 0)
+        n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+    line[n++] = '\n';
+    write_all(logger.error_fd, line, n);
+}
+
+static void flush_locked(void)
+{
+    if (logger.used > 0 && logger.access_fd >= 0)
+        write_all(logger.access_fd, logger.buf, logger.used);
+    logger.used = 0;
+}
+
+void lh_log_flush(void)
+{
+    pthread_mutex_lock(&logger.lock);
+    flush_locked();
+    pthread_mutex_unlock(&logger.lock);
+}
+
+/* Copies s into out with ", \ and control bytes escaped; returns bytes written. */
+static size_t escape(char *out, size_t size, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+
+    for (; *s && n + 4 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    return n;
+}
+
+void lh_log_access(const struct lh_access_entry *e)
+{
+    char line[LINE_MAX_LEN];
+    size_t n;
+    int m;
+
+    if (logger.access_fd < 0)
+        return;
+    n = format_time(line, sizeof(line));
+    m = snprintf(line + n, sizeof(line) - n, " %s %s \"", e->request_id, e->client);
+    n += m > 0 ? (size_t)m : 0;
+    n += escape(line + n, 64, e->method);
+    line[n++] = ' ';
+    n += escape(line + n, sizeof(line) - n - 128, e->path);
+    m = snprintf(line + n, sizeof(line) - n, "\" %u %zu %.3fms\n", e->status, e->bytes,
+                 e->duration_ms);
+    n += m > 0 ? (size_t)m : 0;
+
+    pthread_mutex_lock(&logger.lock);
+    if (logger.used + n > sizeof(logger.buf))
+        flush_locked();
+    memcpy(logger.buf + logger.used, line, n);
+    logger.used += n;
+    pthread_mutex_unlock(&logger.lock);
+}
+
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&logger.lock);
+    while (!logger.stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += FLUSH_INTERVAL_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&logger.wake, &logger.lock, &until);
+        flush_locked();
+    }
+    pthread_mutex_unlock(&logger.lock);
+    return NULL;
+}
+
+static int open_log_file(const char *path, int std_fd)
+{
+    if (path == NULL || strcmp(path, "-") == 0)
+        return std_fd;
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+}
+
+enum lh_status lh_log_open(const char *error_path, const char *access_path,
+                           enum lh_log_level level, const char **err)
+{
+    int access_off = access_path != NULL && strcmp(access_path, "off") == 0;
+    int efd = open_log_file(error_path, STDERR_FILENO);
+    if (efd < 0) {
+        *err = "cannot open the error log";
+        return LH_ERR_IO;
+    }
+    int afd = access_off ? -1 : open_log_file(access_path, STDOUT_FILENO);
+    if (!access_off && afd < 0) {
+        if (efd != STDERR_FILENO)
+            close(efd);
+        *err = "cannot open the access log";
+        return LH_ERR_IO;
+    }
+
+    pthread_mutex_lock(&logger.lock);
+    flush_locked();
+    if (logger.error_fd != STDERR_FILENO)
+        close(logger.error_fd);
+    if (logger.access_fd > STDERR_FILENO)
+        close(logger.access_fd);
+    logger.error_fd = efd;
+    logger.access_fd = afd;
+    logger.level = level;
+    logger.stopping = 0;
+    int start = !logger.flusher_running;
+    logger.flusher_running = 1;
+    pthread_mutex_unlock(&logger.lock);
+
+    if (start && pthread_create(&logger.flusher, NULL, flusher_main, NULL) != 0) {
+        /* Without the flusher, lines still go out when the buffer fills and at close. */
+        logger.flusher_running = 0;
+    }
+    return LH_OK;
+}
+
+void lh_log_close(void)
+{
+    pthread_mutex_lock(&logger.lock);
+    int running = logger.flusher_running;
+    logger.stopping = 1;
+    logger.flusher_running = 0;
+    pthread_cond_signal(&logger.wake);
+    pthread_mutex_unlock(&logger.lock);
+    if (running)
+        pthread_join(logger.flusher, NULL);
+
+    pthread_mutex_lock(&logger.lock);
+    flush_locked();
+    if (logger.access_fd > STDERR_FILENO)
+        close(logger.access_fd);
+    if (logger.error_fd != STDERR_FILENO)
+        close(logger.error_fd);
+    logger.access_fd = -1;
+    logger.error_fd = STDERR_FILENO;
+    pthread_mutex_unlock(&logger.lock);
+}

@@ -1,0 +1,77 @@
+/* src/log_lua.c: require "luahost.log". Check, call, convert.
+ *
+ *   log.debug(...), log.info(...), log.warn(...), log.error(...)
+ *       Writes the arguments, joined by spaces, to the error log, tagged with
+ *       the id of the request being handled.
+ *   log.enabled(level) -> boolean
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_modules.h"
+#include "luahost/log.h"
+#include "luahost/worker.h"
+
+static int write_level(lua_State *L, enum lh_log_level level)
+{
+    const struct lh_request *req;
+    int n = lua_gettop(L);
+
+    if (!lh_log_enabled(level))
+        return 0;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, ' '); /* before the push: the buffer may use the stack */
+        lua_getglobal(L, "tostring");
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    req = lh_worker_current_request();
+    lh_log(level, req ? req->id : NULL, "%s", lua_tostring(L, -1));
+    return 0;
+}
+
+static int l_debug(lua_State *L)
+{
+    return write_level(L, LH_LOG_DEBUG);
+}
+
+static int l_info(lua_State *L)
+{
+    return write_level(L, LH_LOG_INFO);
+}
+
+static int l_warn(lua_State *L)
+{
+    return write_level(L, LH_LOG_WARN);
+}
+
+static int l_error(lua_State *L)
+{
+    return write_level(L, LH_LOG_ERROR);
+}
+
+/* log.enabled(level) -> boolean */
+static int l_enabled(lua_State *L)
+{
+    enum lh_log_level level;
+    const char *name = luaL_checkstring(L, 1);
+
+    luaL_argcheck(L, lh_log_level_parse(name, &level) == LH_OK, 1,
+                  "want debug, info, warn or error");
+    lua_pushboolean(L, lh_log_enabled(level));
+    return 1;
+}
+
+static const luaL_Reg functions[] = {{"debug", l_debug}, {"info", l_info},   {"warn", l_warn},
+                                     {"error", l_error}, {"enabled", l_enabled}, {NULL, NULL}};
+
+int luaopen_luahost_log(lua_State *L)
+{
+    luaL_newlib(L, functions);
+    return 1;
+}

@@ -1,0 +1,288 @@
+/* src/main.c: flags, configuration, signals, start and stop.
+ *
+ * Signals are blocked in every thread and taken by the main thread with
+ * sigtimedwait: SIGHUP reloads the application, SIGTERM and SIGINT stop
+ * gracefully (stop accepting, let in-flight requests finish within
+ * shutdown_timeout, then close), a second one stops at once. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "luahost/config.h"
+#include "luahost/http.h"
+#include "luahost/log.h"
+#include "luahost/task.h"
+#include "luahost/worker.h"
+
+extern char **environ;
+
+enum { FLAG_CONFIG = 1000, FLAG_CHECK, FLAG_HELP, FLAG_VERSION, FLAG_FIRST_OPTION };
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: luahost [options]          serve the application\n"
+                 "       luahost --check [options]  load the configuration and every script, "
+                 "report, exit\n\n"
+                 "Options (each also LUAHOST_<NAME> in the environment and <name> in the config "
+                 "file):\n");
+    for (size_t i = 0; i < lh_config_option_count(); i++) {
+        const struct lh_config_option *o = lh_config_option_at(i);
+        char flag[64];
+        size_t n = (size_t)snprintf(flag, sizeof(flag), "--%s", o->name);
+        for (size_t k = 2; k < n; k++)
+            if (flag[k] == '_')
+                flag[k] = '-';
+        fprintf(out, "  %-22s %s (default: %s)\n", flag, o->help,
+                o->value[0] ? o->value : "none");
+    }
+    fprintf(out, "  %-22s Lua file returning a table of options (or LUAHOST_CONFIG)\n"
+                 "  %-22s load the configuration and scripts, then exit (0: all good)\n"
+                 "  %-22s this text\n"
+                 "  %-22s print the version\n\n"
+                 "Signals: SIGHUP reloads the scripts, SIGTERM/SIGINT stop gracefully.\n",
+            "--config FILE", "--check", "--help", "--version");
+}
+
+/* Builds getopt's table from the config options; the flag index maps back. */
+static struct option *long_options(void)
+{
+    size_t n = lh_config_option_count();
+    struct option *opts = calloc(n + 5, sizeof(*opts));
+    static char names[64][40];
+
+    if (opts == NULL || n > 64)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "%s", lh_config_option_at(i)->name);
+        for (char *p = names[i]; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        opts[i] = (struct option){names[i], required_argument, NULL, FLAG_FIRST_OPTION + (int)i};
+    }
+    opts[n] = (struct option){"config", required_argument, NULL, FLAG_CONFIG};
+    opts[n + 1] = (struct option){"check", no_argument, NULL, FLAG_CHECK};
+    opts[n + 2] = (struct option){"help", no_argument, NULL, FLAG_HELP};
+    opts[n + 3] = (struct option){"version", no_argument, NULL, FLAG_VERSION};
+    return opts;
+}
+
+struct flags {
+    const char *config_file;
+    int check;
+};
+
+/* Reads the configuration: defaults, file, environment, flags. Returns 0, or
+ * an exit status (0 included, via *done, for --help and --version). */
+static int configure(int argc, char **argv, struct lh_config *cfg, struct flags *fl, int *done)
+{
+    char err[512];
+    struct option *opts = long_options();
+    int c;
+
+    *done = 0;
+    if (opts == NULL || lh_config_init(cfg) != LH_OK) {
+        fprintf(stderr, "luahost: out of memory\n");
+        free(opts);
+        return 1;
+    }
+    fl->config_file = getenv("LUAHOST_CONFIG");
+    /* First pass: only find --config and the flags that end at once. */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == FLAG_CONFIG)
+            fl->config_file = optarg;
+        else if (c == FLAG_CHECK)
+            fl->check = 1;
+        else if (c == FLAG_HELP || c == FLAG_VERSION) {
+            if (c == FLAG_HELP)
+                usage(stdout);
+            else
+                printf("luahost %s\n", LUAHOST_VERSION);
+            *done = 1;
+            free(opts);
+            return 0;
+        } else if (c == '?') {
+            fprintf(stderr, "luahost: bad option '%s' (see --help)\n", argv[optind - 1]);
+            free(opts);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "luahost: unexpected argument '%s' (see --help)\n", argv[optind]);
+        free(opts);
+        return 2;
+    }
+    if (fl->config_file && lh_config_load_file(cfg, fl->config_file, err, sizeof(err)) != LH_OK)
+        goto fail;
+    if (lh_config_load_env(cfg, environ, err, sizeof(err)) != LH_OK)
+        goto fail;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c < FLAG_FIRST_OPTION)
+            continue;
+        const char *name = lh_config_option_at((size_t)(c - FLAG_FIRST_OPTION))->name;
+        char msg[400];
+        if (lh_config_set(cfg, name, optarg, msg, sizeof(msg)) != LH_OK) {
+            snprintf(err, sizeof(err), "flag: %s", msg);
+            goto fail;
+        }
+    }
+    free(opts);
+    if (lh_config_validate(cfg, err, sizeof(err)) != LH_OK) {
+        fprintf(stderr, "luahost: configuration: %s\n", err);
+        return 1;
+    }
+    if (cfg->workers == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->workers = cores > 0 ? cores : 1;
+    }
+    return 0;
+fail:
+    free(opts);
+    fprintf(stderr, "luahost: configuration: %s\n", err);
+    return 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Waits up to `seconds` for in-flight requests; returns early on a signal in set. */
+static int drain(struct lh_http *http, const sigset_t *set, double seconds)
+{
+    double deadline = now_seconds() + seconds;
+    struct timespec tick = {0, 20 * 1000 * 1000};
+
+    while (lh_http_inflight(http) > 0 && now_seconds() < deadline) {
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig == SIGTERM || sig == SIGINT)
+            return 0;
+    }
+    return lh_http_inflight(http) == 0;
+}
+
+static void serve(const struct lh_config *cfg, struct lh_http *http, struct lh_workers *ws,
+                  struct lh_task_pool *tasks, const sigset_t *set)
+{
+    char err[512];
+
+    for (;;) {
+        int sig = sigwaitinfo(set, NULL);
+        if (sig == SIGHUP) {
+            lh_log(LH_LOG_INFO, NULL, "SIGHUP: reloading %s", cfg->app);
+            if (lh_workers_reload(ws, err, sizeof(err)) == LH_OK)
+                lh_log(LH_LOG_INFO, NULL, "reloaded %s", cfg->app);
+            else
+                lh_log(LH_LOG_ERROR, NULL, "reload failed, still serving the old scripts: %s",
+                       err);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            break;
+        }
+    }
+    lh_log(LH_LOG_INFO, NULL, "stopping: no new connections, %u request(s) in flight, %lds to finish",
+           lh_http_inflight(http), cfg->shutdown_timeout);
+    lh_http_quiesce(http);
+    if (!drain(http, set, (double)cfg->shutdown_timeout))
+        lh_log(LH_LOG_WARN, NULL, "shutdown deadline passed with %u request(s) in flight",
+               lh_http_inflight(http));
+    /* Wake every request parked in a blocking call, then give them a moment
+     * to answer: the server cannot stop with connections suspended. */
+    lh_workers_stopping(ws);
+    lh_task_pool_stop(tasks);
+    drain(http, set, 1.0);
+}
+
+int main(int argc, char **argv)
+{
+    struct lh_config cfg;
+    struct flags fl = {0};
+    enum lh_log_level level;
+    const char *why;
+    char err[512];
+    int done, rc;
+    sigset_t set;
+
+    rc = configure(argc, argv, &cfg, &fl, &done);
+    if (rc != 0 || done) {
+        lh_config_free(&cfg);
+        return rc;
+    }
+    lh_log_level_parse(cfg.log_level, &level);
+
+    if (fl.check) {
+        struct lh_workers_options wo = {cfg.app, cfg.lua_path, 1, NULL};
+        struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
+        if (ws == NULL)
+            fprintf(stderr, "luahost: %s\n", err);
+        else
+            printf("luahost: configuration and scripts of %s are fine\n", cfg.app);
+        lh_workers_free(ws);
+        lh_config_free(&cfg);
+        return ws ? 0 : 1;
+    }
+
+    /* Before any thread starts, so that every thread inherits the mask. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (lh_log_open(cfg.error_log, cfg.access_log, level, &why) != LH_OK) {
+        fprintf(stderr, "luahost: %s\n", why);
+        lh_config_free(&cfg);
+        return 1;
+    }
+    struct lh_task_pool *tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, &why);
+    if (tasks == NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "%s", why);
+        rc = 1;
+        goto out_log;
+    }
+    struct lh_workers_options wo = {cfg.app, cfg.lua_path, (unsigned)cfg.workers, tasks};
+    struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
+    if (ws == NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "cannot load %s: %s", cfg.app, err);
+        rc = 1;
+        goto out_tasks;
+    }
+    struct lh_http_options ho = {
+        .host = cfg.host,
+        .port = (unsigned)cfg.port,
+        .threads = (unsigned)cfg.workers,
+        .max_connections = (unsigned)cfg.max_connections,
+        .idle_timeout = (unsigned)cfg.idle_timeout,
+        .max_header_bytes = (size_t)cfg.max_header_bytes,
+        .max_body_bytes = (size_t)cfg.max_body_bytes,
+    };
+    struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
+    if (http == NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "%s", err);
+        rc = 1;
+        goto out_workers;
+    }
+    lh_log(LH_LOG_INFO, NULL, "luahost %s serving %s on http://%s%s%s:%ld (%ld workers, %s, pid %d)",
+           LUAHOST_VERSION, cfg.app, strchr(cfg.host, ':') ? "[" : "", cfg.host,
+           strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
+
+    serve(&cfg, http, ws, tasks, &set);
+    lh_http_free(http);
+    lh_log(LH_LOG_INFO, NULL, "stopped");
+out_workers:
+    lh_workers_free(ws);
+out_tasks:
+    lh_task_pool_free(tasks);
+out_log:
+    lh_log_close();
+    lh_config_free(&cfg);
+    return rc;
+}

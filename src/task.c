@@ -1,0 +1,169 @@
+/* src/task.c: the blocking-work pool.
+ *
+ * DESIGN
+ * ------
+ * One mutex guards the FIFO queue and the stopping flag; `work` wakes idle
+ * threads, `stop` wakes tasks inside lh_task_sleep (a separate condition, so
+ * that a submit never spends its signal on a sleeper). run() and done() are called
+ * without the lock. Stopping cancels what is queued so that every submitted
+ * task gets exactly one done(): the HTTP layer relies on that to resume each
+ * suspended connection before the daemon stops.
+ */
+#include "luahost/task.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct lh_task_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    pthread_cond_t stop;
+    struct lh_task *head, *tail;
+    int stopping;
+    int stopped;
+    unsigned nthreads;
+    pthread_t *threads;
+};
+
+static void *thread_main(void *arg)
+{
+    struct lh_task_pool *p = arg;
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (p->head == NULL && !p->stopping)
+            pthread_cond_wait(&p->work, &p->lock);
+        struct lh_task *t = p->head;
+        if (t == NULL)
+            break; /* stopping and nothing left */
+        p->head = t->_next;
+        if (p->head == NULL)
+            p->tail = NULL;
+        t->cancelled = p->stopping;
+        pthread_mutex_unlock(&p->lock);
+        if (!t->cancelled)
+            t->run(t);
+        t->done(t);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+struct lh_task_pool *lh_task_pool_new(unsigned threads, const char **err)
+{
+    struct lh_task_pool *p = calloc(1, sizeof(*p));
+    pthread_attr_t attr;
+
+    if (p == NULL || threads == 0) {
+        free(p);
+        *err = threads == 0 ? "a task pool needs at least one thread" : "out of memory";
+        return NULL;
+    }
+    p->threads = calloc(threads, sizeof(pthread_t));
+    if (p->threads == NULL) {
+        free(p);
+        *err = "out of memory";
+        return NULL;
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->stop, NULL);
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&p->threads[i], &attr, thread_main, p) != 0) {
+            pthread_attr_destroy(&attr);
+            lh_task_pool_free(p);
+            *err = "cannot start task threads";
+            return NULL;
+        }
+        p->nthreads++;
+    }
+    pthread_attr_destroy(&attr);
+    return p;
+}
+
+void lh_task_submit(struct lh_task_pool *p, struct lh_task *t)
+{
+    t->pool = p;
+    t->_next = NULL;
+    t->cancelled = 0;
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        t->cancelled = 1;
+        t->done(t);
+        return;
+    }
+    if (p->tail)
+        p->tail->_next = t;
+    else
+        p->head = t;
+    p->tail = t;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+enum lh_status lh_task_sleep(struct lh_task_pool *p, double seconds)
+{
+    struct timespec until;
+    enum lh_status st = LH_OK;
+
+    if (p == NULL) { /* run inline, outside any pool */
+        struct timespec ts = {(time_t)seconds, (long)((seconds - (double)(time_t)seconds) * 1e9)};
+        while (seconds > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        return LH_OK;
+    }
+    clock_gettime(CLOCK_REALTIME, &until);
+    if (seconds > 0) {
+        double whole = (double)(time_t)seconds;
+        until.tv_sec += (time_t)seconds;
+        until.tv_nsec += (long)((seconds - whole) * 1e9);
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping) {
+        if (pthread_cond_timedwait(&p->stop, &p->lock, &until) == ETIMEDOUT)
+            break;
+    }
+    if (p->stopping)
+        st = LH_ERR_CLOSED;
+    pthread_mutex_unlock(&p->lock);
+    return st;
+}
+
+void lh_task_pool_stop(struct lh_task_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->stopped) {
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    p->stopping = 1;
+    p->stopped = 1;
+    pthread_cond_broadcast(&p->work);
+    pthread_cond_broadcast(&p->stop);
+    pthread_mutex_unlock(&p->lock);
+    /* The threads drain the queue, cancelling, before they exit. */
+    for (unsigned i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+}
+
+void lh_task_pool_free(struct lh_task_pool *p)
+{
+    if (p == NULL)
+        return;
+    lh_task_pool_stop(p);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->stop);
+    pthread_mutex_destroy(&p->lock);
+    free(p->threads);
+    free(p);
+}

@@ -1,0 +1,534 @@
+/* src/worker.c: Lua VMs per HTTP thread, requests as coroutines, reload.
+ *
+ * DESIGN
+ * ------
+ * Each HTTP thread claims one struct lh_worker and is the only thread that
+ * touches it and its VMs afterwards, so the request path takes no lock.
+ *
+ * Reload runs on the main thread: it loads a complete new VM per worker and,
+ * only if all of them load, publishes each through the worker's atomic `next`
+ * slot. The worker's thread adopts `next` when it starts its next request;
+ * its old VM is freed as soon as no call runs on it. A VM published but never
+ * adopted (two reloads between requests) is freed by the reload that replaces
+ * it: the atomic exchange guarantees that exactly one side owns it.
+ *
+ * A call is a coroutine running the application's dispatch function. When a
+ * binding calls lh_worker_await, the coroutine yields; the transport suspends
+ * the connection and calls lh_call_wait, which submits the task. The task's
+ * done() calls the transport's wake(), and the transport calls
+ * lh_call_resume on the call's own thread. Finished coroutines are kept for
+ * reuse (up to IDLE_COROUTINES per VM); a coroutine that failed is dropped.
+ */
+#include "luahost/worker.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "lua_modules.h"
+#include "luahost/log.h"
+
+#define IDLE_COROUTINES 256
+#define SERVER_ERROR_BODY "{\"success\":false,\"message\":\"Server error\"}"
+
+struct vm {
+    lua_State *L;
+    int dispatch_ref;
+    unsigned inflight; /* calls started and not released */
+    unsigned nidle;
+    lua_State *idle[IDLE_COROUTINES];
+    int idle_refs[IDLE_COROUTINES];
+    struct vm *next_retired;
+};
+
+struct lh_call {
+    struct lh_worker *w;
+    struct vm *vm;
+    lua_State *co;
+    int co_ref;
+    int failed; /* the coroutine died: drop it */
+    const struct lh_request *req;
+    struct lh_async *pending;
+    void (*wake)(void *arg);
+    void *wake_arg;
+    struct lh_call *next_free;
+};
+
+struct lh_worker {
+    struct lh_workers *ws;
+    struct vm *vm;
+    _Atomic(struct vm *) next;
+    struct vm *retired;
+    struct lh_call *free_calls;
+};
+
+struct lh_workers {
+    char *app;
+    char *lua_path;
+    struct lh_task_pool *tasks;
+    unsigned count;
+    atomic_uint claimed;
+    atomic_int stopping;
+    struct lh_worker *workers;
+};
+
+static _Thread_local struct lh_call *current_call;
+
+/* -- VMs --------------------------------------------------------------------- */
+
+static void vm_free(struct vm *vm)
+{
+    if (vm == NULL)
+        return;
+    lua_close(vm->L);
+    free(vm);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+/* Loads the application into a new VM; NULL and the script error in err. */
+static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
+{
+    struct vm *vm = calloc(1, sizeof(*vm));
+
+    if (vm != NULL)
+        vm->L = luaL_newstate();
+    if (vm == NULL || vm->L == NULL) {
+        free(vm);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    lua_State *L = vm->L;
+    luaL_openlibs(L);
+    lh_lua_modules_preload(L);
+
+    lua_pushcfunction(L, traceback);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luahost.app");
+    if (lua_pcall(L, 1, 1, 1) != 0)
+        goto fail;
+    lua_getfield(L, -1, "start");
+    lua_pushstring(L, ws->app);
+    lua_pushstring(L, ws->lua_path);
+    if (lua_pcall(L, 2, 1, 1) != 0)
+        goto fail;
+    vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_settop(L, 0);
+    return vm;
+
+fail : {
+    /* The first line reads "file:line: message"; the rest is the traceback. */
+    const char *msg = lua_tostring(L, -1);
+    const char *nl = msg ? strstr(msg, "\nstack traceback:") : NULL;
+    int len = nl ? (int)(nl - msg) : (int)(msg ? strlen(msg) : 0);
+    snprintf(err, errlen, "%.*s", len, msg ? msg : "error object is not a string");
+    if (msg && nl)
+        lh_log(LH_LOG_DEBUG, NULL, "%s", msg);
+    vm_free(vm);
+    return NULL;
+}
+}
+
+/* Frees a retired VM once its last call is released. */
+static void vm_retire(struct lh_worker *w, struct vm *vm)
+{
+    if (vm->inflight == 0) {
+        vm_free(vm);
+        return;
+    }
+    vm->next_retired = w->retired;
+    w->retired = vm;
+}
+
+static void vm_release_retired(struct lh_worker *w, struct vm *vm)
+{
+    for (struct vm **p = &w->retired; *p; p = &(*p)->next_retired) {
+        if (*p == vm) {
+            *p = vm->next_retired;
+            vm_free(vm);
+            return;
+        }
+    }
+}
+
+/* -- Workers ----------------------------------------------------------------- */
+
+struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err, size_t errlen)
+{
+    struct lh_workers *ws = calloc(1, sizeof(*ws));
+
+    if (ws == NULL)
+        goto nomem;
+    ws->app = strdup(o->app);
+    ws->lua_path = strdup(o->lua_path ? o->lua_path : "");
+    ws->workers = calloc(o->count, sizeof(struct lh_worker));
+    if (ws->app == NULL || ws->lua_path == NULL || ws->workers == NULL)
+        goto nomem;
+    ws->tasks = o->tasks;
+    ws->count = o->count;
+    for (unsigned i = 0; i < o->count; i++) {
+        struct lh_worker *w = &ws->workers[i];
+        w->ws = ws;
+        atomic_init(&w->next, NULL);
+        w->vm = vm_new(ws, err, errlen);
+        if (w->vm == NULL) {
+            lh_workers_free(ws);
+            return NULL;
+        }
+    }
+    return ws;
+nomem:
+    lh_workers_free(ws);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+}
+
+static void free_calls(struct lh_worker *w)
+{
+    while (w->free_calls) {
+        struct lh_call *c = w->free_calls;
+        w->free_calls = c->next_free;
+        free(c);
+    }
+}
+
+void lh_workers_free(struct lh_workers *ws)
+{
+    if (ws == NULL)
+        return;
+    for (unsigned i = 0; ws->workers && i < ws->count; i++) {
+        struct lh_worker *w = &ws->workers[i];
+        vm_free(w->vm);
+        vm_free(atomic_exchange(&w->next, NULL));
+        while (w->retired) {
+            struct vm *vm = w->retired;
+            w->retired = vm->next_retired;
+            vm_free(vm);
+        }
+        free_calls(w);
+    }
+    free(ws->workers);
+    free(ws->app);
+    free(ws->lua_path);
+    free(ws);
+}
+
+enum lh_status lh_workers_reload(struct lh_workers *ws, char *err, size_t errlen)
+{
+    struct vm **fresh = calloc(ws->count, sizeof(*fresh));
+
+    if (fresh == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return LH_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < ws->count; i++) {
+        fresh[i] = vm_new(ws, err, errlen);
+        if (fresh[i] == NULL) {
+            for (unsigned j = 0; j < i; j++)
+                vm_free(fresh[j]);
+            free(fresh);
+            return LH_ERR_LUA;
+        }
+    }
+    for (unsigned i = 0; i < ws->count; i++)
+        vm_free(atomic_exchange(&ws->workers[i].next, fresh[i]));
+    free(fresh);
+    return LH_OK;
+}
+
+struct lh_worker *lh_workers_claim(struct lh_workers *ws)
+{
+    unsigned i = atomic_fetch_add(&ws->claimed, 1);
+    return i < ws->count ? &ws->workers[i] : NULL;
+}
+
+void lh_workers_stopping(struct lh_workers *ws)
+{
+    atomic_store(&ws->stopping, 1);
+}
+
+/* -- Calls ------------------------------------------------------------------- */
+
+static void server_error(struct lh_reply *reply)
+{
+    reply->status = 500;
+    reply->body = SERVER_ERROR_BODY;
+    reply->body_len = sizeof(SERVER_ERROR_BODY) - 1;
+    reply->nheaders = 1;
+    reply->names[0] = "Content-Type";
+    reply->values[0] = "application/json";
+}
+
+static struct lh_call *call_acquire(struct lh_worker *w)
+{
+    struct vm *fresh = atomic_load_explicit(&w->next, memory_order_relaxed);
+
+    if (fresh != NULL) {
+        fresh = atomic_exchange(&w->next, NULL);
+        if (fresh != NULL) {
+            vm_retire(w, w->vm);
+            w->vm = fresh;
+        }
+    }
+    struct lh_call *c = w->free_calls;
+    if (c != NULL)
+        w->free_calls = c->next_free;
+    else if ((c = malloc(sizeof(*c))) == NULL)
+        return NULL;
+
+    struct vm *vm = w->vm;
+    memset(c, 0, sizeof(*c));
+    c->w = w;
+    c->vm = vm;
+    if (vm->nidle > 0) {
+        vm->nidle--;
+        c->co = vm->idle[vm->nidle];
+        c->co_ref = vm->idle_refs[vm->nidle];
+    } else {
+        c->co = lua_newthread(vm->L);
+        c->co_ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+        if (c->co_ref == LUA_REFNIL || c->co_ref == LUA_NOREF) {
+            c->next_free = w->free_calls;
+            w->free_calls = c;
+            return NULL;
+        }
+    }
+    vm->inflight++;
+    return c;
+}
+
+void lh_call_release(struct lh_call *c)
+{
+    struct lh_worker *w = c->w;
+    struct vm *vm = c->vm;
+
+    if (c->pending) {
+        c->pending->free(c->pending);
+        c->pending = NULL;
+    }
+    if (!c->failed && lua_status(c->co) == 0 && vm->nidle < IDLE_COROUTINES) {
+        lua_settop(c->co, 0);
+        vm->idle[vm->nidle] = c->co;
+        vm->idle_refs[vm->nidle] = c->co_ref;
+        vm->nidle++;
+    } else {
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, c->co_ref);
+    }
+    vm->inflight--;
+    if (vm != w->vm && vm->inflight == 0)
+        vm_release_retired(w, vm);
+    c->next_free = w->free_calls;
+    w->free_calls = c;
+}
+
+static int valid_header_name(const char *s, size_t len)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch != '\0' && strchr(extra, ch))))
+            return 0;
+    }
+    return 1;
+}
+
+static int valid_header_value(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return 0;
+    return 1;
+}
+
+/* Adds the string at index idx of co as a value of header name. */
+static const char *add_header(struct lh_reply *reply, const char *name, lua_State *co, int idx)
+{
+    size_t vlen;
+    const char *value;
+
+    if (lua_type(co, idx) != LUA_TSTRING && lua_type(co, idx) != LUA_TNUMBER)
+        return "header values must be strings or numbers";
+    value = lua_tolstring(co, idx, &vlen); /* a number becomes a string in place */
+    if (!valid_header_value(value, vlen))
+        return "header value holds CR, LF or NUL";
+    if (reply->nheaders == LH_REPLY_MAX_HEADERS)
+        return "too many headers";
+    reply->names[reply->nheaders] = name;
+    reply->values[reply->nheaders] = value;
+    reply->nheaders++;
+    return NULL;
+}
+
+/* Reads dispatch's results (status, body, headers) from the coroutine stack. */
+static const char *read_reply(lua_State *co, struct lh_reply *reply)
+{
+    lua_Number status = lua_tonumber(co, 1);
+    size_t name_len;
+
+    if (lua_type(co, 1) != LUA_TNUMBER || status < 100 || status > 599 ||
+        status != (lua_Number)(unsigned)status)
+        return "res.status must be a whole number from 100 to 599";
+    reply->status = (unsigned)status;
+    if (lua_type(co, 2) == LUA_TSTRING) {
+        reply->body = lua_tolstring(co, 2, &reply->body_len);
+    } else if (lua_isnil(co, 2) || lua_isnone(co, 2)) {
+        reply->body = "";
+        reply->body_len = 0;
+    } else {
+        return "res.body must be a string";
+    }
+    reply->nheaders = 0;
+    if (!lua_istable(co, 3))
+        return lua_isnoneornil(co, 3) ? NULL : "res.headers must be a table";
+    lua_settop(co, 3);
+    lua_pushnil(co);
+    while (lua_next(co, 3) != 0) {
+        const char *why = NULL;
+        const char *name = lua_type(co, -2) == LUA_TSTRING ? lua_tolstring(co, -2, &name_len) : NULL;
+        if (name == NULL || !valid_header_name(name, name_len)) {
+            why = "header names must be tokens";
+        } else if (lua_istable(co, -1)) { /* several values: Set-Cookie */
+            for (int i = 1; why == NULL; i++) {
+                lua_rawgeti(co, -1, i);
+                if (lua_isnil(co, -1)) {
+                    lua_pop(co, 1);
+                    break;
+                }
+                why = add_header(reply, name, co, -1);
+                lua_pop(co, 1); /* still anchored by the table */
+            }
+        } else {
+            why = add_header(reply, name, co, -1);
+        }
+        if (why)
+            return why;
+        lua_pop(co, 1);
+    }
+    return NULL;
+}
+
+/* Resumes the call's coroutine with nargs values and interprets the outcome. */
+static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *reply)
+{
+    const char *why;
+
+    current_call = c;
+    int rc = lua_resume(c->co, nargs);
+    current_call = NULL;
+
+    if (rc == LUA_YIELD) {
+        if (c->pending != NULL)
+            return LH_CALL_PENDING;
+        why = "the handler yielded outside a luahost call";
+    } else if (rc == 0) {
+        why = read_reply(c->co, reply);
+        if (why == NULL)
+            return LH_CALL_DONE;
+    } else {
+        luaL_traceback(c->vm->L, c->co, lua_tostring(c->co, -1), 0);
+        lh_log(LH_LOG_ERROR, c->req->id, "%s %s: %s", c->req->method, c->req->path,
+               lua_tostring(c->vm->L, -1));
+        lua_pop(c->vm->L, 1);
+        c->failed = 1;
+        server_error(reply);
+        return LH_CALL_DONE;
+    }
+    lh_log(LH_LOG_ERROR, c->req->id, "%s %s: bad reply: %s", c->req->method, c->req->path, why);
+    c->failed = 1;
+    server_error(reply);
+    return LH_CALL_DONE;
+}
+
+enum lh_call_state lh_worker_start(struct lh_worker *w, const struct lh_request *req,
+                                   struct lh_call **callp, struct lh_reply *reply)
+{
+    struct lh_call *c = call_acquire(w);
+
+    *callp = c;
+    if (c == NULL) {
+        lh_log(LH_LOG_ERROR, req->id, "out of memory starting a request");
+        server_error(reply);
+        return LH_CALL_DONE;
+    }
+    c->req = req;
+    lua_State *co = c->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, c->vm->dispatch_ref);
+    lua_pushstring(co, req->method);
+    lua_pushlstring(co, req->path, req->path_len);
+    lua_pushstring(co, req->id);
+    lua_pushstring(co, req->client);
+    return run(c, 4, reply);
+}
+
+static void task_done(struct lh_task *t)
+{
+    struct lh_async *a = (struct lh_async *)t;
+    struct lh_call *c = a->_call;
+    c->wake(c->wake_arg);
+}
+
+void lh_call_wait(struct lh_call *c, void (*wake)(void *arg), void *arg)
+{
+    struct lh_async *a = c->pending;
+
+    c->wake = wake;
+    c->wake_arg = arg;
+    a->_call = c;
+    a->task.done = task_done;
+    if (atomic_load(&c->w->ws->stopping)) {
+        a->task.cancelled = 1;
+        wake(arg);
+        return;
+    }
+    lh_task_submit(c->w->ws->tasks, &a->task);
+}
+
+enum lh_call_state lh_call_resume(struct lh_call *c, struct lh_reply *reply)
+{
+    struct lh_async *a = c->pending;
+    int n;
+
+    c->pending = NULL;
+    current_call = c; /* push() may look at the request */
+    n = a->push(a, c->co);
+    current_call = NULL;
+    a->free(a);
+    return run(c, n, reply);
+}
+
+/* -- For bindings ------------------------------------------------------------ */
+
+int lh_worker_await(lua_State *L, struct lh_async *a)
+{
+    struct lh_call *c = current_call;
+
+    if (c != NULL && c->co == L && c->pending == NULL) {
+        c->pending = a;
+        return lua_yield(L, 0);
+    }
+    /* Not in a request's own coroutine: block this thread instead. */
+    a->task.pool = NULL;
+    a->task.cancelled = 0;
+    a->task.run(&a->task);
+    int n = a->push(a, L);
+    a->free(a);
+    return n;
+}
+
+const struct lh_request *lh_worker_current_request(void)
+{
+    return current_call ? current_call->req : NULL;
+}

@@ -1,0 +1,134 @@
+/* src/worker_lua.c: require "luahost.worker". Check, call, convert.
+ *
+ *   worker.sleep(seconds) -> true | nil, err
+ *       Inside a request the thread serves other connections meanwhile.
+ *   worker.request_data(request_id, part) -> value | nil, err
+ *       part: "headers" (lower-case names), "query" or "body"; used by
+ *       luahost.request to fill req.headers, req.query and req.body lazily.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "lua_modules.h"
+#include "luahost/worker.h"
+
+#define MAX_SLEEP_SECONDS (24 * 3600.0)
+
+struct sleep_op {
+    struct lh_async a; /* first: the task callbacks cast back to sleep_op */
+    double seconds;
+    enum lh_status st;
+};
+
+static void sleep_run(struct lh_task *t)
+{
+    struct sleep_op *op = (struct sleep_op *)t;
+    op->st = lh_task_sleep(t->pool, op->seconds);
+}
+
+static int sleep_push(struct lh_async *a, lua_State *L)
+{
+    struct sleep_op *op = (struct sleep_op *)a;
+
+    if (a->task.cancelled || op->st != LH_OK) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "server shutting down");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void sleep_free(struct lh_async *a)
+{
+    free(a);
+}
+
+/* worker.sleep(seconds) -> true | nil, err */
+static int l_sleep(lua_State *L)
+{
+    double seconds = luaL_checknumber(L, 1);
+    luaL_argcheck(L, seconds >= 0 && seconds <= MAX_SLEEP_SECONDS, 1,
+                  "must be from 0 to 86400 seconds");
+    struct sleep_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return luaL_error(L, "out of memory");
+    op->seconds = seconds;
+    op->a.task.run = sleep_run;
+    op->a.push = sleep_push;
+    op->a.free = sleep_free;
+    return lh_worker_await(L, &op->a);
+}
+
+struct fill {
+    lua_State *L;
+    int lower_keys;
+};
+
+static void add_pair(void *arg, const char *key, const char *value)
+{
+    struct fill *f = arg;
+    lua_State *L = f->L;
+    char name[256];
+    size_t len = strlen(key);
+
+    if (value == NULL)
+        value = "";
+    if (f->lower_keys && len < sizeof(name)) {
+        for (size_t i = 0; i < len; i++)
+            name[i] = (char)tolower((unsigned char)key[i]);
+        lua_pushlstring(L, name, len);
+    } else {
+        lua_pushlstring(L, key, len);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushstring(L, value);
+        lua_rawset(L, -3);
+    } else if (f->lower_keys) { /* a repeated header: join, as RFC 9110 allows */
+        lua_pushliteral(L, ", ");
+        lua_pushstring(L, value);
+        lua_concat(L, 3);
+        lua_rawset(L, -3);
+    } else { /* a repeated query argument: the first one wins */
+        lua_pop(L, 2);
+    }
+}
+
+/* worker.request_data(request_id, part) -> value | nil, err */
+static int l_request_data(lua_State *L)
+{
+    const char *id = luaL_checkstring(L, 1);
+    static const char *const parts[] = {"headers", "query", "body", NULL};
+    int part = luaL_checkoption(L, 2, NULL, parts);
+    const struct lh_request *req = lh_worker_current_request();
+
+    if (req == NULL || strcmp(req->id, id) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "request is not in progress");
+        return 2;
+    }
+    if (part == 2) {
+        lua_pushlstring(L, req->body ? req->body : "", req->body_len);
+        return 1;
+    }
+    struct fill f = {L, part == 0};
+    lua_newtable(L);
+    req->each(req, part == 0 ? LH_REQUEST_HEADERS : LH_REQUEST_QUERY, add_pair, &f);
+    return 1;
+}
+
+static const luaL_Reg functions[] = {
+    {"sleep", l_sleep}, {"request_data", l_request_data}, {NULL, NULL}};
+
+int luaopen_luahost_worker(lua_State *L)
+{
+    luaL_newlib(L, functions);
+    return 1;
+}
