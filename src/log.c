@@ -79,6 +79,14 @@ static size_t format_time(char *out, size_t size)
     return n + (m > 0 ? (size_t)m : 0);
 }
 
+/* Adds snprintf's result m to n without passing the end of a size-byte buffer. */
+static size_t advance(size_t n, int m, size_t size)
+{
+    if (m < 0)
+        return n;
+    return n + (size_t)m < size ? n + (size_t)m : size - 1;
+}
+
 static void write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
@@ -103,13 +111,11 @@ void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ..
     size_t n = format_time(line, sizeof(line));
     int m = snprintf(line + n, sizeof(line) - n, " [%s] %s%s", level_names[level],
                      request_id ? request_id : "", request_id ? ": " : "");
-    if (m > 0)
-        n += (size_t)m;
+    n = advance(n, m, sizeof(line) - 1);
     va_start(ap, fmt);
     m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     va_end(ap);
-    if (m > 0)
-        n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+    n = advance(n, m, sizeof(line) - 1);
     line[n++] = '\n';
     write_all(logger.error_fd, line, n);
 }
@@ -160,14 +166,14 @@ void lh_log_access(const struct lh_access_entry *e)
     if (logger.access_fd < 0)
         return;
     n = format_time(line, sizeof(line));
-    m = snprintf(line + n, sizeof(line) - n, " %s %s \"", e->request_id, e->client);
-    n += m > 0 ? (size_t)m : 0;
+    m = snprintf(line + n, 256, " %.64s %.64s \"", e->request_id, e->client);
+    n = advance(n, m, 256);
     n += escape(line + n, 64, e->method);
     line[n++] = ' ';
     n += escape(line + n, sizeof(line) - n - 128, e->path);
     m = snprintf(line + n, sizeof(line) - n, "\" %u %zu %.3fms\n", e->status, e->bytes,
                  e->duration_ms);
-    n += m > 0 ? (size_t)m : 0;
+    n = advance(n, m, sizeof(line));
 
     pthread_mutex_lock(&logger.lock);
     if (logger.used + n > sizeof(logger.buf))

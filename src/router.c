@@ -244,7 +244,7 @@ static enum lh_status parse_pattern(const char *pattern, struct parsed_segment *
             s->name_len = k - 1;
             s->text = p + k;
             s->text_len = len - k;
-            if (s->kind == SEG_PARAM && s->name_len == 0) {
+            if (s->name_len == 0) {
                 snprintf(err, errlen, "parameter without a name");
                 return LH_ERR_INVALID;
             }
@@ -351,11 +351,14 @@ enum lh_status lh_router_add(struct lh_router *r, const char *method, const char
 
 /* -- Matching ---------------------------------------------------------------- */
 
+#define MAX_PATH_ONLY 8
+
 struct search {
     const char *method;
     int is_head;
     struct lh_router_match *m;
-    const struct endpoint *path_only; /* first endpoint whose path matched */
+    size_t npath_only; /* endpoints whose path matched, for Allow */
+    const struct endpoint *path_only[MAX_PATH_ONLY];
     const char *values[LH_ROUTER_MAX_PARAMS];
     size_t lens[LH_ROUTER_MAX_PARAMS];
 };
@@ -385,8 +388,8 @@ static int accept_endpoint(struct search *s, const struct endpoint *e, size_t nc
         return 0;
     me = pick_method(e, s->method, s->is_head);
     if (me == NULL) {
-        if (s->path_only == NULL)
-            s->path_only = e;
+        if (s->npath_only < MAX_PATH_ONLY)
+            s->path_only[s->npath_only++] = e;
         return 0;
     }
     s->m->handler = me->handler;
@@ -435,24 +438,30 @@ static int search_node(struct search *s, const struct node *n, const char *p, co
     return 0;
 }
 
-static void format_allow(const struct endpoint *e, char *out, size_t size)
+static int compare_method(const void *a, const void *b)
 {
-    size_t used = 0;
-    int has_get = 0, has_head = 0;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
-    out[0] = '\0';
-    for (size_t i = 0; i <= e->n; i++) {
-        const char *m;
-        if (i < e->n) {
-            m = e->entries[i].method;
-            has_get |= strcmp(m, "GET") == 0;
-            has_head |= strcmp(m, "HEAD") == 0;
-        } else if (has_get && !has_head) {
-            m = "HEAD";
-        } else {
-            break;
+/* Every method of the matching endpoints, sorted and unique, with HEAD
+ * wherever GET is: "DELETE, GET, HEAD, POST". */
+static void format_allow(const struct search *s, char *out, size_t size)
+{
+    const char *methods[64];
+    size_t n = 0, used = 0;
+
+    for (size_t i = 0; i < s->npath_only; i++)
+        for (size_t j = 0; j < s->path_only[i]->n && n < 63; j++) {
+            methods[n++] = s->path_only[i]->entries[j].method;
+            if (strcmp(methods[n - 1], "GET") == 0)
+                methods[n++] = "HEAD";
         }
-        int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "", m);
+    qsort(methods, n, sizeof(methods[0]), compare_method);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(methods[i], methods[i - 1]) == 0)
+            continue;
+        int w = snprintf(out + used, size - used, "%s%s", used ? ", " : "", methods[i]);
         if (w < 0 || (size_t)w >= size - used)
             break;
         used += (size_t)w;
@@ -469,10 +478,17 @@ enum lh_router_result lh_router_match(const struct lh_router *r, const char *met
     m->allow[0] = '\0';
     if (path_len == 0 || path[0] != '/')
         return LH_ROUTER_NOT_FOUND;
-    if (search_node(&s, &r->root, path_len == 1 ? NULL : path + 1, path + path_len, 0))
+    if (path_len == 1) {
+        /* "/" is the root itself, or an empty remainder for a root catch-all. */
+        s.values[0] = path + 1;
+        s.lens[0] = 0;
+        if (accept_endpoint(&s, r->root.end, 0) || accept_endpoint(&s, r->root.catchall, 1))
+            return LH_ROUTER_FOUND;
+    } else if (search_node(&s, &r->root, path + 1, path + path_len, 0)) {
         return LH_ROUTER_FOUND;
-    if (s.path_only == NULL)
+    }
+    if (s.npath_only == 0)
         return LH_ROUTER_NOT_FOUND;
-    format_allow(s.path_only, m->allow, sizeof(m->allow));
+    format_allow(&s, m->allow, sizeof(m->allow));
     return LH_ROUTER_METHOD_NOT_ALLOWED;
 }

@@ -55,7 +55,7 @@ static enum lh_status parse_port(const char *s, size_t len, int *port, const cha
     memcpy(buf, s, len);
     buf[len] = '\0';
     long v = strtol(buf, &end, 10);
-    if (*end != '\0' || buf[0] == '-' || buf[0] == '+' || v < 1 || v > 65535) {
+    if (*end != '\0' || buf[0] < '0' || buf[0] > '9' || v < 1 || v > 65535) {
         *err = "bad port";
         return LH_ERR_INVALID;
     }

@@ -73,15 +73,16 @@ static void add_pair(void *arg, const char *key, const char *value)
 {
     struct fill *f = arg;
     lua_State *L = f->L;
-    char name[256];
     size_t len = strlen(key);
 
     if (value == NULL)
         value = "";
-    if (f->lower_keys && len < sizeof(name)) {
+    if (f->lower_keys) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
         for (size_t i = 0; i < len; i++)
-            name[i] = (char)tolower((unsigned char)key[i]);
-        lua_pushlstring(L, name, len);
+            luaL_addchar(&b, (char)tolower((unsigned char)key[i]));
+        luaL_pushresult(&b);
     } else {
         lua_pushlstring(L, key, len);
     }

@@ -1,1 +1,615 @@
-int main(void){return 0;}
+/* tests/test_config.c: cmocka tests for include/luahost/config.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luahost/config.h"
+
+/* -- Helpers ----------------------------------------------------------------- */
+
+struct fixture {
+    struct lh_config cfg;
+    char path[64]; /* temporary config file, "" when none */
+    char err[512];
+};
+
+static int setup_config(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL || lh_config_init(&f->cfg) != LH_OK) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown_config(void **state)
+{
+    struct fixture *f = *state;
+    lh_config_free(&f->cfg);
+    if (f->path[0] != '\0')
+        unlink(f->path);
+    free(f);
+    return 0;
+}
+
+/* Writes text to a new temporary file whose name goes into f->path. */
+static void write_config(struct fixture *f, const char *text)
+{
+    snprintf(f->path, sizeof(f->path), "/tmp/luahost-test-config-XXXXXX");
+    int fd = mkstemp(f->path);
+    assert_true(fd >= 0);
+    FILE *fp = fdopen(fd, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void set_ok(struct lh_config *cfg, const char *name, const char *value)
+{
+    char err[256] = "";
+    enum lh_status st = lh_config_set(cfg, name, value, err, sizeof(err));
+    if (st != LH_OK)
+        fail_msg("lh_config_set(%s, \"%s\"): %s (%s)", name, value, lh_status_str(st), err);
+}
+
+/* Asserts that name=value is refused as LH_ERR_INVALID with a message that
+ * names the option. */
+static void set_invalid(struct lh_config *cfg, const char *name, const char *value)
+{
+    char err[256] = "";
+    char quoted[80];
+    enum lh_status st = lh_config_set(cfg, name, value, err, sizeof(err));
+    if (st != LH_ERR_INVALID)
+        fail_msg("lh_config_set(%s, \"%s\"): expected LH_ERR_INVALID, got %s", name, value,
+                 lh_status_str(st));
+    snprintf(quoted, sizeof(quoted), "'%s'", name);
+    if (strstr(err, quoted) == NULL)
+        fail_msg("lh_config_set(%s, \"%s\"): message does not name the option: %s", name,
+                 value, err);
+}
+
+/* -- Defaults and options ----------------------------------------------------- */
+
+static void test_lh_config_init_defaults(void **state)
+{
+    struct fixture *f = *state;
+    const struct lh_config *c = &f->cfg;
+
+    assert_int_equal(c->port, 8080);
+    assert_string_equal(c->host, "127.0.0.1");
+    assert_string_equal(c->app, "lua/app");
+    assert_string_equal(c->lua_path, "");
+    assert_int_equal(c->max_body_bytes, 1024 * 1024);
+    assert_int_equal(c->max_header_bytes, 16 * 1024);
+    assert_int_equal(c->workers, 0);
+    assert_int_equal(c->max_connections, 4096);
+    assert_int_equal(c->idle_timeout, 60);
+    assert_int_equal(c->shutdown_timeout, 10);
+    assert_int_equal(c->blocking_threads, 16);
+    assert_string_equal(c->access_log, "-");
+    assert_string_equal(c->error_log, "-");
+    assert_string_equal(c->log_level, "info");
+    assert_string_equal(c->env, "development");
+    assert_string_equal(c->db_url, "");
+    assert_string_equal(c->redis_url, "");
+    assert_int_equal(lh_config_validate(c, f->err, sizeof(f->err)), LH_OK);
+}
+
+static void test_lh_config_option_at_lists_every_option(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = lh_config_option_count();
+    int seen_port = 0, seen_db_url = 0;
+
+    assert_int_equal(n, 17); /* one per field of struct lh_config */
+    for (size_t i = 0; i < n; i++) {
+        const struct lh_config_option *o = lh_config_option_at(i);
+        assert_non_null(o);
+        assert_non_null(o->name);
+        assert_non_null(o->value);
+        assert_non_null(o->help);
+        assert_true(o->help[0] != '\0');
+        /* Each option accepts its own default. */
+        set_ok(&f->cfg, o->name, o->value);
+        seen_port |= strcmp(o->name, "port") == 0 && strcmp(o->value, "8080") == 0;
+        seen_db_url |= strcmp(o->name, "db_url") == 0;
+    }
+    assert_true(seen_port);
+    assert_true(seen_db_url);
+    assert_null(lh_config_option_at(n));
+}
+
+static void test_lh_config_set_sizes(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "max_header_bytes", "16k");
+    assert_int_equal(f->cfg.max_header_bytes, 16 * 1024);
+    set_ok(&f->cfg, "max_header_bytes", "32K");
+    assert_int_equal(f->cfg.max_header_bytes, 32 * 1024);
+    set_ok(&f->cfg, "max_header_bytes", "1m");
+    assert_int_equal(f->cfg.max_header_bytes, 1024 * 1024);
+    set_ok(&f->cfg, "max_header_bytes", "2048");
+    assert_int_equal(f->cfg.max_header_bytes, 2048);
+
+    set_ok(&f->cfg, "max_body_bytes", "1m");
+    assert_int_equal(f->cfg.max_body_bytes, 1024 * 1024);
+    set_ok(&f->cfg, "max_body_bytes", "1g");
+    assert_int_equal(f->cfg.max_body_bytes, 1024L * 1024 * 1024);
+    set_ok(&f->cfg, "max_body_bytes", "0");
+    assert_int_equal(f->cfg.max_body_bytes, 0);
+}
+
+static void test_lh_config_set_size_bounds(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "max_body_bytes", "5m");
+    set_invalid(&f->cfg, "max_body_bytes", "2g"); /* above 1 GiB */
+    set_invalid(&f->cfg, "max_body_bytes", "1025m");
+    set_invalid(&f->cfg, "max_body_bytes", "99999999999999999999g");
+    set_invalid(&f->cfg, "max_body_bytes", "-1");
+    set_invalid(&f->cfg, "max_body_bytes", "1t");
+    set_invalid(&f->cfg, "max_body_bytes", "1.5m");
+    set_invalid(&f->cfg, "max_body_bytes", "1mb");
+    set_invalid(&f->cfg, "max_body_bytes", "k");
+    set_invalid(&f->cfg, "max_body_bytes", "");
+    assert_int_equal(f->cfg.max_body_bytes, 5L * 1024 * 1024); /* unchanged */
+
+    set_invalid(&f->cfg, "max_header_bytes", "1023");
+    set_ok(&f->cfg, "max_header_bytes", "1024");
+    assert_int_equal(f->cfg.max_header_bytes, 1024);
+    set_invalid(&f->cfg, "max_header_bytes", "1025k");
+    set_invalid(&f->cfg, "max_header_bytes", "2m");
+    assert_int_equal(f->cfg.max_header_bytes, 1024);
+}
+
+static void test_lh_config_set_number_bounds(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "port", "1");
+    assert_int_equal(f->cfg.port, 1);
+    set_ok(&f->cfg, "port", "65535");
+    assert_int_equal(f->cfg.port, 65535);
+    set_invalid(&f->cfg, "port", "0");
+    set_invalid(&f->cfg, "port", "65536");
+    set_invalid(&f->cfg, "port", "-80");
+    set_invalid(&f->cfg, "port", "8k"); /* suffixes are for sizes only */
+    set_invalid(&f->cfg, "port", "80abc");
+    set_invalid(&f->cfg, "port", "abc");
+    set_invalid(&f->cfg, "port", "");
+    set_invalid(&f->cfg, "port", "80.5");
+    assert_int_equal(f->cfg.port, 65535);
+
+    set_ok(&f->cfg, "workers", "256");
+    assert_int_equal(f->cfg.workers, 256);
+    set_invalid(&f->cfg, "workers", "257");
+    set_ok(&f->cfg, "blocking_threads", "1");
+    set_invalid(&f->cfg, "blocking_threads", "0");
+    set_ok(&f->cfg, "shutdown_timeout", "0");
+    set_invalid(&f->cfg, "idle_timeout", "0");
+}
+
+static void test_lh_config_set_text_copies_value(void **state)
+{
+    struct fixture *f = *state;
+    char value[] = "::1";
+
+    set_ok(&f->cfg, "host", value);
+    value[0] = 'X';
+    assert_string_equal(f->cfg.host, "::1");
+    set_ok(&f->cfg, "db_url", "mysql://u:p@h/db");
+    assert_string_equal(f->cfg.db_url, "mysql://u:p@h/db");
+    set_ok(&f->cfg, "lua_path", "");
+    assert_string_equal(f->cfg.lua_path, "");
+}
+
+static void test_lh_config_set_unknown_option_not_found(void **state)
+{
+    struct fixture *f = *state;
+
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_set(&f->cfg, "max_bodybytes", "1", f->err, sizeof(f->err)),
+                     LH_ERR_NOT_FOUND);
+    assert_non_null(strstr(f->err, "max_bodybytes"));
+    /* Flag and environment spellings are not config keys. */
+    assert_int_equal(lh_config_set(&f->cfg, "max-body-bytes", "1", f->err, sizeof(f->err)),
+                     LH_ERR_NOT_FOUND);
+    assert_non_null(strstr(f->err, "max-body-bytes"));
+    assert_int_equal(lh_config_set(&f->cfg, "PORT", "1", f->err, sizeof(f->err)),
+                     LH_ERR_NOT_FOUND);
+    assert_int_equal(f->cfg.port, 8080);
+    assert_int_equal(f->cfg.max_body_bytes, 1024 * 1024);
+}
+
+static void test_lh_config_set_bad_value_message_names_option(void **state)
+{
+    struct fixture *f = *state;
+
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_set(&f->cfg, "port", "eighty", f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "port"));
+    assert_non_null(strstr(f->err, "eighty"));
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+/* -- Config file ----------------------------------------------------------------- */
+
+static void test_lh_config_load_file_applies_table(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "-- luahost settings\n"
+                    "local base = 9000\n"
+                    "return {\n"
+                    "  port = base + 1,\n"
+                    "  host = '0.0.0.0',\n"
+                    "  max_body_bytes = '2m',\n"
+                    "  max_header_bytes = 4096,\n"
+                    "  db_url = 'mysql://u:p@127.0.0.1:3306/app',\n"
+                    "  log_level = 'debug',\n"
+                    "}\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(f->cfg.port, 9001);
+    assert_string_equal(f->cfg.host, "0.0.0.0");
+    assert_int_equal(f->cfg.max_body_bytes, 2 * 1024 * 1024);
+    assert_int_equal(f->cfg.max_header_bytes, 4096);
+    assert_string_equal(f->cfg.db_url, "mysql://u:p@127.0.0.1:3306/app");
+    assert_string_equal(f->cfg.log_level, "debug");
+    /* Options the file does not mention keep their values. */
+    assert_string_equal(f->cfg.app, "lua/app");
+    assert_int_equal(f->cfg.workers, 0);
+}
+
+static void test_lh_config_load_file_empty_table(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "return {}\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_syntax_error_reports_path_and_line(void **state)
+{
+    struct fixture *f = *state;
+    char prefix[128];
+
+    write_config(f, "return {\n"
+                    "  port = 9000\n"
+                    "  host = 'x',\n" /* missing comma on the line before */
+                    "}\n");
+    f->err[0] = '\0';
+    assert_int_not_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
+    snprintf(prefix, sizeof(prefix), "%s:3:", f->path);
+    if (strncmp(f->err, prefix, strlen(prefix)) != 0)
+        fail_msg("expected a message starting with '%s', got '%s'", prefix, f->err);
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_runtime_error_reports_path(void **state)
+{
+    struct fixture *f = *state;
+    char prefix[128];
+
+    write_config(f, "local t = nil\nreturn { port = t.port }\n");
+    f->err[0] = '\0';
+    assert_int_not_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
+    snprintf(prefix, sizeof(prefix), "%s:2:", f->path);
+    if (strncmp(f->err, prefix, strlen(prefix)) != 0)
+        fail_msg("expected a message starting with '%s', got '%s'", prefix, f->err);
+}
+
+static void test_lh_config_load_file_missing_file_fails(void **state)
+{
+    struct fixture *f = *state;
+    const char *path = "/nonexistent-luahost-dir/config.lua";
+
+    f->err[0] = '\0';
+    assert_int_not_equal(lh_config_load_file(&f->cfg, path, f->err, sizeof(f->err)), LH_OK);
+    assert_non_null(strstr(f->err, path));
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_non_table_invalid(void **state)
+{
+    struct fixture *f = *state;
+    char prefix[128];
+
+    write_config(f, "return 'port=9000'\n");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    snprintf(prefix, sizeof(prefix), "%s:", f->path);
+    assert_int_equal(strncmp(f->err, prefix, strlen(prefix)), 0);
+    assert_non_null(strstr(f->err, "table"));
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_nothing_returned_invalid(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "local x = 1\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, f->path));
+}
+
+static void test_lh_config_load_file_unknown_key_not_found(void **state)
+{
+    struct fixture *f = *state;
+    char prefix[128];
+
+    write_config(f, "return { prot = 9000 }\n");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_NOT_FOUND);
+    snprintf(prefix, sizeof(prefix), "%s:", f->path);
+    assert_int_equal(strncmp(f->err, prefix, strlen(prefix)), 0);
+    assert_non_null(strstr(f->err, "prot"));
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_fractional_number_invalid(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "return { port = 8080.5 }\n");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, f->path));
+    assert_non_null(strstr(f->err, "'port'"));
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_bad_value_names_option(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "return { port = 70000 }\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, f->path));
+    assert_non_null(strstr(f->err, "'port'"));
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_file_wrong_value_type_invalid(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "return { workers = true }\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "'workers'"));
+    assert_non_null(strstr(f->err, "boolean"));
+    assert_int_equal(f->cfg.workers, 0);
+}
+
+static void test_lh_config_load_file_non_string_key_invalid(void **state)
+{
+    struct fixture *f = *state;
+
+    write_config(f, "return { 9000 }\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, f->path));
+}
+
+/* -- Environment ------------------------------------------------------------------ */
+
+static void test_lh_config_load_env_applies_variables(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {
+        "LUAHOST_PORT=9000",
+        "LUAHOST_DB_URL=mysql://app:secret@127.0.0.1:13306/appdb",
+        "LUAHOST_MAX_BODY_BYTES=8m",
+        "LUAHOST_LOG_LEVEL=warn",
+        NULL,
+    };
+
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(f->cfg.port, 9000);
+    assert_string_equal(f->cfg.db_url, "mysql://app:secret@127.0.0.1:13306/appdb");
+    assert_int_equal(f->cfg.max_body_bytes, 8L * 1024 * 1024);
+    assert_string_equal(f->cfg.log_level, "warn");
+    assert_string_equal(f->cfg.host, "127.0.0.1");
+}
+
+static void test_lh_config_load_env_ignores_unrelated(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {
+        "PATH=/usr/bin:/bin",
+        "PORT=1234",
+        "HOME=/root",
+        "LUAHOST_CONFIG=/etc/luahost/config.lua", /* names the file, not an option */
+        "LUAHOST_=x",
+        "LUAHOST",
+        "LUAHOST_NOT_AN_OPTION=1",
+        "XLUAHOST_PORT=1234",
+        "LUAHOST_HOST=::1",
+        NULL,
+    };
+
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(f->cfg.port, 8080);
+    assert_string_equal(f->cfg.host, "::1");
+    assert_string_equal(f->cfg.app, "lua/app");
+    /* An empty environment changes nothing. */
+    char *empty[] = {NULL};
+    assert_int_equal(lh_config_load_env(&f->cfg, empty, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(f->cfg.port, 8080);
+}
+
+static void test_lh_config_load_env_bad_value_names_variable(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {"LUAHOST_WORKERS=lots", NULL};
+
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "LUAHOST_WORKERS"));
+    assert_non_null(strstr(f->err, "lots"));
+    assert_int_equal(f->cfg.workers, 0);
+}
+
+static void test_lh_config_sources_precedence(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {"LUAHOST_PORT=9100", "LUAHOST_WORKERS=3", NULL};
+
+    /* file < environment < explicit set (flags), each overriding the last. */
+    write_config(f, "return { port = 9000, workers = 2, host = '10.0.0.1' }\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
+    set_ok(&f->cfg, "port", "9200");
+
+    assert_int_equal(f->cfg.port, 9200);           /* flag */
+    assert_int_equal(f->cfg.workers, 3);           /* environment */
+    assert_string_equal(f->cfg.host, "10.0.0.1");  /* file */
+    assert_int_equal(f->cfg.idle_timeout, 60);     /* default */
+}
+
+/* -- Validation ---------------------------------------------------------------- */
+
+static void test_lh_config_validate_good_urls(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "db_url", "mysql://user:pa%40ss@127.0.0.1:13306/appdb");
+    set_ok(&f->cfg, "redis_url", "redis://127.0.0.1:16379/0");
+    set_ok(&f->cfg, "env", "production");
+    set_ok(&f->cfg, "log_level", "error");
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_OK);
+}
+
+static void test_lh_config_validate_bad_log_level(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "log_level", "verbose");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "log_level"));
+    assert_non_null(strstr(f->err, "verbose"));
+}
+
+static void test_lh_config_validate_bad_env(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "env", "staging");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "env"));
+    assert_non_null(strstr(f->err, "staging"));
+}
+
+static void test_lh_config_validate_empty_host_invalid(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "host", "");
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "host"));
+}
+
+static void test_lh_config_validate_db_url_wrong_scheme(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "db_url", "postgres://u:p@127.0.0.1:5432/app");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "db_url"));
+    assert_non_null(strstr(f->err, "mysql"));
+
+    /* A Redis URL in db_url is the wrong scheme too. */
+    set_ok(&f->cfg, "db_url", "redis://127.0.0.1:6379/0");
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "db_url"));
+}
+
+static void test_lh_config_validate_redis_url_garbage(void **state)
+{
+    struct fixture *f = *state;
+
+    set_ok(&f->cfg, "redis_url", "not a url");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "redis_url"));
+
+    set_ok(&f->cfg, "redis_url", "redis://cache:99999/0");
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "redis_url"));
+
+    set_ok(&f->cfg, "redis_url", "mysql://u:p@h/db");
+    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "redis_url"));
+}
+
+static void test_lh_config_free_twice_safe(void **state)
+{
+    struct fixture *f = *state;
+
+    /* lh_config_free leaves NULLs behind; the teardown frees again. */
+    lh_config_free(&f->cfg);
+    assert_null(f->cfg.host);
+    assert_null(f->cfg.app);
+    assert_null(f->cfg.db_url);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup_config, teardown_config)
+    const struct CMUnitTest tests[] = {
+        T(test_lh_config_init_defaults),
+        T(test_lh_config_option_at_lists_every_option),
+        T(test_lh_config_set_sizes),
+        T(test_lh_config_set_size_bounds),
+        T(test_lh_config_set_number_bounds),
+        T(test_lh_config_set_text_copies_value),
+        T(test_lh_config_set_unknown_option_not_found),
+        T(test_lh_config_set_bad_value_message_names_option),
+        T(test_lh_config_load_file_applies_table),
+        T(test_lh_config_load_file_empty_table),
+        T(test_lh_config_load_file_syntax_error_reports_path_and_line),
+        T(test_lh_config_load_file_runtime_error_reports_path),
+        T(test_lh_config_load_file_missing_file_fails),
+        T(test_lh_config_load_file_non_table_invalid),
+        T(test_lh_config_load_file_nothing_returned_invalid),
+        T(test_lh_config_load_file_unknown_key_not_found),
+        T(test_lh_config_load_file_fractional_number_invalid),
+        T(test_lh_config_load_file_bad_value_names_option),
+        T(test_lh_config_load_file_wrong_value_type_invalid),
+        T(test_lh_config_load_file_non_string_key_invalid),
+        T(test_lh_config_load_env_applies_variables),
+        T(test_lh_config_load_env_ignores_unrelated),
+        T(test_lh_config_load_env_bad_value_names_variable),
+        T(test_lh_config_sources_precedence),
+        T(test_lh_config_validate_good_urls),
+        T(test_lh_config_validate_bad_log_level),
+        T(test_lh_config_validate_bad_env),
+        T(test_lh_config_validate_empty_host_invalid),
+        T(test_lh_config_validate_db_url_wrong_scheme),
+        T(test_lh_config_validate_redis_url_garbage),
+        T(test_lh_config_free_twice_safe),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -49,7 +49,7 @@ void lh_config_free(struct lh_config *cfg);
 enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
                              char *err, size_t errlen);
 /* Runs the Lua file at path, which returns a table of options. Messages
- * start with "path:" (and a line number for syntax errors). */
+ * name the path (with a line number for script errors). */
 enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
                                    size_t errlen);
 /* Applies every LUAHOST_<NAME> variable of env (a NULL-terminated environ). */

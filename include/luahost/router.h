@@ -31,13 +31,14 @@ struct lh_router_match {
     int handler; /* as given to lh_router_add */
     size_t nparams;
     struct lh_router_param params[LH_ROUTER_MAX_PARAMS];
-    char allow[LH_ROUTER_ALLOW_MAX]; /* "GET, HEAD, POST" for a 405 */
+    char allow[LH_ROUTER_ALLOW_MAX]; /* for a 405: "DELETE, GET, HEAD", sorted */
 };
 
 enum lh_router_result {
     LH_ROUTER_FOUND,
     LH_ROUTER_NOT_FOUND,
-    LH_ROUTER_METHOD_NOT_ALLOWED, /* the path exists; m->allow lists its methods */
+    LH_ROUTER_METHOD_NOT_ALLOWED, /* the path exists; m->allow lists the methods of
+                                     every route matching it, HEAD included with GET */
 };
 
 /* Returns NULL when memory runs out. Free with lh_router_free (NULL is a no-op). */

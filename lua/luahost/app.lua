@@ -19,8 +19,12 @@ local NOT_FOUND = cjson.encode({ success = false, message = "Not found" })
 local NOT_ALLOWED = cjson.encode({ success = false, message = "Method not allowed" })
 local JSON_HEADERS = { ["Content-Type"] = JSON }
 
-local function where(fn)
+-- "file:line" of a Lua handler; just the routes file for a C function.
+local function where(fn, file)
     local info = debug.getinfo(fn, "S")
+    if info.what == "C" then
+        return file
+    end
     return info.short_src .. ":" .. info.linedefined
 end
 
@@ -44,13 +48,13 @@ function M.load(dir)
         end
         local method, pattern = tostring(key):match("^([%u*]+)%s+(/%S*)$")
         if not method then
-            error(("%s: route %q: key must read \"METHOD /path\""):format(where(handler),
+            error(("%s: route %q: key must read \"METHOD /path\""):format(where(handler, file),
                 tostring(key)), 0)
         end
         handlers[#handlers + 1] = handler
         local ok, why = r:add(method, pattern, #handlers)
         if not ok then
-            error(("%s: route %q: %s"):format(where(handler), key, why), 0)
+            error(("%s: route %q: %s"):format(where(handler, file), key, why), 0)
         end
     end
 

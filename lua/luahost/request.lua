@@ -34,34 +34,22 @@ local function headers_of(t)
     return setmetatable(lowered, header_mt)
 end
 
-local function fetch(req, part)
-    local value, err = request_data(req.id, part)
-    if value == nil then
-        error("req." .. part .. ": " .. err, 3)
-    end
-    return value
-end
-
-local lazy = {
-    headers = function(req)
-        return setmetatable(fetch(req, "headers"), header_mt)
-    end,
-    query = function(req)
-        return fetch(req, "query")
-    end,
-    body = function(req)
-        return fetch(req, "body")
-    end,
-}
+local lazy = { headers = true, query = true, body = true }
 
 local request_mt = {
-    __index = function(req, key)
-        local load = lazy[key]
-        if load then
-            local value = load(req)
-            rawset(req, key, value)
-            return value
+    __index = function(req, part)
+        if not lazy[part] then
+            return nil
         end
+        local value, err = request_data(req.id, part)
+        if value == nil then
+            error("req." .. part .. ": " .. err, 2)
+        end
+        if part == "headers" then
+            setmetatable(value, header_mt)
+        end
+        rawset(req, part, value)
+        return value
     end,
 }
 

@@ -16,6 +16,7 @@ local M = {}
 local methods = {}
 local response_mt = { __index = methods }
 
+-- Not a tail call from the helpers, so that level 3 is the handler's line.
 local function set_body(res, body, content_type, status)
     if type(body) ~= "string" then
         error("body must be a string, got " .. type(body), 3)
@@ -25,19 +26,21 @@ local function set_body(res, body, content_type, status)
     if status ~= nil then
         res.status = status
     end
-    return res
 end
 
 function methods:json(value, status)
-    return set_body(self, encode(value), "application/json", status)
+    set_body(self, encode(value), "application/json", status)
+    return self
 end
 
 function methods:html(body, status)
-    return set_body(self, body, "text/html; charset=utf-8", status)
+    set_body(self, body, "text/html; charset=utf-8", status)
+    return self
 end
 
 function methods:text(body, status)
-    return set_body(self, body, "text/plain; charset=utf-8", status)
+    set_body(self, body, "text/plain; charset=utf-8", status)
+    return self
 end
 
 function methods:redirect(url, status)

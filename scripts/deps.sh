@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages luahost needs to build, run and test, if any is
+# missing. Idempotent; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+    build-essential cmake pkg-config
+    luajit libluajit-5.1-dev libmicrohttpd-dev libmariadb-dev libhiredis-dev libssl-dev
+    lua-cjson
+    mariadb-server mariadb-client redis-server redis-tools
+    # tests and benchmarks
+    libcmocka-dev lua-busted lua-socket lua-posix wrk curl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
