@@ -27,22 +27,17 @@ struct endpoint {
 
 struct node;
 
-struct literal_edge {
-    char *label;
-    size_t len;
-    struct node *child;
-};
-
-struct param_edge {
-    char *suffix; /* "" for a plain ":name" */
+/* A literal segment, or a parameter's suffix ("" for a plain ":name"). */
+struct edge {
+    char *text;
     size_t len;
     struct node *child;
 };
 
 struct node {
     size_t nliterals, nparams;
-    struct literal_edge *literals; /* sorted by (len, bytes) */
-    struct param_edge *params;     /* longest suffix first */
+    struct edge *literals; /* sorted by (len, bytes) */
+    struct edge *params;   /* longest suffix first */
     struct endpoint *end;
     struct endpoint *catchall;
 };
@@ -69,12 +64,12 @@ static void free_node_contents(struct node *n)
     for (size_t i = 0; i < n->nliterals; i++) {
         free_node_contents(n->literals[i].child);
         free(n->literals[i].child);
-        free(n->literals[i].label);
+        free(n->literals[i].text);
     }
     for (size_t i = 0; i < n->nparams; i++) {
         free_node_contents(n->params[i].child);
         free(n->params[i].child);
-        free(n->params[i].suffix);
+        free(n->params[i].text);
     }
     free(n->literals);
     free(n->params);
@@ -109,7 +104,7 @@ static size_t find_literal(const struct node *n, const char *s, size_t len, int 
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = compare_label(n->literals[mid].label, n->literals[mid].len, s, len);
+        int c = compare_label(n->literals[mid].text, n->literals[mid].len, s, len);
         if (c == 0) {
             *found = 1;
             return mid;
@@ -133,6 +128,27 @@ static char *dup_range(const char *s, size_t len)
     return p;
 }
 
+/* Inserts a new edge with text s at position at of *edges; returns its child. */
+static struct node *insert_edge(struct edge **edges, size_t *count, size_t at, const char *s,
+                                size_t len)
+{
+    struct edge *grown = realloc(*edges, (*count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return NULL;
+    *edges = grown;
+    struct node *child = calloc(1, sizeof(*child));
+    char *text = dup_range(s, len);
+    if (child == NULL || text == NULL) {
+        free(child);
+        free(text);
+        return NULL;
+    }
+    memmove(&grown[at + 1], &grown[at], (*count - at) * sizeof(*grown));
+    grown[at] = (struct edge){text, len, child};
+    (*count)++;
+    return child;
+}
+
 static struct node *literal_child(struct node *n, const char *s, size_t len)
 {
     int found;
@@ -140,21 +156,7 @@ static struct node *literal_child(struct node *n, const char *s, size_t len)
 
     if (found)
         return n->literals[at].child;
-    struct literal_edge *grown = realloc(n->literals, (n->nliterals + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return NULL;
-    n->literals = grown;
-    struct node *child = calloc(1, sizeof(*child));
-    char *label = dup_range(s, len);
-    if (child == NULL || label == NULL) {
-        free(child);
-        free(label);
-        return NULL;
-    }
-    memmove(&n->literals[at + 1], &n->literals[at], (n->nliterals - at) * sizeof(*grown));
-    n->literals[at] = (struct literal_edge){label, len, child};
-    n->nliterals++;
-    return child;
+    return insert_edge(&n->literals, &n->nliterals, at, s, len);
 }
 
 static struct node *param_child(struct node *n, const char *suffix, size_t len)
@@ -162,26 +164,12 @@ static struct node *param_child(struct node *n, const char *suffix, size_t len)
     size_t at = 0;
 
     for (; at < n->nparams; at++) {
-        if (n->params[at].len == len && memcmp(n->params[at].suffix, suffix, len) == 0)
+        if (n->params[at].len == len && memcmp(n->params[at].text, suffix, len) == 0)
             return n->params[at].child;
         if (n->params[at].len < len)
             break;
     }
-    struct param_edge *grown = realloc(n->params, (n->nparams + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return NULL;
-    n->params = grown;
-    struct node *child = calloc(1, sizeof(*child));
-    char *copy = dup_range(suffix, len);
-    if (child == NULL || copy == NULL) {
-        free(child);
-        free(copy);
-        return NULL;
-    }
-    memmove(&n->params[at + 1], &n->params[at], (n->nparams - at) * sizeof(*grown));
-    n->params[at] = (struct param_edge){copy, len, child};
-    n->nparams++;
-    return child;
+    return insert_edge(&n->params, &n->nparams, at, suffix, len);
 }
 
 static int valid_method(const char *m)
@@ -419,9 +407,9 @@ static int search_node(struct search *s, const struct node *n, const char *p, co
         return 1;
     if (ncaptured < LH_ROUTER_MAX_PARAMS) {
         for (size_t i = 0; i < n->nparams; i++) {
-            const struct param_edge *pe = &n->params[i];
+            const struct edge *pe = &n->params[i];
             /* A parameter never matches an empty value. */
-            if (len <= pe->len || memcmp(seg_end - pe->len, pe->suffix, pe->len) != 0)
+            if (len <= pe->len || memcmp(seg_end - pe->len, pe->text, pe->len) != 0)
                 continue;
             s->values[ncaptured] = p;
             s->lens[ncaptured] = len - pe->len;
