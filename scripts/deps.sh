@@ -9,7 +9,7 @@ PACKAGES=(
     lua-cjson
     mariadb-server mariadb-client redis-server redis-tools
     # tests and benchmarks
-    libcmocka-dev lua-busted lua-socket lua-posix wrk curl procps
+    libcmocka-dev lua-busted lua-socket lua-posix wrk curl procps bc
 )
 
 missing=()
