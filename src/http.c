@@ -163,7 +163,7 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
     ret = MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
     x->status = status;
-    x->bytes = len;
+    x->bytes = strcmp(x->req.method, "HEAD") == 0 ? 0 : len; /* HEAD sends no body */
     return ret;
 }
 
@@ -301,8 +301,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = x;
 
+        /* The request line's query string counts too: libmicrohttpd has
+         * already split it into arguments. */
         struct header_size size = {strlen(method) + strlen(url) + 12};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND, add_header_size, &size);
+        MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size,
+                                  &size);
         if (size.total > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
         /* Answering now, before the body, makes libmicrohttpd close the

@@ -353,15 +353,24 @@ static int valid_header_value(const char *s, size_t len)
     return 1;
 }
 
-/* Adds the string at index idx of co as a value of header name. */
-static const char *add_header(struct lh_reply *reply, const char *name, lua_State *co, int idx)
+/* Adds the value on top of co's stack to header name. A number is turned into
+ * a string and stored back into the table at t under key (the top is popped
+ * by the caller, so the table must keep the string alive until release). */
+static const char *add_header(struct lh_reply *reply, const char *name, lua_State *co, int t,
+                              int key)
 {
     size_t vlen;
     const char *value;
+    int type = lua_type(co, -1);
 
-    if (lua_type(co, idx) != LUA_TSTRING && lua_type(co, idx) != LUA_TNUMBER)
+    if (type != LUA_TSTRING && type != LUA_TNUMBER)
         return "header values must be strings or numbers";
-    value = lua_tolstring(co, idx, &vlen); /* a number becomes a string in place */
+    value = lua_tolstring(co, -1, &vlen); /* a number becomes a string in place */
+    if (type == LUA_TNUMBER) {
+        lua_pushvalue(co, key);
+        lua_pushvalue(co, -2);
+        lua_rawset(co, t); /* replacing an existing field is safe during lua_next */
+    }
     if (!valid_header_value(value, vlen))
         return "header value holds CR, LF or NUL";
     if (reply->nheaders == LH_REPLY_MAX_HEADERS)
@@ -395,27 +404,29 @@ static const char *read_reply(lua_State *co, struct lh_reply *reply)
         return lua_isnoneornil(co, 3) ? NULL : "res.headers must be a table";
     lua_settop(co, 3);
     lua_pushnil(co);
-    while (lua_next(co, 3) != 0) {
+    while (lua_next(co, 3) != 0) { /* key at 4, value at 5 */
         const char *why = NULL;
-        const char *name = lua_type(co, -2) == LUA_TSTRING ? lua_tolstring(co, -2, &name_len) : NULL;
+        const char *name = lua_type(co, 4) == LUA_TSTRING ? lua_tolstring(co, 4, &name_len) : NULL;
         if (name == NULL || !valid_header_name(name, name_len)) {
             why = "header names must be tokens";
-        } else if (lua_istable(co, -1)) { /* several values: Set-Cookie */
+        } else if (lua_istable(co, 5)) { /* several values: Set-Cookie */
             for (int i = 1; why == NULL; i++) {
-                lua_rawgeti(co, -1, i);
-                if (lua_isnil(co, -1)) {
-                    lua_pop(co, 1);
+                lua_pushinteger(co, i); /* 6: the index, 7: the value */
+                lua_pushinteger(co, i);
+                lua_rawget(co, 5);
+                if (lua_isnil(co, 7)) {
+                    lua_settop(co, 5);
                     break;
                 }
-                why = add_header(reply, name, co, -1);
-                lua_pop(co, 1); /* still anchored by the table */
+                why = add_header(reply, name, co, 5, 6);
+                lua_settop(co, 5);
             }
         } else {
-            why = add_header(reply, name, co, -1);
+            why = add_header(reply, name, co, 3, 4);
         }
         if (why)
             return why;
-        lua_pop(co, 1);
+        lua_settop(co, 4);
     }
     return NULL;
 }

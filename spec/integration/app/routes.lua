@@ -1,0 +1,94 @@
+-- The integration suite's test application: one route per behaviour that
+-- spec/integration/*_spec.lua checks over real HTTP.
+local worker = require "luahost.worker"
+
+-- Headers the echo route reports back, looked up with mixed-case names on
+-- purpose: req.headers is case-insensitive.
+local function echo(req, res)
+    local headers = req.headers
+    res:json({
+        success = true,
+        method = req.method,
+        path = req.path,
+        params = req.params,
+        query = req.query,
+        body = req.body,
+        body_length = #req.body,
+        x_test = headers["X-Test"],
+        x_test_lower = headers["x-test"],
+        x_test_upper = headers["X-TEST"],
+        content_type = headers["Content-Type"],
+        client = req.client,
+        id = req.id,
+    })
+end
+
+return {
+    ["GET /hello"] = function(req, res)
+        res:json({ success = true, message = "hello" })
+    end,
+
+    ["POST /echo"] = echo,
+    ["GET /echo"] = echo,
+
+    ["GET /users/:id"] = function(req, res)
+        res:json({ success = true, id = req.params.id, q = req.query.q, path = req.path })
+    end,
+
+    ["GET /files/*rest"] = function(req, res)
+        res:json({ success = true, rest = req.params.rest })
+    end,
+
+    ["GET /boom"] = function()
+        error("kaboom")
+    end,
+
+    ["GET /bad-status"] = function(_, res)
+        res.status = 999
+        res.body = "never sent"
+    end,
+
+    ["GET /bad-header"] = function(_, res)
+        res.headers["X-Injected"] = "evil\r\nSet-Cookie: pwned=1"
+        res:text("never sent")
+    end,
+
+    -- Blocks this request only (the thread serves other connections).
+    ["GET /sleep"] = function(req, res)
+        local seconds = tonumber(req.query.seconds) or 1
+        local ok, err = worker.sleep(seconds)
+        if not ok then
+            return res:json({ success = false, message = err }, 503)
+        end
+        res:json({ success = true, slept = seconds })
+    end,
+
+    ["GET /redirect"] = function(_, res)
+        res:redirect("/hello")
+    end,
+
+    ["GET /html"] = function(_, res)
+        res:html("<h1>hi</h1>")
+    end,
+
+    ["GET /text"] = function(_, res)
+        res:text("plain text")
+    end,
+
+    ["GET /cookies"] = function(_, res)
+        res.headers["Set-Cookie"] = { "a=1", "b=2" }
+        res:json({ success = true })
+    end,
+
+    -- Header values given as numbers (converted to text by the server).
+    ["GET /numeric-headers"] = function(_, res)
+        for i = 1, 40 do
+            res.headers["X-N" .. i] = i * 1000 + 0.5
+        end
+        res:json({ success = true })
+    end,
+
+    ["GET /version"] = function(_, res)
+        res:json({ success = true, version = 1 })
+    end,
+}

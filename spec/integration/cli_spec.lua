@@ -1,0 +1,172 @@
+-- The command line: --help, --version, --check, bad flags and values,
+-- broken scripts and config files, and the precedence of the configuration
+-- sources (defaults < config file < environment < flags).
+local S = require "integration.support.server"
+
+local function broken_app(line_text, at_line)
+    local app = S.tmpdir()
+    local lines = { "return {", '    ["GET /hello"] = function(_, res)' }
+    while #lines < at_line - 1 do
+        lines[#lines + 1] = "        -- padding"
+    end
+    lines[#lines + 1] = line_text
+    lines[#lines + 1] = "    end,"
+    lines[#lines + 1] = "}"
+    S.write_file(app .. "/routes.lua", table.concat(lines, "\n") .. "\n")
+    return app
+end
+
+describe("cli #integration", function()
+    after_each(function()
+        S.stop_all()
+    end)
+
+    it("--help exits 0 and lists the main flags", function()
+        local code, out = S.run_luahost({ "--help" })
+        assert.are.equal(0, code)
+        for _, flag in ipairs({ "--app", "--host", "--port", "--workers", "--config", "--check",
+            "--max-body-bytes", "--max-header-bytes", "--shutdown-timeout" }) do
+            assert.is_truthy(out:find(flag, 1, true), flag .. " missing from --help:\n" .. out)
+        end
+    end)
+
+    it("--version prints 'luahost <version>'", function()
+        local code, out = S.run_luahost({ "--version" })
+        assert.are.equal(0, code)
+        assert.is_truthy(out:match("^luahost %d+%.%d+%.%d+\n$"), out)
+    end)
+
+    it("an unknown flag exits non-zero with a message naming it", function()
+        local code, out, err = S.run_luahost({ "--no-such-flag" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("--no-such-flag", 1, true), "stderr: " .. err)
+        assert.are.equal("", out)
+        code, _, err = S.run_luahost({ "stray-argument" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("stray-argument", 1, true), "stderr: " .. err)
+    end)
+
+    it("--check exits 0 on the good app", function()
+        local code, out, err = S.run_luahost({ "--check", "--app", S.app })
+        assert.are.equal(0, code, out .. err)
+    end)
+
+    it("--check exits non-zero on a syntax error and prints routes.lua:<line>:", function()
+        local app = broken_app("        local x = = 1", 4)
+        local code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are_not.equal(0, code)
+        assert.is_truthy((out .. err):find("routes.lua:4:", 1, true), "output: " .. out .. err)
+    end)
+
+    it("--check reports an error raised while loading routes.lua with file:line", function()
+        local app = S.tmpdir()
+        S.write_file(app .. "/routes.lua", 'local ok = true\n\nerror("no database configured")\nreturn {}\n')
+        local code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are_not.equal(0, code)
+        assert.is_truthy((out .. err):find("routes.lua:3: no database configured", 1, true), out .. err)
+    end)
+
+    it("refuses to start with a broken app, file:line on stderr", function()
+        local app = broken_app("        res:json({ success = true }", 5)
+        local port = S.free_port()
+        local code, _, err = S.run_luahost({ "--app", app, "--port", tostring(port), "--workers", "1" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("routes.lua:%d+:"), "stderr: " .. err)
+        assert.is_truthy(err:find(app .. "/routes.lua:", 1, true), "stderr: " .. err)
+        assert.is_false(S.accepts(port))
+    end)
+
+    it("rejects bad option values, naming the option", function()
+        local code, _, err = S.run_luahost({ "--port", "0", "--check" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("port", 1, true), "stderr: " .. err)
+
+        code, _, err = S.run_luahost({ "--max-body-bytes", "abc", "--check" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("max[-_]body[-_]bytes"), "stderr: " .. err)
+        assert.is_truthy(err:find("abc", 1, true), "stderr: " .. err)
+
+        code, _, err = S.run_luahost({ "--port", "70000", "--check" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("port", 1, true), "stderr: " .. err)
+
+        code, _, err = S.run_luahost({ "--check" }, { env = { LUAHOST_WORKERS = "many" } })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("LUAHOST_WORKERS", 1, true), "stderr: " .. err)
+
+        -- Started for real, not only checked.
+        code, _, err = S.run_luahost({ "--port", "0", "--app", S.app })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("port", 1, true), "stderr: " .. err)
+    end)
+
+    describe("configuration precedence", function()
+        local A, B, C, config
+
+        before_each(function()
+            A, B, C = S.free_port(), S.free_port(), S.free_port()
+            config = S.tmpdir() .. "/luahost.conf.lua"
+            S.write_file(config, ("return {\n    port = %d,\n    workers = 1,\n    app = %q,\n}\n"):format(A,
+                S.app))
+        end)
+
+        local function only_listening_on(srv, port)
+            assert.are.equal(port, srv.port)
+            assert.are.equal(200, assert(srv:request("GET", "/hello")).status)
+            for _, other in ipairs({ A, B, C }) do
+                if other ~= port then
+                    assert.is_false(S.accepts(other), "something listens on " .. other)
+                end
+            end
+            assert.is_truthy(srv:error_log():find("127.0.0.1:" .. port, 1, true), srv:error_log())
+        end
+
+        it("flag over environment over config file", function()
+            local srv = S.start({ port = C, workers = false, args = { "--config", config },
+                env = { LUAHOST_PORT = B } })
+            only_listening_on(srv, C)
+        end)
+
+        it("environment over config file", function()
+            local srv = S.start({ port = B, port_flag = false, workers = false,
+                args = { "--config", config }, env = { LUAHOST_PORT = B } })
+            only_listening_on(srv, B)
+        end)
+
+        it("config file over defaults", function()
+            local srv = S.start({ port = A, port_flag = false, workers = false,
+                args = { "--config", config } })
+            only_listening_on(srv, A)
+        end)
+
+        it("LUAHOST_CONFIG names the config file too", function()
+            local srv = S.start({ port = A, port_flag = false, workers = false,
+                env = { LUAHOST_CONFIG = config } })
+            only_listening_on(srv, A)
+        end)
+
+        it("a flag given before --config still wins over the file", function()
+            local srv = S.start({ port = C, port_flag = false, workers = false,
+                args = { "--port", tostring(C), "--config", config }, env = { LUAHOST_PORT = B } })
+            only_listening_on(srv, C)
+        end)
+
+        it("a config file with a syntax error fails with its path and line", function()
+            S.write_file(config, "return {\n    port = 8080,\n    workers = = 2,\n}\n")
+            local code, _, err = S.run_luahost({ "--config", config, "--check" })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find(config .. ":3:", 1, true), "stderr: " .. err)
+            code, _, err = S.run_luahost({ "--config", config })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find(config .. ":3:", 1, true), "stderr: " .. err)
+        end)
+
+        it("a config file with a bad value fails naming the file and the option", function()
+            S.write_file(config, 'return { max_body_bytes = "lots" }\n')
+            local code, _, err = S.run_luahost({ "--config", config, "--check" })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find(config, 1, true), "stderr: " .. err)
+            assert.is_truthy(err:find("max_body_bytes", 1, true), "stderr: " .. err)
+        end)
+    end)
+end)

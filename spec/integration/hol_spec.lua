@@ -1,0 +1,70 @@
+-- Head-of-line acceptance: with 2 worker threads, 8 requests parked in
+-- worker.sleep must not delay anybody else. wrk hammers /hello meanwhile and
+-- reports p99 latency and errors through support/wrk_report.lua.
+local S = require "integration.support.server"
+
+local SLEEPERS = 8
+local P99_LIMIT_MS = 20
+
+local function parse_wrk(out)
+    local line = out:match("WRK_RESULT[^\n]*")
+    assert.is_truthy(line, "no WRK_RESULT line in wrk's output:\n" .. out)
+    local r = {}
+    for k, v in line:gmatch("([%w_]+)=([%d.]+)") do
+        r[k] = tonumber(v)
+    end
+    r.line = line
+    return r
+end
+
+describe("head-of-line #integration", function()
+    after_each(function()
+        S.stop_all()
+    end)
+
+    it("keeps /hello p99 under 20 ms with no errors while 8 requests sleep 1 s", function()
+        local srv = S.start({ workers = 2 })
+        local url = "http://127.0.0.1:" .. srv.port
+        local dir = S.tmpdir()
+
+        local sleepers = {}
+        finally(function()
+            for _, s in ipairs(sleepers) do
+                if not s.code then
+                    S.kill(s.pid, "KILL")
+                    S.wait_pid(s.pid, 2)
+                end
+            end
+        end)
+        for i = 1, SLEEPERS do
+            local out = dir .. "/sleeper" .. i
+            sleepers[i] = {
+                out = out,
+                pid = S.spawn({ "curl", "-sS", "-o", "/dev/null", "--max-time", "10", "-w",
+                    "%{http_code} %{time_total}", url .. "/sleep?seconds=1" }, { stdout = out }),
+            }
+        end
+        S.sleep(0.1) -- the sleepers are connected and parked
+
+        local code, out, err = S.run({ "wrk", "-t1", "-c50", "-d3s", "--latency", "-s",
+            "spec/integration/support/wrk_report.lua", url .. "/hello" }, { timeout = 20 })
+        assert.are.equal(0, code, "wrk failed: " .. err)
+        local r = parse_wrk(out)
+        io.stderr:write("\n[hol] " .. r.line .. "\n")
+
+        assert.is_true(r.requests > 0, r.line)
+        assert.is_true(r.p99_ms < P99_LIMIT_MS, ("p99 %.3f ms >= %d ms: %s"):format(r.p99_ms, P99_LIMIT_MS, r.line))
+        assert.are.equal(0, r.non2xx, r.line)
+        assert.are.equal(0, r.connect + r.read + r.write + r.timeout, r.line)
+        assert.are.equal(0, r.status, r.line)
+
+        for i, s in ipairs(sleepers) do
+            s.code = S.wait_pid(s.pid, 10)
+            assert.are.equal(0, s.code, "curl " .. i .. " failed")
+            local status, seconds = (S.read_file(s.out) or ""):match("^(%d+) ([%d.]+)")
+            assert.are.equal("200", status, "sleeper " .. i .. ": " .. tostring(S.read_file(s.out)))
+            assert.is_true(tonumber(seconds) >= 0.95, ("sleeper %d took only %s s"):format(i, seconds))
+        end
+        assert.is_true(srv:running())
+    end)
+end)

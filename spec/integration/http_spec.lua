@@ -1,0 +1,432 @@
+-- HTTP behaviour of build/luahost over loopback: routing, request and
+-- response objects, limits (413, 431), malformed requests (400), script
+-- errors (500) and the access and error logs.
+local S = require "integration.support.server"
+local cjson = require "cjson"
+
+local MAX_BODY = 1024
+local MAX_HEADER = 2048
+local HELLO = { success = true, message = "hello" }
+local ISO_TIME = "%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ"
+
+local function json(res)
+    assert.is_truthy(res.headers["Content-Type"]:find("application/json", 1, true),
+        "Content-Type is " .. tostring(res.headers["Content-Type"]))
+    return cjson.decode(res.body)
+end
+
+local function assert_request_id(res)
+    local id = res.headers["X-Request-Id"]
+    assert.is_string(id, "no X-Request-Id in\n" .. tostring(res.raw))
+    assert.is_truthy(id:match("^%x+$") and #id == 20, "X-Request-Id " .. id .. " is not 20 hex digits")
+    return id
+end
+
+local function chunked(body, size)
+    local parts = {}
+    for i = 1, #body, size do
+        local piece = body:sub(i, i + size - 1)
+        parts[#parts + 1] = ("%x\r\n%s\r\n"):format(#piece, piece)
+    end
+    parts[#parts + 1] = "0\r\n\r\n"
+    return table.concat(parts)
+end
+
+describe("http #integration", function()
+    local srv
+
+    lazy_setup(function()
+        srv = S.start({
+            args = { "--max-body-bytes", tostring(MAX_BODY), "--max-header-bytes", tostring(MAX_HEADER) },
+        })
+    end)
+
+    lazy_teardown(function()
+        S.stop_all()
+    end)
+
+    -- After each test the server must still be up and serving.
+    local function assert_still_serving()
+        assert.is_true(srv:running(), "the server died:\n" .. srv:error_log())
+        local res = assert(srv:request("GET", "/hello"))
+        assert.are.equal(200, res.status)
+        assert.are.same(HELLO, json(res))
+    end
+
+    describe("routing", function()
+        it("answers GET /hello with 200 JSON and a fresh 20-hex X-Request-Id each time", function()
+            local ids = {}
+            for _ = 1, 4 do
+                local res = assert(srv:request("GET", "/hello"))
+                assert.are.equal(200, res.status)
+                assert.are.equal("application/json", res.headers["Content-Type"])
+                assert.are.same(HELLO, json(res))
+                assert.are.equal(tostring(#res.body), res.headers["Content-Length"])
+                local id = assert_request_id(res)
+                assert.is_nil(ids[id], "request id " .. id .. " was repeated")
+                ids[id] = true
+            end
+        end)
+
+        it("serves three requests on one keep-alive connection", function()
+            local c = assert(srv:client())
+            finally(function()
+                c:close()
+            end)
+            local ids = {}
+            for i = 1, 3 do
+                local res, err = c:request("GET", "/hello")
+                assert.is_truthy(res, "request " .. i .. " on the kept-alive socket failed: " .. tostring(err))
+                assert.are.equal(200, res.status)
+                assert.are_not.equal("close", (res.headers["Connection"] or ""):lower())
+                assert.are.same(HELLO, json(res))
+                ids[#ids + 1] = assert_request_id(res)
+            end
+            assert.are_not.equal(ids[1], ids[2])
+            assert.are_not.equal(ids[2], ids[3])
+        end)
+
+        it("answers an unknown path with 404 JSON", function()
+            local res = assert(srv:request("GET", "/no/such/thing"))
+            assert.are.equal(404, res.status)
+            assert.are.same({ success = false, message = "Not found" }, json(res))
+            assert_request_id(res)
+        end)
+
+        it("answers a known path with another method with 405 and Allow: GET, HEAD", function()
+            local res = assert(srv:request("POST", "/hello", nil, "x=1"))
+            assert.are.equal(405, res.status)
+            assert.are.equal("GET, HEAD", res.headers["Allow"])
+            assert.are.same({ success = false, message = "Method not allowed" }, json(res))
+            assert_request_id(res)
+            res = assert(srv:request("DELETE", "/users/7"))
+            assert.are.equal(405, res.status)
+            assert.are.equal("GET, HEAD", res.headers["allow"])
+        end)
+
+        it("answers HEAD /hello with the GET headers, Content-Length included, and no body", function()
+            local get = assert(srv:request("GET", "/hello"))
+            -- Read everything up to the close: nothing may follow the headers.
+            local raw = srv:raw("HEAD /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                { read_all = true })
+            local head, rest = raw:match("^(.-\r\n\r\n)(.*)$")
+            assert.is_truthy(head, "no complete header block in: " .. raw)
+            assert.is_truthy(head:match("^HTTP/1%.1 200 "), raw)
+            assert.are.equal("", rest)
+            assert.are.equal(get.headers["Content-Length"], head:match("\r\n[Cc]ontent%-[Ll]ength: *(%d+)"))
+            assert.is_truthy(head:find("\r\nContent-Type: application/json\r\n", 1, true), head)
+            assert.is_truthy(head:match("\r\nX%-Request%-Id: %x+\r\n"), head)
+            -- And on a keep-alive connection the next answer starts right after.
+            local c = assert(srv:client())
+            finally(function()
+                c:close()
+            end)
+            local res = assert(c:request("HEAD", "/hello"))
+            assert.are.equal(200, res.status)
+            assert.are.equal("", res.body)
+            res = assert(c:request("GET", "/hello"))
+            assert.are.equal(200, res.status)
+            assert.are.same(HELLO, json(res))
+        end)
+
+        it("decodes path parameters and the query string", function()
+            local res = assert(srv:request("GET", "/users/42?q=a%20b"))
+            assert.are.equal(200, res.status)
+            local body = json(res)
+            assert.are.equal("42", body.id)
+            assert.are.equal("a b", body.q)
+            assert.are.equal("/users/42", body.path)
+        end)
+
+        it("gives a catch-all parameter the rest of the path", function()
+            local res = assert(srv:request("GET", "/files/a/b/c.txt"))
+            assert.are.equal(200, res.status)
+            assert.are.equal("a/b/c.txt", json(res).rest)
+            res = assert(srv:request("GET", "/files/x"))
+            assert.are.equal("x", json(res).rest)
+        end)
+
+        it("sends the response helpers' status, headers and bodies", function()
+            local res = assert(srv:request("GET", "/redirect"))
+            assert.are.equal(302, res.status)
+            assert.are.equal("/hello", res.headers["Location"])
+            assert_request_id(res)
+            res = assert(srv:request("GET", "/html"))
+            assert.are.equal(200, res.status)
+            assert.are.equal("text/html; charset=utf-8", res.headers["content-type"])
+            assert.are.equal("<h1>hi</h1>", res.body)
+            res = assert(srv:request("GET", "/text"))
+            assert.are.equal("text/plain; charset=utf-8", res.headers["CONTENT-TYPE"])
+            assert.are.equal("plain text", res.body)
+        end)
+
+        it("sends a header list as repeated headers (two Set-Cookie)", function()
+            local res = assert(srv:request("GET", "/cookies"))
+            assert.are.equal(200, res.status)
+            assert.are.same({ "a=1", "b=2" }, S.header_values(res, "Set-Cookie"))
+        end)
+    end)
+
+    describe("request object", function()
+        it("echoes a POST body with method, path, params, query, client and id", function()
+            local body = "hello body \0 with a NUL and \r\n line breaks"
+            local res = assert(srv:request("POST", "/echo?k=v&sp=a+b&k=second", {
+                { "x-TeSt", "Mixed Case Value" },
+                { "Content-Type", "text/plain" },
+            }, body))
+            assert.are.equal(200, res.status)
+            local echo = json(res)
+            assert.are.equal("POST", echo.method)
+            assert.are.equal("/echo", echo.path)
+            assert.are.same({}, echo.params)
+            assert.are.equal("v", echo.query.k) -- the first of a repeated name wins
+            assert.are.equal("a b", echo.query.sp)
+            assert.are.equal(body, echo.body)
+            assert.are.equal(#body, echo.body_length)
+            assert.are.equal("127.0.0.1", echo.client)
+            assert.are.equal(res.headers["X-Request-Id"], echo.id)
+            assert.are.equal("text/plain", echo.content_type)
+        end)
+
+        it("looks headers up case-insensitively", function()
+            local res = assert(srv:request("GET", "/echo", { { "X-TEST", "v1" } }))
+            local echo = json(res)
+            assert.are.equal("v1", echo.x_test)
+            assert.are.equal("v1", echo.x_test_lower)
+            assert.are.equal("v1", echo.x_test_upper)
+            assert.are.equal(0, echo.body_length)
+            assert.are.equal("", echo.body)
+        end)
+
+        it("accepts a body of exactly --max-body-bytes", function()
+            local body = ("x"):rep(MAX_BODY)
+            local res = assert(srv:request("POST", "/echo", nil, body))
+            assert.are.equal(200, res.status)
+            assert.are.equal(MAX_BODY, json(res).body_length)
+            res = assert(srv:request("POST", "/echo", { ["Transfer-Encoding"] = "chunked" },
+                chunked(body, 300)))
+            assert.are.equal(200, res.status)
+            assert.are.equal(body, json(res).body)
+        end)
+    end)
+
+    describe("limits", function()
+        it("answers 413 JSON when Content-Length is over --max-body-bytes", function()
+            local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                .. (MAX_BODY + 1) .. "\r\n\r\n" .. ("y"):rep(MAX_BODY + 1))
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(413, res.status)
+            assert.are.same({ success = false, message = "Request body too large" }, json(res))
+            assert_request_id(res)
+            -- Announced but not sent: answered from the headers alone.
+            raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n")
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(413, res.status)
+            assert_still_serving()
+        end)
+
+        it("answers 413 JSON when a chunked body grows over --max-body-bytes", function()
+            local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .. chunked(("z"):rep(MAX_BODY * 2), 256))
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(413, res.status)
+            assert.are.same({ success = false, message = "Request body too large" }, json(res))
+            assert_request_id(res)
+            assert_still_serving()
+        end)
+
+        it("answers 431 JSON when the headers are over --max-header-bytes, then keeps serving", function()
+            local raw, res = srv:raw("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+                .. ("a"):rep(MAX_HEADER + 100) .. "\r\n\r\n")
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(431, res.status)
+            assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
+            assert_request_id(res)
+            -- Many small headers count too.
+            local headers = {}
+            for i = 1, 100 do
+                headers[#headers + 1] = { "X-H" .. i, ("v"):rep(30) }
+            end
+            res = assert(srv:request("GET", "/hello", headers))
+            assert.are.equal(431, res.status)
+            -- Under the limit is fine.
+            res = assert(srv:request("GET", "/hello", { { "X-Small", ("s"):rep(math.floor(MAX_HEADER / 2)) } }))
+            assert.are.equal(200, res.status)
+            assert_still_serving()
+        end)
+
+        -- The request line counts toward the limit ("request line + headers").
+        it("answers 431 when the request line's query string is over --max-header-bytes", function()
+            local raw, res = srv:raw("GET /hello?pad=" .. ("q"):rep(MAX_HEADER + 100)
+                .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert_still_serving()
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(431, res.status)
+            assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
+        end)
+    end)
+
+    describe("malformed requests", function()
+        -- libmicrohttpd 0.9.75 closes the connection without an answer when
+        -- the request line has no URI and version; the server must stay up.
+        it("closes (or answers 400) a request line without URI and version, and keeps serving", function()
+            local raw, res = srv:raw("GARBAGE\r\n\r\n")
+            assert.is_truthy(raw == "" or (res and res.status == 400),
+                ("neither closed nor 400: %q"):format(raw))
+            assert_still_serving()
+        end)
+
+        it("answers a header line without a colon with 400", function()
+            local raw, res = srv:raw("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nNoColonHere\r\n\r\n")
+            assert.is_truthy(res, ("no HTTP response, got %q"):format(raw))
+            assert.are.equal(400, res.status)
+            assert_still_serving()
+        end)
+
+        it("answers an invalid Content-Length with 400", function()
+            for _, value in ipairs({ "abc", "-5", "12abc" }) do
+                local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: "
+                    .. value .. "\r\n\r\n")
+                assert.is_truthy(res, ("Content-Length %s: no HTTP response, got %q"):format(value, raw))
+                assert.are.equal(400, res.status)
+            end
+            assert_still_serving()
+        end)
+
+        -- Known libmicrohttpd 0.9.75 defect (README, "Known limitations"): its
+        -- 400 for a bad Content-Length repeats the header block. luahost never
+        -- sees the request, so this stays pending until libmicrohttpd is fixed.
+        pending("answers an invalid Content-Length with one well-formed response")
+    end)
+
+    describe("script errors", function()
+        it("answers 500 with a fixed JSON body and logs the error, traceback and request id", function()
+            local res = assert(srv:request("GET", "/boom"))
+            assert.are.equal(500, res.status)
+            assert.are.equal('{"success":false,"message":"Server error"}', res.body)
+            assert.is_nil(res.body:find("kaboom", 1, true))
+            assert.is_nil(res.raw:find("traceback", 1, true))
+            assert.is_nil(res.raw:find("routes.lua", 1, true))
+            local id = assert_request_id(res)
+            local line = srv:wait_log("error", id, 5, true)
+            assert.is_truthy(line, "no error line with request id " .. id .. ":\n" .. srv:error_log())
+            assert.is_truthy(line:match("^" .. ISO_TIME .. " %[error%] " .. id .. ": "), line)
+            assert.is_truthy(line:find("kaboom", 1, true), line)
+            assert.is_truthy(line:find("routes.lua:%d+: kaboom"), line)
+            local log = srv:error_log()
+            local from = log:find(id, 1, true)
+            local entry = log:sub(from, (log:find("\n%d%d%d%d%-", from)) or #log)
+            assert.is_truthy(entry:find("stack traceback", 1, true), "no traceback after the line:\n" .. entry)
+        end)
+
+        it("answers 500 for a status out of range and logs it", function()
+            local res = assert(srv:request("GET", "/bad-status"))
+            assert.are.equal(500, res.status)
+            assert.are.equal('{"success":false,"message":"Server error"}', res.body)
+            local id = assert_request_id(res)
+            local line = srv:wait_log("error", id, 5, true)
+            assert.is_truthy(line, srv:error_log())
+            assert.is_truthy(line:find("[error]", 1, true), line)
+            assert.is_truthy(line:find("status", 1, true), line)
+        end)
+
+        it("answers 500 for a header value with CR LF and logs it, sending nothing of it", function()
+            local res = assert(srv:request("GET", "/bad-header"))
+            assert.are.equal(500, res.status)
+            assert.are.equal('{"success":false,"message":"Server error"}', res.body)
+            assert.is_nil(res.raw:find("pwned", 1, true))
+            assert.is_nil(res.headers["X-Injected"])
+            local id = assert_request_id(res)
+            local line = srv:wait_log("error", id, 5, true)
+            assert.is_truthy(line, srv:error_log())
+            assert.is_truthy(line:find("header", 1, true), line)
+            assert_still_serving()
+        end)
+
+        -- A number header value is turned into text on the Lua stack; the text
+        -- must live until the reply is sent. A garbage collector in a hurry
+        -- (pause 0) shows whether it does: in src/worker.c add_header() the
+        -- converted string is popped (unanchored) before queue() copies it.
+        it("sends numeric header values intact even when the GC runs meanwhile", function()
+            local app = S.tmpdir()
+            S.write_file(app .. "/routes.lua", [[
+return {
+    ["GET /n"] = function(_, res)
+        collectgarbage("setpause", 0)
+        collectgarbage("setstepmul", 1000000)
+        for i = 1, 60 do
+            res.headers["X-N" .. i] = i * 1000 + 0.5
+        end
+        res.body = "ok"
+    end,
+}
+]])
+            local gc = S.start({ app = app, workers = 1 })
+            finally(function()
+                gc:stop()
+            end)
+            local c = assert(gc:client())
+            finally(function()
+                c:close()
+            end)
+            for _ = 1, 30 do
+                local res = assert(c:request("GET", "/n"))
+                assert.are.equal(200, res.status)
+                local wrong = {}
+                for i = 1, 60 do
+                    local v = res.headers["X-N" .. i]
+                    if v ~= tostring(i * 1000 + 0.5) then
+                        wrong[#wrong + 1] = ("X-N%d: %s (want %s)"):format(i, tostring(v), i * 1000 + 0.5)
+                    end
+                end
+                assert.are.equal(0, #wrong, ("%d of 60 numeric header values came out wrong, e.g. %s"):format(
+                    #wrong, table.concat(wrong, ", ", 1, math.min(3, #wrong))))
+            end
+            local res = assert(srv:request("GET", "/numeric-headers"))
+            assert.are.equal("1000.5", res.headers["X-N1"])
+            assert.are.equal("40000.5", res.headers["X-N40"])
+        end)
+    end)
+
+    describe("access log", function()
+        it("is flushed within a second while the server keeps running (buffered, 100 ms)", function()
+            local res = assert(srv:request("GET", "/hello?flush=1"))
+            local id = res.headers["X-Request-Id"]
+            local line = srv:access_log(id, 1, true)
+            assert.is_truthy(line, "no access line for " .. id .. " within 1 s")
+        end)
+
+        it("gets one line per request: time, id, client, method and path, status, bytes, ms", function()
+            local expect = {}
+            for _, r in ipairs({
+                { "GET", "/hello", 200 },
+                { "GET", "/missing", 404 },
+                { "POST", "/echo", 200, "abc" },
+                { "GET", "/boom", 500 },
+                { "GET", "/users/9", 200 },
+            }) do
+                local res = assert(srv:request(r[1], r[2], nil, r[4]))
+                assert.are.equal(r[3], res.status)
+                expect[#expect + 1] = { id = res.headers["X-Request-Id"], method = r[1], path = r[2],
+                    status = r[3], bytes = #res.body }
+            end
+            for _, e in ipairs(expect) do
+                local line = srv:wait_log("access", e.id, 5, true)
+                assert.is_truthy(line, "no access line for " .. e.id .. ":\n" .. srv:access_log())
+                local time, id, client, method, path, status, bytes, ms =
+                    line:match('^(%S+) (%x+) (%S+) "(%u+) (%S+)" (%d+) (%d+) ([%d.]+)ms$')
+                assert.is_truthy(time, "access line has another format: " .. line)
+                assert.is_truthy(time:match("^" .. ISO_TIME .. "$"), line)
+                assert.are.equal(e.id, id)
+                assert.are.equal("127.0.0.1", client)
+                assert.are.equal(e.method, method)
+                assert.are.equal(e.path, path)
+                assert.are.equal(e.status, tonumber(status))
+                assert.are.equal(e.bytes, tonumber(bytes))
+                assert.is_truthy(tonumber(ms) >= 0)
+                local _, count = srv:access_log():gsub(e.id, "")
+                assert.are.equal(1, count, "request " .. e.id .. " logged " .. count .. " times")
+            end
+        end)
+    end)
+end)
