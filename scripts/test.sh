@@ -14,7 +14,7 @@ if ! scripts/services.sh status | grep -q "mariadb up" || ! scripts/services.sh 
     started=1
 fi
 scripts/services.sh start
-[ -z "$started" ] || trap '"$ROOT/scripts/services.sh" stop' EXIT
+[ -z "$started" ] || trap '"$ROOT/scripts/services.sh" stop >/dev/null' EXIT
 while IFS= read -r line; do export "${line?}"; done < <(scripts/services.sh env)
 
 cd "${LUAHOST_BUILD_DIR:-build}"
