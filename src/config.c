@@ -39,7 +39,7 @@ static const struct option_def defs[] = {
     NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
     NUM_OPT(max_connections, "4096", 1, 1000000, "open connections at once"),
     NUM_OPT(idle_timeout, "60", 1, 86400, "seconds before an idle connection is closed"),
-    BYTES_OPT(max_header_bytes, "16k", 1024, 1024 * 1024,
+    BYTES_OPT(max_header_bytes, "8k", 1024, 1024 * 1024,
               "request line and headers; larger requests get 431"),
     BYTES_OPT(max_body_bytes, "1m", 0, 1024L * 1024 * 1024, "request body; larger bodies get 413"),
     NUM_OPT(shutdown_timeout, "10", 0, 3600,

@@ -66,17 +66,32 @@ int lh_log_enabled(enum lh_log_level level)
     return level >= logger.level;
 }
 
-/* "2026-11-25T10:20:30.123Z" into out (at least 25 bytes); returns its length. */
+/* "2026-11-25T10:20:30.123Z" into out (at least 25 bytes); returns its length.
+ * The part up to the seconds is formatted once per second per thread. */
 static size_t format_time(char *out, size_t size)
 {
+    static _Thread_local time_t cached_second = -1;
+    static _Thread_local char cached[24];
+    static _Thread_local size_t cached_len;
     struct timespec ts;
     struct tm tm;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    int m = snprintf(out + n, size - n, ".%03ldZ", ts.tv_nsec / 1000000);
-    return n + (m > 0 ? (size_t)m : 0);
+    if (ts.tv_sec != cached_second) {
+        gmtime_r(&ts.tv_sec, &tm);
+        cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+        cached_second = ts.tv_sec;
+    }
+    if (size < cached_len + 6)
+        return 0;
+    unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+    memcpy(out, cached, cached_len);
+    out[cached_len] = '.';
+    out[cached_len + 1] = (char)('0' + ms / 100);
+    out[cached_len + 2] = (char)('0' + ms / 10 % 10);
+    out[cached_len + 3] = (char)('0' + ms % 10);
+    out[cached_len + 4] = 'Z';
+    return cached_len + 5;
 }
 
 /* Adds snprintf's result m to n without passing the end of a size-byte buffer. */

@@ -89,7 +89,7 @@ static void test_lh_config_init_defaults(void **state)
     assert_string_equal(c->app, "lua/app");
     assert_string_equal(c->lua_path, "");
     assert_int_equal(c->max_body_bytes, 1024 * 1024);
-    assert_int_equal(c->max_header_bytes, 16 * 1024);
+    assert_int_equal(c->max_header_bytes, 8 * 1024);
     assert_int_equal(c->workers, 0);
     assert_int_equal(c->max_connections, 4096);
     assert_int_equal(c->idle_timeout, 60);
