@@ -10,6 +10,10 @@ static const luaL_Reg bindings[] = {
     {"luahost.router", luaopen_luahost_router},
     {"luahost.worker", luaopen_luahost_worker},
     {"luahost.log", luaopen_luahost_log},
+    {"luahost.fingerprint", luaopen_luahost_fingerprint},
+    {"luahost.netaddr", luaopen_luahost_netaddr},
+    {"luahost.headers", luaopen_luahost_headers},
+    {"luahost.ratelimit", luaopen_luahost_ratelimit},
     {NULL, NULL},
 };
 

@@ -19,5 +19,9 @@ void lh_lua_modules_preload(struct lua_State *L);
 int luaopen_luahost_router(struct lua_State *L);
 int luaopen_luahost_worker(struct lua_State *L);
 int luaopen_luahost_log(struct lua_State *L);
+int luaopen_luahost_fingerprint(struct lua_State *L);
+int luaopen_luahost_netaddr(struct lua_State *L);
+int luaopen_luahost_headers(struct lua_State *L);
+int luaopen_luahost_ratelimit(struct lua_State *L);
 
 #endif

@@ -218,7 +218,7 @@ int main(int argc, char **argv)
     lh_log_level_parse(cfg.log_level, &level);
 
     if (fl.check) {
-        struct lh_workers_options wo = {cfg.app, cfg.lua_path, 1, NULL};
+        struct lh_workers_options wo = {cfg.app, cfg.lua_path, 1, NULL, NULL};
         struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
         if (ws == NULL)
             fprintf(stderr, "luahost: %s\n", err);
@@ -248,7 +248,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_log;
     }
-    struct lh_workers_options wo = {cfg.app, cfg.lua_path, (unsigned)cfg.workers, tasks};
+    struct lh_workers_options wo = {cfg.app, cfg.lua_path, (unsigned)cfg.workers, tasks, NULL};
     struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
     if (ws == NULL) {
         lh_log(LH_LOG_ERROR, NULL, "cannot load %s: %s", cfg.app, err);

@@ -34,6 +34,7 @@
 #include "luahost/log.h"
 
 #define IDLE_COROUTINES 256
+#define HOST_KEY "luahost.host"
 #define SERVER_ERROR_BODY "{\"success\":false,\"message\":\"Server error\"}"
 
 struct vm {
@@ -68,6 +69,7 @@ struct lh_worker {
 };
 
 struct lh_workers {
+    const struct lh_host *host;
     char *app;
     char *lua_path;
     struct lh_task_pool *tasks;
@@ -111,6 +113,8 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     lua_State *L = vm->L;
     luaL_openlibs(L);
     lh_lua_modules_preload(L);
+    lua_pushlightuserdata(L, (void *)ws->host);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
 
     lua_pushcfunction(L, traceback);
     lua_getglobal(L, "require");
@@ -175,6 +179,7 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
     if (ws->app == NULL || ws->lua_path == NULL || ws->workers == NULL)
         goto nomem;
     ws->tasks = o->tasks;
+    ws->host = o->host;
     ws->count = o->count;
     for (unsigned i = 0; i < o->count; i++) {
         struct lh_worker *w = &ws->workers[i];
@@ -537,6 +542,14 @@ int lh_worker_await(lua_State *L, struct lh_async *a)
     int n = a->push(a, L);
     a->free(a);
     return n;
+}
+
+const struct lh_host *lh_worker_host(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+    const struct lh_host *host = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return host;
 }
 
 const struct lh_request *lh_worker_current_request(void)

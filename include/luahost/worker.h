@@ -22,11 +22,24 @@ struct lh_workers; /* opaque: every worker of the process */
 struct lh_worker;  /* opaque: one HTTP thread's worker */
 struct lh_call;    /* opaque: one request in a coroutine */
 
+struct lh_fingerprint;
+struct lh_cidr_set;
+struct lh_ratelimit;
+
+/* Objects the host creates at start for every VM to use. Each is thread-safe
+ * and outlives the workers; any may be NULL (under busted, in --check). */
+struct lh_host {
+    struct lh_fingerprint *fingerprint;
+    struct lh_cidr_set *trusted_proxies;
+    struct lh_ratelimit *ratelimit;
+};
+
 struct lh_workers_options {
     const char *app;            /* directory with routes.lua */
     const char *lua_path;       /* extra package.path entries, may be "" */
     unsigned count;             /* one per HTTP thread */
     struct lh_task_pool *tasks; /* runs blocking work; outlives the workers */
+    const struct lh_host *host; /* may be NULL */
 };
 
 /* Loads count VMs. Returns NULL with the first script error ("file:line:
@@ -111,6 +124,9 @@ struct lh_async {
  * else (start-up code, busted, a coroutine of the handler's) it runs a
  * inline. Either way a is freed and its results are returned to Lua. */
 int lh_worker_await(struct lua_State *L, struct lh_async *a);
+
+/* The host objects of the state L belongs to; NULL outside a server. */
+const struct lh_host *lh_worker_host(struct lua_State *L);
 
 /* The request the calling thread is running, or NULL. */
 const struct lh_request *lh_worker_current_request(void);

@@ -1,0 +1,40 @@
+/* include/luahost/netaddr.h: IP addresses, CIDR sets and the client address
+ * behind trusted proxies (nginx's real_ip_recursive).
+ * Thread safety: build a set on one thread; lh_cidr_set_contains and
+ * lh_client_ip are read-only and may then run on any number of threads. */
+#ifndef LUAHOST_NETADDR_H
+#define LUAHOST_NETADDR_H
+#include <stddef.h>
+#include "luahost/common.h"
+
+#define LH_IP_MAX 46 /* INET6_ADDRSTRLEN */
+
+struct lh_cidr_set; /* opaque */
+
+/* NULL when memory runs out. Free with lh_cidr_set_free (NULL is a no-op). */
+struct lh_cidr_set *lh_cidr_set_new(void);
+void lh_cidr_set_free(struct lh_cidr_set *s);
+/* Adds "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128).
+ * LH_ERR_INVALID with *err (static text) for a bad address or prefix. */
+enum lh_status lh_cidr_set_add(struct lh_cidr_set *s, const char *cidr, const char **err);
+/* Adds every entry of a list separated by commas and/or blanks; the message
+ * names the bad entry. The set is unchanged on failure. */
+enum lh_status lh_cidr_set_add_list(struct lh_cidr_set *s, const char *list, char *err,
+                                    size_t errlen);
+size_t lh_cidr_set_count(const struct lh_cidr_set *s);
+/* 1 when ip (text) is in the set; an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
+ * matches IPv4 entries; 0 for anything that does not parse. */
+int lh_cidr_set_contains(const struct lh_cidr_set *s, const char *ip);
+
+/* The client's address. It is peer, unless peer is in trusted: then the
+ * X-Forwarded-For list (or, without one, the for= values of RFC 7239
+ * Forwarded) is walked from the right, skipping trusted addresses; the first
+ * untrusted one is the client. If every hop is trusted, the leftmost is the
+ * client; at an entry that is not an address the walk stops at the last good
+ * hop. Addresses are written normalised (inet_ntop) into out. Returns
+ * LH_ERR_INVALID only when peer itself is not an address. */
+enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
+                            const char *forwarded_for, const char *forwarded,
+                            char out[LH_IP_MAX]);
+
+#endif

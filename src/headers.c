@@ -1,0 +1,2 @@
+/* src/headers.c: placeholder, being written. */
+#include "luahost/headers.h"

@@ -1,0 +1,2 @@
+/* src/netaddr.c: placeholder, being written. */
+#include "luahost/netaddr.h"

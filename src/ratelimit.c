@@ -1,0 +1,1 @@
+/* src/ratelimit.c: placeholder, being written. */
