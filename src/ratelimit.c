@@ -1,1 +1,678 @@
-/* src/ratelimit.c: placeholder, being written. */
+/* src/ratelimit.c: the batching rate limiter.
+ *
+ * DESIGN
+ * ------
+ * Worker threads queue checks under `lock` and signal `work`. One batcher
+ * thread takes everything queued, groups identical checks, and decides every
+ * group either in Redis (one EVALSHA for the whole batch, see SCRIPT) or, when
+ * Redis is down or slow, in the local store, which only the batcher touches,
+ * so it needs no lock. Both paths return the same raw numbers per rule
+ * (previous and current window counts before the grant, elapsed time, counter
+ * value) and the same C code turns them into outcomes, so the semantics match.
+ *
+ * Redis failures: any error or timeout marks Redis down, logs once, and the
+ * batch is decided locally; while down, Redis is tried again at most once a
+ * second. Recovery is logged once too. Stopping decides what is queued and
+ * makes later submits decide locally on the caller's thread (under `lock`,
+ * since the batcher has gone).
+ */
+#include "luahost/ratelimit.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "luahost/log.h"
+
+#define MAX_BATCH 512
+#define RETRY_INTERVAL 1.0
+
+/* KEYS: none. ARGV: ngroups, then per group: k (identical checks), nrules,
+ * then per rule: key, limit, window, counter (0/1). Returns per group the
+ * grant, then per rule: previous count, current count, elapsed ms, counter. */
+static const char SCRIPT[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+    "local out, i = {}, 2\n"
+    "for g = 1, tonumber(ARGV[1]) do\n"
+    "  local k, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])\n"
+    "  i = i + 2\n"
+    "  local grant, rules = k, {}\n"
+    "  for r = 1, n do\n"
+    "    local w = tonumber(ARGV[i + 2])\n"
+    "    local idx = math.floor(now / w)\n"
+    "    local rule = { key = ARGV[i], w = w, idx = idx, elapsed = now - idx * w,\n"
+    "                   counter = ARGV[i + 3] == '1', prev = 0, curr = 0 }\n"
+    "    if not rule.counter then\n"
+    "      rule.curr = tonumber(redis.call('GET', rule.key .. ':' .. w .. ':' .. idx) or '0')\n"
+    "      rule.prev = tonumber(redis.call('GET', rule.key .. ':' .. w .. ':' .. (idx - 1)) or '0')\n"
+    "      local avail = tonumber(ARGV[i + 1]) - (math.floor(rule.prev * (w - rule.elapsed) / w)"
+    " + rule.curr)\n"
+    "      if avail < grant then grant = avail end\n"
+    "    end\n"
+    "    rules[r] = rule\n"
+    "    i = i + 4\n"
+    "  end\n"
+    "  if grant < 0 then grant = 0 end\n"
+    "  out[#out + 1] = grant\n"
+    "  for r = 1, n do\n"
+    "    local rule, count = rules[r], 0\n"
+    "    if rule.counter then\n"
+    "      local ck = rule.key .. ':c' .. rule.w .. ':' .. rule.idx\n"
+    "      count = redis.call('INCRBY', ck, k)\n"
+    "      if count == k then redis.call('EXPIRE', ck, rule.w + 1) end\n"
+    "    elseif grant > 0 then\n"
+    "      local ck = rule.key .. ':' .. rule.w .. ':' .. rule.idx\n"
+    "      if redis.call('INCRBY', ck, grant) == grant then\n"
+    "        redis.call('EXPIRE', ck, 2 * rule.w + 1)\n"
+    "      end\n"
+    "    end\n"
+    "    out[#out + 1] = rule.prev\n"
+    "    out[#out + 1] = rule.curr\n"
+    "    out[#out + 1] = math.floor(rule.elapsed * 1000)\n"
+    "    out[#out + 1] = count\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/* Raw numbers for one rule of a group, from Redis or from the local store. */
+struct rule_state {
+    long prev, curr;
+    double elapsed;
+    long counter;
+};
+
+struct group {
+    struct lh_ratelimit_check *first; /* the checks, linked by _next */
+    size_t k;
+    long grant;
+    struct rule_state st[LH_RATELIMIT_MAX_RULES];
+};
+
+/* -- Local store ------------------------------------------------------------- */
+
+struct slot {
+    char *key; /* "<rule key>:<window>" or "<rule key>:c<window>"; NULL: empty */
+    long idx;  /* window index of curr */
+    long curr, prev;
+};
+
+struct store {
+    size_t cap, used, max_keys;
+    struct slot *slots;
+};
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void store_clear(struct store *st)
+{
+    for (size_t i = 0; i < st->cap; i++) {
+        free(st->slots[i].key);
+        st->slots[i].key = NULL;
+    }
+    st->used = 0;
+}
+
+/* The slot for key, created empty if needed; NULL only when out of memory. */
+static struct slot *store_get(struct store *st, const char *key)
+{
+    if (st->used >= st->max_keys) {
+        /* A flood of distinct keys: start over rather than grow without bound. */
+        lh_log(LH_LOG_WARN, NULL, "rate limit: local store full (%zu keys), cleared",
+               st->used);
+        store_clear(st);
+    }
+    size_t mask = st->cap - 1;
+    for (size_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
+        struct slot *s = &st->slots[i];
+        if (s->key == NULL) {
+            s->key = strdup(key);
+            if (s->key == NULL)
+                return NULL;
+            s->idx = 0;
+            s->curr = s->prev = 0;
+            st->used++;
+            return s;
+        }
+        if (strcmp(s->key, key) == 0)
+            return s;
+    }
+}
+
+/* Brings a slot to window idx: what was current becomes previous if adjacent. */
+static void slot_roll(struct slot *s, long idx)
+{
+    if (s->idx == idx)
+        return;
+    s->prev = s->idx == idx - 1 ? s->curr : 0;
+    s->curr = 0;
+    s->idx = idx;
+}
+
+static double now_seconds(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static long used_of(const struct rule_state *s, long window)
+{
+    return (long)floor((double)s->prev * ((double)window - s->elapsed) / (double)window) + s->curr;
+}
+
+/* Decides a group in the local store, with the same arithmetic as SCRIPT. */
+static void decide_local(struct store *st, struct group *g)
+{
+    const struct lh_ratelimit_check *c = g->first;
+    double now = now_seconds();
+    struct slot *slots[LH_RATELIMIT_MAX_RULES];
+    char key[LH_RATELIMIT_KEY_MAX + 32];
+
+    g->grant = (long)g->k;
+    for (size_t r = 0; r < c->nrules; r++) {
+        const struct lh_ratelimit_rule *rule = &c->rules[r];
+        long w = rule->rate.window;
+        long idx = (long)floor(now / (double)w);
+        struct rule_state *s = &g->st[r];
+        snprintf(key, sizeof(key), "%s:%s%ld", rule->key, rule->counter ? "c" : "", w);
+        slots[r] = store_get(st, key);
+        memset(s, 0, sizeof(*s));
+        s->elapsed = now - (double)idx * (double)w;
+        if (slots[r] == NULL)
+            continue; /* out of memory: this rule counts as empty */
+        slot_roll(slots[r], idx);
+        if (rule->counter)
+            continue;
+        s->prev = slots[r]->prev;
+        s->curr = slots[r]->curr;
+        long avail = rule->rate.limit - used_of(s, w);
+        if (avail < g->grant)
+            g->grant = avail;
+    }
+    if (g->grant < 0)
+        g->grant = 0;
+    for (size_t r = 0; r < c->nrules; r++) {
+        if (slots[r] == NULL)
+            continue;
+        if (c->rules[r].counter) {
+            slots[r]->curr += (long)g->k;
+            g->st[r].counter = slots[r]->curr;
+        } else {
+            slots[r]->curr += g->grant;
+        }
+    }
+}
+
+/* -- Outcomes ---------------------------------------------------------------- */
+
+/* Seconds until a refused request on a full rule would fit again. */
+static long retry_after(const struct lh_rate *rate, const struct rule_state *s, long granted)
+{
+    double w = (double)rate->window;
+    long curr = s->curr + granted;
+
+    if (curr >= rate->limit || s->prev == 0)
+        return (long)ceil(w - s->elapsed);
+    /* prev * (w - elapsed - t) / w + curr < limit */
+    double t = w - s->elapsed - (double)(rate->limit - curr) * w / (double)s->prev;
+    long secs = (long)ceil(t);
+    return secs < 1 ? 1 : secs;
+}
+
+/* Fills the outcome of the i-th check (0-based) of a decided group. */
+static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, int local)
+{
+    c->allowed = (long)i < g->grant;
+    c->local = local;
+    for (size_t r = 0; r < c->nrules; r++) {
+        const struct lh_ratelimit_rule *rule = &c->rules[r];
+        const struct rule_state *s = &g->st[r];
+        struct lh_ratelimit_outcome *o = &c->out[r];
+        long w = rule->rate.window;
+        o->reset = (long)ceil((double)w - s->elapsed);
+        if (rule->counter) {
+            o->count = s->counter - (long)g->k + (long)i + 1;
+            o->remaining = rule->rate.limit - o->count;
+            o->retry_after = 0;
+        } else {
+            long used = used_of(s, w);
+            o->count = used + (c->allowed ? (long)i + 1 : g->grant);
+            o->remaining = c->allowed ? rule->rate.limit - used - (long)i - 1 : 0;
+            o->retry_after = 0;
+            if (!c->allowed && rule->rate.limit - used - g->grant <= 0)
+                o->retry_after = retry_after(&rule->rate, s, g->grant);
+        }
+        if (o->remaining < 0)
+            o->remaining = 0;
+    }
+}
+
+/* -- Limiter ----------------------------------------------------------------- */
+
+struct lh_ratelimit {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct lh_ratelimit_check *head, *tail;
+    int stopping, stopped, started;
+    pthread_t thread;
+
+    /* Batcher-only state. */
+    struct group groups[MAX_BATCH];
+    struct store store;
+    redisContext *redis;
+    char sha[41];
+    int redis_up; /* read by lh_ratelimit_redis_up without the lock: a hint */
+    int reported_down;
+    double next_try;
+    char *host, *password;
+    int port, db;
+    struct timeval timeout;
+};
+
+static void redis_drop(struct lh_ratelimit *rl, const char *why)
+{
+    if (rl->redis)
+        redisFree(rl->redis);
+    rl->redis = NULL;
+    rl->redis_up = 0;
+    rl->next_try = now_seconds() + RETRY_INTERVAL;
+    if (!rl->reported_down) {
+        lh_log(LH_LOG_WARN, NULL,
+               "rate limit: redis %s:%d unavailable (%s); limiting in this process until it "
+               "answers",
+               rl->host, rl->port, why);
+        rl->reported_down = 1;
+    }
+}
+
+static int redis_ok(redisContext *c, redisReply *r)
+{
+    return r != NULL && c->err == 0 && r->type != REDIS_REPLY_ERROR;
+}
+
+/* Connects, selects the database and loads the script. */
+static int redis_connect(struct lh_ratelimit *rl)
+{
+    redisReply *r;
+
+    rl->redis = redisConnectWithTimeout(rl->host, rl->port, rl->timeout);
+    if (rl->redis == NULL || rl->redis->err) {
+        redis_drop(rl, rl->redis ? rl->redis->errstr : "out of memory");
+        return 0;
+    }
+    redisSetTimeout(rl->redis, rl->timeout);
+    if (rl->password && rl->password[0]) {
+        r = redisCommand(rl->redis, "AUTH %s", rl->password);
+        int ok = redis_ok(rl->redis, r);
+        freeReplyObject(r);
+        if (!ok) {
+            redis_drop(rl, "AUTH failed");
+            return 0;
+        }
+    }
+    r = redisCommand(rl->redis, "SELECT %d", rl->db);
+    int ok = redis_ok(rl->redis, r);
+    freeReplyObject(r);
+    r = ok ? redisCommand(rl->redis, "SCRIPT LOAD %s", SCRIPT) : NULL;
+    if (!redis_ok(rl->redis, r) || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        freeReplyObject(r);
+        redis_drop(rl, rl->redis && rl->redis->err ? rl->redis->errstr : "SCRIPT LOAD failed");
+        return 0;
+    }
+    memcpy(rl->sha, r->str, 40);
+    rl->sha[40] = '\0';
+    freeReplyObject(r);
+    return 1;
+}
+
+/* Decides every group in one EVALSHA. Returns 0 on any failure. */
+static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ngroups)
+{
+    size_t argc = 4, cap = 4;
+    for (size_t g = 0; g < ngroups; g++)
+        cap += 2 + 4 * groups[g].first->nrules;
+    const char **argv = malloc(cap * sizeof(*argv));
+    size_t *lens = malloc(cap * sizeof(*lens));
+    char *nums = malloc(cap * 24); /* every number's text */
+    char *p = nums;
+    int ok = 0;
+
+    if (argv == NULL || lens == NULL || nums == NULL)
+        goto out;
+#define PUSH_NUM(v)                                                                             \
+    do {                                                                                        \
+        int w_ = snprintf(p, 24, "%ld", (long)(v));                                             \
+        argv[argc] = p;                                                                         \
+        lens[argc++] = (size_t)w_;                                                              \
+        p += 24;                                                                                \
+    } while (0)
+    argv[0] = "EVALSHA";
+    argv[1] = rl->sha;
+    argv[2] = "0";
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    argc = 3;
+    PUSH_NUM(ngroups);
+    for (size_t g = 0; g < ngroups; g++) {
+        const struct lh_ratelimit_check *c = groups[g].first;
+        PUSH_NUM(groups[g].k);
+        PUSH_NUM(c->nrules);
+        for (size_t r = 0; r < c->nrules; r++) {
+            argv[argc] = c->rules[r].key;
+            lens[argc++] = strlen(c->rules[r].key);
+            PUSH_NUM(c->rules[r].rate.limit);
+            PUSH_NUM(c->rules[r].rate.window);
+            PUSH_NUM(c->rules[r].counter ? 1 : 0);
+        }
+    }
+#undef PUSH_NUM
+    redisReply *reply = redisCommandArgv(rl->redis, (int)argc, argv, lens);
+    if (!redis_ok(rl->redis, reply) || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+            rl->sha[0] = '\0'; /* flushed: reload on reconnect */
+        redis_drop(rl, rl->redis->err ? rl->redis->errstr : reply ? reply->str : "no reply");
+        freeReplyObject(reply);
+        goto out;
+    }
+    size_t at = 0;
+    for (size_t g = 0; g < ngroups && at < reply->elements; g++) {
+        struct group *gr = &groups[g];
+        gr->grant = reply->element[at++]->integer;
+        for (size_t r = 0; r < gr->first->nrules && at + 4 <= reply->elements; r++) {
+            gr->st[r].prev = (long)reply->element[at++]->integer;
+            gr->st[r].curr = (long)reply->element[at++]->integer;
+            gr->st[r].elapsed = (double)reply->element[at++]->integer / 1000.0;
+            gr->st[r].counter = (long)reply->element[at++]->integer;
+        }
+    }
+    ok = at == reply->elements;
+    freeReplyObject(reply);
+    if (!ok)
+        redis_drop(rl, "unexpected script reply");
+out:
+    free(argv);
+    free(lens);
+    free(nums);
+    return ok;
+}
+
+static int same_rules(const struct lh_ratelimit_check *a, const struct lh_ratelimit_check *b)
+{
+    return a->nrules == b->nrules && memcmp(a->rules, b->rules, a->nrules * sizeof(a->rules[0])) == 0;
+}
+
+/* Groups the batch (a list), decides it and calls every done(). */
+static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *batch)
+{
+    struct group *groups = rl->groups;
+    size_t ngroups = 0;
+
+    while (batch) {
+        struct lh_ratelimit_check *c = batch;
+        batch = c->_next;
+        size_t g = 0;
+        while (g < ngroups && !same_rules(groups[g].first, c))
+            g++;
+        if (g == ngroups) {
+            memset(&groups[g], 0, sizeof(groups[g]));
+            ngroups++;
+        }
+        c->_next = groups[g].first; /* order inside a group does not matter */
+        groups[g].first = c;
+        groups[g].k++;
+    }
+
+    int remote = 0;
+    if (rl->host != NULL && (rl->redis != NULL || now_seconds() >= rl->next_try)) {
+        if (rl->redis != NULL || redis_connect(rl))
+            remote = decide_redis(rl, groups, ngroups);
+        if (remote && !rl->redis_up) {
+            if (rl->reported_down)
+                lh_log(LH_LOG_INFO, NULL, "rate limit: redis %s:%d is back; limits are shared again",
+                       rl->host, rl->port);
+            rl->reported_down = 0;
+        }
+        rl->redis_up = remote;
+    }
+    for (size_t g = 0; g < ngroups; g++) {
+        if (!remote)
+            decide_local(&rl->store, &groups[g]);
+        size_t i = 0;
+        for (struct lh_ratelimit_check *c = groups[g].first, *next; c; c = next, i++) {
+            next = c->_next;
+            fill(c, &groups[g], i, !remote);
+            c->task.done(&c->task);
+        }
+    }
+}
+
+static void *batcher_main(void *arg)
+{
+    struct lh_ratelimit *rl = arg;
+
+    pthread_mutex_lock(&rl->lock);
+    for (;;) {
+        while (rl->head == NULL && !rl->stopping)
+            pthread_cond_wait(&rl->work, &rl->lock);
+        if (rl->head == NULL)
+            break;
+        struct lh_ratelimit_check *batch = rl->head, *last = rl->head;
+        size_t n = 1;
+        while (last->_next && n < MAX_BATCH) {
+            last = last->_next;
+            n++;
+        }
+        rl->head = last->_next;
+        if (rl->head == NULL)
+            rl->tail = NULL;
+        last->_next = NULL;
+        pthread_mutex_unlock(&rl->lock);
+        decide_batch(rl, batch);
+        pthread_mutex_lock(&rl->lock);
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return NULL;
+}
+
+struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, const char **err)
+{
+    struct lh_ratelimit *rl = calloc(1, sizeof(*rl));
+    size_t max_keys = o->local_max_keys ? o->local_max_keys : 100000;
+    size_t cap = 16;
+
+    while (cap < 2 * max_keys)
+        cap *= 2;
+    if (rl != NULL)
+        rl->store.slots = calloc(cap, sizeof(struct slot));
+    if (rl == NULL || rl->store.slots == NULL) {
+        free(rl);
+        *err = "out of memory";
+        return NULL;
+    }
+    rl->store.cap = cap;
+    rl->store.max_keys = max_keys;
+    if (o->redis_host && o->redis_host[0]) {
+        rl->host = strdup(o->redis_host);
+        rl->password = o->redis_password ? strdup(o->redis_password) : NULL;
+        if (rl->host == NULL) {
+            lh_ratelimit_free(rl);
+            *err = "out of memory";
+            return NULL;
+        }
+    }
+    rl->port = o->redis_port ? o->redis_port : 6379;
+    rl->db = o->redis_db;
+    double t = o->timeout > 0 ? o->timeout : 0.1;
+    rl->timeout.tv_sec = (time_t)t;
+    rl->timeout.tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6);
+    pthread_mutex_init(&rl->lock, NULL);
+    pthread_cond_init(&rl->work, NULL);
+    if (pthread_create(&rl->thread, NULL, batcher_main, rl) != 0) {
+        lh_ratelimit_free(rl);
+        *err = "cannot start the rate-limit thread";
+        return NULL;
+    }
+    rl->started = 1;
+    return rl;
+}
+
+void lh_ratelimit_submit(struct lh_ratelimit *rl, struct lh_ratelimit_check *c)
+{
+    /* Zero each key's tail so that identical checks compare equal bytewise. */
+    for (size_t r = 0; r < c->nrules; r++) {
+        size_t len = strnlen(c->rules[r].key, LH_RATELIMIT_KEY_MAX - 1);
+        memset(c->rules[r].key + len, 0, LH_RATELIMIT_KEY_MAX - len);
+    }
+    c->_next = NULL;
+    pthread_mutex_lock(&rl->lock);
+    if (rl->stopped) {
+        struct group g = {.first = c, .k = 1};
+        decide_local(&rl->store, &g);
+        fill(c, &g, 0, 1);
+        pthread_mutex_unlock(&rl->lock);
+        c->task.done(&c->task);
+        return;
+    }
+    if (rl->tail)
+        rl->tail->_next = c;
+    else
+        rl->head = c;
+    rl->tail = c;
+    pthread_cond_signal(&rl->work);
+    pthread_mutex_unlock(&rl->lock);
+}
+
+void lh_ratelimit_stop(struct lh_ratelimit *rl)
+{
+    pthread_mutex_lock(&rl->lock);
+    int join = rl->started && !rl->stopping;
+    rl->stopping = 1;
+    pthread_cond_signal(&rl->work);
+    pthread_mutex_unlock(&rl->lock);
+    if (join)
+        pthread_join(rl->thread, NULL);
+    pthread_mutex_lock(&rl->lock);
+    rl->stopped = 1;
+    pthread_mutex_unlock(&rl->lock);
+}
+
+void lh_ratelimit_free(struct lh_ratelimit *rl)
+{
+    if (rl == NULL)
+        return;
+    if (rl->started)
+        lh_ratelimit_stop(rl);
+    if (rl->redis)
+        redisFree(rl->redis);
+    if (rl->store.slots) {
+        store_clear(&rl->store);
+        free(rl->store.slots);
+    }
+    pthread_cond_destroy(&rl->work);
+    pthread_mutex_destroy(&rl->lock);
+    free(rl->host);
+    free(rl->password);
+    free(rl);
+}
+
+int lh_ratelimit_redis_up(const struct lh_ratelimit *rl)
+{
+    return rl->redis_up;
+}
+
+/* -- Limit strings ----------------------------------------------------------- */
+
+static long unit_seconds(const char *u, size_t len)
+{
+    static const struct {
+        const char *name;
+        long seconds;
+    } units[] = {{"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
+
+    if (len > 1 && u[len - 1] == 's')
+        len--;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+        if (strlen(units[i].name) == len && strncasecmp(units[i].name, u, len) == 0)
+            return units[i].seconds;
+    return 0;
+}
+
+/* One "N per [M] unit" or "N/[M ]unit" part of [s, end). */
+static int parse_one(const char *s, const char *end, struct lh_rate *out)
+{
+    char *e;
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    if (s == end || !isdigit((unsigned char)*s))
+        return -1;
+    long n = strtol(s, &e, 10);
+    if (e > end || n <= 0)
+        return -1;
+    s = e;
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    if (s < end && *s == '/')
+        s++;
+    else if (end - s > 3 && strncasecmp(s, "per", 3) == 0 && isspace((unsigned char)s[3]))
+        s += 3;
+    else
+        return -1;
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    long mult = 1;
+    if (s < end && isdigit((unsigned char)*s)) {
+        mult = strtol(s, &e, 10);
+        if (e > end || mult <= 0)
+            return -1;
+        s = e;
+        while (s < end && isspace((unsigned char)*s))
+            s++;
+    }
+    long unit = unit_seconds(s, (size_t)(end - s));
+    if (unit == 0 || mult > 366L * 86400 / unit)
+        return -1;
+    out->limit = n;
+    out->window = mult * unit;
+    return 0;
+}
+
+enum lh_status lh_rate_parse(const char *spec, struct lh_rate *out, size_t max, size_t *n,
+                             char *err, size_t errlen)
+{
+    const char *p = spec;
+
+    *n = 0;
+    for (;;) {
+        const char *semi = strchr(p, ';');
+        const char *end = semi ? semi : p + strlen(p);
+        if (*n == max) {
+            snprintf(err, errlen, "more than %zu limits in '%s'", max, spec);
+            return LH_ERR_INVALID;
+        }
+        if (parse_one(p, end, &out[*n]) != 0) {
+            snprintf(err, errlen, "bad limit '%.*s' (want like '500 per hour' or '10/minute')",
+                     (int)(end - p), p);
+            return LH_ERR_INVALID;
+        }
+        (*n)++;
+        if (semi == NULL)
+            return LH_OK;
+        p = semi + 1;
+    }
+}

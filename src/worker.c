@@ -21,6 +21,7 @@
  */
 #include "luahost/worker.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,6 +505,10 @@ void lh_call_wait(struct lh_call *c, void (*wake)(void *arg), void *arg)
     c->wake_arg = arg;
     a->_call = c;
     a->task.done = task_done;
+    if (a->start) {
+        a->start(a);
+        return;
+    }
     if (atomic_load(&c->w->ws->stopping)) {
         a->task.cancelled = 1;
         wake(arg);
@@ -527,6 +532,40 @@ enum lh_call_state lh_call_resume(struct lh_call *c, struct lh_reply *reply)
 
 /* -- For bindings ------------------------------------------------------------ */
 
+struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t done;
+    int finished;
+};
+
+static void inline_done(struct lh_task *t)
+{
+    struct waiter *w = ((struct lh_async *)t)->_waiter;
+    pthread_mutex_lock(&w->lock);
+    w->finished = 1;
+    pthread_cond_signal(&w->done);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Runs a outside a request coroutine, blocking the calling thread. */
+static void run_inline(struct lh_async *a)
+{
+    a->task.pool = NULL;
+    a->task.cancelled = 0;
+    if (a->start == NULL) {
+        a->task.run(&a->task);
+        return;
+    }
+    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    a->_waiter = &w;
+    a->task.done = inline_done;
+    a->start(a);
+    pthread_mutex_lock(&w.lock);
+    while (!w.finished)
+        pthread_cond_wait(&w.done, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+}
+
 int lh_worker_await(lua_State *L, struct lh_async *a)
 {
     struct lh_call *c = current_call;
@@ -536,9 +575,7 @@ int lh_worker_await(lua_State *L, struct lh_async *a)
         return lua_yield(L, 0);
     }
     /* Not in a request's own coroutine: block this thread instead. */
-    a->task.pool = NULL;
-    a->task.cancelled = 0;
-    a->task.run(&a->task);
+    run_inline(a);
     int n = a->push(a, L);
     a->free(a);
     return n;

@@ -109,14 +109,18 @@ void lh_call_release(struct lh_call *c);
 
 /* -- For bindings ------------------------------------------------------------ */
 
-/* A blocking operation of a binding. The binding allocates it, sets
- * task.run (blocking, on a pool thread), push (puts the results on L and
- * returns their number; sees task.cancelled) and free. */
+/* A blocking operation of a binding. The binding allocates it and sets
+ * either task.run (blocking work, run on a pool thread) or start (hands the
+ * operation to a machinery of its own, which calls task.done(&task) exactly
+ * once, from any thread), then push (puts the results on L and returns their
+ * number; sees task.cancelled) and free. */
 struct lh_async {
     struct lh_task task;
+    void (*start)(struct lh_async *a);
     int (*push)(struct lh_async *a, struct lua_State *L);
     void (*free)(struct lh_async *a);
     struct lh_call *_call;
+    void *_waiter;
 };
 
 /* From a lua_CFunction: `return lh_worker_await(L, a);`. Inside a request's

@@ -1,0 +1,88 @@
+/* include/luahost/ratelimit.h: sliding-window rate limits shared through
+ * Redis, with an in-process fallback of the same semantics.
+ *
+ * A check is a list of rules, each a key with "limit per window seconds".
+ * All rules of a check are decided together: the request is allowed only if
+ * every limit rule has room, and then counts against all of them. A rule
+ * marked counter counts every request (allowed or not) in a fixed window and
+ * reports the count (bot detection uses it). Windows slide: the estimate is
+ * previous_window * (1 - elapsed / window) + current_window.
+ *
+ * Checks from every worker thread go to one batching thread, which sends all
+ * that are waiting as one EVALSHA (one round trip); identical checks in a
+ * batch (same keys and limits, as from one busy client) are decided as a
+ * group, so Redis does one update for them. When Redis fails or is slower
+ * than the timeout, the batcher decides locally, logs it once, and tries
+ * Redis again at most once a second.
+ *
+ * Thread safety: lh_ratelimit_submit from any thread; new/free on one. */
+#ifndef LUAHOST_RATELIMIT_H
+#define LUAHOST_RATELIMIT_H
+#include <stddef.h>
+#include "luahost/common.h"
+#include "luahost/task.h"
+
+#define LH_RATELIMIT_MAX_RULES 8
+#define LH_RATELIMIT_KEY_MAX 128
+#define LH_RATELIMIT_MAX_LIMITS 8 /* in one limit string */
+
+struct lh_rate {
+    long limit;  /* requests */
+    long window; /* seconds */
+};
+
+/* Parses Flask-Limiter notation: "2000 per day; 500 per hour", "10/minute",
+ * "5 per 30 seconds", several separated by ';'. Units: second, minute, hour,
+ * day (plural allowed). Returns LH_ERR_INVALID with a message naming the bad
+ * part. */
+enum lh_status lh_rate_parse(const char *spec, struct lh_rate *out, size_t max, size_t *n,
+                             char *err, size_t errlen);
+
+struct lh_ratelimit_rule {
+    char key[LH_RATELIMIT_KEY_MAX]; /* "rl:<fingerprint>", "rl:ip:<address>", ... */
+    struct lh_rate rate;
+    int counter; /* count every request, never refuse: report the count */
+};
+
+struct lh_ratelimit_outcome {
+    long remaining;   /* after this request; 0 when refused */
+    long reset;       /* seconds until the current window ends */
+    long retry_after; /* seconds until a request would be allowed; 0 if allowed */
+    long count;       /* counter rules: requests in the window, this one included */
+};
+
+/* One check: fill rules and nrules, set task.done, submit. The results are
+ * valid when done() runs (on the batcher thread, or inline at shutdown). */
+struct lh_ratelimit_check {
+    struct lh_task task; /* only done() is used */
+    size_t nrules;
+    struct lh_ratelimit_rule rules[LH_RATELIMIT_MAX_RULES];
+    int allowed;
+    int local; /* decided by the in-process fallback */
+    struct lh_ratelimit_outcome out[LH_RATELIMIT_MAX_RULES];
+    struct lh_ratelimit_check *_next;
+};
+
+struct lh_ratelimit_options {
+    const char *redis_host; /* NULL: local only */
+    int redis_port;
+    int redis_db;
+    const char *redis_password; /* NULL or "" for none */
+    double timeout;             /* seconds for connect and each round trip */
+    size_t local_max_keys;      /* fallback memory bound */
+};
+
+/* Starts the batcher. Redis need not be up: it is tried on each batch, at
+ * most once a second while down. NULL and *err (static text) on failure. */
+struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, const char **err);
+/* Queues c; done() follows once. After lh_ratelimit_stop, it is decided
+ * locally at once, on the caller's thread. */
+void lh_ratelimit_submit(struct lh_ratelimit *rl, struct lh_ratelimit_check *c);
+/* Decides what is queued, then stops the batcher. */
+void lh_ratelimit_stop(struct lh_ratelimit *rl);
+/* Stops if needed and frees; NULL is a no-op. */
+void lh_ratelimit_free(struct lh_ratelimit *rl);
+/* 1 while the last batch went to Redis. */
+int lh_ratelimit_redis_up(const struct lh_ratelimit *rl);
+
+#endif
