@@ -7,7 +7,7 @@
 #
 # Knobs: DURATION (10 s), LOADS ("1:50 2:100" = wrk threads:connections),
 # PORT (18088), WORKERS (luahost --workers, default: one per core).
-# luahost runs with its access log on, written to a file, as in production.
+# The access log is off by default, as in the anchors; ACCESS_LOG=file turns it on.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
@@ -20,7 +20,7 @@ mkdir -p "$OUT"
 command -v wrk >/dev/null || "$ROOT/scripts/deps.sh"
 
 "$ROOT/build/luahost" --app "$ROOT/bench/app" --port "$PORT" ${WORKERS:+--workers "$WORKERS"} \
-    --access-log "$OUT/access.log" --error-log "$OUT/error.log" &
+    --access-log "${ACCESS_LOG:-off}" --error-log "$OUT/error.log" &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/hello" >/dev/null && break; sleep 0.1; done

@@ -34,6 +34,10 @@ struct option_def {
 static const struct option_def defs[] = {
     TEXT_OPT(app, "lua/app", "directory of the application's Lua scripts (routes.lua)"),
     TEXT_OPT(lua_path, "", "extra Lua package.path entries, ';'-separated"),
+    TEXT_OPT(policy_dir, "", "directory of limits.lua, bot.lua, headers.lua, csp.lua; "
+                             "default: the app's sibling 'policy'"),
+    TEXT_OPT(trusted_proxies, "",
+             "CIDRs of proxies whose X-Forwarded-For/Forwarded/X-Forwarded-Proto are believed"),
     TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),
     NUM_OPT(port, "8080", 1, 65535, "port to listen on"),
     NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
@@ -52,6 +56,8 @@ static const struct option_def defs[] = {
     TEXT_OPT(env, "development", "development or production"),
     TEXT_OPT(db_url, "", "MySQL/MariaDB URL, mysql://user:password@host:port/database"),
     TEXT_OPT(redis_url, "", "Redis URL, redis://host:port/db"),
+    NUM_OPT(redis_timeout, "100", 1, 10000,
+            "milliseconds a Redis round trip may take before limits fall back to this process"),
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))

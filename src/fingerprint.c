@@ -1,2 +1,288 @@
-/* src/fingerprint.c: placeholder, being written. */
+/* src/fingerprint.c: HMAC-SHA256 client fingerprints (OpenSSL 3).
+ *
+ * DESIGN
+ * ------
+ * An lh_fingerprint is immutable after lh_fingerprint_new: a copy of the key,
+ * the HMAC EVP_MAC fetched once, and a generation number unique for the life
+ * of the process (an atomic counter). OpenSSL's one-shot HMAC() fetches the
+ * algorithm and expands the key on every call (~1.2 us here); a keyed context
+ * that is only reset costs ~0.25 us. So each thread keeps, in a _Thread_local
+ * cache of CACHE_SLOTS slots, one keyed EVP_MAC_CTX per fingerprint object it
+ * has used, tagged with the object's address and generation. A slot is used
+ * only if both match, so a context made for a freed object is never used for
+ * another object that reuses its address. Threads share only the object,
+ * which they read, and its EVP_MAC, which OpenSSL up-references atomically
+ * for each new context: there is no lock. The cache is bounded (round-robin eviction); its
+ * contexts are freed at thread exit by a pthread key destructor, and
+ * lh_fingerprint_free drops the calling thread's slot at once (other threads'
+ * stale slots are freed at their exit or on eviction).
+ *
+ * EVP_MAC rather than the deprecated HMAC_CTX: measured on this machine (2M
+ * iterations, the fingerprint's 7 updates, OpenSSL 3.0), HMAC_CTX reset with
+ * HMAC_Init_ex(ctx, NULL, 0, NULL, NULL) costs 0.20 us, EVP_MAC reset with
+ * EVP_MAC_init(ctx, NULL, 0, NULL) 0.25 us, EVP_MAC_CTX_dup per call 0.57 us.
+ * The 0.05 us gap is not worth building on an API OpenSSL has deprecated. */
 #include "luahost/fingerprint.h"
+
+#include <limits.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STR(x) #x
+#define XSTR(x) STR(x)
+#define CACHE_SLOTS 4 /* fingerprint objects one thread can use without re-keying */
+
+/* The reference (Flask-Limiter's get_remote_address, then headers.get with
+ * defaults) substitutes these for missing values. */
+#define DEFAULT_IP "127.0.0.1"
+#define DEFAULT_HEADER "unknown"
+
+struct lh_fingerprint {
+    uint64_t generation; /* unique per object; tags the per-thread contexts */
+    EVP_MAC *mac;
+    size_t key_len;
+    unsigned char key[];
+};
+
+static atomic_uint_fast64_t next_generation = 1;
+
+/* -- Per-thread contexts ------------------------------------------------------ */
+
+struct slot {
+    const struct lh_fingerprint *owner;
+    uint64_t generation;
+    EVP_MAC_CTX *ctx;
+};
+
+struct thread_cache {
+    struct slot slots[CACHE_SLOTS];
+    unsigned next;  /* round-robin victim */
+    int registered; /* the pthread key points at it, so it is freed at exit */
+};
+
+static _Thread_local struct thread_cache cache;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t cache_key;
+static int cache_key_ok;
+
+static void clear_slot(struct slot *s)
+{
+    EVP_MAC_CTX_free(s->ctx);
+    *s = (struct slot){NULL, 0, NULL};
+}
+
+static void free_thread_cache(void *p)
+{
+    struct thread_cache *c = p;
+
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        clear_slot(&c->slots[i]);
+    c->registered = 0;
+}
+
+static void make_key(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, free_thread_cache) == 0;
+}
+
+/* When luahost.so is unloaded (lua_close under busted) the destructor's code
+ * goes away; forget the key so no exiting thread calls into it. */
+__attribute__((destructor)) static void delete_key(void)
+{
+    if (cache_key_ok) {
+        pthread_key_delete(cache_key);
+        cache_key_ok = 0;
+    }
+}
+
+static EVP_MAC_CTX *keyed_ctx(const struct lh_fingerprint *fp)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(fp->mac);
+
+    if (ctx == NULL)
+        return NULL;
+    if (EVP_MAC_init(ctx, fp->key, fp->key_len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The calling thread's keyed context for fp, ready for updates. *owned is set
+ * when the context could not be cached and the caller must free it. */
+static EVP_MAC_CTX *thread_ctx(const struct lh_fingerprint *fp, int *owned)
+{
+    struct thread_cache *c = &cache;
+    struct slot *s;
+    EVP_MAC_CTX *ctx;
+
+    *owned = 0;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+        s = &c->slots[i];
+        if (s->owner == fp && s->generation == fp->generation && s->ctx != NULL) {
+            if (EVP_MAC_init(s->ctx, NULL, 0, NULL) != 1) /* reset, keep the key */
+                return NULL;
+            return s->ctx;
+        }
+    }
+    ctx = keyed_ctx(fp);
+    if (ctx == NULL)
+        return NULL;
+    if (!c->registered) {
+        pthread_once(&key_once, make_key);
+        if (!cache_key_ok || pthread_setspecific(cache_key, c) != 0) {
+            /* Without a destructor a cached context would leak at thread
+             * exit: work uncached (slow but bounded). */
+            *owned = 1;
+            return ctx;
+        }
+        c->registered = 1;
+    }
+    s = NULL;
+    for (int i = 0; i < CACHE_SLOTS && s == NULL; i++)
+        if (c->slots[i].ctx == NULL)
+            s = &c->slots[i];
+    if (s == NULL) {
+        s = &c->slots[c->next];
+        c->next = (c->next + 1) % CACHE_SLOTS;
+    }
+    clear_slot(s);
+    *s = (struct slot){fp, fp->generation, ctx};
+    return ctx;
+}
+
+/* -- Fingerprints ------------------------------------------------------------- */
+
+struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const char **err)
+{
+    struct lh_fingerprint *fp;
+
+    if (key == NULL || len == 0) {
+        *err = "empty key";
+        return NULL;
+    }
+    fp = malloc(sizeof(*fp) + len);
+    if (fp == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+    fp->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (fp->mac == NULL) {
+        free(fp);
+        *err = "HMAC is not available in OpenSSL";
+        return NULL;
+    }
+    fp->generation = atomic_fetch_add(&next_generation, 1);
+    fp->key_len = len;
+    memcpy(fp->key, key, len);
+    return fp;
+}
+
+void lh_fingerprint_free(struct lh_fingerprint *fp)
+{
+    if (fp == NULL)
+        return;
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (cache.slots[i].owner == fp && cache.slots[i].generation == fp->generation)
+            clear_slot(&cache.slots[i]);
+    EVP_MAC_free(fp->mac);
+    OPENSSL_cleanse(fp->key, fp->key_len);
+    free(fp);
+}
+
+static int update(EVP_MAC_CTX *ctx, const char *s)
+{
+    return EVP_MAC_update(ctx, (const unsigned char *)s, strlen(s)) == 1;
+}
+
+enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip,
+                                      const char *user_agent, const char *accept_language,
+                                      const char *forwarded_for, char out[LH_FINGERPRINT_HEX + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    size_t md_len = 0;
+    int owned, ok;
+    EVP_MAC_CTX *ctx;
+
+    if (fp == NULL || out == NULL)
+        return LH_ERR_INVALID;
+    ctx = thread_ctx(fp, &owned);
+    if (ctx == NULL)
+        return LH_ERR_INVALID;
+    /* "<ip>:<ua>:<lang>:<xff>", fed in parts: no message buffer. */
+    ok = update(ctx, ip ? ip : DEFAULT_IP) && update(ctx, ":") &&
+         update(ctx, user_agent ? user_agent : DEFAULT_HEADER) && update(ctx, ":") &&
+         update(ctx, accept_language ? accept_language : DEFAULT_HEADER) && update(ctx, ":") &&
+         update(ctx, forwarded_for ? forwarded_for : "") &&
+         EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1 && md_len >= LH_FINGERPRINT_HEX / 2;
+    if (owned)
+        EVP_MAC_CTX_free(ctx);
+    if (!ok)
+        return LH_ERR_INVALID;
+    for (int i = 0; i < LH_FINGERPRINT_HEX / 2; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 0x0f];
+    }
+    out[LH_FINGERPRINT_HEX] = '\0';
+    return LH_OK;
+}
+
+/* -- Tools -------------------------------------------------------------------- */
+
+enum lh_status lh_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
+                              unsigned char out[32])
+{
+    unsigned int len = 0;
+
+    if ((key == NULL && key_len > 0) || (msg == NULL && msg_len > 0) || out == NULL)
+        return LH_ERR_INVALID;
+    /* OpenSSL treats a NULL key as "keep the previous key": pass "" instead. */
+    if (key == NULL)
+        key = "";
+    if (msg == NULL)
+        msg = "";
+    if (HMAC(EVP_sha256(), key, (int)key_len, msg, msg_len, out, &len) == NULL || len != 32)
+        return LH_ERR_INVALID;
+    return LH_OK;
+}
+
+enum lh_status lh_fingerprint_check_secret(const char *secret, const char **why)
+{
+    if (secret == NULL) {
+        *why = "FINGERPRINT_SECRET is not set";
+        return LH_ERR_INVALID;
+    }
+    if (strcmp(secret, LH_SECRET_REFERENCE_DEFAULT) == 0) {
+        *why = "FINGERPRINT_SECRET is the reference's default (\"" LH_SECRET_REFERENCE_DEFAULT
+               "\"); set a random value";
+        return LH_ERR_INVALID;
+    }
+    if (strlen(secret) < LH_SECRET_MIN_BYTES) {
+        *why = "FINGERPRINT_SECRET must be at least " XSTR(LH_SECRET_MIN_BYTES) " bytes";
+        return LH_ERR_INVALID;
+    }
+    return LH_OK;
+}
+
+enum lh_status lh_random_bytes(void *buf, size_t len)
+{
+    if (len == 0)
+        return LH_OK;
+    if (buf == NULL || len > INT_MAX)
+        return LH_ERR_INVALID;
+    return RAND_bytes(buf, (int)len) == 1 ? LH_OK : LH_ERR_IO;
+}

@@ -30,13 +30,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "luahost/headers.h"
 #include "luahost/log.h"
+#include "luahost/netaddr.h"
 
 #define REQUEST_ID_LEN 20
 /* A chunked body past the limit is read and dropped up to this multiple of
@@ -48,6 +51,7 @@ struct lh_http {
     struct lh_workers *ws;
     size_t max_header_bytes;
     size_t max_body_bytes;
+    const struct lh_cidr_set *trusted;
     atomic_uint inflight;
     atomic_uint threads_seen;
     unsigned nthreads;
@@ -70,6 +74,7 @@ struct exchange {
     struct lh_request req;
     struct lh_call *call;
     char id[REQUEST_ID_LEN + 1];
+    char client[LH_IP_MAX]; /* behind trusted proxies: the forwarded address */
     char *body;
     size_t body_len, body_cap, discarded;
     int body_too_large;
@@ -142,6 +147,11 @@ static void each(const struct lh_request *req, enum lh_request_part part, lh_req
 
 /* -- Answers ----------------------------------------------------------------- */
 
+static void add_security_header(void *arg, const char *name, const char *value)
+{
+    MHD_add_response_header(arg, name, value);
+}
+
 static enum MHD_Result queue(struct exchange *x, unsigned status, const char *body, size_t len,
                              enum MHD_ResponseMemoryMode mode, const struct lh_reply *reply)
 {
@@ -150,6 +160,20 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
 
     if (resp == NULL)
         return MHD_NO;
+    if (reply != NULL && reply->security != NULL) {
+        char fresh[LH_NONCE_LEN + 1];
+        const char *nonce = reply->nonce;
+        if (nonce == NULL && lh_header_set_uses_nonce(reply->security)) {
+            if (lh_nonce_generate(fresh) != LH_OK) {
+                MHD_destroy_response(resp);
+                lh_log(LH_LOG_ERROR, x->id, "CSPRNG failed: no nonce, no answer");
+                return MHD_NO;
+            }
+            nonce = fresh;
+        }
+        lh_header_set_emit(reply->security, nonce ? nonce : "", x->req.https, add_security_header,
+                           resp);
+    }
     if (reply != NULL) {
         for (size_t i = 0; i < reply->nheaders; i++) {
             if (MHD_add_response_header(resp, reply->names[i], reply->values[i]) != MHD_YES)
@@ -249,6 +273,16 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     make_request_id(h, ts, x->id);
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     x->req.client = ci && ci->socket_context ? ci->socket_context : "-";
+    if (h->trusted != NULL && lh_cidr_set_contains(h->trusted, x->req.client)) {
+        const char *proto =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+        if (lh_client_ip(h->trusted, x->req.client,
+                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"),
+                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Forwarded"),
+                         x->client) == LH_OK)
+            x->req.client = x->client;
+        x->req.https = proto != NULL && strcasecmp(proto, "https") == 0;
+    }
     x->req.method = method;
     x->req.path = url;
     x->req.path_len = strlen(url);
@@ -440,6 +474,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     h->ws = ws;
     h->max_header_bytes = o->max_header_bytes;
     h->max_body_bytes = o->max_body_bytes;
+    h->trusted = o->trusted_proxies && lh_cidr_set_count(o->trusted_proxies) ? o->trusted_proxies
+                                                                                : NULL;
     h->id_prefix = random_prefix();
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |

@@ -10,13 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "luahost/config.h"
+#include "luahost/fingerprint.h"
 #include "luahost/http.h"
 #include "luahost/log.h"
+#include "luahost/netaddr.h"
+#include "luahost/ratelimit.h"
 #include "luahost/task.h"
+#include "luahost/url.h"
 #include "luahost/worker.h"
 
 extern char **environ;
@@ -169,8 +174,8 @@ static int drain(struct lh_http *http, const sigset_t *set, double seconds)
     return lh_http_inflight(http) == 0;
 }
 
-static void serve(const struct lh_config *cfg, struct lh_http *http, struct lh_workers *ws,
-                  struct lh_task_pool *tasks, const sigset_t *set)
+static void serve(const struct lh_config *cfg, const struct lh_host *host, struct lh_http *http,
+                  struct lh_workers *ws, struct lh_task_pool *tasks, const sigset_t *set)
 {
     char err[512];
 
@@ -197,7 +202,82 @@ static void serve(const struct lh_config *cfg, struct lh_http *http, struct lh_w
      * to answer: the server cannot stop with connections suspended. */
     lh_workers_stopping(ws);
     lh_task_pool_stop(tasks);
+    lh_ratelimit_stop(host->ratelimit);
     drain(http, set, 1.0);
+}
+
+/* The policy directory: as configured, else the app's sibling "policy" if
+ * there is one; "" means no policies. Returns a malloc'd string. */
+static char *policy_dir(const struct lh_config *cfg)
+{
+    char path[4096];
+    struct stat st;
+
+    if (cfg->policy_dir[0])
+        return strdup(cfg->policy_dir);
+    snprintf(path, sizeof(path), "%s/../policy", cfg->app);
+    return strdup(stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path : "");
+}
+
+/* FINGERPRINT_SECRET: required and strong in production; in development a
+ * random one per start when unset. */
+static struct lh_fingerprint *make_fingerprint(const struct lh_config *cfg, char *err,
+                                               size_t errlen)
+{
+    const char *secret = getenv("FINGERPRINT_SECRET");
+    const char *why;
+    char random_hex[2 * LH_SECRET_MIN_BYTES + 1];
+    unsigned char bytes[LH_SECRET_MIN_BYTES];
+
+    if (lh_fingerprint_check_secret(secret, &why) != LH_OK) {
+        if (strcmp(cfg->env, "production") == 0) {
+            snprintf(err, errlen, "refusing to start in production: %s", why);
+            return NULL;
+        }
+        if (secret == NULL || secret[0] == '\0') {
+            if (lh_random_bytes(bytes, sizeof(bytes)) != LH_OK) {
+                snprintf(err, errlen, "the CSPRNG failed");
+                return NULL;
+            }
+            for (size_t i = 0; i < sizeof(bytes); i++)
+                snprintf(random_hex + 2 * i, 3, "%02x", bytes[i]);
+            secret = random_hex;
+            lh_log(LH_LOG_WARN, NULL,
+                   "FINGERPRINT_SECRET is not set: using a random secret for this run "
+                   "(fingerprints and their rate-limit keys change at every start)");
+        } else {
+            lh_log(LH_LOG_WARN, NULL, "FINGERPRINT_SECRET: %s (refused in production)", why);
+        }
+    }
+    const char *e;
+    struct lh_fingerprint *fp = lh_fingerprint_new(secret, strlen(secret), &e);
+    if (fp == NULL)
+        snprintf(err, errlen, "fingerprint: %s", e);
+    return fp;
+}
+
+static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *err, size_t errlen)
+{
+    struct lh_ratelimit_options o = {.timeout = (double)cfg->redis_timeout / 1000.0};
+    struct lh_url url;
+    const char *e;
+    long db = 0;
+
+    if (cfg->redis_url[0]) {
+        lh_url_parse(cfg->redis_url, &url, &e); /* validated with the config */
+        o.redis_host = url.host;
+        o.redis_port = url.port ? url.port : 6379;
+        o.redis_password = url.password;
+        if (url.path[0])
+            db = strtol(url.path, NULL, 10);
+        o.redis_db = (int)db;
+    } else {
+        lh_log(LH_LOG_WARN, NULL, "no redis_url: rate limits are kept in this process only");
+    }
+    struct lh_ratelimit *rl = lh_ratelimit_new(&o, &e);
+    if (rl == NULL)
+        snprintf(err, errlen, "rate limiter: %s", e);
+    return rl;
 }
 
 int main(int argc, char **argv)
@@ -217,16 +297,24 @@ int main(int argc, char **argv)
     }
     lh_log_level_parse(cfg.log_level, &level);
 
+    char *policies = policy_dir(&cfg);
+    struct lh_host host = {0};
     if (fl.check) {
-        struct lh_workers_options wo = {cfg.app, cfg.lua_path, 1, NULL, NULL};
+        struct lh_workers_options wo = {cfg.app, cfg.lua_path, policies, 1, NULL, NULL};
         struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
+        int weak = strcmp(cfg.env, "production") == 0 &&
+                   lh_fingerprint_check_secret(getenv("FINGERPRINT_SECRET"), &why) != LH_OK;
         if (ws == NULL)
             fprintf(stderr, "luahost: %s\n", err);
+        else if (weak)
+            fprintf(stderr, "luahost: production: %s\n", why);
         else
-            printf("luahost: configuration and scripts of %s are fine\n", cfg.app);
+            printf("luahost: configuration, scripts and policies of %s are fine\n", cfg.app);
+        rc = ws == NULL || weak;
         lh_workers_free(ws);
+        free(policies);
         lh_config_free(&cfg);
-        return ws ? 0 : 1;
+        return rc;
     }
 
     /* Before any thread starts, so that every thread inherits the mask. */
@@ -239,21 +327,41 @@ int main(int argc, char **argv)
 
     if (lh_log_open(cfg.error_log, cfg.access_log, level, &why) != LH_OK) {
         fprintf(stderr, "luahost: %s\n", why);
+        free(policies);
         lh_config_free(&cfg);
         return 1;
     }
-    struct lh_task_pool *tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, &why);
-    if (tasks == NULL) {
-        lh_log(LH_LOG_ERROR, NULL, "%s", why);
+    struct lh_task_pool *tasks = NULL;
+    struct lh_workers *ws = NULL;
+    host.fingerprint = make_fingerprint(&cfg, err, sizeof(err));
+    host.trusted_proxies = lh_cidr_set_new();
+    if (host.fingerprint == NULL || host.trusted_proxies == NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "%s", host.fingerprint ? "out of memory" : err);
         rc = 1;
-        goto out_log;
+        goto out_host;
     }
-    struct lh_workers_options wo = {cfg.app, cfg.lua_path, (unsigned)cfg.workers, tasks, NULL};
-    struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
+    if (lh_cidr_set_add_list(host.trusted_proxies, cfg.trusted_proxies, err, sizeof(err)) !=
+        LH_OK) {
+        lh_log(LH_LOG_ERROR, NULL, "option 'trusted_proxies': %s", err);
+        rc = 1;
+        goto out_host;
+    }
+    host.ratelimit = make_ratelimit(&cfg, err, sizeof(err));
+    tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, &why);
+    if (host.ratelimit == NULL || tasks == NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "%s", tasks ? err : why);
+        rc = 1;
+        goto out_host;
+    }
+    if (policies[0] == '\0')
+        lh_log(LH_LOG_WARN, NULL, "no policy directory: no rate limits and no security headers");
+    struct lh_workers_options wo = {cfg.app,  cfg.lua_path, policies, (unsigned)cfg.workers,
+                                    tasks,    &host};
+    ws = lh_workers_new(&wo, err, sizeof(err));
     if (ws == NULL) {
         lh_log(LH_LOG_ERROR, NULL, "cannot load %s: %s", cfg.app, err);
         rc = 1;
-        goto out_tasks;
+        goto out_host;
     }
     struct lh_http_options ho = {
         .host = cfg.host,
@@ -263,26 +371,29 @@ int main(int argc, char **argv)
         .idle_timeout = (unsigned)cfg.idle_timeout,
         .max_header_bytes = (size_t)cfg.max_header_bytes,
         .max_body_bytes = (size_t)cfg.max_body_bytes,
+        .trusted_proxies = host.trusted_proxies,
     };
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
     if (http == NULL) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
         rc = 1;
-        goto out_workers;
+        goto out_host;
     }
     lh_log(LH_LOG_INFO, NULL, "luahost %s serving %s on http://%s%s%s:%ld (%ld workers, %s, pid %d)",
            LUAHOST_VERSION, cfg.app, strchr(cfg.host, ':') ? "[" : "", cfg.host,
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
 
-    serve(&cfg, http, ws, tasks, &set);
+    serve(&cfg, &host, http, ws, tasks, &set);
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
-out_workers:
+out_host:
     lh_workers_free(ws);
-out_tasks:
     lh_task_pool_free(tasks);
-out_log:
+    lh_ratelimit_free(host.ratelimit);
+    lh_cidr_set_free(host.trusted_proxies);
+    lh_fingerprint_free(host.fingerprint);
     lh_log_close();
+    free(policies);
     lh_config_free(&cfg);
     return rc;
 }

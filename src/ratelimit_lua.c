@@ -5,10 +5,14 @@
  *       options: redis_host, redis_port, redis_db, redis_password, timeout
  *       (seconds); without redis_host the limiter is local only.
  *   ratelimit.host() -> limiter | nil, err   the server's (shared) limiter
- *   limiter:check(rules) -> result
- *       rules: array of { key = s, limit = n, window = seconds, counter = bool }
- *       result: { allowed = bool, ["local"] = bool, retry_after = seconds,
- *                 [i] = { limit, window, remaining, reset, retry_after, count } }
+ *   ratelimit.ruleset(rules) -> ruleset
+ *       rules: array of { slot = n, suffix = s, limit = n, window = seconds,
+ *       counter = bool }: a rule's key is the slot-th key given to check, then
+ *       suffix. Compiled once per policy load, so a check builds no tables.
+ *   limiter:check(ruleset, key1, ...) -> allowed, retry_after, limit, remaining,
+ *                                        reset, window, count, is_local
+ *       limit, remaining, reset and window describe the tightest limit rule
+ *       (fewest remaining); count is the highest counter rule's count.
  *       Inside a request the coroutine waits for the batch; the thread goes on.
  *   limiter:redis_up() -> boolean
  */
@@ -24,6 +28,14 @@
 #include "luahost/worker.h"
 
 #define MT "luahost.ratelimit"
+#define RULESET_MT "luahost.ratelimit.ruleset"
+#define MAX_SLOTS 4
+
+struct ruleset {
+    size_t n;
+    int slots[LH_RATELIMIT_MAX_RULES];
+    struct lh_ratelimit_rule rules[LH_RATELIMIT_MAX_RULES]; /* key holds the suffix */
+};
 
 struct limiter {
     struct lh_ratelimit *rl;
@@ -53,35 +65,33 @@ static int check_push(struct lh_async *a, lua_State *L)
 {
     struct check_op *op = (struct check_op *)a;
     const struct lh_ratelimit_check *c = &op->check;
-    long retry = 0;
+    const struct lh_ratelimit_rule *tight = NULL;
+    const struct lh_ratelimit_outcome *tight_out = NULL;
+    long retry = 0, count = 0;
 
-    lua_createtable(L, (int)c->nrules, 3);
     for (size_t r = 0; r < c->nrules; r++) {
         const struct lh_ratelimit_outcome *o = &c->out[r];
-        lua_createtable(L, 0, 6);
-        lua_pushinteger(L, c->rules[r].rate.limit);
-        lua_setfield(L, -2, "limit");
-        lua_pushinteger(L, c->rules[r].rate.window);
-        lua_setfield(L, -2, "window");
-        lua_pushinteger(L, o->remaining);
-        lua_setfield(L, -2, "remaining");
-        lua_pushinteger(L, o->reset);
-        lua_setfield(L, -2, "reset");
-        lua_pushinteger(L, o->retry_after);
-        lua_setfield(L, -2, "retry_after");
-        lua_pushinteger(L, o->count);
-        lua_setfield(L, -2, "count");
-        lua_rawseti(L, -2, (int)r + 1);
+        if (c->rules[r].counter) {
+            if (o->count > count)
+                count = o->count;
+            continue;
+        }
         if (o->retry_after > retry)
             retry = o->retry_after;
+        if (tight_out == NULL || o->remaining < tight_out->remaining) {
+            tight = &c->rules[r];
+            tight_out = o;
+        }
     }
     lua_pushboolean(L, c->allowed);
-    lua_setfield(L, -2, "allowed");
-    lua_pushboolean(L, c->local);
-    lua_setfield(L, -2, "local");
     lua_pushinteger(L, retry);
-    lua_setfield(L, -2, "retry_after");
-    return 1;
+    lua_pushinteger(L, tight ? tight->rate.limit : 0);
+    lua_pushinteger(L, tight_out ? tight_out->remaining : 0);
+    lua_pushinteger(L, tight_out ? tight_out->reset : 0);
+    lua_pushinteger(L, tight ? tight->rate.window : 0);
+    lua_pushinteger(L, count);
+    lua_pushboolean(L, c->local);
+    return 8;
 }
 
 static void check_free(struct lh_async *a)
@@ -96,56 +106,76 @@ static struct limiter *check_limiter(lua_State *L)
     return lim;
 }
 
-static long field_integer(lua_State *L, int t, const char *name, int rule)
+static long field_integer(lua_State *L, int t, const char *name, int rule, long max)
 {
     lua_getfield(L, t, name);
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1)
-        luaL_error(L, "rule %d: %s must be a positive number", rule, name);
+    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > max)
+        luaL_error(L, "rule %d: %s must be a number from 1 to %ld", rule, name, max);
     long v = (long)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return v;
 }
 
-/* Reads rule i (1-based) of the table at index 2 into rule; raises on misuse. */
-static void read_rule(lua_State *L, int i, struct lh_ratelimit_rule *rule)
+/* ratelimit.ruleset(rules) -> ruleset */
+static int l_ruleset(lua_State *L)
 {
-    size_t len;
-
-    lua_rawgeti(L, 2, i);
-    int t = lua_gettop(L);
-    if (!lua_istable(L, t))
-        luaL_error(L, "rule %d: want a table", i);
-    lua_getfield(L, t, "key");
-    const char *key = lua_tolstring(L, -1, &len);
-    if (lua_type(L, -1) != LUA_TSTRING || len == 0 || len >= LH_RATELIMIT_KEY_MAX)
-        luaL_error(L, "rule %d: key must be a string of 1 to %d bytes", i,
-                   LH_RATELIMIT_KEY_MAX - 1);
-    memcpy(rule->key, key, len);
-    rule->rate.limit = field_integer(L, t, "limit", i);
-    rule->rate.window = field_integer(L, t, "window", i);
-    lua_getfield(L, t, "counter");
-    rule->counter = lua_toboolean(L, -1);
-    lua_settop(L, t - 1);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    size_t n = lua_objlen(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= LH_RATELIMIT_MAX_RULES, 1, "want 1 to 8 rules");
+    struct ruleset *rs = lua_newuserdata(L, sizeof(*rs));
+    memset(rs, 0, sizeof(*rs));
+    luaL_getmetatable(L, RULESET_MT);
+    lua_setmetatable(L, -2);
+    for (size_t r = 0; r < n; r++) {
+        int i = (int)r + 1;
+        size_t len = 0;
+        lua_rawgeti(L, 1, i);
+        int t = lua_gettop(L);
+        if (!lua_istable(L, t))
+            return luaL_error(L, "rule %d: want a table", i);
+        rs->slots[r] = (int)field_integer(L, t, "slot", i, MAX_SLOTS);
+        lua_getfield(L, t, "suffix");
+        const char *suffix = lua_isnil(L, -1) ? "" : lua_tolstring(L, -1, &len);
+        if (suffix == NULL || len >= LH_RATELIMIT_KEY_MAX / 2)
+            return luaL_error(L, "rule %d: suffix must be a short string", i);
+        memcpy(rs->rules[r].key, suffix, len);
+        rs->rules[r].rate.limit = field_integer(L, t, "limit", i, 1000000000L);
+        rs->rules[r].rate.window = field_integer(L, t, "window", i, 366L * 86400);
+        lua_getfield(L, t, "counter");
+        rs->rules[r].counter = lua_toboolean(L, -1);
+        lua_settop(L, t - 1);
+    }
+    rs->n = n;
+    return 1;
 }
 
-/* limiter:check(rules) -> result */
+/* limiter:check(ruleset, key1, ...) -> allowed, retry_after, limit, remaining,
+ *                                      reset, window, count, is_local */
 static int l_check(lua_State *L)
 {
     struct limiter *lim = check_limiter(L);
-    struct lh_ratelimit_rule rules[LH_RATELIMIT_MAX_RULES];
+    const struct ruleset *rs = luaL_checkudata(L, 2, RULESET_MT);
+    const char *keys[MAX_SLOTS];
+    size_t lens[MAX_SLOTS];
 
-    luaL_checktype(L, 2, LUA_TTABLE);
-    size_t n = lua_objlen(L, 2);
-    luaL_argcheck(L, n >= 1 && n <= LH_RATELIMIT_MAX_RULES, 2, "want 1 to 8 rules");
-    memset(rules, 0, sizeof(rules));
-    for (size_t r = 0; r < n; r++)
-        read_rule(L, (int)r + 1, &rules[r]);
-
+    for (int i = 0; i < MAX_SLOTS; i++)
+        keys[i] = luaL_optlstring(L, i + 3, NULL, &lens[i]);
     struct check_op *op = calloc(1, sizeof(*op));
     if (op == NULL)
         return luaL_error(L, "out of memory");
-    memcpy(op->check.rules, rules, n * sizeof(rules[0]));
-    op->check.nrules = n;
+    for (size_t r = 0; r < rs->n; r++) {
+        int slot = rs->slots[r] - 1;
+        struct lh_ratelimit_rule *rule = &op->check.rules[r];
+        size_t slen = strlen(rs->rules[r].key);
+        *rule = rs->rules[r];
+        if (keys[slot] == NULL || lens[slot] + slen >= LH_RATELIMIT_KEY_MAX) {
+            free(op);
+            return luaL_error(L, "key %d is missing or too long", slot + 1);
+        }
+        memcpy(rule->key, keys[slot], lens[slot]);
+        memcpy(rule->key + lens[slot], rs->rules[r].key, slen + 1);
+    }
+    op->check.nrules = rs->n;
     op->rl = lim->rl;
     op->a.start = check_start;
     op->a.push = check_push;
@@ -254,7 +284,7 @@ static const luaL_Reg methods[] = {{"check", l_check},
                                    {"__gc", l_close},
                                    {NULL, NULL}};
 static const luaL_Reg functions[] = {
-    {"new", l_new}, {"host", l_host}, {"parse", l_parse}, {NULL, NULL}};
+    {"new", l_new}, {"host", l_host}, {"parse", l_parse}, {"ruleset", l_ruleset}, {NULL, NULL}};
 
 int luaopen_luahost_ratelimit(lua_State *L)
 {
@@ -263,6 +293,8 @@ int luaopen_luahost_ratelimit(lua_State *L)
         lua_pushvalue(L, -1);
         lua_setfield(L, -2, "__index");
     }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, RULESET_MT);
     lua_pop(L, 1);
     luaL_newlib(L, functions);
     return 1;

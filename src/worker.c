@@ -32,6 +32,7 @@
 #include <lualib.h>
 
 #include "lua_modules.h"
+#include "luahost/headers.h"
 #include "luahost/log.h"
 
 #define IDLE_COROUTINES 256
@@ -73,6 +74,7 @@ struct lh_workers {
     const struct lh_host *host;
     char *app;
     char *lua_path;
+    char *policy_dir;
     struct lh_task_pool *tasks;
     unsigned count;
     atomic_uint claimed;
@@ -125,7 +127,8 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     lua_getfield(L, -1, "start");
     lua_pushstring(L, ws->app);
     lua_pushstring(L, ws->lua_path);
-    if (lua_pcall(L, 2, 1, 1) != 0)
+    lua_pushstring(L, ws->policy_dir);
+    if (lua_pcall(L, 3, 1, 1) != 0)
         goto fail;
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
@@ -176,8 +179,9 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
         goto nomem;
     ws->app = strdup(o->app);
     ws->lua_path = strdup(o->lua_path ? o->lua_path : "");
+    ws->policy_dir = strdup(o->policy_dir ? o->policy_dir : "");
     ws->workers = calloc(o->count, sizeof(struct lh_worker));
-    if (ws->app == NULL || ws->lua_path == NULL || ws->workers == NULL)
+    if (ws->app == NULL || ws->lua_path == NULL || ws->policy_dir == NULL || ws->workers == NULL)
         goto nomem;
     ws->tasks = o->tasks;
     ws->host = o->host;
@@ -226,6 +230,7 @@ void lh_workers_free(struct lh_workers *ws)
     free(ws->workers);
     free(ws->app);
     free(ws->lua_path);
+    free(ws->policy_dir);
     free(ws);
 }
 
@@ -267,6 +272,8 @@ void lh_workers_stopping(struct lh_workers *ws)
 
 static void server_error(struct lh_reply *reply)
 {
+    reply->security = NULL;
+    reply->nonce = NULL;
     reply->status = 500;
     reply->body = SERVER_ERROR_BODY;
     reply->body_len = sizeof(SERVER_ERROR_BODY) - 1;
@@ -387,11 +394,16 @@ static const char *add_header(struct lh_reply *reply, const char *name, lua_Stat
     return NULL;
 }
 
-/* Reads dispatch's results (status, body, headers) from the coroutine stack. */
+/* Reads dispatch's results (status, body, headers, security header set,
+ * nonce) from the coroutine stack. */
 static const char *read_reply(lua_State *co, struct lh_reply *reply)
 {
     lua_Number status = lua_tonumber(co, 1);
     size_t name_len;
+
+    /* Both stay referenced by the stack until the call is released. */
+    reply->security = lh_headers_check_set(co, 4);
+    reply->nonce = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
 
     if (lua_type(co, 1) != LUA_TNUMBER || status < 100 || status > 599 ||
         status != (lua_Number)(unsigned)status)
@@ -408,31 +420,31 @@ static const char *read_reply(lua_State *co, struct lh_reply *reply)
     reply->nheaders = 0;
     if (!lua_istable(co, 3))
         return lua_isnoneornil(co, 3) ? NULL : "res.headers must be a table";
-    lua_settop(co, 3);
+    lua_settop(co, 5);
     lua_pushnil(co);
-    while (lua_next(co, 3) != 0) { /* key at 4, value at 5 */
+    while (lua_next(co, 3) != 0) { /* key at 6, value at 7 */
         const char *why = NULL;
-        const char *name = lua_type(co, 4) == LUA_TSTRING ? lua_tolstring(co, 4, &name_len) : NULL;
+        const char *name = lua_type(co, 6) == LUA_TSTRING ? lua_tolstring(co, 6, &name_len) : NULL;
         if (name == NULL || !valid_header_name(name, name_len)) {
             why = "header names must be tokens";
-        } else if (lua_istable(co, 5)) { /* several values: Set-Cookie */
+        } else if (lua_istable(co, 7)) { /* several values: Set-Cookie */
             for (int i = 1; why == NULL; i++) {
-                lua_pushinteger(co, i); /* 6: the index, 7: the value */
+                lua_pushinteger(co, i); /* 8: the index, 9: the value */
                 lua_pushinteger(co, i);
-                lua_rawget(co, 5);
-                if (lua_isnil(co, 7)) {
-                    lua_settop(co, 5);
+                lua_rawget(co, 7);
+                if (lua_isnil(co, 9)) {
+                    lua_settop(co, 7);
                     break;
                 }
-                why = add_header(reply, name, co, 5, 6);
-                lua_settop(co, 5);
+                why = add_header(reply, name, co, 7, 8);
+                lua_settop(co, 7);
             }
         } else {
-            why = add_header(reply, name, co, 3, 4);
+            why = add_header(reply, name, co, 3, 6);
         }
         if (why)
             return why;
-        lua_settop(co, 4);
+        lua_settop(co, 6);
     }
     return NULL;
 }
@@ -487,7 +499,8 @@ enum lh_call_state lh_worker_start(struct lh_worker *w, const struct lh_request 
     lua_pushlstring(co, req->path, req->path_len);
     lua_pushstring(co, req->id);
     lua_pushstring(co, req->client);
-    return run(c, 4, reply);
+    lua_pushboolean(co, req->https);
+    return run(c, 5, reply);
 }
 
 static void task_done(struct lh_task *t)

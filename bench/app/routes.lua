@@ -1,11 +1,11 @@
--- The anchors' benchmark routes (see bench/README.md). This issue serves
--- /hello; /secure and /cached arrive with the security and cache modules.
-local cjson = require "cjson"
-
-local encode = cjson.encode
-
+-- The anchors' benchmark routes (see bench/README.md). Rate limits, the bot
+-- check and the security headers of /secure come from bench/policy/.
 return {
     ["GET /hello"] = function(_, res)
+        res:json({ success = true, message = "hello" })
+    end,
+
+    ["GET /secure"] = function(_, res)
         res:json({ success = true, message = "hello" })
     end,
 }

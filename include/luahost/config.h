@@ -11,6 +11,8 @@
 struct lh_config {
     char *app;             /* directory holding routes.lua */
     char *lua_path;        /* extra package.path entries; "" for none */
+    char *policy_dir;      /* limits.lua, bot.lua, headers.lua, csp.lua; "": <app>/../policy */
+    char *trusted_proxies; /* CIDRs whose forwarding headers are believed */
     char *host;            /* listen address */
     long port;             /* listen port */
     long workers;          /* worker threads; 0 means one per core */
@@ -26,6 +28,7 @@ struct lh_config {
     char *env;             /* development or production */
     char *db_url;          /* mysql://user:password@host:port/database, "" for none */
     char *redis_url;       /* redis://host:port/db, "" for none */
+    long redis_timeout;    /* milliseconds for a Redis round trip before falling back */
 };
 
 struct lh_config_option {

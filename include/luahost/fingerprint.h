@@ -23,7 +23,9 @@ struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const cha
 void lh_fingerprint_free(struct lh_fingerprint *fp);
 
 /* Writes the 16 hex characters and a NUL into out. NULL arguments take the
- * reference's defaults. Returns LH_ERR_INVALID if OpenSSL fails. */
+ * reference's defaults: "127.0.0.1" for ip (Flask-Limiter's fallback),
+ * "unknown" for the two headers, "" for forwarded_for; an empty string stays
+ * empty. Returns LH_ERR_INVALID if fp is NULL or OpenSSL fails. */
 enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip,
                                       const char *user_agent, const char *accept_language,
                                       const char *forwarded_for,

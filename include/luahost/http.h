@@ -9,6 +9,7 @@
 #include "luahost/worker.h"
 
 struct lh_http; /* opaque */
+struct lh_cidr_set;
 
 struct lh_http_options {
     const char *host;        /* IPv4 or IPv6 literal, or a name */
@@ -18,6 +19,9 @@ struct lh_http_options {
     unsigned idle_timeout;   /* seconds */
     size_t max_header_bytes; /* request line + headers; beyond: 431 */
     size_t max_body_bytes;   /* beyond: 413 */
+    /* Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are
+     * believed; NULL or empty: nobody's. */
+    const struct lh_cidr_set *trusted_proxies;
 };
 
 /* Binds and starts serving. NULL with a reason in err on failure (address in

@@ -23,7 +23,8 @@ enum lh_status lh_cidr_set_add_list(struct lh_cidr_set *s, const char *list, cha
                                     size_t errlen);
 size_t lh_cidr_set_count(const struct lh_cidr_set *s);
 /* 1 when ip (text) is in the set; an IPv4-mapped IPv6 address (::ffff:a.b.c.d)
- * matches IPv4 entries; 0 for anything that does not parse. */
+ * matches IPv4 entries, in the set and in ip alike (an IPv6 entry wider than
+ * /96, such as ::/0, matches IPv6 only); 0 for anything that does not parse. */
 int lh_cidr_set_contains(const struct lh_cidr_set *s, const char *ip);
 
 /* The client's address. It is peer, unless peer is in trusted: then the
@@ -31,8 +32,11 @@ int lh_cidr_set_contains(const struct lh_cidr_set *s, const char *ip);
  * Forwarded) is walked from the right, skipping trusted addresses; the first
  * untrusted one is the client. If every hop is trusted, the leftmost is the
  * client; at an entry that is not an address the walk stops at the last good
- * hop. Addresses are written normalised (inet_ntop) into out. Returns
- * LH_ERR_INVALID only when peer itself is not an address. */
+ * hop. An empty X-Forwarded-For counts as missing, empty list elements are
+ * skipped, ports and [brackets] are stripped, and only the last 32 hops are
+ * walked. Addresses are written normalised (inet_ntop; IPv4-mapped as dotted
+ * IPv4) into out. Returns LH_ERR_INVALID only when peer itself is not an
+ * address. */
 enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
                             const char *forwarded_for, const char *forwarded,
                             char out[LH_IP_MAX]);

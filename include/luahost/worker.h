@@ -37,6 +37,7 @@ struct lh_host {
 struct lh_workers_options {
     const char *app;            /* directory with routes.lua */
     const char *lua_path;       /* extra package.path entries, may be "" */
+    const char *policy_dir;     /* limits.lua, bot.lua, headers.lua, csp.lua; "" for none */
     unsigned count;             /* one per HTTP thread */
     struct lh_task_pool *tasks; /* runs blocking work; outlives the workers */
     const struct lh_host *host; /* may be NULL */
@@ -68,7 +69,8 @@ struct lh_request {
     const char *path;
     size_t path_len;
     const char *id;     /* request id, also in every log line */
-    const char *client; /* client address */
+    const char *client; /* client address (behind trusted proxies: the real one) */
+    int https;          /* a trusted proxy says the client used HTTPS */
     const char *body;
     size_t body_len;
     /* Calls fn for each header or query argument, values decoded. */
@@ -82,7 +84,11 @@ struct lh_request {
 /* What the application answered. Strings belong to the call and stay valid
  * until lh_call_release. Header names and values are checked: no CR, LF or
  * NUL, names are tokens. */
+struct lh_header_set;
+
 struct lh_reply {
+    const struct lh_header_set *security; /* security headers to add, or NULL */
+    const char *nonce;                    /* the CSP nonce Lua used, or NULL */
     unsigned status;
     const char *body;
     size_t body_len;

@@ -1,16 +1,20 @@
 -- luahost.app: turns an application directory into a dispatch function.
 --
---   app.load(dir) -> dispatch
+--   app.load(dir[, policy]) -> dispatch
 --       Runs dir/routes.lua, which returns { ["METHOD /pattern"] = handler }.
---       Raises "file:line: message" when a script or a route is bad.
---   app.start(dir, lua_path) -> dispatch
+--       Raises "file:line: message" when a script or a route is bad. policy
+--       (from luahost.security) runs before each handler; none by default.
+--   app.start(dir, lua_path, policy_dir) -> dispatch
 --       What a worker runs at start and on reload: sets package.path, makes
---       undeclared globals an error, then app.load(dir).
---   dispatch(method, path, id, client) -> status, body, headers
+--       undeclared globals an error, loads the policies of policy_dir ("" for
+--       none), then app.load.
+--   dispatch(method, path, id, client, https)
+--       -> status, body, headers, security header set, CSP nonce
 local cjson = require "cjson"
 local router = require "luahost.router"
 local request = require "luahost.request"
 local response = require "luahost.response"
+local security = require "luahost.security"
 
 local M = {}
 
@@ -28,7 +32,8 @@ local function where(fn, file)
     return info.short_src .. ":" .. info.linedefined
 end
 
-function M.load(dir)
+function M.load(dir, policy)
+    policy = policy or security.none()
     local file = dir .. "/routes.lua"
     local chunk, err = loadfile(file)
     if not chunk then
@@ -40,7 +45,7 @@ function M.load(dir)
     end
 
     local r = router.new()
-    local handlers = {}
+    local handlers, keys = {}, {}
     for key, handler in pairs(routes) do
         if type(handler) ~= "function" then
             error(("%s: route %q: handler must be a function, got %s"):format(file, tostring(key),
@@ -52,6 +57,7 @@ function M.load(dir)
                 tostring(key)), 0)
         end
         handlers[#handlers + 1] = handler
+        keys[#handlers] = key
         local ok, why = r:add(method, pattern, #handlers)
         if not ok then
             error(("%s: route %q: %s"):format(where(handler, file), key, why), 0)
@@ -59,17 +65,23 @@ function M.load(dir)
     end
 
     local match, new_request, new_response = r.match, request.new, response.new
-    return function(method, path, id, client)
+    local before, header_set = policy.before, policy.header_set
+    local default_set = header_set(nil, {})
+    return function(method, path, id, client, https)
         local index, params = match(r, method, path)
         if not index then
             if params then
-                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }
+                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }, default_set
             end
-            return 404, NOT_FOUND, JSON_HEADERS
+            return 404, NOT_FOUND, JSON_HEADERS, default_set
         end
+        local route = keys[index]
+        local req = new_request(method, path, id, client, params, nil, https)
         local res = new_response()
-        handlers[index](new_request(method, path, id, client, params), res)
-        return res.status, res.body, res.headers
+        if before(route, req, res) then
+            handlers[index](req, res)
+        end
+        return res.status, res.body, res.headers, header_set(route, res), rawget(req, "csp_nonce")
     end
 end
 
@@ -84,7 +96,7 @@ local function lock_globals()
     })
 end
 
-function M.start(dir, lua_path)
+function M.start(dir, lua_path, policy_dir)
     local paths = { dir .. "/?.lua", dir .. "/?/init.lua" }
     if lua_path and lua_path ~= "" then
         paths[#paths + 1] = lua_path
@@ -92,7 +104,8 @@ function M.start(dir, lua_path)
     paths[#paths + 1] = package.path
     package.path = table.concat(paths, ";")
     lock_globals()
-    return M.load(dir)
+    local policy = policy_dir and policy_dir ~= "" and security.load(policy_dir) or nil
+    return M.load(dir, policy)
 end
 
 return M

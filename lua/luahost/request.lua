@@ -8,9 +8,14 @@
 --   req.headers   header values by name, case-insensitive   (read on first use)
 --   req.query     decoded query arguments; the first of a repeated name wins
 --   req.body      request body as a string, "" when there is none
+--   req.https     true when a trusted proxy says the client used HTTPS
+--   req.fingerprint   the client fingerprint (16 hex), computed once
+--   req.csp_nonce     this response's CSP nonce, for inline scripts and styles
 --
---   request.new(method, path, id, client, params, data) -> req
+--   request.new(method, path, id, client, params, data, https) -> req
 --       data (optional) presets headers, query and body, for tests.
+local fingerprint = require "luahost.fingerprint"
+local headers = require "luahost.headers"
 local worker = require "luahost.worker"
 
 local lower, rawget, rawset, setmetatable, type = string.lower, rawget, rawset, setmetatable, type
@@ -34,21 +39,39 @@ local function headers_of(t)
     return setmetatable(lowered, header_mt)
 end
 
-local lazy = { headers = true, query = true, body = true }
+local from_connection = { headers = true, query = true, body = true }
+
+local host_fingerprint
+local computed = {
+    csp_nonce = function()
+        return headers.nonce()
+    end,
+    fingerprint = function(req)
+        host_fingerprint = host_fingerprint or assert(fingerprint.host())
+        local h = req.headers
+        return host_fingerprint:compute(req.client, h["user-agent"], h["accept-language"],
+            h["x-forwarded-for"])
+    end,
+}
 
 local request_mt = {
-    __index = function(req, part)
-        if not lazy[part] then
+    __index = function(req, field)
+        local value
+        if from_connection[field] then
+            local err
+            value, err = request_data(req.id, field)
+            if value == nil then
+                error("req." .. field .. ": " .. err, 2)
+            end
+            if field == "headers" then
+                setmetatable(value, header_mt)
+            end
+        elseif computed[field] then
+            value = computed[field](req)
+        else
             return nil
         end
-        local value, err = request_data(req.id, part)
-        if value == nil then
-            error("req." .. part .. ": " .. err, 2)
-        end
-        if part == "headers" then
-            setmetatable(value, header_mt)
-        end
-        rawset(req, part, value)
+        rawset(req, field, value)
         return value
     end,
 }
@@ -59,13 +82,14 @@ local no_params = setmetatable({}, {
     end,
 })
 
-function M.new(method, path, id, client, params, data)
+function M.new(method, path, id, client, params, data, https)
     local req = setmetatable({
         method = method,
         path = path,
         id = id,
         client = client,
         params = params or no_params,
+        https = https == true,
     }, request_mt)
     if data then
         req.headers = headers_of(data.headers or {})

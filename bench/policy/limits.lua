@@ -1,0 +1,10 @@
+-- Benchmark limits: /secure checks the limits on every request, as the
+-- anchors do, with numbers a benchmark never reaches; /hello is not limited.
+return {
+    -- No `default`: only the routes below and the per-address ceiling.
+    per_ip = "1000000000 per hour",
+    routes = {
+        ["GET /hello"] = false,
+        ["GET /secure"] = "1000000000 per hour",
+    },
+}

@@ -1,0 +1,208 @@
+-- luahost.security: the policies every request passes through (rate limits,
+-- bot detection, security headers), compiled from a policy directory once per
+-- load: limits.lua, bot.lua, headers.lua and csp.lua.
+--
+--   security.load(dir) -> policy          raises "file:line: message"
+--   security.none() -> policy             no limits, no security headers
+--   policy.before(route, req, res) -> true | false
+--       false: res holds the 429. route is the routes.lua key.
+--   policy.header_set(route, res) -> set | nil
+--       the compiled headers for the response (res.security names a policy
+--       of headers.lua, e.g. "svg"; else the route's, else "default").
+local cjson = require "cjson"
+local headers = require "luahost.headers"
+local log = require "luahost.log"
+local netaddr = require "luahost.netaddr"
+local ratelimit = require "luahost.ratelimit"
+
+local encode, floor, time = cjson.encode, math.floor, os.time
+
+local M = {}
+
+local function load_file(dir, name)
+    local file = dir .. "/" .. name .. ".lua"
+    local chunk, err = loadfile(file)
+    if not chunk then
+        error(err, 0)
+    end
+    local value = chunk()
+    if type(value) ~= "table" then
+        error(file .. ": must return a table, returned " .. type(value), 0)
+    end
+    return value, file
+end
+
+local function parse_limits(spec, file, what)
+    local rates, err = ratelimit.parse(spec)
+    if not rates then
+        error(("%s: %s: %s"):format(file, what, err), 0)
+    end
+    return rates
+end
+
+-- Slots of the keys given to limiter:check.
+local FINGERPRINT, ADDRESS, PATTERN = 1, 2, 3
+
+local function compile_limits(limits, bot, file)
+    local per_ip = limits.per_ip and parse_limits(limits.per_ip, file, "per_ip") or {}
+    local default = limits.default and parse_limits(limits.default, file, "default") or {}
+    local rulesets = {}
+
+    local function ruleset(rates, suffix)
+        local rules = {}
+        for _, r in ipairs(rates) do
+            rules[#rules + 1] = { slot = FINGERPRINT, suffix = suffix, limit = r.limit, window = r.window }
+        end
+        for _, r in ipairs(per_ip) do
+            rules[#rules + 1] = { slot = ADDRESS, limit = r.limit, window = r.window }
+        end
+        rules[#rules + 1] = { slot = PATTERN, limit = bot.threshold, window = bot.window, counter = true }
+        return ratelimit.ruleset(rules)
+    end
+
+    local default_set = ruleset(default, "")
+    for route, spec in pairs(limits.routes or {}) do
+        if spec == false then
+            rulesets[route] = false
+        elseif type(spec) == "string" then
+            rulesets[route] = ruleset(parse_limits(spec, file, "routes[" .. route .. "]"), ":" .. route)
+        else
+            error(("%s: routes[%q] must be a limit string or false"):format(file, route), 0)
+        end
+    end
+    local exempt, err = netaddr.cidr_set(table.concat(limits.exempt or {}, ","))
+    if not exempt then
+        error(file .. ": exempt: " .. err, 0)
+    end
+    return function(route)
+        local rs = rulesets[route]
+        if rs == nil then
+            return default_set
+        end
+        return rs or nil
+    end, exempt
+end
+
+local function compile_headers(policies, csp, file)
+    local sets = {}
+    for name, p in pairs(policies) do
+        if type(p) == "table" and p.headers then
+            -- csp = false in a header policy: no Content-Security-Policy at all.
+            local directives = csp[name] or csp.default
+            if p.csp == false then
+                directives = nil
+            end
+            local set, err = headers.compile({
+                headers = p.headers,
+                hsts = p.hsts,
+                csp = directives,
+                report_uri = directives and csp.report_uri or nil,
+            })
+            if not set then
+                error(("%s: policy %q: %s"):format(file, name, err), 0)
+            end
+            sets[name] = set
+        end
+    end
+    if not sets.default then
+        error(file .. ": needs a `default` policy", 0)
+    end
+    return sets
+end
+
+-- The security log: suspicious requests, at most per_minute lines a minute.
+local function security_logger(per_minute)
+    local minute, lines, dropped = 0, 0, 0
+    return function(req, why)
+        local now = floor(time() / 60)
+        if now ~= minute then
+            if dropped > 0 then
+                log.warn("security: " .. dropped .. " more suspicious requests not logged")
+            end
+            minute, lines, dropped = now, 0, 0
+        end
+        if lines >= per_minute then
+            dropped = dropped + 1
+            return
+        end
+        lines = lines + 1
+        log.warn(("security: %s from %s (%s %s, User-Agent %q)"):format(why, req.client,
+            req.method, req.path, tostring(req.headers["user-agent"])))
+    end
+end
+
+local function too_many(res, message, retry_after)
+    res.status = 429
+    res.headers["Retry-After"] = tostring(retry_after)
+    res:json({ success = false, error = message, retry_after = retry_after })
+end
+
+function M.load(dir)
+    local limits, limits_file = load_file(dir, "limits")
+    local bot, bot_file = load_file(dir, "bot")
+    local header_policies, headers_file = load_file(dir, "headers")
+    local csp = load_file(dir, "csp")
+    if type(bot.threshold) ~= "number" or type(bot.window) ~= "number"
+        or type(bot.is_bot) ~= "function" then
+        error(bot_file .. ": needs threshold, window and is_bot", 0)
+    end
+    local ruleset_of, exempt = compile_limits(limits, bot, limits_file)
+    local sets = compile_headers(header_policies, csp, headers_file)
+    local route_sets = header_policies.routes or {}
+    local limiter = ratelimit.host()
+    local security_log = security_logger(bot.log_per_minute or 60)
+    local bot_retry = bot.retry_after or 60
+
+    local policy = {}
+
+    function policy.before(route, req, res)
+        local rs = ruleset_of(route)
+        if rs == nil or limiter == nil or exempt:contains(req.client) then
+            return true
+        end
+        local why = bot.suspicious and bot.suspicious(req)
+        if why then
+            security_log(req, why)
+        end
+        local fp = req.fingerprint
+        local allowed, retry, limit, remaining, reset, window, count =
+            limiter:check(rs, "rl:" .. fp, "rl:ip:" .. req.client, "pattern:" .. fp)
+        if bot.is_bot(req, count) then
+            security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
+            too_many(res, "Too many requests - bot behavior detected", bot_retry)
+            return false
+        end
+        local h = res.headers
+        if limit > 0 then
+            h["X-RateLimit-Limit"] = limit
+            h["X-RateLimit-Remaining"] = remaining
+            h["X-RateLimit-Reset"] = time() + reset
+            h["RateLimit-Policy"] = ('"w%d";q=%d;w=%d'):format(window, limit, window)
+            h["RateLimit"] = ('"w%d";r=%d;t=%d'):format(window, remaining, reset)
+        end
+        if not allowed then
+            too_many(res, "Too many requests", retry > 0 and retry or 1)
+            return false
+        end
+        return true
+    end
+
+    function policy.header_set(route, res)
+        return sets[res.security or route_sets[route] or "default"] or sets.default
+    end
+
+    return policy
+end
+
+function M.none()
+    return {
+        before = function()
+            return true
+        end,
+        header_set = function()
+            return nil
+        end,
+    }
+end
+
+return M

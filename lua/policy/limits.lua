@@ -1,0 +1,24 @@
+-- Rate limits, in Flask-Limiter's notation: "N per second|minute|hour|day",
+-- "N/minute", "N per M minutes", several separated by ';'. Every limit slides
+-- (the previous window's count weighs in as it ages) and is shared through
+-- Redis by every luahost instance; when Redis is down each instance limits
+-- on its own until it is back.
+return {
+    -- Per client fingerprint (HMAC of address, User-Agent, Accept-Language and
+    -- X-Forwarded-For; key "rl:<fingerprint>"), on every route together.
+    default = "2000 per day; 500 per hour",
+
+    -- Per client address ("rl:ip:<address>"), whatever headers the client
+    -- sends: rotating User-Agent or Accept-Language buys no fresh bucket.
+    -- Several people behind one NAT share it, so it sits above `default`.
+    per_ip = "10000 per day; 2000 per hour",
+
+    -- Per route, by the key used in routes.lua: false exempts the route, a
+    -- string replaces `default` for it (counted for that route alone).
+    routes = {
+        ["GET /health"] = false,
+    },
+
+    -- Client addresses (CIDRs) that are never limited, e.g. monitoring hosts.
+    exempt = {},
+}
