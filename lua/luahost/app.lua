@@ -44,6 +44,12 @@ function M.load(dir, policy)
         error(file .. ": must return a table of routes, returned " .. type(routes), 0)
     end
 
+    -- The policies' own routes (the CSP report endpoint), unless the app has them.
+    for key, handler in pairs(policy.routes) do
+        if routes[key] == nil then
+            routes[key] = handler
+        end
+    end
     local r = router.new()
     local handlers, keys = {}, {}
     for key, handler in pairs(routes) do

@@ -9,7 +9,10 @@
 --   policy.header_set(route, res) -> set | nil
 --       the compiled headers for the response (res.security names a policy
 --       of headers.lua, e.g. "svg"; else the route's, else "default").
+--   policy.routes -> { ["POST /csp-report"] = handler }
+--       routes the policies serve themselves (the CSP report endpoint).
 local cjson = require "cjson"
+local cjson_safe = require "cjson.safe"
 local headers = require "luahost.headers"
 local log = require "luahost.log"
 local netaddr = require "luahost.netaddr"
@@ -137,6 +140,31 @@ local function too_many(res, message, retry_after)
     res:json({ success = false, error = message, retry_after = retry_after })
 end
 
+-- Largest CSP report body accepted, in bytes; browsers send about 1 KiB.
+local MAX_REPORT = 8192
+
+local function report_handler(security_log)
+    return function(req, res)
+        local body = req.body
+        if #body > MAX_REPORT then
+            return res:json({ success = false, message = "Report too large" }, 413)
+        end
+        local report = cjson_safe.decode(body)
+        local r = type(report) == "table" and (report["csp-report"] or report[1] and report[1].body)
+        if type(r) ~= "table" then
+            return res:json({ success = false, message = "Not a CSP report" }, 400)
+        end
+        local function field(a, b)
+            local v = r[a] or r[b]
+            return type(v) == "string" and v:sub(1, 200) or "?"
+        end
+        security_log(req, ("CSP violation: %s blocked %s on %s"):format(
+            field("violated-directive", "effectiveDirective"), field("blocked-uri", "blockedURL"),
+            field("document-uri", "documentURL")))
+        res.status = 204
+    end
+end
+
 function M.load(dir)
     local limits, limits_file = load_file(dir, "limits")
     local bot, bot_file = load_file(dir, "bot")
@@ -191,6 +219,11 @@ function M.load(dir)
         return sets[res.security or route_sets[route] or "default"] or sets.default
     end
 
+    policy.routes = {}
+    if csp.report_uri then
+        policy.routes["POST " .. csp.report_uri] = report_handler(security_log)
+    end
+
     return policy
 end
 
@@ -202,6 +235,7 @@ function M.none()
         header_set = function()
             return nil
         end,
+        routes = {},
     }
 end
 
