@@ -6,7 +6,8 @@
 #                                 through ../shared/anchors/run.sh (needs that folder)
 #
 # Knobs: DURATION (10 s), LOADS ("1:50 2:100" = wrk threads:connections),
-# PORT (18088), WORKERS (luahost --workers, default: one per core).
+# PORT (18088), WORKERS (luahost --workers, default: one per core),
+# ACCESS_LOG (off). Redis comes from LUAHOST_REDIS_URL, else the local services.
 # The access log is off by default, as in the anchors; ACCESS_LOG=file turns it on.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +19,11 @@ mkdir -p "$OUT"
 
 [ -x "$ROOT/build/luahost" ] || "$ROOT/scripts/build.sh"
 command -v wrk >/dev/null || "$ROOT/scripts/deps.sh"
+# /secure shares its limits through Redis, as in production.
+if [ -z "${LUAHOST_REDIS_URL:-}" ]; then
+    "$ROOT/scripts/services.sh" start >/dev/null
+    while IFS= read -r line; do export "${line?}"; done < <("$ROOT/scripts/services.sh" env)
+fi
 
 "$ROOT/build/luahost" --app "$ROOT/bench/app" --port "$PORT" ${WORKERS:+--workers "$WORKERS"} \
     --access-log "${ACCESS_LOG:-off}" --error-log "$OUT/error.log" &
