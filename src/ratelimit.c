@@ -19,6 +19,7 @@
 #include "luahost/ratelimit.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,7 +37,8 @@
 
 /* KEYS: none. ARGV: ngroups, then per group: k (identical checks), nrules,
  * then per rule: key, limit, window, counter (0/1). Returns per group the
- * grant, then per rule: previous count, current count, elapsed ms, counter. */
+ * grant, then per rule: previous count, current count, sliding estimate,
+ * elapsed ms, counter. */
 static const char SCRIPT[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
@@ -49,12 +51,12 @@ static const char SCRIPT[] =
     "    local w = tonumber(ARGV[i + 2])\n"
     "    local idx = math.floor(now / w)\n"
     "    local rule = { key = ARGV[i], w = w, idx = idx, elapsed = now - idx * w,\n"
-    "                   counter = ARGV[i + 3] == '1', prev = 0, curr = 0 }\n"
+    "                   counter = ARGV[i + 3] == '1', prev = 0, curr = 0, used = 0 }\n"
     "    if not rule.counter then\n"
     "      rule.curr = tonumber(redis.call('GET', rule.key .. ':' .. w .. ':' .. idx) or '0')\n"
     "      rule.prev = tonumber(redis.call('GET', rule.key .. ':' .. w .. ':' .. (idx - 1)) or '0')\n"
-    "      local avail = tonumber(ARGV[i + 1]) - (math.floor(rule.prev * (w - rule.elapsed) / w)"
-    " + rule.curr)\n"
+    "      rule.used = math.floor(rule.prev * (w - rule.elapsed) / w) + rule.curr\n"
+    "      local avail = tonumber(ARGV[i + 1]) - rule.used\n"
     "      if avail < grant then grant = avail end\n"
     "    end\n"
     "    rules[r] = rule\n"
@@ -76,15 +78,17 @@ static const char SCRIPT[] =
     "    end\n"
     "    out[#out + 1] = rule.prev\n"
     "    out[#out + 1] = rule.curr\n"
+    "    out[#out + 1] = rule.used\n"
     "    out[#out + 1] = math.floor(rule.elapsed * 1000)\n"
     "    out[#out + 1] = count\n"
     "  end\n"
     "end\n"
     "return out\n";
 
-/* Raw numbers for one rule of a group, from Redis or from the local store. */
+/* Raw numbers for one rule of a group, from Redis or from the local store:
+ * counts before the grant, and used = the sliding estimate they give. */
 struct rule_state {
-    long prev, curr;
+    long prev, curr, used;
     double elapsed;
     long counter;
 };
@@ -129,12 +133,6 @@ static void store_clear(struct store *st)
 /* The slot for key, created empty if needed; NULL only when out of memory. */
 static struct slot *store_get(struct store *st, const char *key)
 {
-    if (st->used >= st->max_keys) {
-        /* A flood of distinct keys: start over rather than grow without bound. */
-        lh_log(LH_LOG_WARN, NULL, "rate limit: local store full (%zu keys), cleared",
-               st->used);
-        store_clear(st);
-    }
     size_t mask = st->cap - 1;
     for (size_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
         struct slot *s = &st->slots[i];
@@ -182,6 +180,12 @@ static void decide_local(struct store *st, struct group *g)
     struct slot *slots[LH_RATELIMIT_MAX_RULES];
     char key[LH_RATELIMIT_KEY_MAX + 32];
 
+    if (st->used + c->nrules > st->max_keys) {
+        /* A flood of distinct keys: start over rather than grow without bound
+         * (this forgets every count, so the bound is set far above normal use). */
+        lh_log(LH_LOG_WARN, NULL, "rate limit: local store full (%zu keys), cleared", st->used);
+        store_clear(st);
+    }
     g->grant = (long)g->k;
     for (size_t r = 0; r < c->nrules; r++) {
         const struct lh_ratelimit_rule *rule = &c->rules[r];
@@ -199,7 +203,8 @@ static void decide_local(struct store *st, struct group *g)
             continue;
         s->prev = slots[r]->prev;
         s->curr = slots[r]->curr;
-        long avail = rule->rate.limit - used_of(s, w);
+        s->used = used_of(s, w);
+        long avail = rule->rate.limit - s->used;
         if (avail < g->grant)
             g->grant = avail;
     }
@@ -249,7 +254,7 @@ static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, 
             o->remaining = rule->rate.limit - o->count;
             o->retry_after = 0;
         } else {
-            long used = used_of(s, w);
+            long used = s->used;
             o->count = used + (c->allowed ? (long)i + 1 : g->grant);
             o->remaining = c->allowed ? rule->rate.limit - used - (long)i - 1 : 0;
             o->retry_after = 0;
@@ -283,13 +288,9 @@ struct lh_ratelimit {
     struct timeval timeout;
 };
 
+/* why may point into the context: it is logged before the context goes. */
 static void redis_drop(struct lh_ratelimit *rl, const char *why)
 {
-    if (rl->redis)
-        redisFree(rl->redis);
-    rl->redis = NULL;
-    rl->redis_up = 0;
-    rl->next_try = now_seconds() + RETRY_INTERVAL;
     if (!rl->reported_down) {
         lh_log(LH_LOG_WARN, NULL,
                "rate limit: redis %s:%d unavailable (%s); limiting in this process until it "
@@ -297,6 +298,11 @@ static void redis_drop(struct lh_ratelimit *rl, const char *why)
                rl->host, rl->port, why);
         rl->reported_down = 1;
     }
+    if (rl->redis)
+        redisFree(rl->redis);
+    rl->redis = NULL;
+    rl->redis_up = 0;
+    rl->next_try = now_seconds() + RETRY_INTERVAL;
 }
 
 static int redis_ok(redisContext *c, redisReply *r)
@@ -381,9 +387,15 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
     }
 #undef PUSH_NUM
     redisReply *reply = redisCommandArgv(rl->redis, (int)argc, argv, lens);
+    if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        /* SCRIPT FLUSH or a restarted server behind a proxy: load it again. */
+        freeReplyObject(reply);
+        reply = redisCommand(rl->redis, "SCRIPT LOAD %s", SCRIPT);
+        int loaded = redis_ok(rl->redis, reply) && reply->type == REDIS_REPLY_STRING;
+        freeReplyObject(reply);
+        reply = loaded ? redisCommandArgv(rl->redis, (int)argc, argv, lens) : NULL;
+    }
     if (!redis_ok(rl->redis, reply) || reply->type != REDIS_REPLY_ARRAY) {
-        if (reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
-            rl->sha[0] = '\0'; /* flushed: reload on reconnect */
         redis_drop(rl, rl->redis->err ? rl->redis->errstr : reply ? reply->str : "no reply");
         freeReplyObject(reply);
         goto out;
@@ -392,9 +404,10 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
     for (size_t g = 0; g < ngroups && at < reply->elements; g++) {
         struct group *gr = &groups[g];
         gr->grant = reply->element[at++]->integer;
-        for (size_t r = 0; r < gr->first->nrules && at + 4 <= reply->elements; r++) {
+        for (size_t r = 0; r < gr->first->nrules && at + 5 <= reply->elements; r++) {
             gr->st[r].prev = (long)reply->element[at++]->integer;
             gr->st[r].curr = (long)reply->element[at++]->integer;
+            gr->st[r].used = (long)reply->element[at++]->integer;
             gr->st[r].elapsed = (double)reply->element[at++]->integer / 1000.0;
             gr->st[r].counter = (long)reply->element[at++]->integer;
         }
@@ -603,7 +616,7 @@ static long unit_seconds(const char *u, size_t len)
         long seconds;
     } units[] = {{"second", 1}, {"minute", 60}, {"hour", 3600}, {"day", 86400}};
 
-    if (len > 1 && u[len - 1] == 's')
+    if (len > 1 && tolower((unsigned char)u[len - 1]) == 's')
         len--;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
         if (strlen(units[i].name) == len && strncasecmp(units[i].name, u, len) == 0)
@@ -621,8 +634,9 @@ static int parse_one(const char *s, const char *end, struct lh_rate *out)
         end--;
     if (s == end || !isdigit((unsigned char)*s))
         return -1;
+    errno = 0;
     long n = strtol(s, &e, 10);
-    if (e > end || n <= 0)
+    if (e > end || n <= 0 || n > LH_RATE_MAX_LIMIT || errno == ERANGE)
         return -1;
     s = e;
     while (s < end && isspace((unsigned char)*s))
@@ -637,8 +651,9 @@ static int parse_one(const char *s, const char *end, struct lh_rate *out)
         s++;
     long mult = 1;
     if (s < end && isdigit((unsigned char)*s)) {
+        errno = 0;
         mult = strtol(s, &e, 10);
-        if (e > end || mult <= 0)
+        if (e > end || mult <= 0 || errno == ERANGE)
             return -1;
         s = e;
         while (s < end && isspace((unsigned char)*s))

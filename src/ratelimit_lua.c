@@ -76,9 +76,14 @@ static int check_push(struct lh_async *a, lua_State *L)
                 count = o->count;
             continue;
         }
+        /* Allowed: the rule with the fewest left; refused: the one that
+         * refused longest (every refused rule has none left). */
+        int tighter = tight_out == NULL ||
+                      (c->allowed ? o->remaining < tight_out->remaining
+                                  : o->retry_after > tight_out->retry_after);
         if (o->retry_after > retry)
             retry = o->retry_after;
-        if (tight_out == NULL || o->remaining < tight_out->remaining) {
+        if (tighter) {
             tight = &c->rules[r];
             tight_out = o;
         }
@@ -110,7 +115,7 @@ static long field_integer(lua_State *L, int t, const char *name, int rule, long 
 {
     lua_getfield(L, t, name);
     if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > max)
-        luaL_error(L, "rule %d: %s must be a number from 1 to %ld", rule, name, max);
+        luaL_error(L, "rule %d: %s must be a number from 1 to %d", rule, name, (int)max);
     long v = (long)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return v;
@@ -139,7 +144,7 @@ static int l_ruleset(lua_State *L)
         if (suffix == NULL || len >= LH_RATELIMIT_KEY_MAX / 2)
             return luaL_error(L, "rule %d: suffix must be a short string", i);
         memcpy(rs->rules[r].key, suffix, len);
-        rs->rules[r].rate.limit = field_integer(L, t, "limit", i, 1000000000L);
+        rs->rules[r].rate.limit = field_integer(L, t, "limit", i, LH_RATE_MAX_LIMIT);
         rs->rules[r].rate.window = field_integer(L, t, "window", i, 366L * 86400);
         lua_getfield(L, t, "counter");
         rs->rules[r].counter = lua_toboolean(L, -1);

@@ -25,6 +25,7 @@
 #define LH_RATELIMIT_MAX_RULES 8
 #define LH_RATELIMIT_KEY_MAX 128
 #define LH_RATELIMIT_MAX_LIMITS 8 /* in one limit string */
+#define LH_RATE_MAX_LIMIT 1000000000L
 
 struct lh_rate {
     long limit;  /* requests */
@@ -33,8 +34,8 @@ struct lh_rate {
 
 /* Parses Flask-Limiter notation: "2000 per day; 500 per hour", "10/minute",
  * "5 per 30 seconds", several separated by ';'. Units: second, minute, hour,
- * day (plural allowed). Returns LH_ERR_INVALID with a message naming the bad
- * part. */
+ * day (plural allowed). N is 1 to LH_RATE_MAX_LIMIT, windows at most a year.
+ * Returns LH_ERR_INVALID with a message naming the bad part. */
 enum lh_status lh_rate_parse(const char *spec, struct lh_rate *out, size_t max, size_t *n,
                              char *err, size_t errlen);
 

@@ -1,0 +1,459 @@
+-- luahost.security: security.load compiles a policy directory (and says which
+-- file is wrong), the compiled policy's before, header_set and routes, and
+-- security.none. Outside a server there is no host limiter, so before lets
+-- everything through; "with the server's limiter" runs the policy in a second
+-- Lua state given host objects, as src/worker.c does.
+local security = require "luahost.security"
+local headers = require "luahost.headers"
+local request = require "luahost.request"
+local response = require "luahost.response"
+local cjson = require "cjson"
+local ffi = require "ffi"
+local lfs = require "lfs"
+
+local POLICY = "lua/policy"
+local CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    .. "Chrome/124.0.0.0 Safari/537.36"
+
+ffi.cdef [[
+typedef struct lua_State lua_State;
+lua_State *luaL_newstate(void);
+void luaL_openlibs(lua_State *L);
+int luaL_loadstring(lua_State *L, const char *s);
+int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc);
+const char *lua_tolstring(lua_State *L, int idx, size_t *len);
+void lua_pushlightuserdata(lua_State *L, void *p);
+void lua_setfield(lua_State *L, int idx, const char *k);
+void lua_close(lua_State *L);
+struct lh_fingerprint;
+struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const char **err);
+void lh_fingerprint_free(struct lh_fingerprint *fp);
+struct lh_ratelimit;
+struct lh_ratelimit *lh_ratelimit_new(const void *o, const char **err);
+void lh_ratelimit_free(struct lh_ratelimit *rl);
+struct security_spec_options {
+    const char *redis_host;
+    int redis_port;
+    int redis_db;
+    const char *redis_password;
+    double timeout;
+    size_t local_max_keys;
+};
+struct security_spec_host { void *fingerprint, *trusted_proxies, *ratelimit; };
+]]
+local LUA_REGISTRYINDEX = -10000
+
+local function read(path)
+    local f = assert(io.open(path, "rb"))
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+-- A policy directory: the shipped files, with those named in files replaced
+-- by the given source text (false: left out). Removed by remove_dirs().
+local made = {}
+local function policy_dir(files)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(lfs.mkdir(dir))
+    made[#made + 1] = dir
+    for _, name in ipairs { "limits", "bot", "headers", "csp" } do
+        local source = files[name]
+        if source == nil then
+            source = read(POLICY .. "/" .. name .. ".lua")
+        end
+        if source then
+            local f = assert(io.open(dir .. "/" .. name .. ".lua", "wb"))
+            f:write(source)
+            f:close()
+        end
+    end
+    return dir
+end
+
+local function remove_dirs()
+    for _, dir in ipairs(made) do
+        for name in lfs.dir(dir) do
+            if name ~= "." and name ~= ".." then
+                os.remove(dir .. "/" .. name)
+            end
+        end
+        lfs.rmdir(dir)
+    end
+    made = {}
+end
+
+-- The message security.load(dir) raises.
+local function load_error(dir)
+    local ok, err = pcall(security.load, dir)
+    assert.is_false(ok, "security.load(" .. dir .. ") did not raise")
+    return tostring(err)
+end
+
+-- The emitted headers of a compiled set, by name.
+local function emitted(set)
+    local t = {}
+    for _, pair in ipairs(set:emit(headers.nonce(), true)) do
+        t[pair[1]] = pair[2]
+    end
+    return t
+end
+
+local function req_for(method, path, client, body)
+    return request.new(method, path, "rid-security", client or "192.0.2.1", nil,
+        { headers = { ["User-Agent"] = CHROME }, body = body })
+end
+
+-- A window (seconds) whose current period has at least two minutes left.
+local function quiet_window(from)
+    local now = os.time()
+    for w = from, from / 2, -1 do
+        if w - now % w >= 120 then
+            return w
+        end
+    end
+end
+
+describe("luahost.security", function()
+    after_each(remove_dirs)
+
+    describe("load", function()
+        it("compiles the shipped policies", function()
+            local policy = security.load(POLICY)
+            assert.is_function(policy.before)
+            assert.is_function(policy.header_set)
+            assert.is_table(policy.routes)
+        end)
+
+        it("compiles the benchmark policies", function()
+            local policy = security.load("bench/policy")
+            assert.is_function(policy.before)
+        end)
+
+        it("raises naming limits.lua and the bad limit string", function()
+            local dir = policy_dir { limits = 'return { default = "500 per hour; 5 per fortnight" }' }
+            local err = load_error(dir)
+            assert.matches(dir .. "/limits.lua: default: ", err, 1, true)
+            assert.matches("bad limit ' 5 per fortnight'", err, 1, true)
+        end)
+
+        it("raises naming limits.lua and per_ip", function()
+            local dir = policy_dir { limits = 'return { per_ip = "lots" }' }
+            assert.matches(dir .. "/limits.lua: per_ip: bad limit 'lots'", load_error(dir), 1, true)
+        end)
+
+        it("raises naming limits.lua and the route of a bad route limit", function()
+            local dir = policy_dir { limits = 'return { routes = { ["POST /login"] = "1 per eon" } }' }
+            assert.matches(dir .. "/limits.lua: routes[POST /login]: bad limit '1 per eon'",
+                load_error(dir), 1, true)
+        end)
+
+        it("raises for a route entry that is neither a limit string nor false", function()
+            local dir = policy_dir { limits = 'return { routes = { ["GET /x"] = true } }' }
+            assert.matches(dir .. '/limits.lua: routes["GET /x"] must be a limit string or false',
+                load_error(dir), 1, true)
+        end)
+
+        it("raises naming limits.lua for a bad exempt address", function()
+            local dir = policy_dir { limits = 'return { exempt = { "10.0.0.0/33" } }' }
+            assert.matches(dir .. "/limits.lua: exempt: ", load_error(dir), 1, true)
+        end)
+
+        it("raises naming limits.lua for a limit above what the limiter takes", function()
+            -- Parses, but ratelimit.ruleset takes at most 1000000000 requests.
+            local dir = policy_dir { limits = 'return { default = "2000000000 per day" }' }
+            assert.matches(dir .. "/limits.lua", load_error(dir), 1, true)
+        end)
+
+        it("raises with file and line for a syntax error", function()
+            local dir = policy_dir { limits = "return {\n  default = 500 per hour\n}" }
+            assert.matches(dir .. "/limits.lua:2:", load_error(dir), 1, true)
+        end)
+
+        it("raises when a file does not return a table", function()
+            local dir = policy_dir { limits = 'return "2000 per day"' }
+            assert.matches(dir .. "/limits.lua: must return a table, returned string",
+                load_error(dir), 1, true)
+        end)
+
+        it("raises naming a missing file", function()
+            local dir = policy_dir { csp = false }
+            assert.matches(dir .. "/csp.lua", load_error(dir), 1, true)
+        end)
+
+        it("raises naming bot.lua when is_bot is missing", function()
+            local dir = policy_dir { bot = "return { window = 10, threshold = 50 }" }
+            assert.matches(dir .. "/bot.lua: needs threshold, window and is_bot", load_error(dir), 1, true)
+        end)
+
+        it("raises naming bot.lua when the threshold is missing", function()
+            local dir = policy_dir { bot = "return { window = 10, is_bot = function() return false end }" }
+            assert.matches(dir .. "/bot.lua: needs threshold, window and is_bot", load_error(dir), 1, true)
+        end)
+
+        it("raises naming headers.lua without a default policy", function()
+            local dir = policy_dir { headers = 'return { svg = { headers = { { "X-A", "1" } } } }' }
+            assert.matches(dir .. "/headers.lua: needs a `default` policy", load_error(dir), 1, true)
+        end)
+    end)
+
+    describe("a shipped policy outside a server", function()
+        local policy = security.load(POLICY)
+
+        it("lets every request through: there is no host limiter", function()
+            assert.is_nil((require "luahost.ratelimit").host())
+            for _, route in ipairs { "GET /", "GET /health", "POST /login" } do
+                local res = response.new()
+                assert.is_true(policy.before(route, req_for("GET", "/"), res))
+                assert.equal(200, res.status)
+                assert.is_nil(next(res.headers))
+            end
+        end)
+
+        it("picks the svg header set when res.security is svg", function()
+            local set = policy.header_set("GET /", { security = "svg" })
+            assert.is_userdata(set)
+            assert.equal("public, max-age=86400", emitted(set)["Cache-Control"])
+            assert.matches("default-src 'none'", emitted(set)["Content-Security-Policy"], 1, true)
+        end)
+
+        it("picks the default header set otherwise", function()
+            local default = policy.header_set("GET /", {})
+            assert.is_userdata(default)
+            local h = emitted(default)
+            assert.is_nil(h["Cache-Control"])
+            assert.equal("nosniff", h["X-Content-Type-Options"])
+            assert.matches("default-src 'self'", h["Content-Security-Policy"], 1, true)
+            assert.matches("report-uri /csp-report", h["Content-Security-Policy"], 1, true)
+            assert.equal(default, policy.header_set("POST /login", {}))
+            assert.equal(default, policy.header_set("GET /", { security = "no-such-policy" }))
+        end)
+
+        it("serves POST /csp-report", function()
+            assert.is_function(policy.routes["POST /csp-report"])
+        end)
+
+        describe("POST /csp-report", function()
+            local handler = policy.routes["POST /csp-report"]
+
+            local function post(body)
+                local res = response.new()
+                handler(req_for("POST", "/csp-report", "192.0.2.9", body), res)
+                return res
+            end
+
+            it("accepts a report with 204", function()
+                local res = post(cjson.encode { ["csp-report"] = {
+                    ["violated-directive"] = "script-src", ["blocked-uri"] = "https://evil.example",
+                    ["document-uri"] = "https://app.example/" } })
+                assert.equal(204, res.status)
+            end)
+
+            it("accepts a Reporting API report with 204", function()
+                local res = post(cjson.encode { { type = "csp-violation", body = {
+                    effectiveDirective = "img-src", blockedURL = "data:", documentURL = "/" } } })
+                assert.equal(204, res.status)
+            end)
+
+            it("refuses what is not a CSP report with 400", function()
+                for _, body in ipairs { "", "not json", "[]", '{"x":1}', '{"csp-report":"x"}' } do
+                    local res = post(body)
+                    assert.equal(400, res.status, body)
+                    assert.same({ success = false, message = "Not a CSP report" }, cjson.decode(res.body))
+                end
+            end)
+
+            it("refuses a body over 8 KiB with 413", function()
+                local res = post(('{"csp-report":{"a":"%s"}}'):format(("x"):rep(8192)))
+                assert.equal(413, res.status)
+            end)
+        end)
+    end)
+
+    describe("a policy with a route header set", function()
+        it("picks the route's set, unless res.security names another", function()
+            local dir = policy_dir {
+                headers = read(POLICY .. "/headers.lua"):gsub("\nreturn {",
+                    '\nreturn {\n    routes = { ["GET /logo.svg"] = "svg" },', 1),
+            }
+            local policy = security.load(dir)
+            local svg = policy.header_set("GET /logo.svg", {})
+            assert.equal("public, max-age=86400", emitted(svg)["Cache-Control"])
+            assert.is_nil(emitted(policy.header_set("GET /", {}))["Cache-Control"])
+            assert.is_nil(emitted(policy.header_set("GET /logo.svg", { security = "default" }))["Cache-Control"])
+        end)
+    end)
+
+    describe("none", function()
+        it("lets everything through with no security headers and no routes", function()
+            local policy = security.none()
+            local res = response.new()
+            assert.is_true(policy.before("GET /", req_for("GET", "/"), res))
+            assert.equal(200, res.status)
+            assert.is_nil(next(res.headers))
+            assert.is_nil(policy.header_set("GET /", { security = "svg" }))
+            assert.same({}, policy.routes)
+        end)
+    end)
+
+    describe("a policy with the server's limiter", function()
+        local lib, fp, rl, host, window
+
+        before_each(function()
+            lib = ffi.load(assert(package.searchpath("luahost", package.cpath)))
+            fp = lib.lh_fingerprint_new("security-spec-secret", 20, nil)
+            rl = lib.lh_ratelimit_new(ffi.cast("const void *", ffi.new("struct security_spec_options")), nil)
+            assert.is_not_nil(fp)
+            assert.is_not_nil(rl)
+            host = ffi.new("struct security_spec_host", { fingerprint = fp, ratelimit = rl })
+            window = quiet_window(3600)
+        end)
+
+        after_each(function()
+            lib.lh_ratelimit_free(rl)
+            lib.lh_fingerprint_free(fp)
+        end)
+
+        -- Loads a policy from dir in a state with host objects, runs each of hits
+        -- ({route, client[, method]}) through policy.before, and returns the
+        -- results: { ok, status, headers, body }.
+        local function run(dir, hits)
+            local code = ([[
+                package.cpath = %q
+                package.path = "./lua/?.lua;" .. package.path
+                local cjson = require "cjson"
+                local request = require "luahost.request"
+                local response = require "luahost.response"
+                local policy = require("luahost.security").load(%q)
+                local out = {}
+                for _, hit in ipairs(cjson.decode(%q)) do
+                    local req = request.new(hit[3] or "GET", "/", "rid", hit[2], nil,
+                        { headers = { ["User-Agent"] = %q } })
+                    local res = response.new()
+                    local ok = policy.before(hit[1], req, res)
+                    out[#out + 1] = { ok = ok, status = res.status, headers = res.headers,
+                        body = res.body and cjson.decode(res.body) or cjson.null }
+                end
+                return cjson.encode(out)
+            ]]):format(package.cpath, dir, cjson.encode(hits), CHROME)
+            local L = ffi.C.luaL_newstate()
+            ffi.C.luaL_openlibs(L)
+            ffi.C.lua_pushlightuserdata(L, host)
+            ffi.C.lua_setfield(L, LUA_REGISTRYINDEX, "luahost.host")
+            assert(ffi.C.luaL_loadstring(L, code) == 0, "chunk does not compile")
+            local rc = ffi.C.lua_pcall(L, 0, 1, 0)
+            local result = ffi.string(ffi.C.lua_tolstring(L, -1, nil))
+            ffi.C.lua_close(L)
+            assert(rc == 0, result)
+            return cjson.decode(result)
+        end
+
+        -- Limits of 3 requests per window for a client, bots above 5 a window.
+        local function small_policy()
+            return policy_dir {
+                limits = ([[return {
+                    default = "3 per %d seconds",
+                    per_ip = "100 per %d seconds",
+                    routes = { ["GET /health"] = false, ["POST /login"] = "1 per %d seconds" },
+                    exempt = { "198.51.100.0/24" },
+                }]]):format(window, window, window),
+                bot = ([[local M = dofile("%s/bot.lua")
+                    M.threshold, M.window = 5, %d
+                    return M]]):format(POLICY, window),
+            }
+        end
+
+        local function hits(n, route, client, method)
+            local t = {}
+            for i = 1, n do
+                t[i] = { route, client, method }
+            end
+            return t
+        end
+
+        it("allows the limit, with rate-limit headers, then answers 429", function()
+            local before = os.time()
+            local out = run(small_policy(), hits(4, "GET /", "192.0.2.10"))
+            for i = 1, 3 do
+                local h = out[i].headers
+                assert.is_true(out[i].ok, "request " .. i)
+                assert.equal(200, out[i].status)
+                assert.equal(3, h["X-RateLimit-Limit"])
+                assert.equal(3 - i, h["X-RateLimit-Remaining"])
+                assert.is_true(h["X-RateLimit-Reset"] > before
+                    and h["X-RateLimit-Reset"] <= os.time() + window)
+                assert.equal(('"w%d";q=3;w=%d'):format(window, window), h["RateLimit-Policy"])
+                assert.matches(('^"w%d";r=%d;t=%%d+$'):format(window, 3 - i), h["RateLimit"])
+            end
+            local refused = out[4]
+            assert.is_false(refused.ok)
+            assert.equal(429, refused.status)
+            assert.equal(0, refused.headers["X-RateLimit-Remaining"])
+            local retry = tonumber(refused.headers["Retry-After"])
+            assert.is_true(retry > 0 and retry <= window)
+            assert.same({ success = false, error = "Too many requests", retry_after = retry }, refused.body)
+        end)
+
+        it("describes the full limit in the 429's headers", function()
+            -- As the shipped "2000 per day; 500 per hour" once the hour is full.
+            local long = quiet_window(7200)
+            local dir = policy_dir {
+                limits = ('return { default = "10 per %d seconds; 3 per %d seconds" }'):format(long, window),
+            }
+            local refused = run(dir, hits(4, "GET /", "192.0.2.16"))[4]
+            assert.equal(429, refused.status)
+            assert.equal(3, refused.headers["X-RateLimit-Limit"])
+            assert.equal(('"w%d";q=3;w=%d'):format(window, window), refused.headers["RateLimit-Policy"])
+        end)
+
+        it("counts each client on its own", function()
+            local out = run(small_policy(), {
+                { "GET /", "192.0.2.11" }, { "GET /", "192.0.2.11" }, { "GET /", "192.0.2.12" },
+            })
+            assert.equal(1, out[2].headers["X-RateLimit-Remaining"])
+            assert.equal(2, out[3].headers["X-RateLimit-Remaining"])
+        end)
+
+        it("never limits GET /health", function()
+            for _, r in ipairs(run(small_policy(), hits(10, "GET /health", "192.0.2.13"))) do
+                assert.is_true(r.ok)
+                assert.is_nil(r.headers["X-RateLimit-Limit"])
+            end
+        end)
+
+        it("never limits an exempt address", function()
+            for _, r in ipairs(run(small_policy(), hits(10, "GET /", "198.51.100.7"))) do
+                assert.is_true(r.ok)
+                assert.is_nil(r.headers["X-RateLimit-Limit"])
+            end
+        end)
+
+        it("limits a route with its own limit apart from the default", function()
+            local out = run(small_policy(), {
+                { "POST /login", "192.0.2.14", "POST" }, { "POST /login", "192.0.2.14", "POST" },
+                { "GET /", "192.0.2.14" },
+            })
+            assert.is_true(out[1].ok)
+            assert.equal(1, out[1].headers["X-RateLimit-Limit"])
+            assert.is_false(out[2].ok)
+            assert.equal(429, out[2].status)
+            assert.is_true(out[3].ok)
+            assert.equal(2, out[3].headers["X-RateLimit-Remaining"])
+        end)
+
+        it("refuses a bot above the threshold, refused requests included", function()
+            local out = run(small_policy(), hits(7, "GET /", "192.0.2.15"))
+            for i = 4, 5 do
+                assert.equal("Too many requests", out[i].body.error)
+            end
+            for i = 6, 7 do
+                assert.is_false(out[i].ok)
+                assert.equal(429, out[i].status)
+                assert.equal("60", out[i].headers["Retry-After"])
+                assert.same({ success = false, error = "Too many requests - bot behavior detected",
+                    retry_after = 60 }, out[i].body)
+            end
+        end)
+    end)
+end)
