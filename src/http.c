@@ -160,7 +160,7 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
 
     if (resp == NULL)
         return MHD_NO;
-    if (reply != NULL && reply->security != NULL) {
+    if (reply->security != NULL) {
         char fresh[LH_NONCE_LEN + 1];
         const char *nonce = reply->nonce;
         if (nonce == NULL && lh_header_set_uses_nonce(reply->security)) {
@@ -174,14 +174,9 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
         lh_header_set_emit(reply->security, nonce ? nonce : "", x->req.https, add_security_header,
                            resp);
     }
-    if (reply != NULL) {
-        for (size_t i = 0; i < reply->nheaders; i++) {
-            if (MHD_add_response_header(resp, reply->names[i], reply->values[i]) != MHD_YES)
-                lh_log(LH_LOG_WARN, x->id, "header %s not sent (set by the server)",
-                       reply->names[i]);
-        }
-    } else {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    for (size_t i = 0; i < reply->nheaders; i++) {
+        if (MHD_add_response_header(resp, reply->names[i], reply->values[i]) != MHD_YES)
+            lh_log(LH_LOG_WARN, x->id, "header %s not sent (set by the server)", reply->names[i]);
     }
     MHD_add_response_header(resp, "X-Request-Id", x->id);
     ret = MHD_queue_response(x->conn, status, resp);
@@ -191,10 +186,19 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
     return ret;
 }
 
+/* An answer of the server's own, with the security headers of the thread's
+ * current policies. */
 static enum MHD_Result queue_error(struct exchange *x, unsigned status, const char *body,
                                    size_t len)
 {
-    return queue(x, status, body, len, MHD_RESPMEM_PERSISTENT, NULL);
+    struct thread_state *ts = this_thread(x->h);
+    struct lh_reply reply = {
+        .security = ts && ts->worker ? lh_worker_default_headers(ts->worker) : NULL,
+        .nheaders = 1,
+        .names = {"Content-Type"},
+        .values = {"application/json"},
+    };
+    return queue(x, status, body, len, MHD_RESPMEM_PERSISTENT, &reply);
 }
 
 static void wake(void *arg)

@@ -42,6 +42,7 @@
 struct vm {
     lua_State *L;
     int dispatch_ref;
+    const struct lh_header_set *default_headers; /* anchored in the registry */
     unsigned inflight; /* calls started and not released */
     unsigned nidle;
     lua_State *idle[IDLE_COROUTINES];
@@ -128,8 +129,10 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     lua_pushstring(L, ws->app);
     lua_pushstring(L, ws->lua_path);
     lua_pushstring(L, ws->policy_dir);
-    if (lua_pcall(L, 3, 1, 1) != 0)
+    if (lua_pcall(L, 3, 2, 1) != 0)
         goto fail;
+    vm->default_headers = lh_headers_check_set(L, -1);
+    luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the set alive as long as the VM */
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     return vm;
@@ -270,9 +273,9 @@ void lh_workers_stopping(struct lh_workers *ws)
 
 /* -- Calls ------------------------------------------------------------------- */
 
-static void server_error(struct lh_reply *reply)
+static void server_error(struct lh_reply *reply, const struct lh_header_set *security)
 {
-    reply->security = NULL;
+    reply->security = security;
     reply->nonce = NULL;
     reply->status = 500;
     reply->body = SERVER_ERROR_BODY;
@@ -472,12 +475,12 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
                lua_tostring(c->vm->L, -1));
         lua_pop(c->vm->L, 1);
         c->failed = 1;
-        server_error(reply);
+        server_error(reply, c->vm->default_headers);
         return LH_CALL_DONE;
     }
     lh_log(LH_LOG_ERROR, c->req->id, "%s %s: bad reply: %s", c->req->method, c->req->path, why);
     c->failed = 1;
-    server_error(reply);
+    server_error(reply, c->vm->default_headers);
     return LH_CALL_DONE;
 }
 
@@ -489,7 +492,7 @@ enum lh_call_state lh_worker_start(struct lh_worker *w, const struct lh_request 
     *callp = c;
     if (c == NULL) {
         lh_log(LH_LOG_ERROR, req->id, "out of memory starting a request");
-        server_error(reply);
+        server_error(reply, w->vm->default_headers);
         return LH_CALL_DONE;
     }
     c->req = req;
@@ -592,6 +595,11 @@ int lh_worker_await(lua_State *L, struct lh_async *a)
     int n = a->push(a, L);
     a->free(a);
     return n;
+}
+
+const struct lh_header_set *lh_worker_default_headers(const struct lh_worker *w)
+{
+    return w->vm->default_headers;
 }
 
 const struct lh_host *lh_worker_host(lua_State *L)

@@ -54,6 +54,11 @@ enum lh_status lh_workers_reload(struct lh_workers *ws, char *err, size_t errlen
 /* Binds the next unclaimed worker to the calling thread, once per thread;
  * NULL when every worker is taken. */
 struct lh_worker *lh_workers_claim(struct lh_workers *ws);
+/* The security headers of the worker's current policies, for answers the
+ * transport makes itself (413, 431, 503); NULL without policies. Only on the
+ * worker's thread, and valid until its next request. */
+const struct lh_header_set *lh_worker_default_headers(const struct lh_worker *w);
+
 /* After this, blocking calls fail fast with "server shutting down". */
 void lh_workers_stopping(struct lh_workers *ws);
 

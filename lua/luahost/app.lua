@@ -4,10 +4,11 @@
 --       Runs dir/routes.lua, which returns { ["METHOD /pattern"] = handler }.
 --       Raises "file:line: message" when a script or a route is bad. policy
 --       (from luahost.security) runs before each handler; none by default.
---   app.start(dir, lua_path, policy_dir) -> dispatch
+--   app.start(dir, lua_path, policy_dir) -> dispatch, default header set
 --       What a worker runs at start and on reload: sets package.path, makes
 --       undeclared globals an error, loads the policies of policy_dir ("" for
---       none), then app.load.
+--       none), then app.load. The header set (or nil) is for the answers the
+--       server makes itself (500, 413, 431).
 --   dispatch(method, path, id, client, https)
 --       -> status, body, headers, security header set, CSP nonce
 local cjson = require "cjson"
@@ -110,8 +111,8 @@ function M.start(dir, lua_path, policy_dir)
     paths[#paths + 1] = package.path
     package.path = table.concat(paths, ";")
     lock_globals()
-    local policy = policy_dir and policy_dir ~= "" and security.load(policy_dir) or nil
-    return M.load(dir, policy)
+    local policy = policy_dir and policy_dir ~= "" and security.load(policy_dir) or security.none()
+    return M.load(dir, policy), policy.header_set(nil, {})
 end
 
 return M

@@ -23,6 +23,16 @@
 --   timeout     seconds to wait for the port (default 5)
 -- The server's stdout (the access log) and stderr (the error log) go to files
 -- in a temporary directory (srv.access_path, srv.error_path).
+--
+-- A redis-server of its own, on a free port, for specs that need Redis:
+--   local r = S.redis()                 -- started and answering PING
+--   r.port, r.url ("redis://127.0.0.1:<port>/0")
+--   r:command("GET", "k") -> reply (string, number, list, true for +OK; nil
+--       for a nil reply; nil, err for an error reply or a dead server)
+--   r:keys("rl:*") -> sorted list of key names (SCAN)
+--   r:stop() (SIGTERM, then SIGKILL), r:start() again on the same port,
+--   r:pause() / r:resume() (SIGSTOP / SIGCONT: a Redis that does not answer)
+-- S.stop_all() also stops every redis-server started this way.
 local socket = require "socket"
 local unistd = require "posix.unistd"
 local wait = require "posix.sys.wait"
@@ -629,12 +639,180 @@ function Server:stop(timeout)
     return self.exit_code
 end
 
--- Stops every server still running and removes the temporary directories.
+-- Stops every server (and redis-server of M.redis) still running and removes
+-- the temporary directories.
 function M.stop_all()
     for _, srv in pairs(running) do
         srv:stop(2)
     end
+    M.redis_stop_all()
     M.cleanup()
+end
+
+-- -- Redis --------------------------------------------------------------------
+
+local Redis = {}
+Redis.__index = Redis
+local redises = {} -- every Redis object, for redis_stop_all
+
+M.redis_bin = os.getenv("REDIS_SERVER") or "redis-server"
+
+-- One RESP reply from sock: value, or nil and an error.
+local function resp_read(sock)
+    local line, err = sock:receive("*l")
+    if not line then
+        return nil, err
+    end
+    local kind, rest = line:sub(1, 1), line:sub(2)
+    if kind == "+" then
+        return rest == "OK" and true or rest
+    elseif kind == "-" then
+        return nil, rest
+    elseif kind == ":" then
+        return tonumber(rest)
+    elseif kind == "$" then
+        local n = tonumber(rest)
+        if n < 0 then
+            return nil
+        end
+        local data
+        data, err = sock:receive(n + 2)
+        if not data then
+            return nil, err
+        end
+        return data:sub(1, n)
+    elseif kind == "*" then
+        local n = tonumber(rest)
+        local list = {}
+        for i = 1, math.max(n, 0) do
+            local v
+            v, err = resp_read(sock)
+            if v == nil and err then
+                return nil, err
+            end
+            list[i] = v
+        end
+        return list
+    end
+    return nil, "bad RESP line: " .. line
+end
+
+-- Starts redis-server on a free port (or opts.port) in its own directory,
+-- without persistence, and waits until it answers PING.
+function M.redis(opts)
+    opts = opts or {}
+    local r = setmetatable({ port = opts.port or M.free_port(), dir = M.tmpdir() }, Redis)
+    r.url = ("redis://127.0.0.1:%d/0"):format(r.port)
+    r.log_path = r.dir .. "/redis.log"
+    redises[#redises + 1] = r
+    r:start(opts.timeout)
+    return r
+end
+
+function Redis:start(timeout)
+    assert(self.pid == nil, "redis-server is already running")
+    self.pid = M.spawn({ M.redis_bin, "--port", tostring(self.port), "--bind", "127.0.0.1",
+        "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", self.dir },
+        { stdout = self.log_path, stderr = self.log_path .. ".err" })
+    self.paused = false
+    local deadline = M.now() + (timeout or 5)
+    while true do
+        local code = M.wait_pid(self.pid, 0)
+        if code ~= nil then
+            self.pid = nil
+            error(("redis-server exited with %s before answering on %d:\n%s"):format(code,
+                self.port, M.read_file(self.log_path) or ""), 2)
+        end
+        if self:command("PING") == "PONG" then
+            return self
+        end
+        if M.now() > deadline then
+            self:stop()
+            error(("redis-server did not answer on %d within %ss"):format(self.port,
+                timeout or 5), 2)
+        end
+        socket.sleep(0.01)
+    end
+end
+
+-- Sends one command; returns its reply (see the module's comment).
+function Redis:command(...)
+    local sock = socket.tcp()
+    sock:settimeout(2)
+    local ok, err = sock:connect("127.0.0.1", self.port)
+    if not ok then
+        sock:close()
+        return nil, "connect: " .. tostring(err)
+    end
+    local args = { ... }
+    local parts = { "*" .. #args .. "\r\n" }
+    for _, a in ipairs(args) do
+        a = tostring(a)
+        parts[#parts + 1] = "$" .. #a .. "\r\n" .. a .. "\r\n"
+    end
+    ok, err = sock:send(table.concat(parts))
+    if not ok then
+        sock:close()
+        return nil, "send: " .. tostring(err)
+    end
+    local value
+    value, err = resp_read(sock)
+    sock:close()
+    return value, err
+end
+
+-- Every key matching pattern (SCAN), sorted.
+function Redis:keys(pattern)
+    local keys, cursor = {}, "0"
+    repeat
+        local reply = assert(self:command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000))
+        cursor = reply[1]
+        for _, k in ipairs(reply[2]) do
+            keys[#keys + 1] = k
+        end
+    until cursor == "0"
+    table.sort(keys)
+    return keys
+end
+
+function Redis:running()
+    return self.pid ~= nil
+end
+
+function Redis:pause()
+    assert(self.pid, "redis-server is not running")
+    M.kill(self.pid, "STOP")
+    self.paused = true
+end
+
+function Redis:resume()
+    assert(self.pid, "redis-server is not running")
+    M.kill(self.pid, "CONT")
+    self.paused = false
+end
+
+-- Stops the server (SIGTERM, SIGKILL after timeout seconds) and reaps it.
+function Redis:stop(timeout)
+    if self.pid == nil then
+        return
+    end
+    if self.paused then
+        M.kill(self.pid, "CONT")
+        self.paused = false
+    end
+    M.kill(self.pid, "TERM")
+    if M.wait_pid(self.pid, timeout or 5) == nil then
+        M.kill(self.pid, "KILL")
+        M.wait_pid(self.pid, 5)
+    end
+    self.pid = nil
+end
+
+function M.redis_stop_all()
+    for i = #redises, 1, -1 do
+        redises[i]:stop(2)
+        redises[i] = nil
+    end
 end
 
 -- Sends a request on a new connection without reading the answer (it is
