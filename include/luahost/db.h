@@ -1,0 +1,95 @@
+/* include/luahost/db.h: a fixed-size, thread-safe pool of MariaDB/MySQL
+ * connections, and prepared statements with bound parameters.
+ *
+ * Thread safety: lh_db_* on a pool from any thread. A connection belongs to
+ * the thread that acquired it until it is released; a result to whoever holds
+ * it. Blocking: acquire and run block the calling thread (luahost calls them
+ * from its blocking-work threads, never from HTTP threads). */
+#ifndef LUAHOST_DB_H
+#define LUAHOST_DB_H
+#include <stddef.h>
+#include "luahost/common.h"
+
+enum lh_db_type { LH_DB_NULL, LH_DB_INT, LH_DB_DOUBLE, LH_DB_TEXT };
+
+/* A parameter or a result value. In parameters, text is borrowed from the
+ * caller; in results, it is owned by the result and NUL-terminated. Integer
+ * columns come back as LH_DB_INT, floating and DECIMAL as LH_DB_DOUBLE, dates,
+ * strings and blobs as LH_DB_TEXT, SQL NULL as LH_DB_NULL. */
+struct lh_db_value {
+    enum lh_db_type type;
+    long long i;
+    double d;
+    const char *s;
+    size_t len;
+};
+
+struct lh_db_options {
+    const char *name; /* for stats and logs, e.g. "default" */
+    const char *host; /* use 127.0.0.1, not localhost (that means the socket) */
+    int port;
+    const char *user, *password, *database;
+    unsigned size;              /* connections; default 10 */
+    double acquire_timeout;     /* seconds to wait for a free connection; default 5 */
+    unsigned connect_attempts;  /* at start; default 3 */
+    double connect_retry_delay; /* seconds between them; default 2 */
+    double validate_after;      /* ping a connection idle this long before use; default 30 */
+    double max_lifetime;        /* reconnect connections older than this; default 1800 */
+    double leak_after;          /* warn about a connection held this long; default 5 */
+    double statement_timeout;   /* per statement, seconds, 0: none; default 30 */
+    double slow_query;          /* log statements slower than this; default 1 */
+};
+
+struct lh_db;        /* opaque pool */
+struct lh_db_conn;   /* opaque pooled connection */
+struct lh_db_result; /* opaque result */
+
+/* Creates the pool and opens one connection to check the server, trying
+ * connect_attempts times, connect_retry_delay apart; the others open on
+ * demand. Detects the server's statement time limit variable (MariaDB
+ * max_statement_time, MySQL max_execution_time). NULL with a message naming
+ * host, port and the server's error in err when the database never answers. */
+struct lh_db *lh_db_new(const struct lh_db_options *o, char *err, size_t errlen);
+/* Closes every connection; none may be acquired. NULL is a no-op. */
+void lh_db_free(struct lh_db *db);
+
+/* Takes a connection, waiting up to acquire_timeout: LH_ERR_TIMEOUT ("pool
+ * exhausted") then. Reconnects a connection that is broken, too old, or that
+ * fails its ping after validate_after idle seconds: LH_ERR_IO when the server
+ * cannot be reached. request_id and route (copied) name the holder in the
+ * leak warning. */
+enum lh_status lh_db_acquire(struct lh_db *db, const char *request_id, const char *route,
+                             struct lh_db_conn **out, char *err, size_t errlen);
+/* Gives the connection back (rolling back an open transaction first). */
+void lh_db_release(struct lh_db *db, struct lh_db_conn *c);
+
+/* Prepares sql (with ? placeholders), binds params, executes, and returns the
+ * rows (or the affected-row count and insert id) in *out. Errors:
+ * LH_ERR_TIMEOUT when the statement time limit cut it off, LH_ERR_IO when the
+ * connection was lost (it is reconnected at the next acquire), LH_ERR_INVALID
+ * for an SQL error or a parameter count mismatch; err holds the server's
+ * message. */
+enum lh_status lh_db_run(struct lh_db_conn *c, const char *sql, size_t sql_len,
+                         const struct lh_db_value *params, size_t nparams,
+                         struct lh_db_result **out, char *err, size_t errlen);
+
+size_t lh_db_result_columns(const struct lh_db_result *r);
+const char *lh_db_result_name(const struct lh_db_result *r, size_t column);
+size_t lh_db_result_rows(const struct lh_db_result *r);
+const struct lh_db_value *lh_db_result_value(const struct lh_db_result *r, size_t row,
+                                             size_t column);
+unsigned long long lh_db_result_affected(const struct lh_db_result *r);
+unsigned long long lh_db_result_insert_id(const struct lh_db_result *r);
+void lh_db_result_free(struct lh_db_result *r);
+
+/* Acquires, pings and releases: LH_OK when the database answers. */
+enum lh_status lh_db_ping(struct lh_db *db, char *err, size_t errlen);
+
+struct lh_db_stats {
+    const char *name;
+    unsigned size, active, idle, open;
+    unsigned long long served, waits, timeouts, errors, long_running, slow;
+};
+void lh_db_stats(struct lh_db *db, struct lh_db_stats *out);
+
+#endif

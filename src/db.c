@@ -1,0 +1,2 @@
+/* src/db.c: placeholder, being written. */
+#include "luahost/db.h"
