@@ -14,6 +14,7 @@ static const luaL_Reg bindings[] = {
     {"luahost.netaddr", luaopen_luahost_netaddr},
     {"luahost.headers", luaopen_luahost_headers},
     {"luahost.ratelimit", luaopen_luahost_ratelimit},
+    {"luahost.db", luaopen_luahost_db},
     {NULL, NULL},
 };
 

@@ -23,5 +23,6 @@ int luaopen_luahost_fingerprint(struct lua_State *L);
 int luaopen_luahost_netaddr(struct lua_State *L);
 int luaopen_luahost_headers(struct lua_State *L);
 int luaopen_luahost_ratelimit(struct lua_State *L);
+int luaopen_luahost_db(struct lua_State *L);
 
 #endif

@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "luahost/config.h"
+#include "luahost/db.h"
 #include "luahost/fingerprint.h"
 #include "luahost/http.h"
 #include "luahost/log.h"
+#include "luahost/migrate.h"
 #include "luahost/netaddr.h"
 #include "luahost/ratelimit.h"
 #include "luahost/task.h"
@@ -32,7 +34,9 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: luahost [options]          serve the application\n"
                  "       luahost --check [options]  load the configuration and every script, "
-                 "report, exit\n\n"
+                 "report, exit\n"
+                 "       luahost migrate [options]  apply the app's pending database migrations\n"
+                 "                                  (and, in development, its seeds)\n\n"
                  "Options (each also LUAHOST_<NAME> in the environment and <name> in the config "
                  "file):\n");
     for (size_t i = 0; i < lh_config_option_count(); i++) {
@@ -280,6 +284,48 @@ static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *er
     return rl;
 }
 
+static struct lh_db *make_db(const struct lh_config *cfg, char *err, size_t errlen)
+{
+    struct lh_url url;
+    const char *e;
+
+    lh_url_parse(cfg->db_url, &url, &e); /* validated with the config */
+    struct lh_db_options o = {
+        .name = "default",
+        .host = url.host,
+        .port = url.port ? url.port : 3306,
+        .user = url.user,
+        .password = url.password,
+        .database = url.path,
+        .size = (unsigned)cfg->db_pool_size,
+        .acquire_timeout = (double)cfg->db_timeout,
+        .statement_timeout = (double)cfg->db_statement_timeout,
+    };
+    return lh_db_new(&o, err, errlen);
+}
+
+/* Applies <app>/migrations, and <app>/seeds in development. */
+static int migrate(const struct lh_config *cfg, struct lh_db *db)
+{
+    char dir[4096], err[512];
+    unsigned applied = 0, seeded = 0;
+
+    snprintf(dir, sizeof(dir), "%s/migrations", cfg->app);
+    if (lh_migrate(db, dir, &applied, err, sizeof(err)) != LH_OK) {
+        lh_log(LH_LOG_ERROR, NULL, "migrate: %s", err);
+        return 1;
+    }
+    if (strcmp(cfg->env, "development") == 0) {
+        snprintf(dir, sizeof(dir), "%s/seeds", cfg->app);
+        if (lh_migrate(db, dir, &seeded, err, sizeof(err)) != LH_OK) {
+            lh_log(LH_LOG_ERROR, NULL, "seed: %s", err);
+            return 1;
+        }
+    }
+    lh_log(LH_LOG_INFO, NULL, "migrate: %u migration(s) and %u seed(s) applied", applied, seeded);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct lh_config cfg;
@@ -290,6 +336,12 @@ int main(int argc, char **argv)
     int done, rc;
     sigset_t set;
 
+    int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
+    if (migrate_only) { /* "luahost migrate [options]": the rest are options */
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     rc = configure(argc, argv, &cfg, &fl, &done);
     if (rc != 0 || done) {
         lh_config_free(&cfg);
@@ -333,6 +385,23 @@ int main(int argc, char **argv)
     }
     struct lh_task_pool *tasks = NULL;
     struct lh_workers *ws = NULL;
+    if (migrate_only && cfg.db_url[0] == '\0') {
+        lh_log(LH_LOG_ERROR, NULL, "migrate: no db_url (set LUAHOST_DB_URL or --db-url)");
+        rc = 1;
+        goto out_host;
+    }
+    if (cfg.db_url[0]) {
+        host.db = make_db(&cfg, err, sizeof(err));
+        if (host.db == NULL) {
+            lh_log(LH_LOG_ERROR, NULL, "%s", err);
+            rc = 1;
+            goto out_host;
+        }
+        if (migrate_only || strcmp(cfg.env, "development") == 0)
+            rc = migrate(&cfg, host.db);
+        if (migrate_only || rc != 0)
+            goto out_host;
+    }
     host.fingerprint = make_fingerprint(&cfg, err, sizeof(err));
     host.trusted_proxies = lh_cidr_set_new();
     if (host.fingerprint == NULL || host.trusted_proxies == NULL) {
@@ -390,6 +459,7 @@ out_host:
     lh_workers_free(ws);
     lh_task_pool_free(tasks);
     lh_ratelimit_free(host.ratelimit);
+    lh_db_free(host.db);
     lh_cidr_set_free(host.trusted_proxies);
     lh_fingerprint_free(host.fingerprint);
     lh_log_close();

@@ -27,6 +27,9 @@ struct lh_config {
     char *log_level;       /* debug, info, warn, error */
     char *env;             /* development or production */
     char *db_url;          /* mysql://user:password@host:port/database, "" for none */
+    long db_pool_size;     /* connections */
+    long db_timeout;       /* seconds to wait for a free connection */
+    long db_statement_timeout; /* seconds a statement may run; 0: no limit */
     char *redis_url;       /* redis://host:port/db, "" for none */
     long redis_timeout;    /* milliseconds for a Redis round trip before falling back */
 };

@@ -13,9 +13,12 @@
 enum lh_db_type { LH_DB_NULL, LH_DB_INT, LH_DB_DOUBLE, LH_DB_TEXT };
 
 /* A parameter or a result value. In parameters, text is borrowed from the
- * caller; in results, it is owned by the result and NUL-terminated. Integer
- * columns come back as LH_DB_INT, floating and DECIMAL as LH_DB_DOUBLE, dates,
- * strings and blobs as LH_DB_TEXT, SQL NULL as LH_DB_NULL. */
+ * caller (s with len bytes, NUL bytes allowed; s may be NULL when len is 0);
+ * in results, it is owned by the result and NUL-terminated. Integer columns
+ * come back as LH_DB_INT (an UNSIGNED value above LLONG_MAX as LH_DB_DOUBLE),
+ * floating and DECIMAL as LH_DB_DOUBLE, dates and times as LH_DB_TEXT
+ * ("2026-11-25 10:20:30"), strings and blobs as LH_DB_TEXT, SQL NULL as
+ * LH_DB_NULL. Only the field named by type is meaningful. */
 struct lh_db_value {
     enum lh_db_type type;
     long long i;
@@ -24,6 +27,10 @@ struct lh_db_value {
     size_t len;
 };
 
+/* A field left 0 takes its default, except statement_timeout, where 0 means
+ * no limit (so the caller passes the default 30) and no read timeout; with a
+ * limit, the client also gives up reading after statement_timeout + 10 s. Negative or NaN times are refused.
+ * The strings are copied; the password is never logged. */
 struct lh_db_options {
     const char *name; /* for stats and logs, e.g. "default" */
     const char *host; /* use 127.0.0.1, not localhost (that means the socket) */
@@ -55,20 +62,27 @@ void lh_db_free(struct lh_db *db);
 
 /* Takes a connection, waiting up to acquire_timeout: LH_ERR_TIMEOUT ("pool
  * exhausted") then. Reconnects a connection that is broken, too old, or that
- * fails its ping after validate_after idle seconds: LH_ERR_IO when the server
- * cannot be reached. request_id and route (copied) name the holder in the
- * leak warning. */
+ * fails its ping after validate_after idle seconds (or idle since another
+ * connection was found lost): LH_ERR_IO when the server cannot be reached.
+ * request_id and route (copied, either may be NULL) name the holder in the
+ * leak warning. LH_ERR_CLOSED while the pool is being freed. */
 enum lh_status lh_db_acquire(struct lh_db *db, const char *request_id, const char *route,
                              struct lh_db_conn **out, char *err, size_t errlen);
-/* Gives the connection back (rolling back an open transaction first). */
+/* Gives the connection back, once: rolls back a transaction left open and
+ * turns autocommit back on first, and closes a connection that was lost (the
+ * slot reconnects at its next acquire). */
 void lh_db_release(struct lh_db *db, struct lh_db_conn *c);
 
 /* Prepares sql (with ? placeholders), binds params, executes, and returns the
- * rows (or the affected-row count and insert id) in *out. Errors:
- * LH_ERR_TIMEOUT when the statement time limit cut it off, LH_ERR_IO when the
- * connection was lost (it is reconnected at the next acquire), LH_ERR_INVALID
- * for an SQL error or a parameter count mismatch; err holds the server's
- * message. */
+ * rows (or the affected-row count and insert id) in *out, to be freed with
+ * lh_db_result_free(); *out is NULL on error. Parameters are sent apart from
+ * the SQL, never spliced into it. Of several result sets (CALL), the first is
+ * returned. Errors: LH_ERR_TIMEOUT when the statement time limit cut it off
+ * (the connection stays usable), LH_ERR_IO when the connection was lost
+ * (every later run on it fails the same way; it is reconnected at the next
+ * acquire), LH_ERR_INVALID for an SQL error or a parameter count mismatch;
+ * err holds the server's message. Statements slower than slow_query are
+ * logged with their SQL, never their parameters. */
 enum lh_status lh_db_run(struct lh_db_conn *c, const char *sql, size_t sql_len,
                          const struct lh_db_value *params, size_t nparams,
                          struct lh_db_result **out, char *err, size_t errlen);
@@ -85,6 +99,11 @@ void lh_db_result_free(struct lh_db_result *r);
 /* Acquires, pings and releases: LH_OK when the database answers. */
 enum lh_status lh_db_ping(struct lh_db *db, char *err, size_t errlen);
 
+/* A snapshot. active: acquired; open: connected; idle: connected and not
+ * acquired. served: successful acquires; waits: acquires that had to wait;
+ * timeouts: acquires that gave up; errors: failed statements, pings and
+ * connects at acquire; long_running: acquisitions held past leak_after;
+ * slow: statements slower than slow_query. name lives as long as the pool. */
 struct lh_db_stats {
     const char *name;
     unsigned size, active, idle, open;

@@ -25,6 +25,7 @@ struct lh_call;    /* opaque: one request in a coroutine */
 struct lh_fingerprint;
 struct lh_cidr_set;
 struct lh_ratelimit;
+struct lh_db;
 
 /* Objects the host creates at start for every VM to use. Each is thread-safe
  * and outlives the workers; any may be NULL (under busted, in --check). */
@@ -32,6 +33,7 @@ struct lh_host {
     struct lh_fingerprint *fingerprint;
     struct lh_cidr_set *trusted_proxies;
     struct lh_ratelimit *ratelimit;
+    struct lh_db *db;
 };
 
 struct lh_workers_options {

@@ -1,7 +1,45 @@
 -- The gallery application's routes: "METHOD /pattern" -> function(req, res).
--- The gallery API itself arrives with the data issue; for now the app
--- answers a greeting and a health check.
+-- Data lives in MariaDB (lua/app/migrations); every query binds its
+-- parameters. Database failures answer 500 {"success":false,"message":
+-- "Server error"} and are logged with the request id; the client never sees
+-- the details.
+local db = require "luahost.db"
+local log = require "luahost.log"
 local worker = require "luahost.worker"
+
+local ceil, floor, tonumber = math.ceil, math.floor, tonumber
+
+local MAX_PER_PAGE = 100 -- items per page, at most
+local MAX_PAGE = 100000  -- keeps OFFSET bounded
+
+local function server_error(res, what, err)
+    log.error(what .. ": " .. tostring(err))
+    return res:json({ success = false, message = "Server error" }, 500)
+end
+
+local function bad_request(res, message)
+    return res:json({ success = false, message = message }, 400)
+end
+
+-- A whole number from lo to hi, from a query argument; default when absent.
+local function int_arg(value, default, lo, hi)
+    if value == nil or value == "" then
+        return default
+    end
+    local n = tonumber(value)
+    if n == nil or n ~= floor(n) or n < lo or n > hi then
+        return nil
+    end
+    return n
+end
+
+local function image_id(req)
+    local id = tonumber(req.params.id)
+    if id == nil or id ~= floor(id) or id < 1 or id > 4294967295 then
+        return nil
+    end
+    return id
+end
 
 return {
     ["GET /"] = function(req, res)
@@ -12,15 +50,100 @@ return {
         res:json({ success = true, message = "hello" })
     end,
 
+    -- Liveness: the process answers.
     ["GET /health"] = function(_, res)
         res:json({ success = true, status = "ok" })
+    end,
+
+    -- The reference's database health check: 200 or 503, with the pool stats.
+    ["GET /health/database"] = function(_, res)
+        local healthy, err = db.health()
+        if not healthy then
+            log.warn("database health: " .. tostring(err))
+        end
+        res:json({ healthy = healthy == true, stats = db.stats() or {} }, healthy and 200 or 503)
+    end,
+
+    -- Public images, newest first: the reference's shape plus total_pages.
+    ["GET /api/svg/list"] = function(req, res)
+        local page = int_arg(req.query.page, 1, 1, MAX_PAGE)
+        local per_page = int_arg(req.query.per_page, 20, 1, MAX_PER_PAGE)
+        if not page then
+            return bad_request(res, "page must be a whole number from 1 to " .. MAX_PAGE)
+        end
+        if not per_page then
+            return bad_request(res, "per_page must be a whole number from 1 to " .. MAX_PER_PAGE)
+        end
+        local items, err = db.query([[
+            SELECT id, filename, created_at, user_id, description, is_public, view_count
+            FROM svg_image WHERE is_public = 1
+            ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?]], per_page, (page - 1) * per_page)
+        if not items then
+            return server_error(res, "svg list", err)
+        end
+        local total
+        total, err = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
+        if not total then
+            return server_error(res, "svg count", err)
+        end
+        res:json({
+            success = true,
+            items = items,
+            page = page,
+            per_page = per_page,
+            total_items = total.total,
+            total_pages = ceil(total.total / per_page),
+        })
+    end,
+
+    -- One image's metadata; counts the view atomically.
+    ["GET /api/svg/:id"] = function(req, res)
+        local id = image_id(req)
+        if not id then
+            return res:json({ success = false, message = "Not found" }, 404)
+        end
+        local counted, err = db.execute(
+            "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
+        if not counted then
+            return server_error(res, "svg view count", err)
+        end
+        local image
+        image, err = db.query_one([[
+            SELECT id, filename, created_at, user_id, description, is_public, view_count
+            FROM svg_image WHERE id = ? AND is_public = 1]], id)
+        if err then
+            return server_error(res, "svg get", err)
+        end
+        if not image then
+            return res:json({ success = false, message = "Not found" }, 404)
+        end
+        res:json({ success = true, item = image })
+    end,
+
+    -- The image itself, under the locked-down "svg" header policy.
+    ["GET /svg/:id.svg"] = function(req, res)
+        local id = image_id(req)
+        if not id then
+            return res:json({ success = false, message = "Not found" }, 404)
+        end
+        local image, err = db.query_one(
+            "SELECT svg_content FROM svg_image WHERE id = ? AND is_public = 1", id)
+        if err then
+            return server_error(res, "svg content", err)
+        end
+        if not image then
+            return res:json({ success = false, message = "Not found" }, 404)
+        end
+        res.security = "svg"
+        res.headers["Content-Type"] = "image/svg+xml"
+        res.body = image.svg_content
     end,
 
     -- Blocks this request (not the server) for ?seconds=N, at most 10.
     ["GET /sleep"] = function(req, res)
         local seconds = tonumber(req.query.seconds) or 1
         if seconds < 0 or seconds > 10 then
-            return res:json({ success = false, message = "seconds must be from 0 to 10" }, 400)
+            return bad_request(res, "seconds must be from 0 to 10")
         end
         worker.sleep(seconds)
         res:json({ success = true, slept = seconds })

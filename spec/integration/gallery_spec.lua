@@ -1,0 +1,131 @@
+-- The gallery's API against the real MariaDB (the test database): migrations
+-- and seeds at start, the list's shape and bounds, views counted atomically,
+-- the SVG under its own policy, the database health check, parameters bound.
+local S = require "integration.support.server"
+local cjson = require "cjson"
+
+-- The test database of scripts/services.sh, unless LUAHOST_TEST_DB_URL says otherwise.
+local DB_URL = os.getenv("LUAHOST_TEST_DB_URL")
+    or (os.getenv("LUAHOST_DB_URL") or "mysql://luahost:luahost-dev@127.0.0.1:13306/luahost")
+        :gsub("/[^/]*$", "/luahost_test")
+
+local function start()
+    return S.start({
+        app = "lua/app",
+        args = { "--db-url", DB_URL, "--env", "development" },
+        env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+        timeout = 20,
+    })
+end
+
+local function json(res)
+    return cjson.decode(res.body)
+end
+
+describe("gallery #integration", function()
+    local srv
+
+    setup(function()
+        srv = start()
+    end)
+
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("applies the migrations and seeds at start in development", function()
+        assert.is_truthy(srv:error_log("migrate: ", 5, true), srv:error_log())
+        local res = assert(srv:request("GET", "/api/svg/list?per_page=1"))
+        assert.are.equal(200, res.status, res.body)
+        assert.is_true(json(res).total_items >= 270) -- 300 seeded, every tenth private
+    end)
+
+    it("lists public images in the reference's shape, with totals", function()
+        local res = assert(srv:request("GET", "/api/svg/list?page=2&per_page=5"))
+        assert.are.equal(200, res.status, res.body)
+        local body = json(res)
+        assert.is_true(body.success)
+        assert.are.equal(2, body.page)
+        assert.are.equal(5, body.per_page)
+        assert.are.equal(5, #body.items)
+        assert.are.equal(math.ceil(body.total_items / 5), body.total_pages)
+        for _, item in ipairs(body.items) do
+            for _, field in ipairs({ "id", "filename", "created_at", "description", "is_public",
+                "view_count" }) do
+                assert.is_not_nil(item[field], field)
+            end
+            assert.are.equal(1, item.is_public)
+            assert.are.equal("number", type(item.id))
+        end
+        assert.is_true(body.items[1].created_at >= body.items[5].created_at)
+    end)
+
+    it("answers 400 JSON for out-of-range or malformed pagination", function()
+        for _, q in ipairs({ "page=0", "page=-1", "page=abc", "per_page=0", "per_page=101",
+            "per_page=2.5", "page=1%20OR%201=1" }) do
+            local res = assert(srv:request("GET", "/api/svg/list?" .. q))
+            assert.are.equal(400, res.status, q .. ": " .. res.body)
+            assert.is_false(json(res).success)
+        end
+    end)
+
+    it("counts each view of an image atomically", function()
+        local first = json(assert(srv:request("GET", "/api/svg/1"))).item
+        local done = 0
+        local clients = {}
+        for i = 1, 4 do
+            clients[i] = assert(srv:client())
+        end
+        for _ = 1, 5 do
+            for _, c in ipairs(clients) do
+                assert.are.equal(200, c:request("GET", "/api/svg/1").status)
+                done = done + 1
+            end
+        end
+        local last = json(assert(srv:request("GET", "/api/svg/1"))).item
+        assert.are.equal(first.view_count + done + 1, last.view_count)
+    end)
+
+    it("answers 404 for a private, missing or malformed image id", function()
+        for _, path in ipairs({ "/api/svg/10", "/api/svg/999999", "/api/svg/1%20OR%201=1",
+            "/api/svg/0", "/svg/10.svg", "/svg/abc.svg" }) do
+            local res = assert(srv:request("GET", path))
+            assert.are.equal(404, res.status, path .. ": " .. res.body)
+        end
+    end)
+
+    it("serves the SVG as image/svg+xml under the locked-down policy", function()
+        local res = assert(srv:request("GET", "/svg/1.svg"))
+        assert.are.equal(200, res.status)
+        assert.are.equal("image/svg+xml", res.headers["content-type"])
+        assert.is_truthy(res.body:find("^<svg"))
+        assert.is_truthy(res.headers["content-security-policy"]:find("^default%-src 'none'"))
+        assert.are.equal("nosniff", res.headers["x-content-type-options"])
+        assert.is_truthy(res.headers["cache-control"]:find("max-age", 1, true))
+    end)
+
+    it("reports the database healthy with the pool's stats", function()
+        local res = assert(srv:request("GET", "/health/database"))
+        assert.are.equal(200, res.status, res.body)
+        local body = json(res)
+        assert.is_true(body.healthy)
+        assert.are.equal("default", body.stats.name)
+        assert.are.equal(10, body.stats.size)
+        assert.is_true(body.stats.served > 0)
+    end)
+end)
+
+describe("gallery without its database #integration", function()
+    after_each(function()
+        S.stop_all()
+    end)
+
+    it("refuses to start when the database never answers, saying where it tried", function()
+        local code, _, err = S.run_luahost({ "--app", "lua/app", "--db-url",
+            "mysql://luahost:secret-password@127.0.0.1:1/luahost", "--port", tostring(S.free_port()) },
+            { timeout = 30 })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("127.0.0.1:1", 1, true), err)
+        assert.is_nil(err:find("secret-password", 1, true), "the password leaked: " .. err)
+    end)
+end)
