@@ -1,8 +1,9 @@
 -- The gallery application's routes: "METHOD /pattern" -> function(req, res).
 -- Data lives in MariaDB (lua/app/migrations); every query binds its
--- parameters. Database failures answer 500 {"success":false,"message":
--- "Server error"} and are logged with the request id; the client never sees
--- the details.
+-- parameters. A database that cannot serve (pool exhausted, unreachable)
+-- answers 503, any other database failure 500 {"success":false,"message":
+-- "Server error"}; the details go to the log with the request id, never to
+-- the client.
 local db = require "luahost.db"
 local log = require "luahost.log"
 local worker = require "luahost.worker"
@@ -12,8 +13,11 @@ local ceil, floor, tonumber = math.ceil, math.floor, tonumber
 local MAX_PER_PAGE = 100 -- items per page, at most
 local MAX_PAGE = 100000  -- keeps OFFSET bounded
 
-local function server_error(res, what, err)
+local function server_error(res, what, err, kind)
     log.error(what .. ": " .. tostring(err))
+    if kind == "timeout" or kind == "io" then
+        return res:json({ success = false, message = "Service unavailable" }, 503)
+    end
     return res:json({ success = false, message = "Server error" }, 500)
 end
 
@@ -74,17 +78,17 @@ return {
         if not per_page then
             return bad_request(res, "per_page must be a whole number from 1 to " .. MAX_PER_PAGE)
         end
-        local items, err = db.query([[
+        local items, err, kind = db.query([[
             SELECT id, filename, created_at, user_id, description, is_public, view_count
             FROM svg_image WHERE is_public = 1
             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?]], per_page, (page - 1) * per_page)
         if not items then
-            return server_error(res, "svg list", err)
+            return server_error(res, "svg list", err, kind)
         end
         local total
-        total, err = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
+        total, err, kind = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
         if not total then
-            return server_error(res, "svg count", err)
+            return server_error(res, "svg count", err, kind)
         end
         res:json({
             success = true,
@@ -102,17 +106,17 @@ return {
         if not id then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        local counted, err = db.execute(
+        local counted, err, kind = db.execute(
             "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
         if not counted then
-            return server_error(res, "svg view count", err)
+            return server_error(res, "svg view count", err, kind)
         end
         local image
-        image, err = db.query_one([[
+        image, err, kind = db.query_one([[
             SELECT id, filename, created_at, user_id, description, is_public, view_count
             FROM svg_image WHERE id = ? AND is_public = 1]], id)
         if err then
-            return server_error(res, "svg get", err)
+            return server_error(res, "svg get", err, kind)
         end
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
@@ -126,10 +130,10 @@ return {
         if not id then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        local image, err = db.query_one(
+        local image, err, kind = db.query_one(
             "SELECT svg_content FROM svg_image WHERE id = ? AND is_public = 1", id)
         if err then
-            return server_error(res, "svg content", err)
+            return server_error(res, "svg content", err, kind)
         end
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
