@@ -592,12 +592,7 @@ static const luaL_Reg functions[] = {
 
 int luaopen_luahost_db(lua_State *L)
 {
-    if (luaL_newmetatable(L, TX_MT)) {
-        luaL_setfuncs(L, tx_methods, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    lh_lua_class(L, TX_MT, tx_methods);
     luaL_newlib(L, functions);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");

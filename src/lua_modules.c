@@ -33,6 +33,16 @@ static int load_embedded(lua_State *L)
     return 1;
 }
 
+void lh_lua_class(lua_State *L, const char *mt, const luaL_Reg *methods)
+{
+    if (luaL_newmetatable(L, mt)) {
+        luaL_setfuncs(L, methods, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
 void lh_lua_modules_preload(lua_State *L)
 {
     lua_getglobal(L, "package");

@@ -13,6 +13,10 @@ struct lh_embedded_lua {
 };
 extern const struct lh_embedded_lua lh_embedded_lua[]; /* ends with a NULL name */
 
+/* Creates the metatable mt (once per state) with methods, indexing itself. */
+struct luaL_Reg;
+void lh_lua_class(struct lua_State *L, const char *mt, const struct luaL_Reg *methods);
+
 /* Puts the C bindings and the embedded Lua modules into package.preload. */
 void lh_lua_modules_preload(struct lua_State *L);
 

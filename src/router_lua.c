@@ -97,12 +97,7 @@ static const luaL_Reg functions[] = {{"new", l_new}, {NULL, NULL}};
 
 int luaopen_luahost_router(lua_State *L)
 {
-    if (luaL_newmetatable(L, MT)) {
-        luaL_setfuncs(L, methods, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-    }
-    lua_pop(L, 1);
+    lh_lua_class(L, MT, methods);
     luaL_newlib(L, functions);
     return 1;
 }
