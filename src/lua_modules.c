@@ -15,6 +15,7 @@ static const luaL_Reg bindings[] = {
     {"luahost.headers", luaopen_luahost_headers},
     {"luahost.ratelimit", luaopen_luahost_ratelimit},
     {"luahost.db", luaopen_luahost_db},
+    {"luahost.json", luaopen_luahost_json},
     {NULL, NULL},
 };
 

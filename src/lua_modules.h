@@ -28,5 +28,6 @@ int luaopen_luahost_netaddr(struct lua_State *L);
 int luaopen_luahost_headers(struct lua_State *L);
 int luaopen_luahost_ratelimit(struct lua_State *L);
 int luaopen_luahost_db(struct lua_State *L);
+int luaopen_luahost_json(struct lua_State *L);
 
 #endif

@@ -11,7 +11,7 @@
 --       server makes itself (500, 413, 431).
 --   dispatch(method, path, id, client, https)
 --       -> status, body, headers, security header set, CSP nonce
-local cjson = require "cjson"
+local json = require "luahost.json"
 local router = require "luahost.router"
 local request = require "luahost.request"
 local response = require "luahost.response"
@@ -20,8 +20,8 @@ local security = require "luahost.security"
 local M = {}
 
 local JSON = "application/json"
-local NOT_FOUND = cjson.encode({ success = false, message = "Not found" })
-local NOT_ALLOWED = cjson.encode({ success = false, message = "Method not allowed" })
+local NOT_FOUND = json.encode({ success = false, message = "Not found" })
+local NOT_ALLOWED = json.encode({ success = false, message = "Method not allowed" })
 local JSON_HEADERS = { ["Content-Type"] = JSON }
 
 -- "file:line" of a Lua handler; just the routes file for a C function.

@@ -3,14 +3,14 @@
 --   res.status    200 unless set
 --   res.headers   header name -> value (a list of values repeats the header)
 --   res.body      string, or nil for an empty body
---   res:json(value[, status])     body = cjson.encode(value), application/json
+--   res:json(value[, status])     body = luahost.json's encoding, application/json
 --   res:html(string[, status])    text/html; charset=utf-8
 --   res:text(string[, status])    text/plain; charset=utf-8
 --   res:redirect(url[, status])   Location: url, status 302 unless given
 -- Each helper returns res.
-local cjson = require "cjson"
+local json = require "luahost.json"
 
-local encode, setmetatable, type = cjson.encode, setmetatable, type
+local encode, setmetatable, type = json.encode, setmetatable, type
 
 local M = {}
 local methods = {}

@@ -11,14 +11,13 @@
 --       of headers.lua, e.g. "svg"; else the route's, else "default").
 --   policy.routes -> { ["POST /csp-report"] = handler }
 --       routes the policies serve themselves (the CSP report endpoint).
-local cjson = require "cjson"
 local cjson_safe = require "cjson.safe"
 local headers = require "luahost.headers"
 local log = require "luahost.log"
 local netaddr = require "luahost.netaddr"
 local ratelimit = require "luahost.ratelimit"
 
-local encode, floor, time = cjson.encode, math.floor, os.time
+local floor, time = math.floor, os.time
 
 local M = {}
 
