@@ -16,6 +16,7 @@ static const luaL_Reg bindings[] = {
     {"luahost.ratelimit", luaopen_luahost_ratelimit},
     {"luahost.db", luaopen_luahost_db},
     {"luahost.json", luaopen_luahost_json},
+    {"luahost.password", luaopen_luahost_password},
     {NULL, NULL},
 };
 
