@@ -21,6 +21,7 @@
 #include "luahost/log.h"
 #include "luahost/migrate.h"
 #include "luahost/netaddr.h"
+#include "luahost/password.h"
 #include "luahost/ratelimit.h"
 #include "luahost/task.h"
 #include "luahost/url.h"
@@ -36,7 +37,10 @@ static void usage(FILE *out)
                  "       luahost --check [options]  load the configuration and every script, "
                  "report, exit\n"
                  "       luahost migrate [options]  apply the app's pending database migrations\n"
-                 "                                  (and, in development, its seeds)\n\n"
+                 "                                  (and, in development, its seeds)\n"
+                 "       luahost user add NAME [--admin] [options]\n"
+                 "                                  create or update an account; the password is\n"
+                 "                                  read from standard input\n\n"
                  "Options (each also LUAHOST_<NAME> in the environment and <name> in the config "
                  "file):\n");
     for (size_t i = 0; i < lh_config_option_count(); i++) {
@@ -326,6 +330,53 @@ static int migrate(const struct lh_config *cfg, struct lh_db *db)
     return 0;
 }
 
+/* "luahost user add NAME [--admin]": the password comes from stdin's first line. */
+static int add_user(struct lh_db *db, const char *name, int admin)
+{
+    char line[1100], hash[LH_PASSWORD_HASH_MAX], err[512];
+    struct lh_db_conn *c = NULL;
+    struct lh_db_result *r = NULL;
+
+    if (name[0] == '\0' || strlen(name) > 64) {
+        lh_log(LH_LOG_ERROR, NULL, "user add: the name must be 1 to 64 bytes");
+        return 2;
+    }
+    if (fgets(line, sizeof(line), stdin) == NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "user add: no password on standard input");
+        return 2;
+    }
+    size_t len = strcspn(line, "\r\n");
+    line[len] = '\0';
+    if (len < 8 || len > 1024) {
+        lh_log(LH_LOG_ERROR, NULL, "user add: the password must be 8 to 1024 bytes");
+        return 2;
+    }
+    enum lh_status st = lh_password_hash(line, len, LH_PASSWORD_ITERATIONS, hash);
+    memset(line, 0, sizeof(line));
+    if (st == LH_OK)
+        st = lh_db_acquire(db, "user-add", "", &c, err, sizeof(err));
+    if (st == LH_OK) {
+        static const char SQL[] =
+            "INSERT INTO users (username, password_hash, is_admin) VALUES (?, ?, ?) "
+            "ON DUPLICATE KEY UPDATE password_hash = VALUES(password_hash), "
+            "is_admin = VALUES(is_admin)";
+        struct lh_db_value params[3] = {
+            {.type = LH_DB_TEXT, .s = name, .len = strlen(name)},
+            {.type = LH_DB_TEXT, .s = hash, .len = strlen(hash)},
+            {.type = LH_DB_INT, .i = admin},
+        };
+        st = lh_db_run(c, SQL, sizeof(SQL) - 1, params, 3, &r, err, sizeof(err));
+        lh_db_result_free(r);
+        lh_db_release(db, c);
+    }
+    if (st != LH_OK) {
+        lh_log(LH_LOG_ERROR, NULL, "user add: %s", st == LH_ERR_IO ? err : lh_status_str(st));
+        return 1;
+    }
+    lh_log(LH_LOG_INFO, NULL, "user %s saved%s", name, admin ? " (administrator)" : "");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct lh_config cfg;
@@ -337,10 +388,25 @@ int main(int argc, char **argv)
     sigset_t set;
 
     int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
+    const char *new_user = NULL;
+    int new_admin = 0;
     if (migrate_only) { /* "luahost migrate [options]": the rest are options */
         argv[1] = argv[0];
         argv++;
         argc--;
+    } else if (argc > 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0) {
+        new_user = argv[3];
+        argv[3] = argv[0];
+        argv += 3;
+        argc -= 3;
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--admin") == 0) {
+                new_admin = 1;
+                memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(argv[0]));
+                argc--;
+                break;
+            }
+        }
     }
     rc = configure(argc, argv, &cfg, &fl, &done);
     if (rc != 0 || done) {
@@ -385,8 +451,8 @@ int main(int argc, char **argv)
     }
     struct lh_task_pool *tasks = NULL;
     struct lh_workers *ws = NULL;
-    if (migrate_only && cfg.db_url[0] == '\0') {
-        lh_log(LH_LOG_ERROR, NULL, "migrate: no db_url (set LUAHOST_DB_URL or --db-url)");
+    if ((migrate_only || new_user) && cfg.db_url[0] == '\0') {
+        lh_log(LH_LOG_ERROR, NULL, "no db_url (set LUAHOST_DB_URL or --db-url)");
         rc = 1;
         goto out_host;
     }
@@ -397,9 +463,11 @@ int main(int argc, char **argv)
             rc = 1;
             goto out_host;
         }
-        if (migrate_only || strcmp(cfg.env, "development") == 0)
+        if (migrate_only || new_user || strcmp(cfg.env, "development") == 0)
             rc = migrate(&cfg, host.db);
-        if (migrate_only || rc != 0)
+        if (rc == 0 && new_user)
+            rc = add_user(host.db, new_user, new_admin);
+        if (migrate_only || new_user || rc != 0)
             goto out_host;
     }
     host.fingerprint = make_fingerprint(&cfg, err, sizeof(err));

@@ -4,6 +4,7 @@
 -- answers 503, any other database failure 500 {"success":false,"message":
 -- "Server error"}; the details go to the log with the request id, never to
 -- the client.
+local accounts = require "accounts"
 local db = require "luahost.db"
 local log = require "luahost.log"
 local worker = require "luahost.worker"
@@ -45,7 +46,7 @@ local function image_id(req)
     return id
 end
 
-return {
+local routes = {
     ["GET /"] = function(req, res)
         res:json({ success = true, message = "luahost gallery", request_id = req.id })
     end,
@@ -153,3 +154,9 @@ return {
         res:json({ success = true, slept = seconds })
     end,
 }
+
+for key, handler in pairs(accounts.routes) do
+    routes[key] = handler
+end
+
+return routes

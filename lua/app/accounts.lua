@@ -1,0 +1,188 @@
+-- Accounts: sign-in with server-side sessions, CSRF protection and login
+-- limits.
+--
+--   accounts.session(req) -> session | nil      (cached on req)
+--       session: { user_id, username, is_admin, csrf_token }
+--   accounts.require_user(req, res) -> session | nil     nil: res holds the 401
+--   accounts.require_admin(req, res) -> session | nil    401, or 403 for non-admins
+--   accounts.check_csrf(req, res, session) -> true | false   false: res holds the 403
+--   accounts.routes: POST /api/login, POST /api/logout, GET /api/me
+local cjson_safe = require "cjson.safe"
+local db = require "luahost.db"
+local fingerprint = require "luahost.fingerprint"
+local log = require "luahost.log"
+local password = require "luahost.password"
+local ratelimit = require "luahost.ratelimit"
+
+local sha256_hex = password.sha256_hex
+
+local M = {}
+
+local COOKIE = "sid"
+local SESSION_SECONDS = 7 * 86400
+-- Login attempts, counted whether they succeed or not: 20 a minute per
+-- client address (slot 1), 10 per 15 minutes per account name (slot 2).
+local LOGIN_LIMITS = ratelimit.ruleset({
+    { slot = 1, limit = 20, window = 60 },
+    { slot = 2, limit = 10, window = 900 },
+})
+-- Verified when the account does not exist, so that a wrong name costs the
+-- same time as a wrong password (no account enumeration by timing).
+local DUMMY_HASH = "pbkdf2-sha256$600000$+s0wMkg0F2Gq0yXCdMA6YQ==$M89uGuCIjjeY7njtClqHFjIUxRIaWoYqiy2KwGdw6rI="
+
+local function fail(res, status, message, extra)
+    local body = { success = false, message = message }
+    for k, v in pairs(extra or {}) do
+        body[k] = v
+    end
+    return res:json(body, status)
+end
+
+local function cookie_value(req, name)
+    local header = req.headers["cookie"]
+    if not header then
+        return nil
+    end
+    for pair in header:gmatch("[^;]+") do
+        local k, v = pair:match("^%s*([^=%s]+)%s*=%s*(.-)%s*$")
+        if k == name then
+            return v
+        end
+    end
+end
+
+local function set_cookie(req, res, value, max_age)
+    res.headers["Set-Cookie"] = ("%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s"):format(
+        COOKIE, value, max_age, req.https and "; Secure" or "")
+end
+
+function M.session(req)
+    local cached = rawget(req, "session")
+    if cached ~= nil then
+        return cached or nil
+    end
+    local token = cookie_value(req, COOKIE)
+    local session = false
+    if token and #token == 64 and not token:find("[^0-9a-f]") then
+        local row, err = db.query_one([[
+            SELECT s.user_id, s.csrf_token, u.username, u.is_admin
+            FROM sessions s JOIN users u ON u.id = s.user_id
+            WHERE s.token_hash = ? AND s.expires_at > NOW()]], sha256_hex(token))
+        if err then
+            log.error("session lookup: " .. err)
+        end
+        session = row or false
+    end
+    rawset(req, "session", session)
+    return session or nil
+end
+
+function M.require_user(req, res)
+    local session = M.session(req)
+    if not session then
+        fail(res, 401, "Sign in first")
+    end
+    return session
+end
+
+function M.require_admin(req, res)
+    local session = M.require_user(req, res)
+    if session and session.is_admin ~= 1 then
+        fail(res, 403, "Administrators only")
+        return nil
+    end
+    return session
+end
+
+-- A cookie alone must not change anything: the request also carries the
+-- session's CSRF token, which other sites cannot read.
+function M.check_csrf(req, res, session)
+    local given = req.headers["x-csrf-token"]
+    -- Comparing digests keeps the comparison's timing independent of the token.
+    if type(given) ~= "string" or sha256_hex(given) ~= sha256_hex(session.csrf_token) then
+        fail(res, 403, "Missing or wrong X-CSRF-Token")
+        return false
+    end
+    return true
+end
+
+local function login(req, res)
+    local body = cjson_safe.decode(req.body)
+    local name = type(body) == "table" and body.username
+    local secret = type(body) == "table" and body.password
+    if type(name) ~= "string" or type(secret) ~= "string" or #name == 0 or #name > 64
+        or #secret == 0 or #secret > 1024 then
+        return fail(res, 400, "Want JSON {\"username\": ..., \"password\": ...}")
+    end
+    local limiter = ratelimit.host()
+    if limiter then
+        local allowed, retry = limiter:check(LOGIN_LIMITS, "login:ip:" .. req.client,
+            "login:user:" .. name:lower())
+        if not allowed then
+            res.headers["Retry-After"] = tostring(retry)
+            return fail(res, 429, "Too many sign-in attempts", { retry_after = retry })
+        end
+    end
+    local user, err, kind = db.query_one(
+        "SELECT id, username, password_hash, is_admin FROM users WHERE username = ?", name)
+    if err then
+        log.error("login: " .. err)
+        return fail(res, (kind == "sql") and 500 or 503, "Server error")
+    end
+    local ok = password.verify(secret, user and user.password_hash or DUMMY_HASH)
+    if not (user and ok) then
+        return fail(res, 401, "Invalid username or password")
+    end
+    -- A fresh session every time: a token planted before sign-in is dropped,
+    -- never promoted (session fixation).
+    local old = cookie_value(req, COOKIE)
+    if old then
+        db.execute("DELETE FROM sessions WHERE token_hash = ?", sha256_hex(old))
+    end
+    local token, csrf = fingerprint.random_hex(32), fingerprint.random_hex(32)
+    local created
+    created, err = db.execute([[
+        INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)
+        VALUES (?, ?, ?, NOW() + INTERVAL ? SECOND)]], sha256_hex(token), user.id, csrf,
+        SESSION_SECONDS)
+    if not created then
+        log.error("login: " .. err)
+        return fail(res, 503, "Server error")
+    end
+    set_cookie(req, res, token, SESSION_SECONDS)
+    res:json({ success = true, csrf_token = csrf,
+        user = { id = user.id, username = user.username, is_admin = user.is_admin == 1 } })
+end
+
+local function logout(req, res)
+    local session = M.require_user(req, res)
+    if not session or not M.check_csrf(req, res, session) then
+        return
+    end
+    local done, err = db.execute("DELETE FROM sessions WHERE token_hash = ?",
+        sha256_hex(cookie_value(req, COOKIE)))
+    if not done then
+        log.error("logout: " .. err)
+        return fail(res, 503, "Server error")
+    end
+    set_cookie(req, res, "", 0)
+    res:json({ success = true })
+end
+
+local function me(req, res)
+    local session = M.require_user(req, res)
+    if not session then
+        return
+    end
+    res:json({ success = true, csrf_token = session.csrf_token,
+        user = { id = session.user_id, username = session.username,
+            is_admin = session.is_admin == 1 } })
+end
+
+M.routes = {
+    ["POST /api/login"] = login,
+    ["POST /api/logout"] = logout,
+    ["GET /api/me"] = me,
+}
+
+return M

@@ -1,0 +1,121 @@
+-- Accounts against the real MariaDB: `luahost user add`, sign-in and its
+-- cookie, /api/me, logout revoking the session, CSRF on logout, session
+-- fixation, and the login limit.
+local S = require "integration.support.server"
+local cjson = require "cjson"
+
+local DB_URL = os.getenv("LUAHOST_TEST_DB_URL")
+    or (os.getenv("LUAHOST_DB_URL") or "mysql://luahost:luahost-dev@127.0.0.1:13306/luahost")
+        :gsub("/[^/]*$", "/luahost_test")
+
+local function shell_quote(s)
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- Runs `luahost user add name [--admin]` with the password on stdin.
+local function add_user(name, password, admin)
+    local cmd = ("printf '%%s\\n' %s | env -u LUAHOST_DB_URL %s user add %s %s --app lua/app --db-url %s"
+        .. " --error-log /dev/null"):format(shell_quote(password), S.bin, shell_quote(name),
+        admin and "--admin" or "", shell_quote(DB_URL))
+    local ok, _, code = os.execute(cmd)
+    return ok == true or ok == 0, code
+end
+
+local function json(res)
+    return cjson.decode(res.body)
+end
+
+local function login(srv, name, password, headers)
+    local h = { ["Content-Type"] = "application/json" }
+    for k, v in pairs(headers or {}) do
+        h[k] = v
+    end
+    return assert(srv:request("POST", "/api/login", h,
+        cjson.encode({ username = name, password = password })))
+end
+
+local function sid_of(res)
+    local cookie = res.headers["set-cookie"]
+    return cookie and cookie:match("sid=(%x+)"), cookie
+end
+
+describe("accounts #integration", function()
+    local srv
+    local name = ("user%d"):format(os.time() % 100000 * 100 + math.random(99))
+    local secret = "correct horse battery"
+
+    setup(function()
+        assert.is_true(add_user(name, secret, false), "luahost user add failed")
+        srv = S.start({
+            app = "lua/app",
+            args = { "--db-url", DB_URL, "--env", "development" },
+            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+            timeout = 20,
+        })
+    end)
+
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("refuses a wrong password and an unknown account with the same 401", function()
+        local wrong = login(srv, name, "wrong password")
+        local unknown = login(srv, name .. "x", secret)
+        assert.are.equal(401, wrong.status)
+        assert.are.equal(401, unknown.status)
+        assert.are.same(json(wrong), json(unknown))
+        assert.is_nil(sid_of(wrong))
+    end)
+
+    it("signs in with an HttpOnly, SameSite=Lax session cookie; /api/me knows the user", function()
+        local res = login(srv, name, secret)
+        assert.are.equal(200, res.status, res.body)
+        local sid, cookie = sid_of(res)
+        assert.are.equal(64, #sid)
+        assert.is_truthy(cookie:find("HttpOnly", 1, true))
+        assert.is_truthy(cookie:find("SameSite=Lax", 1, true))
+        assert.is_nil(cookie:find("Secure", 1, true)) -- plain HTTP
+        local me = assert(srv:request("GET", "/api/me", { Cookie = "sid=" .. sid }))
+        assert.are.equal(200, me.status)
+        assert.are.equal(name, json(me).user.username)
+        assert.is_false(json(me).user.is_admin)
+        assert.are.equal(401, assert(srv:request("GET", "/api/me")).status)
+    end)
+
+    it("needs the CSRF token to log out, and logging out revokes the session", function()
+        local res = login(srv, name, secret)
+        local sid = sid_of(res)
+        local csrf = json(res).csrf_token
+        local cookie = { Cookie = "sid=" .. sid }
+        assert.are.equal(403, assert(srv:request("POST", "/api/logout", cookie)).status)
+        assert.are.equal(403, assert(srv:request("POST", "/api/logout",
+            { Cookie = "sid=" .. sid, ["X-CSRF-Token"] = ("0"):rep(64) })).status)
+        assert.are.equal(200, assert(srv:request("GET", "/api/me", cookie)).status)
+        local out = assert(srv:request("POST", "/api/logout",
+            { Cookie = "sid=" .. sid, ["X-CSRF-Token"] = csrf }))
+        assert.are.equal(200, out.status)
+        assert.are.equal(401, assert(srv:request("GET", "/api/me", cookie)).status)
+    end)
+
+    it("never promotes a session id planted before sign-in (fixation)", function()
+        local planted = ("ab"):rep(32)
+        local res = login(srv, name, secret, { Cookie = "sid=" .. planted })
+        assert.are.equal(200, res.status)
+        local sid = sid_of(res)
+        assert.are_not.equal(planted, sid)
+        assert.are.equal(401, assert(srv:request("GET", "/api/me", { Cookie = "sid=" .. planted })).status)
+    end)
+
+    it("limits sign-in attempts per account: the 11th in 15 minutes is refused", function()
+        local target = name .. "-limited"
+        local statuses = {}
+        for i = 1, 11 do
+            statuses[i] = login(srv, target, "guess " .. i).status
+        end
+        assert.are.equal("401,401,401,401,401,401,401,401,401,401,429", table.concat(statuses, ","))
+        local res = login(srv, target, "again")
+        assert.are.equal(429, res.status)
+        assert.is_true(json(res).retry_after > 0)
+        assert.is_truthy(tonumber(res.headers["retry-after"]))
+    end)
+end)
