@@ -144,6 +144,34 @@ local routes = {
         res.body = image.svg_content
     end,
 
+    -- Deletes an image: its owner or an administrator.
+    ["DELETE /api/svg/:id"] = function(req, res)
+        local session = accounts.require_user(req, res)
+        if not session or not accounts.check_csrf(req, res, session) then
+            return
+        end
+        local id = image_id(req)
+        if not id then
+            return res:json({ success = false, message = "Not found" }, 404)
+        end
+        local image, err, kind = db.query_one("SELECT user_id FROM svg_image WHERE id = ?", id)
+        if err then
+            return server_error(res, "svg delete", err, kind)
+        end
+        if not image then
+            return res:json({ success = false, message = "Not found" }, 404)
+        end
+        if image.user_id ~= session.user_id and session.is_admin ~= 1 then
+            return res:json({ success = false, message = "Only the owner or an administrator" }, 403)
+        end
+        local deleted
+        deleted, err, kind = db.execute("DELETE FROM svg_image WHERE id = ?", id)
+        if not deleted then
+            return server_error(res, "svg delete", err, kind)
+        end
+        res:json({ success = true, deleted = id })
+    end,
+
     -- Blocks this request (not the server) for ?seconds=N, at most 10.
     ["GET /sleep"] = function(req, res)
         local seconds = tonumber(req.query.seconds) or 1

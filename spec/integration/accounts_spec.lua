@@ -25,6 +25,20 @@ local function json(res)
     return cjson.decode(res.body)
 end
 
+-- Inserts an image with the mariadb client; returns its id.
+local function insert_image(owner_name)
+    local user, pass, host, port, database = DB_URL:match("^mysql://([^:]+):([^@]*)@([^:/]+):?(%d*)/(.+)$")
+    local sql = ("INSERT INTO svg_image (filename, svg_content, user_id) SELECT 'mine.svg', "
+        .. "'<svg xmlns=\"http://www.w3.org/2000/svg\"/>', id FROM users WHERE username = '%s'; "
+        .. "SELECT LAST_INSERT_ID();"):format(owner_name)
+    local cmd = ("mariadb --no-defaults -N -h%s -P%s -u%s -p%s %s -e %s"):format(host,
+        port ~= "" and port or "3306", user, pass, database, shell_quote(sql))
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    return assert(tonumber(out:match("(%d+)%s*$")), "insert failed: " .. out)
+end
+
 local function login(srv, name, password, headers)
     local h = { ["Content-Type"] = "application/json" }
     for k, v in pairs(headers or {}) do
@@ -117,5 +131,53 @@ describe("accounts #integration", function()
         assert.are.equal(429, res.status)
         assert.is_true(json(res).retry_after > 0)
         assert.is_truthy(tonumber(res.headers["retry-after"]))
+    end)
+end)
+
+describe("deleting images #integration", function()
+    local srv
+    local stamp = os.time() % 100000 * 100 + math.random(99)
+    local owner, other, admin = "owner" .. stamp, "other" .. stamp, "admin" .. stamp
+    local secret = "correct horse battery"
+
+    setup(function()
+        assert.is_true(add_user(owner, secret, false))
+        assert.is_true(add_user(other, secret, false))
+        assert.is_true(add_user(admin, secret, true))
+        srv = S.start({
+            app = "lua/app",
+            args = { "--db-url", DB_URL, "--env", "development" },
+            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+            timeout = 20,
+        })
+    end)
+
+    teardown(function()
+        S.stop_all()
+    end)
+
+    local function session_of(name)
+        local res = login(srv, name, secret)
+        assert.are.equal(200, res.status, res.body)
+        return { Cookie = "sid=" .. sid_of(res), ["X-CSRF-Token"] = json(res).csrf_token }
+    end
+
+    it("answers 401 without a session and 403 without the CSRF token", function()
+        assert.are.equal(401, assert(srv:request("DELETE", "/api/svg/2")).status)
+        local h = session_of(other)
+        assert.are.equal(403, assert(srv:request("DELETE", "/api/svg/2", { Cookie = h.Cookie })).status)
+    end)
+
+    it("lets the owner or an administrator delete an image, and nobody else", function()
+        local mine = insert_image(owner)
+        assert.are.equal(403, assert(srv:request("DELETE", "/api/svg/" .. mine, session_of(other))).status)
+        local res = assert(srv:request("DELETE", "/api/svg/" .. mine, session_of(owner)))
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal(404, assert(srv:request("GET", "/api/svg/" .. mine)).status)
+
+        local theirs = insert_image(owner)
+        res = assert(srv:request("DELETE", "/api/svg/" .. theirs, session_of(admin)))
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal(404, assert(srv:request("DELETE", "/api/svg/" .. theirs, session_of(admin))).status)
     end)
 end)
