@@ -17,6 +17,7 @@ static const luaL_Reg bindings[] = {
     {"luahost.db", luaopen_luahost_db},
     {"luahost.json", luaopen_luahost_json},
     {"luahost.password", luaopen_luahost_password},
+    {"luahost.svg", luaopen_luahost_svg},
     {NULL, NULL},
 };
 

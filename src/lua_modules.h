@@ -30,5 +30,6 @@ int luaopen_luahost_ratelimit(struct lua_State *L);
 int luaopen_luahost_db(struct lua_State *L);
 int luaopen_luahost_json(struct lua_State *L);
 int luaopen_luahost_password(struct lua_State *L);
+int luaopen_luahost_svg(struct lua_State *L);
 
 #endif

@@ -6,7 +6,9 @@
 -- the client.
 local accounts = require "accounts"
 local db = require "luahost.db"
+local cjson_safe = require "cjson.safe"
 local log = require "luahost.log"
+local svg = require "luahost.svg"
 local worker = require "luahost.worker"
 
 local ceil, floor, tonumber = math.ceil, math.floor, tonumber
@@ -142,6 +144,34 @@ local routes = {
         res.security = "svg"
         res.headers["Content-Type"] = "image/svg+xml"
         res.body = image.svg_content
+    end,
+
+    -- Uploads an image (signed-in users): JSON {filename, svg, description?,
+    -- is_public?}. The SVG is refused, with the reason, unless it passes
+    -- luahost.svg's checks (no scripts, handlers, external references...).
+    ["POST /api/svg"] = function(req, res)
+        local session = accounts.require_user(req, res)
+        if not session or not accounts.check_csrf(req, res, session) then
+            return
+        end
+        local body = cjson_safe.decode(req.body)
+        if type(body) ~= "table" or type(body.svg) ~= "string" or type(body.filename) ~= "string"
+            or #body.filename == 0 or #body.filename > 255
+            or (body.description ~= nil and type(body.description) ~= "string") then
+            return bad_request(res, "want JSON {filename, svg, description?, is_public?}")
+        end
+        local safe, why = svg.check(body.svg)
+        if not safe then
+            return bad_request(res, "SVG refused: " .. why)
+        end
+        local inserted, id, kind = db.execute([[
+            INSERT INTO svg_image (filename, description, svg_content, user_id, is_public)
+            VALUES (?, ?, ?, ?, ?)]], body.filename, body.description, body.svg, session.user_id,
+            body.is_public == false and 0 or 1)
+        if not inserted then
+            return server_error(res, "svg upload", id, kind) -- id holds the error here
+        end
+        res:json({ success = true, id = id }, 201)
     end,
 
     -- Deletes an image: its owner or an administrator.

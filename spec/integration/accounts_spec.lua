@@ -181,3 +181,54 @@ describe("deleting images #integration", function()
         assert.are.equal(404, assert(srv:request("DELETE", "/api/svg/" .. theirs, session_of(admin))).status)
     end)
 end)
+
+describe("uploading images #integration", function()
+    local srv
+    local uploader = "up" .. (os.time() % 100000 * 100 + math.random(99))
+    local secret = "correct horse battery"
+
+    setup(function()
+        assert.is_true(add_user(uploader, secret, false))
+        srv = S.start({
+            app = "lua/app",
+            args = { "--db-url", DB_URL, "--env", "development" },
+            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+            timeout = 20,
+        })
+    end)
+
+    teardown(function()
+        S.stop_all()
+    end)
+
+    local function upload(headers, value)
+        local h = { ["Content-Type"] = "application/json" }
+        for k, v in pairs(headers or {}) do
+            h[k] = v
+        end
+        return assert(srv:request("POST", "/api/svg", h, cjson.encode(value)))
+    end
+
+    it("stores a clean SVG for a signed-in user and refuses an unsafe one with the reason", function()
+        local signin = login(srv, uploader, secret)
+        local h = { Cookie = "sid=" .. sid_of(signin), ["X-CSRF-Token"] = json(signin).csrf_token }
+        local clean = '<svg xmlns="http://www.w3.org/2000/svg"><circle cx="5" cy="5" r="4"/></svg>'
+
+        assert.are.equal(401, upload(nil, { filename = "a.svg", svg = clean }).status)
+        assert.are.equal(403, upload({ Cookie = h.Cookie }, { filename = "a.svg", svg = clean }).status)
+
+        local res = upload(h, { filename = "a.svg", svg = clean, description = "a circle" })
+        assert.are.equal(201, res.status, res.body)
+        local id = json(res).id
+        local got = assert(srv:request("GET", "/svg/" .. id .. ".svg"))
+        assert.are.equal(clean, got.body)
+
+        res = upload(h, { filename = "b.svg",
+            svg = '<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>' })
+        assert.are.equal(400, res.status)
+        assert.is_truthy(json(res).message:find("onload", 1, true), res.body)
+        res = upload(h, { filename = "c.svg", svg = '<svg><script>alert(1)</script></svg>' })
+        assert.are.equal(400, res.status)
+        assert.are.equal(200, assert(srv:request("DELETE", "/api/svg/" .. id, h)).status)
+    end)
+end)

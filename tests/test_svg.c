@@ -1,0 +1,410 @@
+/* tests/test_svg.c: the SVG upload validator against known XSS payloads,
+ * obfuscated variants, legitimate images, and random mutations. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luahost/svg.h"
+
+#define NS "xmlns=\"http://www.w3.org/2000/svg\""
+
+struct refusal {
+    const char *svg;
+    const char *why; /* the exact reason */
+};
+
+/* 1 and a message when svg is not refused with exactly want. */
+static int refused_wrongly(const char *svg, size_t len, const char *want)
+{
+    char why[LH_SVG_WHY_LEN];
+    enum lh_status st = lh_svg_check(svg, len, why, sizeof(why));
+
+    if (st == LH_ERR_INVALID && strcmp(why, want) == 0)
+        return 0;
+    print_error("payload: %s\n  want: %s\n  got: %d %s\n", svg, want, (int)st, why);
+    return 1;
+}
+
+static void expect_refused(const char *svg, size_t len, const char *want)
+{
+    if (refused_wrongly(svg, len, want))
+        fail();
+}
+
+static void expect_ok(const char *svg)
+{
+    char why[LH_SVG_WHY_LEN];
+    enum lh_status st = lh_svg_check(svg, strlen(svg), why, sizeof(why));
+
+    if (st != LH_OK || why[0] != '\0') {
+        print_error("document: %s\n  refused: %s\n", svg, why);
+        fail();
+    }
+}
+
+/* Checks every row, then fails once if any was wrong. */
+static void expect_table(const struct refusal *t, size_t n)
+{
+    int wrong = 0;
+
+    for (size_t i = 0; i < n; i++)
+        wrong += refused_wrongly(t[i].svg, strlen(t[i].svg), t[i].why);
+    assert_int_equal(wrong, 0);
+}
+
+/* -- Known payloads ------------------------------------------------------- */
+
+static const struct refusal payloads[] = {
+    {"<svg onload=alert(1)>", "event handler attribute onload"},
+    {"<svg/onload=alert(1)>", "event handler attribute onload"},
+    {"<svg " NS " onload=\"alert(1)\"></svg>", "event handler attribute onload"},
+    {"<svg><script>alert(1)</script></svg>", "script element"},
+    {"<svg><script xlink:href=\"data:,alert(1)\"/></svg>", "script element"},
+    {"<svg><a xlink:href=\"javascript:alert(1)\"><text>x</text></a></svg>",
+     "element a not allowed"},
+    {"<svg><animate onbegin=alert(1) attributeName=x dur=1s>", "element animate not allowed"},
+    {"<svg><set attributeName=\"href\" to=\"javascript:alert(1)\"/></svg>",
+     "element set not allowed"},
+    {"<svg><foreignObject><iframe src=javascript:alert(1)></iframe></foreignObject></svg>",
+     "foreignObject element"},
+    {"<!DOCTYPE svg [<!ENTITY x \"y\">]><svg>&x;</svg>", "DOCTYPE or entity"},
+    {"<svg><use href=\"http://evil/x.svg#a\"/></svg>", "external reference in href"},
+    {"<svg><use xlink:href=\"//evil/x.svg#a\"/></svg>", "external reference in xlink:href"},
+    {"<svg><image href=\"https://evil/x.png\"/></svg>", "external reference in href"},
+    {"<svg><image href=\"x.png\"/></svg>", "external reference in href"},
+    {"<svg><use href=\"javascript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"&#x6A;avascript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"&#106;&#97;vascript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"&#x0000006A;avascript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\" jav&#x09;ascript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"java\tscript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"java&#10;script:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"JaVaScRiPt:alert(1)\"/></svg>", "javascript: URL in href"},
+    {"<svg><use href=\"javascript&colon;alert(1)\"/></svg>", "unknown entity &colon;"},
+    {"<svg><use href=\"vbscript:msgbox(1)\"/></svg>", "vbscript: URL in href"},
+    {"<SVG><SCRIPT>alert(1)</SCRIPT></SVG>", "script element"},
+    {"<svg><ScRiPt>alert(1)</ScRiPt></svg>", "script element"},
+    {"<svg><svg:script>alert(1)</svg:script></svg>", "script element"},
+    {"<svg><rect ONLOAD=\"alert(1)\"/></svg>", "event handler attribute onload"},
+    {"<svg><rect xlink:onclick=\"alert(1)\"/></svg>", "event handler attribute xlink:onclick"},
+    {"<svg><style>@import url(http://evil)</style></svg>", "style with url("},
+    {"<svg><style>@import 'http://evil/x.css';</style></svg>", "style with @import"},
+    {"<svg><style>@im&#x70;ort 'x.css';</style></svg>", "style with @import"},
+    {"<svg><rect style=\"background:url(javascript:alert(1))\"/></svg>", "style with url("},
+    {"<svg><rect style=\"fill:u\\72l(http://evil)\"/></svg>", "style with backslash escape"},
+    {"<svg><rect style=\"width:expression(alert(1))\"/></svg>", "style with expression("},
+    {"<svg><rect style=\"fill:URL( 'http://evil/x' )\"/></svg>", "style with url("},
+    {"<svg><rect style=\"background:image-set('http://evil/x.png' 1x)\"/></svg>",
+     "style with image-set("},
+    {"<svg><rect style=\"fill:u/**/rl(x.svg#a)\"/></svg>", "style with url("},
+    {"<svg><rect fill=\"url(http://evil/x.svg#g)\"/></svg>", "fill with url("},
+    {"<svg><rect filter=\"url(x.svg#f)\"/></svg>", "filter with url("},
+    {"<svg><a href=\" jav&#x09;ascript:alert(1)\">", "element a not allowed"},
+    {"<svg><handler xmlns:ev=\"http://www.w3.org/2001/xml-events\" ev:event=\"load\">"
+     "alert(1)</handler></svg>",
+     "element handler not allowed"},
+    {"<svg><g xmlns:ev=\"http://www.w3.org/2001/xml-events\" ev:event=\"load\"/></svg>",
+     "attribute xmlns:ev not allowed"},
+    {"<svg><iframe>", "element iframe not allowed"},
+    {"<svg><img src=x onerror=alert(1)></svg>", "element img not allowed"},
+    {"<svg><embed src=\"data:text/html,x\"/></svg>", "element embed not allowed"},
+    {"<?xml-stylesheet href=\"evil\"?><svg/>", "processing instruction"},
+    {"<?xml version=\"1.0\"?><?xml-stylesheet type=\"text/xsl\" href=\"evil.xsl\"?><svg/>",
+     "processing instruction"},
+    {"<svg><![CDATA[<script>alert(1)</script>]]></svg>", "CDATA section"},
+    {"<svg><style><![CDATA[@import url(x)]]></style></svg>", "CDATA section"},
+    {"<svg><image href=\"data:text/html;base64,PHNjcmlwdD4=\"/></svg>", "data: URL in href"},
+    {"<svg><image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/></svg>", "data: URL in href"},
+    {"<svg><use href=\"data:image/png;base64,iVBORw0KGgo=\"/></svg>", "data: URL in href"},
+    {"<svg><rect fill=\"url(data:image/svg+xml,x)\"/></svg>", "fill with url("},
+    {"<svg><rect title=\"data:text/html,x\"/></svg>", "data: URL in title"},
+    {"<svg><g xml:base=\"http://evil/\"><use href=\"#a\"/></g></svg>",
+     "attribute xml:base not allowed"},
+    {"<svg xmlns=\"http://www.w3.org/1999/xhtml\"><style/></svg>",
+     "namespace not allowed in xmlns"},
+    {"<html><body><svg/></body></html>", "not an SVG document"},
+    /* HTML and XML read these differently. */
+    {"<svg><!--><script>alert(1)</script>--></svg>", "malformed markup at byte 5"},
+    {"<svg><!-- --!><script>alert(1)</script> --></svg>", "malformed markup at byte 10"},
+    {"<svg><desc><style><!--</style><img src=x onerror=alert(1)>--></style></desc></svg>",
+     "element style inside desc"},
+    {"<svg><style><!--</style><img src=x onerror=alert(1)>--></style></svg>",
+     "comment inside style"},
+    {"<svg><title><img src=x onerror=alert(1)></title></svg>", "element img inside title"},
+    {"<svg><rect x=\"1\"y=\"2\"/></svg>", "malformed markup at byte 16"},
+    {"<svg><rect x=\"1\" x=\"2\"/></svg>", "duplicate attribute x"},
+    {"<svg><rect width=100/></svg>", "malformed markup at byte 17"},
+};
+
+static void test_lh_svg_check_refuses_known_payloads(void **state)
+{
+    (void)state;
+    assert_true(sizeof(payloads) / sizeof(payloads[0]) >= 25);
+    expect_table(payloads, sizeof(payloads) / sizeof(payloads[0]));
+}
+
+/* -- Structure ------------------------------------------------------------ */
+
+static const struct refusal structure[] = {
+    {"", "not an SVG document"},
+    {"   ", "not an SVG document"},
+    {"<!-- only a comment -->", "not an SVG document"},
+    {"hello <svg/>", "text outside the svg element"},
+    {"<svg/>trailing", "text outside the svg element"},
+    {"<svg/><svg/>", "content after the svg element"},
+    {"<svg><g></svg>", "malformed markup at byte 8"},
+    {"<svg><g>", "unclosed element g"},
+    {"<svg", "malformed markup at byte 0"},
+    {"<svg><rect x=\"1/></svg>", "malformed markup at byte 13"},
+    {"< svg/>", "malformed markup at byte 1"},
+    {"<svg>&amp</svg>", "malformed markup at byte 5"},
+    {"<svg>&#0;</svg>", "malformed markup at byte 5"},
+    {"<svg>&#x110000;</svg>", "malformed markup at byte 5"},
+    {"<svg>a]]>b</svg>", "malformed markup at byte 6"},
+    {"<svg><!-- a -- b --></svg>", "malformed markup at byte 12"},
+    {"<svg><!-- a <b> --></svg>", "comment containing <"},
+    {"<svg><!ELEMENT x ANY></svg>", "DOCTYPE or entity"},
+    {"<svg><!doctype html></svg>", "DOCTYPE or entity"},
+    {"<?xml version=\"1.0\" encoding=\"UTF-7\"?><svg/>", "encoding other than UTF-8"},
+    {"<svg/><?xml version=\"1.0\"?>", "processing instruction"},
+    {"<svg><style><g/></style></svg>", "element g inside style"},
+    /* An HTML serializer writes <style> text as it is: "&lt;" would become markup. */
+    {"<svg><style>&lt;/style&gt;&lt;img src=x onerror=alert(1)&gt;</style></svg>", "style with <"},
+};
+
+static void test_lh_svg_check_refuses_malformed_markup(void **state)
+{
+    (void)state;
+    expect_table(structure, sizeof(structure) / sizeof(structure[0]));
+}
+
+static void test_lh_svg_check_refuses_bad_bytes(void **state)
+{
+    (void)state;
+    expect_refused("<svg>\xc3</svg>", 12, "invalid UTF-8 at byte 5");
+    expect_refused("<svg>\xc0\xaf</svg>", 13, "invalid UTF-8 at byte 5");         /* overlong */
+    expect_refused("<svg>\xed\xa0\x80</svg>", 14, "invalid UTF-8 at byte 5");     /* surrogate */
+    expect_refused("<svg>\xf4\x90\x80\x80</svg>", 15, "invalid UTF-8 at byte 5"); /* > U+10FFFF */
+    expect_refused("<svg>\x01</svg>", 12, "control character at byte 5");
+    expect_refused("<svg>\0</svg>", 12, "control character at byte 5");
+    expect_refused("\xff\xfe<\0s\0v\0g\0/\0>\0", 14, "invalid UTF-8 at byte 0"); /* UTF-16 */
+}
+
+static void test_lh_svg_check_refuses_more_than_256_kib(void **state)
+{
+    size_t n = LH_SVG_MAX_BYTES + 1;
+    char *big = malloc(n);
+    (void)state;
+    assert_non_null(big);
+    memset(big, ' ', n);
+    memcpy(big, "<svg>", 5);
+    memcpy(big + n - 6, "</svg>", 6);
+    expect_refused(big, n, "larger than 256 KiB");
+    /* Exactly at the cap it is read and accepted. */
+    memcpy(big + n - 7, "</svg>", 6);
+    big[n - 1] = ' ';
+    char why[LH_SVG_WHY_LEN];
+    assert_int_equal(lh_svg_check(big, n - 1, why, sizeof(why)), LH_OK);
+    free(big);
+}
+
+static void test_lh_svg_check_refuses_deep_nesting(void **state)
+{
+    char doc[LH_SVG_MAX_DEPTH * 3 + 16];
+    size_t n = 0;
+    (void)state;
+    for (int i = 0; i < LH_SVG_MAX_DEPTH + 1; i++) {
+        memcpy(doc + n, i == 0 ? "<svg>" : "<g>", i == 0 ? 5 : 3);
+        n += i == 0 ? 5 : 3;
+    }
+    expect_refused(doc, n, "nested deeper than 128 elements");
+}
+
+static void test_lh_svg_check_never_reads_past_len(void **state)
+{
+    const char *doc = "<svg/><script>alert(1)</script>";
+    char why[LH_SVG_WHY_LEN];
+    char *exact = malloc(6);
+    (void)state;
+    assert_int_equal(lh_svg_check(doc, 6, why, sizeof(why)), LH_OK);
+    /* A heap copy with no NUL after it: valgrind and ASan see any overread. */
+    assert_non_null(exact);
+    memcpy(exact, "<svg/>", 6);
+    assert_int_equal(lh_svg_check(exact, 6, why, sizeof(why)), LH_OK);
+    assert_int_equal(lh_svg_check(exact, 5, why, sizeof(why)), LH_ERR_INVALID);
+    assert_string_equal(why, "malformed markup at byte 0");
+    free(exact);
+}
+
+static void test_lh_svg_check_truncates_why_and_allows_null(void **state)
+{
+    const char *doc = "<svg onload=alert(1)>";
+    char why[8];
+    (void)state;
+    assert_int_equal(lh_svg_check(doc, strlen(doc), why, sizeof(why)), LH_ERR_INVALID);
+    assert_string_equal(why, "event h");
+    assert_int_equal(lh_svg_check(doc, strlen(doc), NULL, 0), LH_ERR_INVALID);
+    assert_int_equal(lh_svg_check("<svg/>", 6, NULL, 0), LH_OK);
+    assert_int_equal(lh_svg_check(NULL, 0, why, sizeof(why)), LH_ERR_INVALID);
+    assert_int_equal(lh_svg_check(NULL, 5, why, sizeof(why)), LH_ERR_INVALID);
+}
+
+/* -- Legitimate images ------------------------------------------------------ */
+
+static void test_lh_svg_check_accepts_a_circle(void **state)
+{
+    (void)state;
+    expect_ok("<svg " NS " width=\"10\" height=\"10\"><circle cx=\"5\" cy=\"5\" r=\"4\" "
+              "fill=\"red\"/></svg>");
+}
+
+static void test_lh_svg_check_accepts_the_seed_images(void **state)
+{
+    (void)state;
+    /* lua/app/seeds/001_sample_images.sql, an even and an odd row. */
+    expect_ok("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 100 100\" width=\"100\" "
+              "height=\"100\"><rect width=\"100\" height=\"100\" fill=\"hsl(74,30%,92%)\"/>"
+              "<circle cx=\"50\" cy=\"50\" r=\"12\" fill=\"hsl(106,70%,45%)\"/></svg>");
+    expect_ok("<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 100 100\" width=\"100\" "
+              "height=\"100\"><rect width=\"100\" height=\"100\" fill=\"hsl(37,30%,92%)\"/>"
+              "<rect x=\"25\" y=\"25\" width=\"21\" height=\"50\" fill=\"hsl(53,70%,45%)\"/>"
+              "</svg>");
+}
+
+static void test_lh_svg_check_accepts_gradients_and_local_references(void **state)
+{
+    (void)state;
+    expect_ok("<svg " NS " xmlns:xlink=\"http://www.w3.org/1999/xlink\" viewBox=\"0 0 10 10\">\n"
+              "  <defs>\n"
+              "    <linearGradient id=\"g\" x1=\"0\" x2=\"1\">\n"
+              "      <stop offset=\"0%\" stop-color=\"#fff\"/><stop offset=\"100%\" "
+              "stop-color=\"#000\"/>\n"
+              "    </linearGradient>\n"
+              "    <radialGradient id=\"r\" xlink:href=\"#g\"/>\n"
+              "    <clipPath id=\"c\"><circle r=\"4\"/></clipPath>\n"
+              "    <filter id=\"f\"><feGaussianBlur stdDeviation=\"1\"/><feOffset dx=\"1\"/>"
+              "</filter>\n"
+              "    <path id=\"p\" d=\"M0 0 L10 10 Z\"/>\n"
+              "  </defs>\n"
+              "  <path d=\"M1 1h8v8h-8z\" fill=\"url(#g)\" stroke=\"url( '#r' )\" "
+              "clip-path=\"url(#c)\" filter=\"url(#f)\"/>\n"
+              "  <use href=\"#p\" x=\"1\"/><use xlink:href=\" #p\"/>\n"
+              "</svg>\n");
+}
+
+static void test_lh_svg_check_accepts_text_style_and_declaration(void **state)
+{
+    (void)state;
+    expect_ok(
+        "\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
+        "<!-- Drawn by hand, caf\xc3\xa9 -->\n"
+        "<svg " NS " xml:space=\"preserve\">\n"
+        "  <title>A &amp; B &#x263A;</title><desc>x &lt; y</desc>\n"
+        "  <style>.a { fill: #123; font: 12px 'Fira Sans', sans-serif } "
+        ".b > .c { mask: url(#m) }</style>\n"
+        "  <text x=\"1\" y=\"10\" class=\"a\" style=\"font-weight:bold; fill:url(#g)\">"
+        "Hello <tspan dy=\"2\">world</tspan> 1 > 0</text>\n"
+        "  <!-- a comment inside -->\n"
+        "  <image href=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAf\n"
+        "  FcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\" width=\"1\" height=\"1\"/>\n"
+        "  <image href=\"#p\"/>\n"
+        "</svg>\n");
+    expect_ok("<svg><rect RX='2' Width='3'></rect></svg>");
+}
+
+/* -- Random mutations ------------------------------------------------------ */
+
+static uint32_t rng_next(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+/* 10,000 mutations of good and bad documents (bytes flipped, markup bytes
+ * inserted, cut short): each call must return a status and a terminated why,
+ * and valgrind/ASan must see no bad access. Deterministic seed. */
+static void test_lh_svg_check_survives_random_mutations(void **state)
+{
+    static const char *const seeds[] = {
+        ("<?xml version=\"1.0\"?><svg " NS "><defs><linearGradient id=\"g\"><stop/>"
+         "</linearGradient></defs><rect fill=\"url(#g)\" style=\"a:b\"/><!-- c --></svg>"),
+        ("<svg><use href=\"&#x6A;avascript:x\"/><style>.a{fill:url(#a)}</style><text>&lt;"
+         "</text></svg>"),
+        "<svg/onload=x><![CDATA[x]]><!DOCTYPE x><?pi?><image href='data:image/gif;base64,R0=='/>",
+    };
+    char doc[512], why[LH_SVG_WHY_LEN];
+    static const char markup[] = "<>/=\"'&#;:!?-[] \txX";
+    uint32_t seed = 0x5eed1234u;
+    int ok = 0;
+    (void)state;
+
+    for (int iter = 0; iter < 10000; iter++) {
+        const char *base = seeds[iter % 3];
+        size_t n = strlen(base);
+        memcpy(doc, base, n);
+        int edits = 1 + (int)(rng_next(&seed) % 4);
+        for (int e = 0; e < edits && n > 0; e++) {
+            uint32_t r = rng_next(&seed);
+            size_t at = r % n;
+            switch ((r >> 16) % 4) {
+            case 0:
+                doc[at] = (char)(rng_next(&seed) & 0xff);
+                break;
+            case 1:
+                doc[at] = markup[rng_next(&seed) % (sizeof(markup) - 1)];
+                break;
+            case 2:
+                if (n < sizeof(doc) - 1) {
+                    memmove(doc + at + 1, doc + at, n - at);
+                    doc[at] = markup[rng_next(&seed) % (sizeof(markup) - 1)];
+                    n++;
+                }
+                break;
+            default:
+                n = at;
+            }
+        }
+        /* A heap copy of exactly n bytes, so an overread is caught. */
+        char *copy = malloc(n > 0 ? n : 1);
+        assert_non_null(copy);
+        memcpy(copy, doc, n);
+        memset(why, 'z', sizeof(why));
+        enum lh_status st = lh_svg_check(copy, n, why, sizeof(why));
+        free(copy);
+        assert_true(st == LH_OK || st == LH_ERR_INVALID);
+        assert_non_null(memchr(why, '\0', sizeof(why)));
+        if (st == LH_OK)
+            ok++;
+        else
+            assert_true(why[0] != '\0');
+    }
+    /* Some mutations leave harmless documents; most break them. */
+    assert_true(ok > 0);
+    assert_true(ok < 10000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lh_svg_check_refuses_known_payloads),
+        cmocka_unit_test(test_lh_svg_check_refuses_malformed_markup),
+        cmocka_unit_test(test_lh_svg_check_refuses_bad_bytes),
+        cmocka_unit_test(test_lh_svg_check_refuses_more_than_256_kib),
+        cmocka_unit_test(test_lh_svg_check_refuses_deep_nesting),
+        cmocka_unit_test(test_lh_svg_check_never_reads_past_len),
+        cmocka_unit_test(test_lh_svg_check_truncates_why_and_allows_null),
+        cmocka_unit_test(test_lh_svg_check_accepts_a_circle),
+        cmocka_unit_test(test_lh_svg_check_accepts_the_seed_images),
+        cmocka_unit_test(test_lh_svg_check_accepts_gradients_and_local_references),
+        cmocka_unit_test(test_lh_svg_check_accepts_text_style_and_declaration),
+        cmocka_unit_test(test_lh_svg_check_survives_random_mutations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
