@@ -53,6 +53,7 @@ struct db_op {
     size_t nparams, nsets; /* execute_many: nsets rows of nparams */
     struct lh_db_value *params;
     char request_id[32];
+    char route[96]; /* "GET /api/svg/7": names the holder in leak warnings */
     /* results */
     enum lh_status st;
     char err[256];
@@ -107,7 +108,7 @@ static void op_run(struct lh_task *t)
         return;
     }
     if (own) {
-        op->st = lh_db_acquire(op->db, op->request_id, "", &c, op->err, sizeof(op->err));
+        op->st = lh_db_acquire(op->db, op->request_id, op->route, &c, op->err, sizeof(op->err));
         if (op->st != LH_OK)
             return;
     }
@@ -319,8 +320,11 @@ static int copy_params(struct db_op *op)
 static int start(lua_State *L, struct db_op *op)
 {
     const struct lh_request *req = lh_worker_current_request();
-    if (req)
+    if (req) {
         snprintf(op->request_id, sizeof(op->request_id), "%s", req->id);
+        snprintf(op->route, sizeof(op->route), "%s %.*s", req->method, (int)req->path_len,
+                 req->path);
+    }
     if (copy_params(op) != 0) {
         op_free(&op->a);
         return luaL_error(L, "out of memory");
