@@ -304,6 +304,9 @@ static struct lh_db *make_db(const struct lh_config *cfg, char *err, size_t errl
         .size = (unsigned)cfg->db_pool_size,
         .acquire_timeout = (double)cfg->db_timeout,
         .statement_timeout = (double)cfg->db_statement_timeout,
+        .slow_query = (double)cfg->db_slow_query / 1000.0,
+        .connect_attempts = (unsigned)cfg->db_connect_attempts,
+        .connect_retry_delay = (double)cfg->db_connect_delay,
     };
     return lh_db_new(&o, err, errlen);
 }

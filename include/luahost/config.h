@@ -30,6 +30,9 @@ struct lh_config {
     long db_pool_size;     /* connections */
     long db_timeout;       /* seconds to wait for a free connection */
     long db_statement_timeout; /* seconds a statement may run; 0: no limit */
+    long db_slow_query;        /* milliseconds: slower statements are logged */
+    long db_connect_attempts;  /* at start */
+    long db_connect_delay;     /* seconds between start-up attempts */
     char *redis_url;       /* redis://host:port/db, "" for none */
     long redis_timeout;    /* milliseconds for a Redis round trip before falling back */
 };
