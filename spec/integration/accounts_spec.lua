@@ -25,6 +25,16 @@ local function json(res)
     return cjson.decode(res.body)
 end
 
+-- The gallery on the test database.
+local function start_gallery()
+    return S.start({
+        app = "lua/app",
+        args = { "--db-url", DB_URL, "--env", "development" },
+        env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+        timeout = 20,
+    })
+end
+
 -- Inserts an image with the mariadb client; returns its id.
 local function insert_image(owner_name)
     local user, pass, host, port, database = DB_URL:match("^mysql://([^:]+):([^@]*)@([^:/]+):?(%d*)/(.+)$")
@@ -60,12 +70,7 @@ describe("accounts #integration", function()
 
     setup(function()
         assert.is_true(add_user(name, secret, false), "luahost user add failed")
-        srv = S.start({
-            app = "lua/app",
-            args = { "--db-url", DB_URL, "--env", "development" },
-            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
-            timeout = 20,
-        })
+        srv = start_gallery()
     end)
 
     teardown(function()
@@ -144,12 +149,7 @@ describe("deleting images #integration", function()
         assert.is_true(add_user(owner, secret, false))
         assert.is_true(add_user(other, secret, false))
         assert.is_true(add_user(admin, secret, true))
-        srv = S.start({
-            app = "lua/app",
-            args = { "--db-url", DB_URL, "--env", "development" },
-            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
-            timeout = 20,
-        })
+        srv = start_gallery()
     end)
 
     teardown(function()
@@ -189,12 +189,7 @@ describe("uploading images #integration", function()
 
     setup(function()
         assert.is_true(add_user(uploader, secret, false))
-        srv = S.start({
-            app = "lua/app",
-            args = { "--db-url", DB_URL, "--env", "development" },
-            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
-            timeout = 20,
-        })
+        srv = start_gallery()
     end)
 
     teardown(function()
