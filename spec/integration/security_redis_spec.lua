@@ -22,20 +22,7 @@ local function start(r, args)
     return S.start({ app = APP, args = argv, env = { FINGERPRINT_SECRET = SECRET } })
 end
 
--- Waits, if needed, so that the next `needed` seconds stay inside one window
--- of `window` seconds (see security_spec.lua).
-local function fresh_window(window, needed)
-    local left = window - S.now() % window
-    if left < needed then
-        S.sleep(left + 0.05)
-    end
-end
-
-local ua_seq = 0
-local function fresh_ua(what)
-    ua_seq = ua_seq + 1
-    return ("spec-redis-%s/%d.%d"):format(what or "agent", ua_seq, math.floor(S.now() * 1000) % 100000)
-end
+local fresh_window, fresh_ua = S.fresh_window, S.fresh_ua
 
 -- GET path on keep-alive client c: the response and how long it took.
 local function timed_get(c, path, headers)

@@ -52,23 +52,7 @@ local function set_limit(text, field, value)
     return out
 end
 
--- Waits, if needed, so that the next `needed` seconds stay inside one fixed
--- window of `window` seconds (windows start at multiples of it, on the same
--- clock as the server's): limits then count exactly, without the previous
--- window weighing in.
-local function fresh_window(window, needed)
-    local left = window - S.now() % window
-    if left < needed then
-        S.sleep(left + 0.05)
-    end
-end
-
-local ua_seq = 0
--- A User-Agent no other request of the run has used: a fresh fingerprint.
-local function fresh_ua(what)
-    ua_seq = ua_seq + 1
-    return ("spec-%s/%d.%d"):format(what or "agent", ua_seq, math.floor(S.now() * 1000) % 100000)
-end
+local fresh_window, fresh_ua = S.fresh_window, S.fresh_ua
 
 -- One request on a keep-alive client; the response (raises if none).
 local function get(c, path, headers)

@@ -58,6 +58,24 @@ function M.sleep(seconds)
     socket.sleep(seconds)
 end
 
+-- Waits, if needed, so that the next `needed` seconds stay inside one fixed
+-- window of `window` seconds (windows start at multiples of it, on the same
+-- clock as the server's): limits then count exactly, without the previous
+-- window weighing in.
+function M.fresh_window(window, needed)
+    local left = window - M.now() % window
+    if left < needed then
+        M.sleep(left + 0.05)
+    end
+end
+
+local ua_seq = 0
+-- A User-Agent no other request of the run has used: a fresh fingerprint.
+function M.fresh_ua(what)
+    ua_seq = ua_seq + 1
+    return ("spec-%s/%d.%d"):format(what or "agent", ua_seq, math.floor(M.now() * 1000) % 100000)
+end
+
 function M.read_file(path)
     local f = io.open(path, "rb")
     if not f then
