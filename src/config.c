@@ -64,7 +64,10 @@ static const struct option_def defs[] = {
     NUM_OPT(db_connect_delay, "2", 1, 60, "seconds between those tries"),
     TEXT_OPT(redis_url, "", "Redis URL, redis://host:port/db"),
     NUM_OPT(redis_timeout, "100", 1, 10000,
-            "milliseconds a Redis round trip may take before limits fall back to this process"),
+            "milliseconds a Redis round trip may take before limits and the cache do without it"),
+    NUM_OPT(cache_entries, "1000", 1, 100000000, "entries in the in-process (L1) cache"),
+    BYTES_OPT(cache_bytes, "64m", 64 * 1024, 64L * 1024 * 1024 * 1024,
+              "bytes of keys and values in the in-process (L1) cache"),
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))

@@ -18,6 +18,8 @@ static const luaL_Reg bindings[] = {
     {"luahost.json", luaopen_luahost_json},
     {"luahost.password", luaopen_luahost_password},
     {"luahost.svg", luaopen_luahost_svg},
+    {"luahost.cache_core", luaopen_luahost_cache_core},
+    {"luahost.redis", luaopen_luahost_redis},
     {NULL, NULL},
 };
 

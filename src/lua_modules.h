@@ -31,5 +31,7 @@ int luaopen_luahost_db(struct lua_State *L);
 int luaopen_luahost_json(struct lua_State *L);
 int luaopen_luahost_password(struct lua_State *L);
 int luaopen_luahost_svg(struct lua_State *L);
+int luaopen_luahost_cache_core(struct lua_State *L);
+int luaopen_luahost_redis(struct lua_State *L);
 
 #endif

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "luahost/cache.h"
 #include "luahost/config.h"
 #include "luahost/db.h"
 #include "luahost/fingerprint.h"
@@ -23,6 +24,7 @@
 #include "luahost/netaddr.h"
 #include "luahost/password.h"
 #include "luahost/ratelimit.h"
+#include "luahost/redis.h"
 #include "luahost/task.h"
 #include "luahost/url.h"
 #include "luahost/worker.h"
@@ -267,18 +269,17 @@ static struct lh_fingerprint *make_fingerprint(const struct lh_config *cfg, char
 static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *err, size_t errlen)
 {
     struct lh_ratelimit_options o = {.timeout = (double)cfg->redis_timeout / 1000.0};
+    struct lh_redis_options ro = {0};
     struct lh_url url;
     const char *e;
-    long db = 0;
 
     if (cfg->redis_url[0]) {
         lh_url_parse(cfg->redis_url, &url, &e); /* validated with the config */
-        o.redis_host = url.host;
-        o.redis_port = url.port ? url.port : 6379;
-        o.redis_password = url.password;
-        if (url.path[0])
-            db = strtol(url.path, NULL, 10);
-        o.redis_db = (int)db;
+        lh_redis_options_from_url(&ro, &url);
+        o.redis_host = ro.host;
+        o.redis_port = ro.port;
+        o.redis_password = ro.password;
+        o.redis_db = ro.db;
     } else {
         lh_log(LH_LOG_WARN, NULL, "no redis_url: rate limits are kept in this process only");
     }
@@ -286,6 +287,43 @@ static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *er
     if (rl == NULL)
         snprintf(err, errlen, "rate limiter: %s", e);
     return rl;
+}
+
+/* Drops the L1 entries another instance invalidated; after a (re)subscription
+ * everything, since invalidations sent meanwhile were lost. */
+static void on_invalidation(void *arg, const char *msg, size_t len)
+{
+    struct lh_cache *cache = arg;
+
+    if (msg == NULL) {
+        lh_cache_invalidate_pattern(cache, "*", 1);
+        return;
+    }
+    if (lh_cache_apply_message(cache, msg, len) < 0)
+        lh_log(LH_LOG_WARN, NULL, "cache: ignored a malformed message on %s", LH_CACHE_CHANNEL);
+}
+
+/* The L1 cache; with redis_url also the Redis pool (L2, routes) and the
+ * subscriber that keeps L1 in step with the other instances. */
+static int make_cache(const struct lh_config *cfg, struct lh_host *host,
+                      struct lh_redis_subscriber **sub)
+{
+    struct lh_cache_options co = {.max_entries = (size_t)cfg->cache_entries,
+                                  .max_bytes = (size_t)cfg->cache_bytes};
+    struct lh_redis_options ro = {.timeout = (double)cfg->redis_timeout / 1000.0,
+                                  .pool_size = (unsigned)cfg->blocking_threads};
+    struct lh_url url;
+    const char *e;
+
+    host->cache = lh_cache_new(&co);
+    if (host->cache == NULL || cfg->redis_url[0] == '\0')
+        return host->cache != NULL;
+    lh_url_parse(cfg->redis_url, &url, &e); /* validated with the config */
+    lh_redis_options_from_url(&ro, &url);
+    host->redis = lh_redis_new(&ro);
+    *sub = host->redis ? lh_redis_subscribe(&ro, LH_CACHE_CHANNEL, on_invalidation, host->cache)
+                       : NULL;
+    return *sub != NULL;
 }
 
 static struct lh_db *make_db(const struct lh_config *cfg, char *err, size_t errlen)
@@ -454,6 +492,7 @@ int main(int argc, char **argv)
     }
     struct lh_task_pool *tasks = NULL;
     struct lh_workers *ws = NULL;
+    struct lh_redis_subscriber *subscriber = NULL;
     if ((migrate_only || new_user) && cfg.db_url[0] == '\0') {
         lh_log(LH_LOG_ERROR, NULL, "no db_url (set LUAHOST_DB_URL or --db-url)");
         rc = 1;
@@ -488,8 +527,9 @@ int main(int argc, char **argv)
     }
     host.ratelimit = make_ratelimit(&cfg, err, sizeof(err));
     tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, &why);
-    if (host.ratelimit == NULL || tasks == NULL) {
-        lh_log(LH_LOG_ERROR, NULL, "%s", tasks ? err : why);
+    if (host.ratelimit == NULL || tasks == NULL || !make_cache(&cfg, &host, &subscriber)) {
+        lh_log(LH_LOG_ERROR, NULL, "%s",
+               host.ratelimit == NULL ? err : tasks == NULL ? why : "cache: out of memory");
         rc = 1;
         goto out_host;
     }
@@ -529,6 +569,9 @@ int main(int argc, char **argv)
 out_host:
     lh_workers_free(ws);
     lh_task_pool_free(tasks);
+    lh_redis_subscriber_free(subscriber);
+    lh_redis_free(host.redis);
+    lh_cache_free(host.cache);
     lh_ratelimit_free(host.ratelimit);
     lh_db_free(host.db);
     lh_cidr_set_free(host.trusted_proxies);

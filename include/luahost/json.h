@@ -1,7 +1,9 @@
 /* include/luahost/json.h: JSON text building blocks: a growing buffer with a
  * size cap, string escaping and exact number formatting (integers below 2^53
- * as integers, other numbers with 17 significant digits).
- * Thread safety: a buffer belongs to one thread at a time. */
+ * as integers, other numbers with 17 significant digits); and a strict
+ * RFC 8259 parser that reports what it reads to a visitor.
+ * Thread safety: a buffer belongs to one thread at a time; lh_json_parse keeps
+ * no state of its own. */
 #ifndef LUAHOST_JSON_H
 #define LUAHOST_JSON_H
 #include <stddef.h>
@@ -24,5 +26,46 @@ void lh_json_raw(struct lh_json_buf *b, const char *s, size_t len);
 void lh_json_string(struct lh_json_buf *b, const char *s, size_t len);
 /* LH_ERR_INVALID for NaN and infinities, which JSON cannot hold. */
 enum lh_status lh_json_number(struct lh_json_buf *b, double n);
+
+/* Arrays and objects nested deeper than this are refused (by encoders too). */
+#define LH_JSON_MAX_DEPTH 100
+
+/* What lh_json_parse reports, in document order. Every callback gets the arg
+ * given to lh_json_parse and returns 0 to go on or non-zero to stop the parse.
+ * A NULL member skips that event (all NULL: a validator). Strings and keys are
+ * decoded (escapes become UTF-8 bytes, \u0000 a NUL byte), not NUL-terminated,
+ * and valid only during the call. Numbers are doubles: integers above 2^53
+ * are rounded. Bytes of 0x80 and above are passed on as they are (not checked
+ * as UTF-8). */
+struct lh_json_visitor {
+    int (*null)(void *arg);
+    int (*boolean)(void *arg, int value);
+    int (*number)(void *arg, double value);
+    int (*string)(void *arg, const char *s, size_t len);
+    int (*begin_array)(void *arg);
+    int (*end_array)(void *arg);
+    int (*begin_object)(void *arg);
+    int (*key)(void *arg, const char *s, size_t len); /* then the member's value */
+    int (*end_object)(void *arg);
+};
+
+/* Parses exactly one JSON value, with optional whitespace around it, from the
+ * len bytes at s (no NUL needed; nothing past len is read). Strict RFC 8259:
+ * no comments, trailing commas, leading zeros, NaN or Infinity, no raw control
+ * characters or lone surrogates in strings, numbers that overflow a double
+ * refused; nesting up to LH_JSON_MAX_DEPTH, without recursion.
+ *
+ * Strings with escapes are decoded into scratch, reset for each one: pass a
+ * buffer to reuse across calls (the caller owns and frees it; its max caps a
+ * decoded string), or NULL for a temporary one freed before returning. Text
+ * without escapes is passed straight from s.
+ *
+ * Returns LH_OK; LH_ERR_INVALID for text that is not JSON or when a callback
+ * stopped the parse; LH_ERR_NOMEM when scratch could not grow. On failure err
+ * gets "json: <what> at byte <0-based offset>", truncated to errlen bytes
+ * (err may be NULL when errlen is 0). Callbacks may already have seen the
+ * values before the error. */
+enum lh_status lh_json_parse(const char *s, size_t len, const struct lh_json_visitor *v, void *arg,
+                             struct lh_json_buf *scratch, char *err, size_t errlen);
 
 #endif

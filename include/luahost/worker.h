@@ -26,6 +26,8 @@ struct lh_fingerprint;
 struct lh_cidr_set;
 struct lh_ratelimit;
 struct lh_db;
+struct lh_cache;
+struct lh_redis;
 
 /* Objects the host creates at start for every VM to use. Each is thread-safe
  * and outlives the workers; any may be NULL (under busted, in --check). */
@@ -34,6 +36,8 @@ struct lh_host {
     struct lh_cidr_set *trusted_proxies;
     struct lh_ratelimit *ratelimit;
     struct lh_db *db;
+    struct lh_cache *cache;
+    struct lh_redis *redis;
 };
 
 struct lh_workers_options {

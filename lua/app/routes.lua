@@ -5,6 +5,7 @@
 -- "Server error"}; the details go to the log with the request id, never to
 -- the client.
 local accounts = require "accounts"
+local cache = require "luahost.cache"
 local db = require "luahost.db"
 local cjson_safe = require "cjson.safe"
 local log = require "luahost.log"
@@ -15,6 +16,7 @@ local ceil, floor, tonumber = math.ceil, math.floor, tonumber
 
 local MAX_PER_PAGE = 100 -- items per page, at most
 local MAX_PAGE = 100000  -- keeps OFFSET bounded
+local LIST_TTL = 300     -- seconds a list page stays cached; uploads and deletes invalidate it
 
 local function server_error(res, what, err, kind)
     log.error(what .. ": " .. tostring(err))
@@ -48,6 +50,31 @@ local function image_id(req)
     return id
 end
 
+-- One page of public images, newest first: the reference's shape plus
+-- total_pages. Returns the page | nil, err, kind.
+local function list_page(page, per_page)
+    local items, err, kind = db.query([[
+        SELECT id, filename, created_at, user_id, description, is_public, view_count
+        FROM svg_image WHERE is_public = 1
+        ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?]], per_page, (page - 1) * per_page)
+    if not items then
+        return nil, err, kind
+    end
+    local total
+    total, err, kind = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
+    if not total then
+        return nil, err, kind
+    end
+    return {
+        success = true,
+        items = items,
+        page = page,
+        per_page = per_page,
+        total_items = total.total,
+        total_pages = ceil(total.total / per_page),
+    }
+end
+
 local routes = {
     ["GET /"] = function(req, res)
         res:json({ success = true, message = "luahost gallery", request_id = req.id })
@@ -71,7 +98,8 @@ local routes = {
         res:json({ healthy = healthy == true, stats = db.stats() or {} }, healthy and 200 or 503)
     end,
 
-    -- Public images, newest first: the reference's shape plus total_pages.
+    -- Public images, newest first, cached for every instance until an upload
+    -- or a delete invalidates the pages.
     ["GET /api/svg/list"] = function(req, res)
         local page = int_arg(req.query.page, 1, 1, MAX_PAGE)
         local per_page = int_arg(req.query.per_page, 20, 1, MAX_PER_PAGE)
@@ -81,26 +109,17 @@ local routes = {
         if not per_page then
             return bad_request(res, "per_page must be a whole number from 1 to " .. MAX_PER_PAGE)
         end
-        local items, err, kind = db.query([[
-            SELECT id, filename, created_at, user_id, description, is_public, view_count
-            FROM svg_image WHERE is_public = 1
-            ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?]], per_page, (page - 1) * per_page)
-        if not items then
+        local kind -- the database's failure class, for 503 against 500
+        local list, err = cache.get_or_compute(("svg_list:%d:%d"):format(page, per_page), LIST_TTL,
+            function()
+                local data, e, k = list_page(page, per_page)
+                kind = k
+                return data, e
+            end, { raw = true })
+        if not list then
             return server_error(res, "svg list", err, kind)
         end
-        local total
-        total, err, kind = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
-        if not total then
-            return server_error(res, "svg count", err, kind)
-        end
-        res:json({
-            success = true,
-            items = items,
-            page = page,
-            per_page = per_page,
-            total_items = total.total,
-            total_pages = ceil(total.total / per_page),
-        })
+        res:json(list)
     end,
 
     -- One image's metadata; counts the view atomically.
@@ -171,6 +190,7 @@ local routes = {
         if not inserted then
             return server_error(res, "svg upload", id, kind) -- id holds the error here
         end
+        cache.invalidate_pattern("svg_list:*")
         res:json({ success = true, id = id }, 201)
     end,
 
@@ -199,7 +219,15 @@ local routes = {
         if not deleted then
             return server_error(res, "svg delete", err, kind)
         end
+        cache.invalidate_pattern("svg_list:*")
         res:json({ success = true, deleted = id })
+    end,
+
+    -- The cache's statistics per level, for administrators.
+    ["GET /api/cache/stats"] = function(req, res)
+        if accounts.require_admin(req, res) then
+            res:json({ success = true, stats = cache.stats() })
+        end
     end,
 
     -- Blocks this request (not the server) for ?seconds=N, at most 10.

@@ -1,0 +1,324 @@
+-- luahost.cache: the two-level cache. L1 is the process's LRU in C
+-- (luahost.cache_core, shared by every worker thread), L2 is Redis; values
+-- are JSON text in both. Redis failures are counted and logged, never raised:
+-- the cache then works from L1 and the computation.
+--
+--   cache.get(key) -> value, true | nil, false
+--       value may be nil with true: a cached negative result.
+--   cache.set(key, value, ttl, l1_ttl) -> true | nil, err
+--       ttl seconds in L2, l1_ttl (default min(60, ttl)) in L1.
+--   cache.delete(key), cache.invalidate_pattern(pattern) -> true
+--       Also in every other instance's L1, through a Redis channel. Patterns
+--       are Redis globs; L2 is walked with SCAN, never KEYS.
+--   cache.get_or_compute(key, ttl, fn, opts) -> value | nil, err
+--       fn() -> value | nil, err. Concurrent misses of this process wait for
+--       one computation; across instances a Redis lock elects one computer,
+--       and the others wait for its value (at most opts.lock_wait seconds)
+--       before computing themselves. An error (raised or returned) reaches
+--       the caller and is not cached; the lock is released either way.
+--       opts (all optional):
+--         l1_ttl        as in cache.set
+--         negative_ttl  cache a nil result this long (default: not cached)
+--         stale         seconds an expired L1 value may still be served
+--                       while exactly one caller refreshes it
+--         raw           return json.raw(text) instead of a decoded value,
+--                       for res:json to send without re-encoding
+--         lock_ttl      seconds the cross-instance lock lives (10)
+--         lock_wait     seconds to wait for another instance (5)
+--   cache.stats() -> table       per level hits, misses, rates and more
+local core = require "luahost.cache_core"
+local headers = require "luahost.headers"
+local json = require "luahost.json"
+local log = require "luahost.log"
+local redis = require "luahost.redis"
+local worker = require "luahost.worker"
+
+local error, min, pcall, tostring, type, unpack = error, math.min, pcall, tostring, type, unpack
+local decode, encode, null, raw = json.decode, json.encode, json.null, json.raw
+
+local L2_PREFIX = "cache:"
+local LOCK_PREFIX = "cache-lock:"
+local MAX_L1_TTL = 60
+local LOCK_TTL = 10
+local LOCK_WAIT = 5
+local LOCK_POLL = 0.02
+local NO_OPTS = {}
+
+-- KEYS[1]: the value and its remaining milliseconds, in one round trip.
+local GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
+-- KEYS[1], ARGV[1]: deletes the lock only for the owner of the token.
+local UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    .. "return redis.call('DEL', KEYS[1]) else return 0 end"
+
+local M = {}
+
+local function check_key(key)
+    if type(key) ~= "string" or key == "" then
+        error("cache key must be a non-empty string", 3)
+    end
+end
+
+local function check_ttl(ttl, what)
+    if type(ttl) ~= "number" or not (ttl > 0) then
+        error(what .. " must be a positive number of seconds", 3)
+    end
+end
+
+-- One L2 command. Outages are logged by the Redis pool, once each; other
+-- errors (a wrong type, a script error) here.
+local function l2(...)
+    if not redis.configured() then
+        return nil, "redis is not configured"
+    end
+    local reply, err = redis.command(...)
+    if err then
+        core.count("l2_errors")
+        if err ~= "redis unavailable" then
+            log.warn("cache: redis " .. (...) .. ": " .. err)
+        end
+    end
+    return reply, err
+end
+
+local function l1_ttl_of(ttl, l1_ttl)
+    return l1_ttl or min(MAX_L1_TTL, ttl)
+end
+
+local function from_text(text)
+    local value, err = decode(text)
+    if err then
+        return nil, "cache: stored value is not JSON: " .. err
+    end
+    if value == null then
+        return nil
+    end
+    return value
+end
+
+local function output(text, opts)
+    if opts.raw then
+        return raw(text)
+    end
+    return from_text(text)
+end
+
+local function store(key, text, ttl, l1_ttl, stale)
+    local ok, err = core.set(key, text, l1_ttl_of(ttl, l1_ttl), stale or 0)
+    if not ok then
+        return nil, err
+    end
+    l2("SET", L2_PREFIX .. key, text, "EX", math.ceil(ttl))
+    return true
+end
+
+-- The L2 text of key, promoted to L1 for at most what L2 has left.
+local function l2_fetch(key, l1_ttl)
+    local reply = l2("EVAL", GET_WITH_TTL, 1, L2_PREFIX .. key)
+    if type(reply) ~= "table" or type(reply[1]) ~= "string" then
+        if reply then
+            core.count("l2_misses")
+        end
+        return nil
+    end
+    core.count("l2_hits")
+    local left = (reply[2] or 0) / 1000
+    if left > 0 then
+        core.set(key, reply[1], min(l1_ttl or MAX_L1_TTL, left))
+    end
+    return reply[1]
+end
+
+function M.get(key)
+    check_key(key)
+    local text = core.get(key, false) or l2_fetch(key)
+    if text == nil then
+        return nil, false
+    end
+    return from_text(text), true
+end
+
+function M.set(key, value, ttl, l1_ttl)
+    check_key(key)
+    check_ttl(ttl, "ttl")
+    if l1_ttl ~= nil then
+        check_ttl(l1_ttl, "l1_ttl")
+    end
+    return store(key, encode(value), ttl, l1_ttl)
+end
+
+local function publish(kind, what)
+    l2("PUBLISH", core.channel, core.message(kind, what))
+end
+
+function M.delete(key)
+    check_key(key)
+    core.delete(key)
+    l2("UNLINK", L2_PREFIX .. key)
+    publish("k", key)
+    return true
+end
+
+function M.invalidate_pattern(pattern)
+    check_key(pattern)
+    core.invalidate_pattern(pattern)
+    local cursor = "0"
+    repeat
+        local reply = l2("SCAN", cursor, "MATCH", L2_PREFIX .. pattern, "COUNT", 500)
+        if type(reply) ~= "table" then
+            break
+        end
+        cursor = reply[1]
+        local keys = reply[2]
+        if #keys > 0 then
+            l2("UNLINK", unpack(keys))
+        end
+    until cursor == "0"
+    publish("p", pattern)
+    return true
+end
+
+-- -- Computing ------------------------------------------------------------------
+
+-- true: this caller holds the lock; false: another instance does; nil: no
+-- Redis, every instance is on its own.
+local function lock(key, token, opts)
+    local reply, err = l2("SET", LOCK_PREFIX .. key, token, "NX", "PX",
+        math.floor((opts.lock_ttl or LOCK_TTL) * 1000))
+    if err then
+        return nil
+    end
+    return reply == "OK"
+end
+
+local function unlock(key, token)
+    l2("EVAL", UNLOCK, 1, LOCK_PREFIX .. key, token)
+end
+
+-- Waits for the instance holding the lock to store the value.
+local function wait_for_other(key, opts)
+    core.count("lock_waits")
+    local waited, limit = 0, opts.lock_wait or min(LOCK_WAIT, opts.lock_ttl or LOCK_TTL)
+    while waited < limit do
+        worker.sleep(LOCK_POLL)
+        waited = waited + LOCK_POLL
+        local text = l2_fetch(key, opts.l1_ttl)
+        if text then
+            return text
+        end
+    end
+    log.warn(("cache: no value for %s from the instance holding its lock after %gs; "
+        .. "computing it here"):format(key, limit))
+end
+
+-- The computation, with the lock released whatever happens. Returns the
+-- text to store and its ttl (nil: do not store), or nil, nil, err.
+local function compute(key, ttl, fn, opts, token, locked)
+    core.count("computations")
+    local ok, value, err = pcall(fn)
+    if locked then
+        unlock(key, token)
+    end
+    if not ok then
+        error(value, 0)
+    end
+    if value == nil then
+        if err ~= nil then
+            return nil, nil, tostring(err)
+        end
+        return "null", opts.negative_ttl
+    end
+    return encode(value), ttl
+end
+
+-- L2, else the lock and the computation. Returns text | nil, err.
+local function fill(key, ttl, fn, opts)
+    local text = l2_fetch(key, opts.l1_ttl)
+    if text then
+        return text
+    end
+    local token = headers.nonce()
+    local locked = lock(key, token, opts)
+    if locked == false then
+        text = wait_for_other(key, opts)
+        if text then
+            return text
+        end
+    end
+    local store_ttl, err
+    text, store_ttl, err = compute(key, ttl, fn, opts, token, locked)
+    if text == nil then
+        return nil, err
+    end
+    if store_ttl then
+        store(key, text, store_ttl, opts.l1_ttl and min(opts.l1_ttl, store_ttl), opts.stale)
+    end
+    return text
+end
+
+local function lead(leader, key, ttl, fn, opts)
+    local ok, text, err = pcall(fill, key, ttl, fn, opts)
+    if not ok then
+        leader:finish(tostring(text))
+        error(text, 0)
+    end
+    leader:finish(err, text)
+    if text == nil then
+        return nil, err
+    end
+    return output(text, opts)
+end
+
+function M.get_or_compute(key, ttl, fn, opts)
+    check_key(key)
+    check_ttl(ttl, "ttl")
+    if type(fn) ~= "function" then
+        error("cache.get_or_compute wants a function", 2)
+    end
+    opts = opts or NO_OPTS
+    local text, state = core.get(key, opts.stale ~= nil)
+    if state == "fresh" then
+        return output(text, opts)
+    end
+    local leader, err, shared = core.flight(key, state == nil)
+    if leader then
+        return lead(leader, key, ttl, fn, opts)
+    end
+    if state == "stale" then -- someone refreshes it: serve the old value meanwhile
+        core.count("stale_served")
+        return output(text, opts)
+    end
+    if shared == nil then
+        return nil, err
+    end
+    return output(shared, opts)
+end
+
+local function rate(hits, misses)
+    local total = hits + misses
+    return total > 0 and hits / total or 0
+end
+
+function M.stats()
+    local s = core.stats()
+    return {
+        l1 = {
+            hits = s.l1_hits, misses = s.l1_misses, stale_hits = s.l1_stale_hits,
+            hit_rate = rate(s.l1_hits, s.l1_misses),
+            entries = s.l1_entries, bytes = s.l1_bytes,
+            max_entries = s.l1_max_entries, max_bytes = s.l1_max_bytes,
+            evictions = s.l1_evictions, expirations = s.l1_expirations,
+        },
+        l2 = {
+            hits = s.l2_hits, misses = s.l2_misses, errors = s.l2_errors,
+            hit_rate = rate(s.l2_hits, s.l2_misses),
+            available = redis.available(),
+        },
+        computations = s.computations,
+        flight_waits = s.flight_waits,
+        lock_waits = s.lock_waits,
+        stale_served = s.stale_served,
+        invalidations_received = s.invalidations_received,
+    }
+end
+
+return M
