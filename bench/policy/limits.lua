@@ -1,10 +1,12 @@
 -- Benchmark limits: /secure checks the limits on every request, as the
--- anchors do, with numbers a benchmark never reaches; /hello is not limited.
+-- anchors do, with numbers a benchmark never reaches; /hello and /cached are
+-- not limited, as in the anchors.
 return {
     -- No `default`: only the routes below and the per-address ceiling.
     per_ip = "1000000000 per hour",
     routes = {
         ["GET /hello"] = false,
+        ["GET /cached"] = false,
         ["GET /secure"] = "1000000000 per hour",
     },
 }

@@ -2,38 +2,10 @@
 -- cookie, /api/me, logout revoking the session, CSRF on logout, session
 -- fixation, and the login limit.
 local S = require "integration.support.server"
-local cjson = require "cjson"
+local G = require "integration.support.gallery"
 
-local DB_URL = os.getenv("LUAHOST_TEST_DB_URL")
-    or (os.getenv("LUAHOST_DB_URL") or "mysql://luahost:luahost-dev@127.0.0.1:13306/luahost")
-        :gsub("/[^/]*$", "/luahost_test")
-
-local function shell_quote(s)
-    return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
--- Runs `luahost user add name [--admin]` with the password on stdin.
-local function add_user(name, password, admin)
-    local cmd = ("printf '%%s\\n' %s | env -u LUAHOST_DB_URL %s user add %s %s --app lua/app --db-url %s"
-        .. " --error-log /dev/null"):format(shell_quote(password), S.bin, shell_quote(name),
-        admin and "--admin" or "", shell_quote(DB_URL))
-    local ok, _, code = os.execute(cmd)
-    return ok == true or ok == 0, code
-end
-
-local function json(res)
-    return cjson.decode(res.body)
-end
-
--- The gallery on the test database.
-local function start_gallery()
-    return S.start({
-        app = "lua/app",
-        args = { "--db-url", DB_URL, "--env", "development" },
-        env = { FINGERPRINT_SECRET = ("t"):rep(40) },
-        timeout = 20,
-    })
-end
+local DB_URL, json, add_user, login, sid_of = G.DB_URL, G.json, G.add_user, G.login, G.sid_of
+local start_gallery = G.start
 
 -- Inserts an image with the mariadb client; returns its id.
 local function insert_image(owner_name)
@@ -42,25 +14,11 @@ local function insert_image(owner_name)
         .. "'<svg xmlns=\"http://www.w3.org/2000/svg\"/>', id FROM users WHERE username = '%s'; "
         .. "SELECT LAST_INSERT_ID();"):format(owner_name)
     local cmd = ("mariadb --no-defaults -N -h%s -P%s -u%s -p%s %s -e %s"):format(host,
-        port ~= "" and port or "3306", user, pass, database, shell_quote(sql))
+        port ~= "" and port or "3306", user, pass, database, S.shell_quote(sql))
     local p = assert(io.popen(cmd))
     local out = p:read("*a")
     p:close()
     return assert(tonumber(out:match("(%d+)%s*$")), "insert failed: " .. out)
-end
-
-local function login(srv, name, password, headers)
-    local h = { ["Content-Type"] = "application/json" }
-    for k, v in pairs(headers or {}) do
-        h[k] = v
-    end
-    return assert(srv:request("POST", "/api/login", h,
-        cjson.encode({ username = name, password = password })))
-end
-
-local function sid_of(res)
-    local cookie = res.headers["set-cookie"]
-    return cookie and cookie:match("sid=(%x+)"), cookie
 end
 
 describe("accounts #integration", function()
@@ -197,11 +155,7 @@ describe("uploading images #integration", function()
     end)
 
     local function upload(headers, value)
-        local h = { ["Content-Type"] = "application/json" }
-        for k, v in pairs(headers or {}) do
-            h[k] = v
-        end
-        return assert(srv:request("POST", "/api/svg", h, cjson.encode(value)))
+        return G.upload(srv, headers, value)
     end
 
     it("stores a clean SVG for a signed-in user and refuses an unsafe one with the reason", function()

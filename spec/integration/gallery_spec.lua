@@ -2,25 +2,10 @@
 -- and seeds at start, the list's shape and bounds, views counted atomically,
 -- the SVG under its own policy, the database health check, parameters bound.
 local S = require "integration.support.server"
-local cjson = require "cjson"
 
--- The test database of scripts/services.sh, unless LUAHOST_TEST_DB_URL says otherwise.
-local DB_URL = os.getenv("LUAHOST_TEST_DB_URL")
-    or (os.getenv("LUAHOST_DB_URL") or "mysql://luahost:luahost-dev@127.0.0.1:13306/luahost")
-        :gsub("/[^/]*$", "/luahost_test")
+local G = require "integration.support.gallery"
 
-local function start()
-    return S.start({
-        app = "lua/app",
-        args = { "--db-url", DB_URL, "--env", "development" },
-        env = { FINGERPRINT_SECRET = ("t"):rep(40) },
-        timeout = 20,
-    })
-end
-
-local function json(res)
-    return cjson.decode(res.body)
-end
+local start, json = G.start, G.json
 
 describe("gallery #integration", function()
     local srv
