@@ -305,12 +305,7 @@ int luaopen_luahost_cache_core(lua_State *L)
     if (c == NULL)
         return luaL_error(L, "cache: out of memory");
     lh_lua_class(L, LEADER_MT, leader_methods);
-    lua_createtable(L, 0, 9);
-    for (const luaL_Reg *f = functions; f->name; f++) {
-        lua_pushlightuserdata(L, c);
-        lua_pushcclosure(L, f->func, 1);
-        lua_setfield(L, -2, f->name);
-    }
+    lh_lua_library(L, functions, c);
     lua_pushliteral(L, LH_CACHE_CHANNEL);
     lua_setfield(L, -2, "channel");
     return 1;

@@ -65,6 +65,9 @@ static const struct option_def defs[] = {
     TEXT_OPT(redis_url, "", "Redis URL, redis://host:port/db"),
     NUM_OPT(redis_timeout, "100", 1, 10000,
             "milliseconds a Redis round trip may take before limits and the cache do without it"),
+    TEXT_OPT(metrics, "on", "request metrics, /metrics and the monitor: on or off"),
+    TEXT_OPT(metrics_allow, "127.0.0.0/8,::1/128",
+             "CIDRs that may read /metrics without signing in"),
     NUM_OPT(cache_entries, "1000", 1, 100000000, "entries in the in-process (L1) cache"),
     BYTES_OPT(cache_bytes, "64m", 64 * 1024, 64L * 1024 * 1024 * 1024,
               "bytes of keys and values in the in-process (L1) cache"),
@@ -312,6 +315,10 @@ enum lh_status lh_config_validate(const struct lh_config *cfg, char *err, size_t
     }
     if (strcmp(cfg->env, "development") != 0 && strcmp(cfg->env, "production") != 0) {
         snprintf(err, errlen, "option 'env': '%s' is not development or production", cfg->env);
+        return LH_ERR_INVALID;
+    }
+    if (strcmp(cfg->metrics, "on") != 0 && strcmp(cfg->metrics, "off") != 0) {
+        snprintf(err, errlen, "option 'metrics': '%s' is not on or off", cfg->metrics);
         return LH_ERR_INVALID;
     }
     if (cfg->app[0] == '\0' || cfg->host[0] == '\0') {

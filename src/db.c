@@ -94,6 +94,7 @@ struct lh_db {
     struct lh_db_conn *conns;
     unsigned active, open;
     unsigned long long served, waits, timeouts, errors, long_running, slow;
+    unsigned waiting; /* callers in lh_db_acquire's wait now */
     double lost_at;        /* last connection loss seen by a statement */
     double down_logged_at; /* last "cannot connect" warning */
 };
@@ -493,12 +494,14 @@ enum lh_status lh_db_acquire(struct lh_db *db, const char *request_id, const cha
     if (c == NULL && !db->stopping) {
         struct timespec deadline = mono_at(t + db->acquire_timeout);
         db->waits++;
+        db->waiting++;
         while (c == NULL && !db->stopping) {
             int rc = pthread_cond_timedwait(&db->freed, &db->lock, &deadline);
             c = db->stopping ? NULL : pick_locked(db);
             if (rc == ETIMEDOUT)
                 break;
         }
+        db->waiting--;
         if (c == NULL && !db->stopping) {
             db->timeouts++;
             pthread_mutex_unlock(&db->lock);
@@ -639,6 +642,7 @@ void lh_db_stats(struct lh_db *db, struct lh_db_stats *out)
             out->idle++;
     out->served = db->served;
     out->waits = db->waits;
+    out->waiting = db->waiting;
     out->timeouts = db->timeouts;
     out->errors = db->errors;
     out->long_running = db->long_running;

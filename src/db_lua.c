@@ -12,7 +12,7 @@
  *       function returns, rolls back when it raises (and raises again), so
  *       `assert(tx:execute(...))` rolls everything back on a failed statement.
  *   db.health() -> true | nil, err
- *   db.stats() -> { name, size, active, idle, open, served, waits, timeouts,
+ *   db.stats() -> { name, size, active, idle, open, served, waits, waiting, timeouts,
  *                   errors, long_running, slow }
  *   err is short: "timeout", "pool exhausted ...", "database unavailable ...",
  *   or the server's message; a third value names the kind: "timeout", "io",
@@ -477,7 +477,7 @@ static int l_stats(lua_State *L)
     DB_OR_NIL(L, db);
     struct lh_db_stats s;
     lh_db_stats(db, &s);
-    lua_createtable(L, 0, 11);
+    lua_createtable(L, 0, 12);
     lua_pushstring(L, s.name);
     lua_setfield(L, -2, "name");
 #define FIELD(f)                                                                                \
@@ -489,6 +489,7 @@ static int l_stats(lua_State *L)
     FIELD(open);
     FIELD(served);
     FIELD(waits);
+    FIELD(waiting);
     FIELD(timeouts);
     FIELD(errors);
     FIELD(long_running);

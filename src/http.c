@@ -39,6 +39,8 @@
 
 #include "luahost/headers.h"
 #include "luahost/log.h"
+#include "luahost/metrics.h"
+#include "luahost/monitor.h"
 #include "luahost/netaddr.h"
 
 #define REQUEST_ID_LEN 20
@@ -52,6 +54,8 @@ struct lh_http {
     size_t max_header_bytes;
     size_t max_body_bytes;
     const struct lh_cidr_set *trusted;
+    struct lh_metrics *metrics;
+    struct lh_monitor *monitor;
     atomic_uint inflight;
     atomic_uint threads_seen;
     unsigned nthreads;
@@ -79,6 +83,9 @@ struct exchange {
     size_t body_len, body_cap, discarded;
     int body_too_large;
     int suspended;
+    int route; /* metrics route id */
+    int streamed;
+    unsigned thread;
     unsigned status;
     size_t bytes;
     struct timespec start;
@@ -152,10 +159,55 @@ static void add_security_header(void *arg, const char *name, const char *value)
     MHD_add_response_header(arg, name, value);
 }
 
+/* -- The monitor's event stream ------------------------------------------------ */
+
+static void stream_park(void *arg)
+{
+    MHD_suspend_connection(arg);
+}
+
+static void stream_wake(void *arg)
+{
+    MHD_resume_connection(arg);
+}
+
+/* Parks the connection while the monitor has nothing new. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct lh_monitor_stream *s = cls;
+    (void)pos;
+    ssize_t n = lh_monitor_stream_read(s, buf, max, stream_park);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void stream_free(void *cls)
+{
+    lh_monitor_stream_close(cls);
+}
+
+/* The response for a reply: its body, or the monitor's events. */
+static struct MHD_Response *make_response(struct exchange *x, const char *body, size_t len,
+                                          enum MHD_ResponseMemoryMode mode,
+                                          const struct lh_reply *reply)
+{
+    if (reply->stream != LH_STREAM_MONITOR)
+        return MHD_create_response_from_buffer(len, (void *)body, mode);
+    if (x->h->monitor == NULL)
+        return NULL;
+    struct lh_monitor_stream *s = lh_monitor_stream_open(x->h->monitor, stream_wake, x->conn);
+    if (s == NULL)
+        return NULL;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free);
+    if (resp == NULL)
+        lh_monitor_stream_close(s);
+    return resp;
+}
+
 static enum MHD_Result queue(struct exchange *x, unsigned status, const char *body, size_t len,
                              enum MHD_ResponseMemoryMode mode, const struct lh_reply *reply)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)body, mode);
+    struct MHD_Response *resp = make_response(x, body, len, mode, reply);
     enum MHD_Result ret;
 
     if (resp == NULL)
@@ -182,6 +234,8 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
     ret = MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
     x->status = status;
+    x->route = reply->route;
+    x->streamed = reply->stream != LH_STREAM_NONE; /* long by design, never "slow" */
     x->bytes = strcmp(x->req.method, "HEAD") == 0 ? 0 : len; /* HEAD sends no body */
     return ret;
 }
@@ -274,6 +328,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     clock_gettime(CLOCK_MONOTONIC, &x->start);
     x->h = h;
     x->conn = conn;
+    x->thread = ts->index;
     make_request_id(h, ts, x->id);
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     x->req.client = ci && ci->socket_context ? ci->socket_context : "-";
@@ -368,6 +423,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return dispatch(x);
 }
 
+/* Metrics, and a warning for a request slower than its route's threshold. */
+static void count_request(struct lh_http *h, struct exchange *x, unsigned status, double seconds)
+{
+    lh_metrics_request(h->metrics, x->thread, x->route, x->req.method, status, seconds);
+    double slow = lh_metrics_slow(h->metrics, x->route);
+    if (seconds > slow && !x->streamed) {
+        lh_metric_add(lh_metrics_core(h->metrics, LH_CORE_SLOW_REQUESTS), 1);
+        lh_log(LH_LOG_WARN, x->id, "slow request: %s %s took %.0f ms (route %s, threshold %.0f ms)",
+               x->req.method, x->req.path, seconds * 1e3,
+               lh_metrics_route_name(h->metrics, x->route), slow * 1e3);
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -393,6 +461,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        (double)(now.tv_nsec - x->start.tv_nsec) / 1e6,
     };
     lh_log_access(&e);
+    if (lh_metrics_enabled(h->metrics))
+        count_request(h, x, e.status, e.duration_ms / 1e3);
     free(x->body);
     free(x);
     atomic_fetch_sub(&h->inflight, 1);
@@ -476,6 +546,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         return NULL;
     }
     h->ws = ws;
+    h->metrics = o->metrics;
+    h->monitor = o->monitor;
     h->max_header_bytes = o->max_header_bytes;
     h->max_body_bytes = o->max_body_bytes;
     h->trusted = o->trusted_proxies && lh_cidr_set_count(o->trusted_proxies) ? o->trusted_proxies

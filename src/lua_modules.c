@@ -20,13 +20,15 @@ static const luaL_Reg bindings[] = {
     {"luahost.svg", luaopen_luahost_svg},
     {"luahost.cache_core", luaopen_luahost_cache_core},
     {"luahost.redis", luaopen_luahost_redis},
+    {"luahost.metrics", luaopen_luahost_metrics},
+    {"luahost.monitor", luaopen_luahost_monitor},
     {NULL, NULL},
 };
 
 /* package.preload loader for an embedded module; upvalue 1: its index. */
 static int load_embedded(lua_State *L)
 {
-    const struct lh_embedded_lua *m = &lh_embedded_lua[lua_tointeger(L, lua_upvalueindex(1))];
+    const struct lh_embedded_file *m = &lh_embedded_lua[lua_tointeger(L, lua_upvalueindex(1))];
     char chunkname[128];
 
     /* "@lua/luahost/app.lua" makes tracebacks point at the source file. */
@@ -46,6 +48,16 @@ void lh_lua_class(lua_State *L, const char *mt, const luaL_Reg *methods)
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);
+}
+
+void lh_lua_library(lua_State *L, const luaL_Reg *functions, void *object)
+{
+    lua_newtable(L);
+    for (const luaL_Reg *f = functions; f->name; f++) {
+        lua_pushlightuserdata(L, object);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
 }
 
 void lh_lua_modules_preload(lua_State *L)

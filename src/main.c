@@ -20,7 +20,9 @@
 #include "luahost/fingerprint.h"
 #include "luahost/http.h"
 #include "luahost/log.h"
+#include "luahost/metrics.h"
 #include "luahost/migrate.h"
+#include "luahost/monitor.h"
 #include "luahost/netaddr.h"
 #include "luahost/password.h"
 #include "luahost/ratelimit.h"
@@ -193,11 +195,15 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
         int sig = sigwaitinfo(set, NULL);
         if (sig == SIGHUP) {
             lh_log(LH_LOG_INFO, NULL, "SIGHUP: reloading %s", cfg->app);
-            if (lh_workers_reload(ws, err, sizeof(err)) == LH_OK)
+            int ok = lh_workers_reload(ws, err, sizeof(err)) == LH_OK;
+            if (ok)
                 lh_log(LH_LOG_INFO, NULL, "reloaded %s", cfg->app);
             else
                 lh_log(LH_LOG_ERROR, NULL, "reload failed, still serving the old scripts: %s",
                        err);
+            lh_metric_add(lh_metrics_core(host->metrics, ok ? LH_CORE_RELOADS
+                                                            : LH_CORE_RELOAD_FAILURES),
+                          1);
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;
         }
@@ -205,6 +211,8 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
     lh_log(LH_LOG_INFO, NULL, "stopping: no new connections, %u request(s) in flight, %lds to finish",
            lh_http_inflight(http), cfg->shutdown_timeout);
     lh_http_quiesce(http);
+    if (host->monitor)
+        lh_monitor_end_streams(host->monitor); /* dashboards reconnect to another instance */
     if (!drain(http, set, (double)cfg->shutdown_timeout))
         lh_log(LH_LOG_WARN, NULL, "shutdown deadline passed with %u request(s) in flight",
                lh_http_inflight(http));
@@ -287,6 +295,50 @@ static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *er
     if (rl == NULL)
         snprintf(err, errlen, "rate limiter: %s", e);
     return rl;
+}
+
+/* The metrics (always: Lua may count into them) and, with metrics on, the
+ * monitor and the addresses that may read /metrics. */
+static int make_metrics(const struct lh_config *cfg, struct lh_host *host, char *err,
+                        size_t errlen)
+{
+    int on = strcmp(cfg->metrics, "on") == 0;
+    host->metrics = lh_metrics_new((unsigned)cfg->workers, on);
+    host->monitor_allow = lh_cidr_set_new();
+    if (host->metrics == NULL || host->monitor_allow == NULL) {
+        snprintf(err, errlen, "metrics: out of memory");
+        return 0;
+    }
+    char why[256];
+    if (lh_cidr_set_add_list(host->monitor_allow, cfg->metrics_allow, why, sizeof(why)) != LH_OK) {
+        snprintf(err, errlen, "option 'metrics_allow': %s", why);
+        return 0;
+    }
+    if (on && (host->monitor = lh_monitor_new(host->metrics, 1.0)) == NULL) {
+        snprintf(err, errlen, "monitor: out of memory");
+        return 0;
+    }
+    return 1;
+}
+
+static unsigned http_inflight(void *arg)
+{
+    return lh_http_inflight(arg);
+}
+
+/* Tells the metrics where the figures are, then starts sampling. */
+static int start_monitor(const struct lh_host *host, struct lh_http *http, char *err,
+                         size_t errlen)
+{
+    struct lh_metrics_sources src = {
+        .db = host->db,
+        .cache = host->cache,
+        .redis = host->redis,
+        .inflight = http_inflight,
+        .inflight_arg = http,
+    };
+    lh_metrics_set_sources(host->metrics, &src);
+    return host->monitor == NULL || lh_monitor_start(host->monitor, err, errlen) == LH_OK;
 }
 
 /* Drops the L1 entries another instance invalidated; after a (re)subscription
@@ -533,6 +585,11 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_host;
     }
+    if (!make_metrics(&cfg, &host, err, sizeof(err))) {
+        lh_log(LH_LOG_ERROR, NULL, "%s", err);
+        rc = 1;
+        goto out_host;
+    }
     if (policies[0] == '\0')
         lh_log(LH_LOG_WARN, NULL, "no policy directory: no rate limits and no security headers");
     struct lh_workers_options wo = {cfg.app,  cfg.lua_path, policies, (unsigned)cfg.workers,
@@ -552,10 +609,13 @@ int main(int argc, char **argv)
         .max_header_bytes = (size_t)cfg.max_header_bytes,
         .max_body_bytes = (size_t)cfg.max_body_bytes,
         .trusted_proxies = host.trusted_proxies,
+        .metrics = host.metrics,
+        .monitor = host.monitor,
     };
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
-    if (http == NULL) {
+    if (http == NULL || !start_monitor(&host, http, err, sizeof(err))) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
+        lh_http_free(http);
         rc = 1;
         goto out_host;
     }
@@ -569,6 +629,9 @@ int main(int argc, char **argv)
 out_host:
     lh_workers_free(ws);
     lh_task_pool_free(tasks);
+    lh_monitor_free(host.monitor);
+    lh_metrics_free(host.metrics);
+    lh_cidr_set_free(host.monitor_allow);
     lh_redis_subscriber_free(subscriber);
     lh_redis_free(host.redis);
     lh_cache_free(host.cache);

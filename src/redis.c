@@ -86,6 +86,7 @@ struct lh_redis {
     unsigned nidle, cap;
     double down_until;
     atomic_int down; /* an outage was logged and has not ended */
+    atomic_ullong errors;
 };
 
 struct lh_redis *lh_redis_new(const struct lh_redis_options *o)
@@ -124,6 +125,7 @@ void lh_redis_free(struct lh_redis *r)
 
 static void mark_down(struct lh_redis *r, const char *why)
 {
+    atomic_fetch_add_explicit(&r->errors, 1, memory_order_relaxed);
     pthread_mutex_lock(&r->lock);
     r->down_until = now_seconds() + DOWN_SECONDS;
     int first = !atomic_exchange(&r->down, 1);
@@ -137,6 +139,11 @@ static void mark_up(struct lh_redis *r)
 {
     if (atomic_load_explicit(&r->down, memory_order_relaxed) && atomic_exchange(&r->down, 0))
         lh_log(LH_LOG_INFO, NULL, "redis %s:%d answers again", r->o.host, r->o.port);
+}
+
+unsigned long long lh_redis_errors(struct lh_redis *r)
+{
+    return atomic_load_explicit(&r->errors, memory_order_relaxed);
 }
 
 int lh_redis_up(struct lh_redis *r)
@@ -156,6 +163,7 @@ enum lh_status lh_redis_command(struct lh_redis *r, int argc, const char **argv,
         c = r->idle[--r->nidle];
     pthread_mutex_unlock(&r->lock);
     if (down) {
+        atomic_fetch_add_explicit(&r->errors, 1, memory_order_relaxed);
         snprintf(err, errlen, "redis unavailable");
         return LH_ERR_CLOSED;
     }

@@ -34,6 +34,7 @@
 #include "lua_modules.h"
 #include "luahost/headers.h"
 #include "luahost/log.h"
+#include "luahost/metrics.h"
 
 #define IDLE_COROUTINES 256
 #define HOST_KEY "luahost.host"
@@ -277,6 +278,8 @@ static void server_error(struct lh_reply *reply, const struct lh_header_set *sec
 {
     reply->security = security;
     reply->nonce = NULL;
+    reply->route = 0;
+    reply->stream = LH_STREAM_NONE;
     reply->status = 500;
     reply->body = SERVER_ERROR_BODY;
     reply->body_len = sizeof(SERVER_ERROR_BODY) - 1;
@@ -398,7 +401,7 @@ static const char *add_header(struct lh_reply *reply, const char *name, lua_Stat
 }
 
 /* Reads dispatch's results (status, body, headers, security header set,
- * nonce) from the coroutine stack. */
+ * nonce, route id, stream) from the coroutine stack. */
 static const char *read_reply(lua_State *co, struct lh_reply *reply)
 {
     lua_Number status = lua_tonumber(co, 1);
@@ -407,6 +410,13 @@ static const char *read_reply(lua_State *co, struct lh_reply *reply)
     /* Both stay referenced by the stack until the call is released. */
     reply->security = lh_headers_check_set(co, 4);
     reply->nonce = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
+    reply->route = (int)lua_tointeger(co, 6);
+    if (lua_isnoneornil(co, 7))
+        reply->stream = LH_STREAM_NONE;
+    else if (lua_type(co, 7) == LUA_TSTRING && strcmp(lua_tostring(co, 7), "monitor") == 0)
+        reply->stream = LH_STREAM_MONITOR;
+    else
+        return "res.stream must be nil or \"monitor\"";
 
     if (lua_type(co, 1) != LUA_TNUMBER || status < 100 || status > 599 ||
         status != (lua_Number)(unsigned)status)
@@ -452,6 +462,17 @@ static const char *read_reply(lua_State *co, struct lh_reply *reply)
     return NULL;
 }
 
+/* A handler that raised or answered badly: a 500, counted. */
+static enum lh_call_state failed(struct lh_call *c, struct lh_reply *reply)
+{
+    const struct lh_host *host = c->w->ws->host;
+    c->failed = 1;
+    if (host && host->metrics)
+        lh_metric_add(lh_metrics_core(host->metrics, LH_CORE_LUA_ERRORS), 1);
+    server_error(reply, c->vm->default_headers);
+    return LH_CALL_DONE;
+}
+
 /* Resumes the call's coroutine with nargs values and interprets the outcome. */
 static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *reply)
 {
@@ -474,14 +495,10 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
         lh_log(LH_LOG_ERROR, c->req->id, "%s %s: %s", c->req->method, c->req->path,
                lua_tostring(c->vm->L, -1));
         lua_pop(c->vm->L, 1);
-        c->failed = 1;
-        server_error(reply, c->vm->default_headers);
-        return LH_CALL_DONE;
+        return failed(c, reply);
     }
     lh_log(LH_LOG_ERROR, c->req->id, "%s %s: bad reply: %s", c->req->method, c->req->path, why);
-    c->failed = 1;
-    server_error(reply, c->vm->default_headers);
-    return LH_CALL_DONE;
+    return failed(c, reply);
 }
 
 enum lh_call_state lh_worker_start(struct lh_worker *w, const struct lh_request *req,

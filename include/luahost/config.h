@@ -35,6 +35,8 @@ struct lh_config {
     long db_connect_delay;     /* seconds between start-up attempts */
     char *redis_url;       /* redis://host:port/db, "" for none */
     long redis_timeout;    /* milliseconds for a Redis round trip before falling back */
+    char *metrics;         /* "on" or "off" */
+    char *metrics_allow;   /* CIDRs that may read /metrics */
     long cache_entries;    /* L1 cache bound */
     long cache_bytes;      /* L1 cache bound */
 };

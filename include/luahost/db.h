@@ -106,7 +106,7 @@ enum lh_status lh_db_ping(struct lh_db *db, char *err, size_t errlen);
  * slow: statements slower than slow_query. name lives as long as the pool. */
 struct lh_db_stats {
     const char *name;
-    unsigned size, active, idle, open;
+    unsigned size, active, idle, open, waiting;
     unsigned long long served, waits, timeouts, errors, long_running, slow;
 };
 void lh_db_stats(struct lh_db *db, struct lh_db_stats *out);

@@ -22,6 +22,8 @@ struct lh_http_options {
     /* Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are
      * believed; NULL or empty: nobody's. */
     const struct lh_cidr_set *trusted_proxies;
+    struct lh_metrics *metrics; /* requests are counted here; may be NULL */
+    struct lh_monitor *monitor; /* runs the event streams; may be NULL */
 };
 
 /* Binds and starts serving. NULL with a reason in err on failure (address in

@@ -51,6 +51,8 @@ enum lh_status lh_redis_command(struct lh_redis *r, int argc, const char **argv,
                                 size_t errlen);
 /* 0 while Redis is marked down. */
 int lh_redis_up(struct lh_redis *r);
+/* Commands that failed (connection, timeout, marked down) since the start. */
+unsigned long long lh_redis_errors(struct lh_redis *r);
 
 /* -- Subscriber -------------------------------------------------------------- */
 

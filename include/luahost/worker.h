@@ -28,6 +28,8 @@ struct lh_ratelimit;
 struct lh_db;
 struct lh_cache;
 struct lh_redis;
+struct lh_metrics;
+struct lh_monitor;
 
 /* Objects the host creates at start for every VM to use. Each is thread-safe
  * and outlives the workers; any may be NULL (under busted, in --check). */
@@ -38,6 +40,9 @@ struct lh_host {
     struct lh_db *db;
     struct lh_cache *cache;
     struct lh_redis *redis;
+    struct lh_metrics *metrics;
+    struct lh_monitor *monitor;
+    struct lh_cidr_set *monitor_allow; /* may read /metrics without signing in */
 };
 
 struct lh_workers_options {
@@ -97,9 +102,14 @@ struct lh_request {
  * NUL, names are tokens. */
 struct lh_header_set;
 
+/* What the body is: the text in body, or a stream the transport runs. */
+enum lh_reply_stream { LH_STREAM_NONE, LH_STREAM_MONITOR };
+
 struct lh_reply {
     const struct lh_header_set *security; /* security headers to add, or NULL */
     const char *nonce;                    /* the CSP nonce Lua used, or NULL */
+    int route;                            /* metrics route id, LH_METRICS_ROUTE_NONE (0) */
+    enum lh_reply_stream stream;          /* LH_STREAM_MONITOR: the monitor's events */
     unsigned status;
     const char *body;
     size_t body_len;

@@ -9,6 +9,7 @@ local cache = require "luahost.cache"
 local db = require "luahost.db"
 local cjson_safe = require "cjson.safe"
 local log = require "luahost.log"
+local monitoring = require "luahost.monitoring"
 local svg = require "luahost.svg"
 local worker = require "luahost.worker"
 
@@ -74,6 +75,12 @@ local function list_page(page, per_page)
         total_pages = ceil(total.total / per_page),
     }
 end
+
+-- The dashboard, the alerts and /metrics (beyond metrics_allow addresses)
+-- are for administrators.
+monitoring.authorize(function(req, res)
+    return accounts.require_admin(req, res) ~= nil
+end)
 
 local routes = {
     ["GET /"] = function(req, res)

@@ -1,17 +1,23 @@
 -- luahost.app: turns an application directory into a dispatch function.
 --
---   app.load(dir[, policy]) -> dispatch
---       Runs dir/routes.lua, which returns { ["METHOD /pattern"] = handler }.
+--   app.load(dir[, policy[, watch]]) -> dispatch
+--       Runs dir/routes.lua, which returns { ["METHOD /pattern"] = handler },
+--       and adds the monitoring routes (luahost.monitoring) it does not define.
 --       Raises "file:line: message" when a script or a route is bad. policy
 --       (from luahost.security) runs before each handler; none by default.
+--       watch (from luahost.monitoring.load) gives each route's slow-request
+--       threshold; 500 ms by default.
 --   app.start(dir, lua_path, policy_dir) -> dispatch, default header set
 --       What a worker runs at start and on reload: sets package.path, makes
 --       undeclared globals an error, loads the policies of policy_dir ("" for
 --       none), then app.load. The header set (or nil) is for the answers the
 --       server makes itself (500, 413, 431).
 --   dispatch(method, path, id, client, https)
---       -> status, body, headers, security header set, CSP nonce
+--       -> status, body, headers, security header set, CSP nonce, metrics
+--          route id, stream ("monitor" or nil)
 local json = require "luahost.json"
+local metrics = require "luahost.metrics"
+local monitoring = require "luahost.monitoring"
 local router = require "luahost.router"
 local request = require "luahost.request"
 local response = require "luahost.response"
@@ -23,6 +29,7 @@ local JSON = "application/json"
 local NOT_FOUND = json.encode({ success = false, message = "Not found" })
 local NOT_ALLOWED = json.encode({ success = false, message = "Method not allowed" })
 local JSON_HEADERS = { ["Content-Type"] = JSON }
+local NO_ROUTE = 0 -- the metrics' id for 404, 405 and the server's own answers
 
 -- "file:line" of a Lua handler; just the routes file for a C function.
 local function where(fn, file)
@@ -33,8 +40,18 @@ local function where(fn, file)
     return info.short_src .. ":" .. info.linedefined
 end
 
-function M.load(dir, policy)
+-- Adds the routes of extra that routes does not define.
+local function add_missing(routes, extra)
+    for key, handler in pairs(extra) do
+        if routes[key] == nil then
+            routes[key] = handler
+        end
+    end
+end
+
+function M.load(dir, policy, watch)
     policy = policy or security.none()
+    watch = watch or monitoring.none()
     local file = dir .. "/routes.lua"
     local chunk, err = loadfile(file)
     if not chunk then
@@ -45,14 +62,12 @@ function M.load(dir, policy)
         error(file .. ": must return a table of routes, returned " .. type(routes), 0)
     end
 
-    -- The policies' own routes (the CSP report endpoint), unless the app has them.
-    for key, handler in pairs(policy.routes) do
-        if routes[key] == nil then
-            routes[key] = handler
-        end
-    end
+    -- The policies' own routes (the CSP report endpoint) and the monitoring
+    -- routes, unless the app has them.
+    add_missing(routes, policy.routes)
+    add_missing(routes, monitoring.routes)
     local r = router.new()
-    local handlers, keys = {}, {}
+    local handlers, keys, ids = {}, {}, {}
     for key, handler in pairs(routes) do
         if type(handler) ~= "function" then
             error(("%s: route %q: handler must be a function, got %s"):format(file, tostring(key),
@@ -65,6 +80,8 @@ function M.load(dir, policy)
         end
         handlers[#handlers + 1] = handler
         keys[#handlers] = key
+        ids[#handlers] = metrics.route_id(key)
+        metrics.set_slow(ids[#handlers], watch.slow_seconds(key))
         local ok, why = r:add(method, pattern, #handlers)
         if not ok then
             error(("%s: route %q: %s"):format(where(handler, file), key, why), 0)
@@ -78,9 +95,10 @@ function M.load(dir, policy)
         local index, params = match(r, method, path)
         if not index then
             if params then
-                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }, default_set
+                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }, default_set,
+                    nil, NO_ROUTE
             end
-            return 404, NOT_FOUND, JSON_HEADERS, default_set
+            return 404, NOT_FOUND, JSON_HEADERS, default_set, nil, NO_ROUTE
         end
         local route = keys[index]
         local req = new_request(method, path, id, client, params, nil, https)
@@ -88,7 +106,8 @@ function M.load(dir, policy)
         if before(route, req, res) then
             handlers[index](req, res)
         end
-        return res.status, res.body, res.headers, header_set(route, res), rawget(req, "csp_nonce")
+        return res.status, res.body, res.headers, header_set(route, res), rawget(req, "csp_nonce"),
+            ids[index], res.stream
     end
 end
 
@@ -111,8 +130,10 @@ function M.start(dir, lua_path, policy_dir)
     paths[#paths + 1] = package.path
     package.path = table.concat(paths, ";")
     lock_globals()
-    local policy = policy_dir and policy_dir ~= "" and security.load(policy_dir) or security.none()
-    return M.load(dir, policy), policy.header_set(nil, {})
+    local has_policies = policy_dir and policy_dir ~= ""
+    local policy = has_policies and security.load(policy_dir) or security.none()
+    local watch = has_policies and monitoring.load(policy_dir) or monitoring.none()
+    return M.load(dir, policy, watch), policy.header_set(nil, {})
 end
 
 return M

@@ -3,6 +3,8 @@
 --   res.status    200 unless set
 --   res.headers   header name -> value (a list of values repeats the header)
 --   res.body      string, or nil for an empty body
+--   res.stream    "monitor": the body is the monitor's server-sent events
+--                 (luahost.monitoring's /monitor/stream)
 --   res:json(value[, status])     body = luahost.json's encoding, application/json
 --   res:html(string[, status])    text/html; charset=utf-8
 --   res:text(string[, status])    text/plain; charset=utf-8

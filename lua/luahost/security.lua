@@ -14,6 +14,7 @@
 local cjson_safe = require "cjson.safe"
 local headers = require "luahost.headers"
 local log = require "luahost.log"
+local metrics = require "luahost.metrics"
 local netaddr = require "luahost.netaddr"
 local ratelimit = require "luahost.ratelimit"
 
@@ -179,6 +180,8 @@ function M.load(dir)
     local limiter = ratelimit.host()
     local security_log = security_logger(bot.log_per_minute or 60)
     local bot_retry = bot.retry_after or 60
+    local rejections = metrics.core("ratelimit_rejections_total")
+    local bot_detections = metrics.core("bot_detections_total")
 
     local policy = {}
 
@@ -196,6 +199,7 @@ function M.load(dir)
             limiter:check(rs, "rl:" .. fp, "rl:ip:" .. req.client, "pattern:" .. fp)
         if bot.is_bot(req, count) then
             security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
+            bot_detections:inc()
             too_many(res, "Too many requests - bot behavior detected", bot_retry)
             return false
         end
@@ -208,6 +212,7 @@ function M.load(dir)
             h["RateLimit"] = ('"w%d";r=%d;t=%d'):format(window, remaining, reset)
         end
         if not allowed then
+            rejections:inc()
             too_many(res, "Too many requests", retry > 0 and retry or 1)
             return false
         end

@@ -17,6 +17,11 @@ return {
     -- string replaces `default` for it (counted for that route alone).
     routes = {
         ["GET /health"] = false,
+        -- Monitoring: Prometheus scrapes and dashboards poll; access is
+        -- checked by the routes themselves (metrics_allow, administrators).
+        ["GET /metrics"] = false,
+        ["GET /monitor/stream"] = false,
+        ["GET /monitor/assets/:name"] = false,
     },
 
     -- Client addresses (CIDRs) that are never limited, e.g. monitoring hosts.
