@@ -57,6 +57,7 @@ struct lh_call {
     lua_State *co;
     int co_ref;
     int failed; /* the coroutine died: drop it */
+    int route;  /* metrics route id, set by the dispatcher (lh_worker_set_route) */
     const struct lh_request *req;
     struct lh_async *pending;
     void (*wake)(void *arg);
@@ -401,7 +402,7 @@ static const char *add_header(struct lh_reply *reply, const char *name, lua_Stat
 }
 
 /* Reads dispatch's results (status, body, headers, security header set,
- * nonce, route id, stream) from the coroutine stack. */
+ * nonce, stream) from the coroutine stack. */
 static const char *read_reply(lua_State *co, struct lh_reply *reply)
 {
     lua_Number status = lua_tonumber(co, 1);
@@ -410,10 +411,9 @@ static const char *read_reply(lua_State *co, struct lh_reply *reply)
     /* Both stay referenced by the stack until the call is released. */
     reply->security = lh_headers_check_set(co, 4);
     reply->nonce = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
-    reply->route = (int)lua_tointeger(co, 6);
-    if (lua_isnoneornil(co, 7))
+    if (lua_isnoneornil(co, 6))
         reply->stream = LH_STREAM_NONE;
-    else if (lua_type(co, 7) == LUA_TSTRING && strcmp(lua_tostring(co, 7), "monitor") == 0)
+    else if (lua_type(co, 6) == LUA_TSTRING && strcmp(lua_tostring(co, 6), "monitor") == 0)
         reply->stream = LH_STREAM_MONITOR;
     else
         return "res.stream must be nil or \"monitor\"";
@@ -470,6 +470,7 @@ static enum lh_call_state failed(struct lh_call *c, struct lh_reply *reply)
     if (host && host->metrics)
         lh_metric_add(lh_metrics_core(host->metrics, LH_CORE_LUA_ERRORS), 1);
     server_error(reply, c->vm->default_headers);
+    reply->route = c->route;
     return LH_CALL_DONE;
 }
 
@@ -488,6 +489,7 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
         why = "the handler yielded outside a luahost call";
     } else if (rc == 0) {
         why = read_reply(c->co, reply);
+        reply->route = c->route;
         if (why == NULL)
             return LH_CALL_DONE;
     } else {
@@ -513,6 +515,7 @@ enum lh_call_state lh_worker_start(struct lh_worker *w, const struct lh_request 
         return LH_CALL_DONE;
     }
     c->req = req;
+    c->route = 0;
     lua_State *co = c->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, c->vm->dispatch_ref);
     lua_pushstring(co, req->method);
@@ -625,6 +628,12 @@ const struct lh_host *lh_worker_host(lua_State *L)
     const struct lh_host *host = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return host;
+}
+
+void lh_worker_set_route(int route)
+{
+    if (current_call != NULL)
+        current_call->route = route;
 }
 
 const struct lh_request *lh_worker_current_request(void)

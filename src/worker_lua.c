@@ -2,6 +2,8 @@
  *
  *   worker.sleep(seconds) -> true | nil, err
  *       Inside a request the thread serves other connections meanwhile.
+ *   worker.set_route(id)
+ *       luahost.app, before a handler: the metrics route id of the request.
  *   worker.request_data(request_id, part) -> value | nil, err
  *       part: "headers" (lower-case names), "query" or "body"; used by
  *       luahost.request to fill req.headers, req.query and req.body lazily.
@@ -125,8 +127,14 @@ static int l_request_data(lua_State *L)
     return 1;
 }
 
+static int l_set_route(lua_State *L)
+{
+    lh_worker_set_route((int)luaL_checkinteger(L, 1));
+    return 0;
+}
+
 static const luaL_Reg functions[] = {
-    {"sleep", l_sleep}, {"request_data", l_request_data}, {NULL, NULL}};
+    {"sleep", l_sleep}, {"request_data", l_request_data}, {"set_route", l_set_route}, {NULL, NULL}};
 
 int luaopen_luahost_worker(lua_State *L)
 {

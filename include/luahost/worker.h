@@ -159,6 +159,10 @@ int lh_worker_await(struct lua_State *L, struct lh_async *a);
 /* The host objects of the state L belongs to; NULL outside a server. */
 const struct lh_host *lh_worker_host(struct lua_State *L);
 
+/* Tells the request the calling thread is running which route (metrics id)
+ * it matched; no-op outside a request. */
+void lh_worker_set_route(int route);
+
 /* The request the calling thread is running, or NULL. */
 const struct lh_request *lh_worker_current_request(void);
 

@@ -13,8 +13,10 @@
 --       none), then app.load. The header set (or nil) is for the answers the
 --       server makes itself (500, 413, 431).
 --   dispatch(method, path, id, client, https)
---       -> status, body, headers, security header set, CSP nonce, metrics
---          route id, stream ("monitor" or nil)
+--       -> status, body, headers, security header set, CSP nonce, stream
+--          ("monitor" or nil); the matched route's metrics id goes to the
+--          core first (worker.set_route), so that a failing handler's 500
+--          is counted on its route
 local json = require "luahost.json"
 local metrics = require "luahost.metrics"
 local monitoring = require "luahost.monitoring"
@@ -22,6 +24,7 @@ local router = require "luahost.router"
 local request = require "luahost.request"
 local response = require "luahost.response"
 local security = require "luahost.security"
+local worker = require "luahost.worker"
 
 local M = {}
 
@@ -29,7 +32,6 @@ local JSON = "application/json"
 local NOT_FOUND = json.encode({ success = false, message = "Not found" })
 local NOT_ALLOWED = json.encode({ success = false, message = "Method not allowed" })
 local JSON_HEADERS = { ["Content-Type"] = JSON }
-local NO_ROUTE = 0 -- the metrics' id for 404, 405 and the server's own answers
 
 -- "file:line" of a Lua handler; just the routes file for a C function.
 local function where(fn, file)
@@ -89,25 +91,26 @@ function M.load(dir, policy, watch)
     end
 
     local match, new_request, new_response = r.match, request.new, response.new
+    local set_route = worker.set_route
     local before, header_set = policy.before, policy.header_set
     local default_set = header_set(nil, {})
     return function(method, path, id, client, https)
         local index, params = match(r, method, path)
         if not index then
             if params then
-                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }, default_set,
-                    nil, NO_ROUTE
+                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }, default_set
             end
-            return 404, NOT_FOUND, JSON_HEADERS, default_set, nil, NO_ROUTE
+            return 404, NOT_FOUND, JSON_HEADERS, default_set
         end
         local route = keys[index]
+        set_route(ids[index])
         local req = new_request(method, path, id, client, params, nil, https)
         local res = new_response()
         if before(route, req, res) then
             handlers[index](req, res)
         end
         return res.status, res.body, res.headers, header_set(route, res), rawget(req, "csp_nonce"),
-            ids[index], res.stream
+            res.stream
     end
 end
 

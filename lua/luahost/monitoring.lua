@@ -77,6 +77,9 @@ M.routes = {
     end,
 
     ["GET /monitor/stream"] = function(req, res)
+        if not monitor.available() then
+            return res:json({ success = false, message = "Monitoring is off (metrics = off)" }, 503)
+        end
         if may_watch(req, res) then
             res.headers["Content-Type"] = "text/event-stream"
             res.headers["Cache-Control"] = "no-store"

@@ -54,16 +54,23 @@
         };
     }
 
-    /* Appends a row unless it is not newer than the last one (a reconnect
-     * replays samples we already have). */
-    function append(r) {
-        var ts = data.t;
-        if (ts.length && r.t <= ts[ts.length - 1]) return false;
+    function push(r) {
         COLUMNS.forEach(function (name) {
             var col = data[name];
-            col.push(r[name]);
+            col.push(r[name] === undefined ? null : r[name]);   /* undefined would bridge the gap */
             if (col.length > MAX_POINTS) col.shift();
         });
+    }
+
+    /* Appends a row unless it is not newer than the last one (a reconnect
+     * replays samples we already have). After a gap of missing samples, a
+     * row of nulls first, so that the lines break instead of bridging it. */
+    function append(r) {
+        var ts = data.t;
+        var last = ts.length ? ts[ts.length - 1] : null;
+        if (last !== null && r.t <= last) return false;
+        if (last !== null && r.t - last > 3) push({ t: last + 1 });
+        push(r);
         return true;
     }
 

@@ -1,0 +1,234 @@
+-- Metrics and the monitor over real HTTP: exact counts after a known
+-- sequence of requests, the exposition checked by promtool, Lua's own
+-- metrics, the event stream, an alert that fires and resolves, slow requests
+-- logged, access to /metrics, reloads counted, metrics off.
+--
+-- The app is spec/integration/monitorapp/app; its policy directory has an
+-- alert on p95 > 200 ms for 1 s and a 100 ms slow-request threshold.
+local S = require "integration.support.server"
+local cjson = require "cjson"
+
+local APP = "spec/integration/monitorapp/app"
+
+local function start(args)
+    return S.start({ app = APP, args = args })
+end
+
+-- { ["name{labels}"] = value } of a Prometheus text exposition.
+local function parse(text)
+    local samples = {}
+    for line in text:gmatch("[^\n]+") do
+        if line:sub(1, 1) ~= "#" then
+            local key, value = line:match("^(%S+) (%S+)$")
+            if not key then -- label values may hold spaces
+                key, value = line:match("^(.-}) (%S+)$")
+            end
+            samples[assert(key, "bad line: " .. line)] = tonumber(value)
+        end
+    end
+    return samples
+end
+
+local function scrape(srv)
+    local res = assert(srv:request("GET", "/metrics"))
+    assert.are.equal(200, res.status, res.body)
+    assert.are.equal("text/plain; version=0.0.4; charset=utf-8", res.headers["content-type"])
+    return parse(res.body), res.body
+end
+
+local function get(srv, path)
+    return assert(srv:request("GET", path))
+end
+
+-- The sample events a stream delivers within seconds, counting only the
+-- samples taken after it connected (not the replayed history).
+local function stream_events(srv, seconds)
+    local c = assert(S.client(srv.port, 2))
+    local connected = os.time() - 1
+    assert(c:send(S.format_request("GET", "/monitor/stream")))
+    c:settimeout(0.1)
+    local buffer, deadline = {}, S.now() + seconds
+    while S.now() < deadline do
+        local data, err, partial = c.sock:receive(4096)
+        local got = data or partial
+        if got and #got > 0 then
+            buffer[#buffer + 1] = got
+        elseif err == "closed" then
+            break
+        end
+    end
+    c:close()
+    local text = table.concat(buffer)
+    local live = 0
+    for t in text:gmatch('event: sample\ndata: {"t":([%d.]+)') do
+        if tonumber(t) >= connected then
+            live = live + 1
+        end
+    end
+    return live, text
+end
+
+describe("metrics #integration", function()
+    local srv
+
+    setup(function()
+        srv = start()
+    end)
+
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("counts a known sequence of requests exactly", function()
+        for _ = 1, 3 do
+            assert.are.equal(200, get(srv, "/ok").status)
+        end
+        for _ = 1, 2 do
+            assert.are.equal(201, assert(srv:request("POST", "/ok", {}, "")).status)
+        end
+        assert.are.equal(500, get(srv, "/boom").status)
+        for _ = 1, 2 do
+            assert.are.equal(404, get(srv, "/missing").status)
+        end
+        assert.are.equal(404, get(srv, "/no/such/route").status)
+        assert.are.equal(405, assert(srv:request("DELETE", "/ok")).status)
+
+        local m = scrape(srv)
+        assert.are.equal(3, m['luahost_http_requests_total{route="/ok",method="GET",status="2xx"}'])
+        assert.are.equal(2, m['luahost_http_requests_total{route="/ok",method="POST",status="2xx"}'])
+        assert.are.equal(1, m['luahost_http_requests_total{route="/boom",method="GET",status="5xx"}'])
+        assert.are.equal(2,
+            m['luahost_http_requests_total{route="/missing",method="GET",status="4xx"}'])
+        assert.are.equal(1,
+            m['luahost_http_requests_total{route="unmatched",method="GET",status="4xx"}'])
+        assert.are.equal(1,
+            m['luahost_http_requests_total{route="unmatched",method="DELETE",status="4xx"}'])
+        assert.are.equal(3, m['luahost_http_request_duration_seconds_count{route="/ok",method="GET"}'])
+        assert.are.equal(3,
+            m['luahost_http_request_duration_seconds_bucket{route="/ok",method="GET",le="+Inf"}'])
+        assert.is_true(m['luahost_http_request_duration_seconds_sum{route="/ok",method="GET"}'] > 0)
+        assert.are.equal(1, m.luahost_lua_errors_total)
+        assert.is_nil(m['luahost_http_requests_total{route="/slow",method="GET",status="2xx"}'])
+        assert.is_true(m.process_resident_memory_bytes > 1e6)
+        assert.is_true(m.process_open_fds > 3)
+        assert.is_true(m.luahost_http_requests_in_flight >= 1) -- the scrape itself
+    end)
+
+    it("exposes the metrics Lua routes define", function()
+        local res = assert(srv:request("POST", "/custom?depth=7", {}, ("x"):rep(500)))
+        assert.are.equal(200, res.status, res.body)
+        local m = scrape(srv)
+        assert.are.equal(1, m.gallery_test_uploads_total)
+        assert.are.equal(0, m['gallery_test_size_bytes_bucket{le="100"}'])
+        assert.are.equal(1, m['gallery_test_size_bytes_bucket{le="1000"}'])
+        assert.are.equal(1, m.gallery_test_size_bytes_count)
+        assert.are.equal(500, m.gallery_test_size_bytes_sum)
+        assert.are.equal(7, m.gallery_test_queue_depth)
+    end)
+
+    it("passes promtool check metrics", function()
+        assert.is_true(os.execute("command -v promtool >/dev/null") == 0
+            or os.execute("command -v promtool >/dev/null") == true, "promtool is installed")
+        local _, text = scrape(srv)
+        local file = S.tmpdir() .. "/metrics.txt"
+        S.write_file(file, text)
+        local code, out = S.run({ "sh", "-c", "promtool check metrics < " .. S.shell_quote(file) .. " 2>&1" })
+        assert.are.equal(0, code, out)
+    end)
+
+    it("streams a sample every second", function()
+        local live, text = stream_events(srv, 3.5)
+        assert.is_true(live >= 3, ("%d live samples in 3.5 s:\n%s"):format(live, text))
+        local last = text:match('.*event: sample\ndata: ({.-})\n\n')
+        local sample = cjson.decode(last)
+        for _, field in ipairs({ "rps", "p50_ms", "error_rate", "inflight", "cache", "alerts" }) do
+            assert.is_not_nil(sample[field], field)
+        end
+    end)
+
+    it("logs requests slower than their route's threshold, with the request id", function()
+        local res = get(srv, "/slow?ms=150")
+        local id = res.headers["x-request-id"]
+        assert.is_truthy(srv:error_log(id .. ": slow request: GET /slow took %d+ ms", 2))
+        local m = scrape(srv)
+        assert.is_true(m.luahost_slow_requests_total >= 1)
+    end)
+
+    it("fires an alert while a route is slow and resolves it after", function()
+        -- Slow requests, several at once, for about 2.5 s: p95 above 200 ms.
+        local deadline = S.now() + 2.5
+        while S.now() < deadline do
+            local clients = {}
+            for i = 1, 4 do
+                clients[i] = assert(S.client(srv.port, 5))
+                assert(clients[i]:send(S.format_request("GET", "/slow?ms=300")))
+            end
+            for _, c in ipairs(clients) do
+                assert(c:read_response("GET"))
+                c:close()
+            end
+        end
+        assert.is_truthy(srv:error_log("alert slow_p95 firing", 3, true), srv:error_log())
+        local body = cjson.decode(get(srv, "/api/monitor/alerts").body)
+        assert.are.equal(1, #body.alerts)
+        assert.are.equal("slow_p95", body.alerts[1].name)
+        assert.is_true(body.alerts[1].value > 200)
+
+        -- Fast requests only: it resolves.
+        deadline = S.now() + 5
+        repeat
+            get(srv, "/ok")
+            S.sleep(0.1)
+        until srv:error_log("alert slow_p95 resolved", 0, true) or S.now() > deadline
+        assert.is_truthy(srv:error_log("alert slow_p95 resolved", 0, true))
+        assert.are.same({}, cjson.decode(get(srv, "/api/monitor/alerts").body).alerts)
+    end)
+
+    it("counts reloads", function()
+        assert.is_true(srv:signal("HUP") == 0)
+        assert.is_truthy(srv:error_log("reloaded ", 5, true))
+        assert.are.equal(1, scrape(srv).luahost_reloads_total)
+    end)
+
+    it("serves the dashboard with the response's CSP nonce on every script and style", function()
+        local res = get(srv, "/monitor")
+        assert.are.equal(200, res.status)
+        local nonce = res.headers["content-security-policy"]:match("'nonce%-([%w_%-]+)'")
+        assert.is_truthy(nonce)
+        local tags, with_nonce = 0, 0
+        for tag in res.body:gmatch("<script[^>]*>") do
+            tags = tags + 1
+            with_nonce = with_nonce + (tag:find('nonce="' .. nonce .. '"', 1, true) and 1 or 0)
+        end
+        assert.is_true(tags >= 2)
+        assert.are.equal(tags, with_nonce)
+        local js = get(srv, "/monitor/assets/uPlot.iife.min.js")
+        assert.are.equal(200, js.status)
+        assert.are.equal("text/javascript; charset=utf-8", js.headers["content-type"])
+        assert.are.equal(404, get(srv, "/monitor/assets/nope.js").status)
+    end)
+end)
+
+describe("metrics access and switch #integration", function()
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("refuses /metrics and the monitor to addresses outside metrics_allow", function()
+        local srv = start({ "--metrics-allow", "10.0.0.0/8" })
+        local res = get(srv, "/metrics")
+        assert.are.equal(403, res.status)
+        assert.are.equal("application/json", res.headers["content-type"])
+        assert.are.equal(403, get(srv, "/monitor").status)
+        assert.are.equal(403, get(srv, "/api/monitor/alerts").status)
+        assert.are.equal(200, get(srv, "/monitor/assets/dashboard.js").status)
+    end)
+
+    it("counts nothing and streams nothing with metrics off", function()
+        local srv = start({ "--metrics", "off" })
+        get(srv, "/ok")
+        local m = scrape(srv)
+        assert.is_nil(m['luahost_http_requests_total{route="/ok",method="GET",status="2xx"}'])
+        assert.are.equal(503, get(srv, "/monitor/stream").status)
+    end)
+end)

@@ -1,0 +1,39 @@
+-- Routes for spec/integration/monitor_spec.lua: fast, failing, slow and
+-- custom-metric routes whose counts the spec checks exactly.
+local metrics = require "luahost.metrics"
+local worker = require "luahost.worker"
+
+local uploads = metrics.counter("gallery_test_uploads_total", "Uploads seen by the test app.")
+local sizes = metrics.histogram("gallery_test_size_bytes", "Sizes seen.", { 100, 1000, 10000 })
+local queue = metrics.gauge("gallery_test_queue_depth", "A gauge the test sets.")
+
+return {
+    ["GET /ok"] = function(_, res)
+        res:json({ success = true })
+    end,
+
+    ["POST /ok"] = function(_, res)
+        res:json({ success = true }, 201)
+    end,
+
+    ["GET /boom"] = function()
+        error("boom on purpose")
+    end,
+
+    ["GET /missing"] = function(_, res)
+        res:json({ success = false }, 404)
+    end,
+
+    -- ?ms=N: answers after N ms.
+    ["GET /slow"] = function(req, res)
+        worker.sleep((tonumber(req.query.ms) or 0) / 1000)
+        res:json({ success = true })
+    end,
+
+    ["POST /custom"] = function(req, res)
+        uploads:inc()
+        sizes:observe(#req.body)
+        queue:set(tonumber(req.query.depth) or 0)
+        res:json({ success = true })
+    end,
+}
