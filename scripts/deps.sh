@@ -10,17 +10,29 @@ PACKAGES=(
     mariadb-server mariadb-client redis-server redis-tools
     # tests and benchmarks
     libcmocka-dev lua-busted lua-socket lua-posix wrk curl procps bc
+    # the monitoring dashboard's browser test (tests/browser/), promtool
+    chromium nodejs prometheus
 )
+# npm: Debian's package, unless the nodejs installed already brings its own
+# (NodeSource's does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    SUDO=
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "deps: installing ${missing[*]}"
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The node packages of package-lock.json (playwright-core, uplot) in node_modules/.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -d "$ROOT/node_modules/playwright-core" ]; then
+    echo "deps: npm ci"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+fi

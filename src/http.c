@@ -235,7 +235,7 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
     MHD_destroy_response(resp);
     x->status = status;
     x->route = reply->route;
-    x->streamed = reply->stream != LH_STREAM_NONE; /* long by design, never "slow" */
+    x->streamed = reply->stream != LH_STREAM_NONE;
     x->bytes = strcmp(x->req.method, "HEAD") == 0 ? 0 : len; /* HEAD sends no body */
     return ret;
 }
@@ -428,7 +428,7 @@ static void count_request(struct lh_http *h, struct exchange *x, unsigned status
 {
     lh_metrics_request(h->metrics, x->thread, x->route, x->req.method, status, seconds);
     double slow = lh_metrics_slow(h->metrics, x->route);
-    if (seconds > slow && !x->streamed) {
+    if (seconds > slow) {
         lh_metric_add(lh_metrics_core(h->metrics, LH_CORE_SLOW_REQUESTS), 1);
         lh_log(LH_LOG_WARN, x->id, "slow request: %s %s took %.0f ms (route %s, threshold %.0f ms)",
                x->req.method, x->req.path, seconds * 1e3,
@@ -461,7 +461,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                        (double)(now.tv_nsec - x->start.tv_nsec) / 1e6,
     };
     lh_log_access(&e);
-    if (lh_metrics_enabled(h->metrics))
+    /* An event stream lasts as long as its viewer: counted, it would be a
+     * latency spike on every dashboard visit. */
+    if (lh_metrics_enabled(h->metrics) && !x->streamed)
         count_request(h, x, e.status, e.duration_ms / 1e3);
     free(x->body);
     free(x);

@@ -37,8 +37,10 @@ return {
         { "base-uri", { "'self'" } },
         -- Forms submit to us only.
         { "form-action", { "'self'" } },
-        -- Browsers fetch any http:// subresource URL over https://. Pages use
-        -- relative URLs, so this changes nothing on a plain-HTTP development host.
+        -- Browsers fetch every subresource over https://, relative URLs
+        -- included, except on loopback (127.0.0.1, localhost). Production
+        -- serves HTTPS (TLS in front); to try the pages over plain HTTP from
+        -- another host, remove this line.
         { "upgrade-insecure-requests", {} },
     },
 

@@ -80,9 +80,17 @@
         if (v === null || v === undefined) return '—';
         if (digits === undefined) {
             var a = Math.abs(v);
-            digits = a >= 100 || Number.isInteger(v) ? 0 : a >= 10 ? 1 : 2;
+            digits = a >= 100 || Number.isInteger(v) ? 0 : a >= 1 ? 1 : 2;
         }
         return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    }
+
+    /* Axis labels fit 50 px: 1.5k, 20k, 1.2M. */
+    function fmtAxis(v) {
+        var a = Math.abs(v);
+        if (a >= 1e6) return +(v / 1e6).toFixed(1) + 'M';
+        if (a >= 1e3) return +(v / 1e3).toFixed(1) + 'k';
+        return String(+v.toFixed(3));
     }
 
     function fmtPct(v) {
@@ -118,7 +126,8 @@
     var CHARTS = [
         { id: 'rps', series: [
             { col: 'rps', label: 'requests/s', color: '#2f81f7', fill: 'rgba(47,129,247,0.12)' }] },
-        { id: 'latency', series: [
+        /* no request in a second: no latency; the lines bridge those seconds */
+        { id: 'latency', spanGaps: true, series: [
             { col: 'p50', label: 'p50', color: '#2da44e' },
             { col: 'p95', label: 'p95', color: '#d4a72c' },
             { col: 'p99', label: 'p99', color: '#cf222e' }] },
@@ -158,14 +167,6 @@
         };
     }
 
-    function legendTime(u, v, sidx, idx) {
-        if (idx === null || idx === undefined) {
-            var ts = u.data[0];
-            v = ts && ts.length ? ts[ts.length - 1] : null;
-        }
-        return v === null || v === undefined ? '—' : fmtTime(v);
-    }
-
     function makeChart(def) {
         var el = document.querySelector('[data-testid="chart-' + def.id + '"]');
         var axis = { stroke: AXIS, grid: { stroke: GRID, width: 1 }, ticks: { stroke: GRID, width: 1 } };
@@ -177,16 +178,17 @@
         var yAxis = Object.assign({}, axis, {
             size: 50,
             values: function (u, splits) {
-                return splits.map(function (v) { return def.percent ? fmt(v) + '%' : fmt(v); });
+                return splits.map(function (v) { return fmtAxis(v) + (def.percent ? '%' : ''); });
             }
         });
         if (def.integer) yAxis.incrs = INTEGER_INCRS;
-        var series = [{ label: 'time', value: legendTime }].concat(def.series.map(function (s) {
+        var series = [{ label: 'time' }].concat(def.series.map(function (s) {
             return {
                 label: s.label,
                 stroke: s.color,
                 fill: s.fill,
                 dash: s.dash,
+                spanGaps: !!def.spanGaps,
                 width: 2,
                 points: { show: false },
                 value: legendValue(def)
