@@ -209,6 +209,36 @@ describe("metrics #integration", function()
     end)
 end)
 
+describe("alert rules #integration", function()
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("reload with the other policies on SIGHUP", function()
+        local policy = S.tmpdir()
+        S.copy_dir("lua/policy", policy)
+        S.write_file(policy .. "/alerts.lua", "return { rules = {} }")
+        local srv = start({ "--policy-dir", policy })
+        S.sleep(1.5)
+        assert.are.same({}, cjson.decode(get(srv, "/api/monitor/alerts").body).alerts)
+
+        S.write_file(policy .. "/alerts.lua", [[return { rules = {
+            { name = "always", metric = "rss_mb", above = 0, for_seconds = 0,
+              severity = "info", description = "fires at once" } } }]])
+        assert.is_true(srv:signal("HUP") == 0)
+        assert.is_truthy(srv:error_log("alert always firing", 5, true), srv:error_log())
+        local alerts = cjson.decode(get(srv, "/api/monitor/alerts").body).alerts
+        assert.are.equal("always", alerts[1].name)
+        assert.are.equal("info", alerts[1].severity)
+
+        S.write_file(policy .. "/alerts.lua", [[return { rules = {
+            { name = "broken", metric = "no_such_metric", above = 1 } } }]])
+        assert.is_true(srv:signal("HUP") == 0)
+        assert.is_truthy(srv:error_log("unknown metric no_such_metric", 5, true))
+        assert.are.equal("always", cjson.decode(get(srv, "/api/monitor/alerts").body).alerts[1].name)
+    end)
+end)
+
 describe("metrics access and switch #integration", function()
     teardown(function()
         S.stop_all()
