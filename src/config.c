@@ -36,6 +36,8 @@ static const struct option_def defs[] = {
     TEXT_OPT(lua_path, "", "extra Lua package.path entries, ';'-separated"),
     TEXT_OPT(policy_dir, "", "directory of limits.lua, bot.lua, headers.lua, csp.lua; "
                              "default: the app's sibling 'policy'"),
+    TEXT_OPT(static_dir, "", "directory served at /static/ (and /sw.js); "
+                            "default: the app's 'static' folder if it has one"),
     TEXT_OPT(trusted_proxies, "",
              "CIDRs of proxies whose X-Forwarded-For/Forwarded/X-Forwarded-Proto are believed"),
     TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),

@@ -42,6 +42,7 @@
 #include "luahost/metrics.h"
 #include "luahost/monitor.h"
 #include "luahost/netaddr.h"
+#include "luahost/static.h"
 
 #define REQUEST_ID_LEN 20
 /* A chunked body past the limit is read and dropped up to this multiple of
@@ -56,6 +57,8 @@ struct lh_http {
     const struct lh_cidr_set *trusted;
     struct lh_metrics *metrics;
     struct lh_monitor *monitor;
+    const struct lh_static *statics;
+    int static_route; /* metrics route id of the static files */
     atomic_uint inflight;
     atomic_uint threads_seen;
     unsigned nthreads;
@@ -204,10 +207,12 @@ static struct MHD_Response *make_response(struct exchange *x, const char *body, 
     return resp;
 }
 
-static enum MHD_Result queue(struct exchange *x, unsigned status, const char *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode, const struct lh_reply *reply)
+/* Adds the reply's security headers, its own headers and X-Request-Id to
+ * resp, and queues it; len is the body's size, for the access log. */
+static enum MHD_Result send_response(struct exchange *x, unsigned status,
+                                     struct MHD_Response *resp, size_t len,
+                                     const struct lh_reply *reply)
 {
-    struct MHD_Response *resp = make_response(x, body, len, mode, reply);
     enum MHD_Result ret;
 
     if (resp == NULL)
@@ -240,6 +245,12 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
     return ret;
 }
 
+static enum MHD_Result queue(struct exchange *x, unsigned status, const char *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode, const struct lh_reply *reply)
+{
+    return send_response(x, status, make_response(x, body, len, mode, reply), len, reply);
+}
+
 /* An answer of the server's own, with the security headers of the thread's
  * current policies. */
 static enum MHD_Result queue_error(struct exchange *x, unsigned status, const char *body,
@@ -253,6 +264,103 @@ static enum MHD_Result queue_error(struct exchange *x, unsigned status, const ch
         .values = {"application/json"},
     };
     return queue(x, status, body, len, MHD_RESPMEM_PERSISTENT, &reply);
+}
+
+/* -- Static files ------------------------------------------------------------ */
+
+static const char ERR_400_PATH[] = "{\"success\":false,\"message\":\"Bad path\"}";
+static const char ERR_404[] = "{\"success\":false,\"message\":\"Not found\"}";
+
+/* Whether Accept-Encoding admits gzip: a "gzip" or "*" coding whose q is
+ * not zero. */
+static int accepts_gzip(const char *ae)
+{
+    char coding[64];
+
+    while (ae != NULL && *ae) {
+        size_t n = strcspn(ae, ",");
+        snprintf(coding, sizeof(coding), "%.*s", (int)(n < sizeof(coding) ? n : sizeof(coding) - 1),
+                 ae);
+        ae = ae[n] ? ae + n + 1 : NULL;
+        char *name = coding + strspn(coding, " \t");
+        size_t name_len = strcspn(name, " \t;");
+        if (!((name_len == 4 && strncasecmp(name, "gzip", 4) == 0) ||
+              (name_len == 1 && name[0] == '*')))
+            continue;
+        const char *q = strstr(name, "q=");
+        return q == NULL || strtod(q + 2, NULL) > 0;
+    }
+    return 0;
+}
+
+static void add_header(struct lh_reply *r, const char *name, const char *value)
+{
+    r->names[r->nheaders] = name;
+    r->values[r->nheaders++] = value;
+}
+
+/* Answers a GET or HEAD of a static file: 200, 206, 304, 416 or 404. */
+static enum MHD_Result serve_static(struct exchange *x, const char *rel)
+{
+    struct lh_http *h = x->h;
+    struct thread_state *ts = this_thread(h);
+    const char *range = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "Range");
+    const char *ae = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "Accept-Encoding");
+    struct lh_static_file f;
+    char modified[40], content_range[64];
+    off_t start = 0, len;
+
+    /* Ranges count bytes of the file itself, never of its gzip variant. */
+    enum lh_status st = lh_static_open(h->statics, rel, range == NULL && accepts_gzip(ae), &f);
+    if (st != LH_OK)
+        return st == LH_ERR_INVALID ? queue_error(x, 400, ERR_400_PATH, sizeof(ERR_400_PATH) - 1)
+                                    : queue_error(x, 404, ERR_404, sizeof(ERR_404) - 1);
+    struct lh_reply reply = {
+        .security = ts && ts->worker ? lh_worker_default_headers(ts->worker) : NULL,
+        .route = h->static_route,
+    };
+    lh_static_http_date(f.mtime, modified, sizeof(modified));
+    add_header(&reply, "ETag", f.etag);
+    add_header(&reply, "Last-Modified", modified);
+    add_header(&reply, "Cache-Control",
+               lh_static_cache_control(
+                   rel, MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, "v"), &f));
+    add_header(&reply, "Vary", "Accept-Encoding");
+    if (lh_static_not_modified(
+            &f, MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-None-Match"),
+            MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Modified-Since"))) {
+        close(f.fd);
+        return send_response(x, 304, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT),
+                             0, &reply);
+    }
+    add_header(&reply, "Content-Type", f.content_type);
+    add_header(&reply, "Accept-Ranges", "bytes");
+    if (f.gzip)
+        add_header(&reply, "Content-Encoding", "gzip");
+    unsigned status = 200;
+    len = f.size;
+    switch (lh_static_range(range, f.size, &start, &len)) {
+    case LH_RANGE_UNSATISFIABLE:
+        close(f.fd);
+        snprintf(content_range, sizeof(content_range), "bytes */%lld", (long long)f.size);
+        add_header(&reply, "Content-Range", content_range);
+        return send_response(x, 416, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT),
+                             0, &reply);
+    case LH_RANGE_OK:
+        status = 206;
+        snprintf(content_range, sizeof(content_range), "bytes %lld-%lld/%lld", (long long)start,
+                 (long long)(start + len - 1), (long long)f.size);
+        add_header(&reply, "Content-Range", content_range);
+        break;
+    case LH_RANGE_NONE:
+        break;
+    }
+    /* libmicrohttpd sends it with sendfile and closes the descriptor. */
+    struct MHD_Response *resp =
+        MHD_create_response_from_fd_at_offset64((uint64_t)len, f.fd, (uint64_t)start);
+    if (resp == NULL)
+        close(f.fd);
+    return send_response(x, status, resp, (size_t)len, &reply);
 }
 
 static void wake(void *arg)
@@ -288,6 +396,9 @@ static enum MHD_Result dispatch(struct exchange *x)
         lh_log(LH_LOG_ERROR, x->id, "no worker for this thread");
         return queue_error(x, 503, ERR_503, sizeof(ERR_503) - 1);
     }
+    const char *rel = x->h->statics ? lh_static_route(x->req.path) : NULL;
+    if (rel != NULL && (strcmp(x->req.method, "GET") == 0 || strcmp(x->req.method, "HEAD") == 0))
+        return serve_static(x, rel);
     x->req.body = x->body;
     x->req.body_len = x->body_len;
     return settle(x, lh_worker_start(ts->worker, &x->req, &x->call, &reply), &reply);
@@ -550,6 +661,9 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     h->ws = ws;
     h->metrics = o->metrics;
     h->monitor = o->monitor;
+    h->statics = o->statics;
+    if (h->metrics)
+        h->static_route = lh_metrics_route_id(h->metrics, "GET /static/*path");
     h->max_header_bytes = o->max_header_bytes;
     h->max_body_bytes = o->max_body_bytes;
     h->trusted = o->trusted_proxies && lh_cidr_set_count(o->trusted_proxies) ? o->trusted_proxies

@@ -22,6 +22,7 @@ static const luaL_Reg bindings[] = {
     {"luahost.redis", luaopen_luahost_redis},
     {"luahost.metrics", luaopen_luahost_metrics},
     {"luahost.monitor", luaopen_luahost_monitor},
+    {"luahost.static", luaopen_luahost_static},
     {NULL, NULL},
 };
 

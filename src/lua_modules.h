@@ -42,5 +42,6 @@ int luaopen_luahost_cache_core(struct lua_State *L);
 int luaopen_luahost_redis(struct lua_State *L);
 int luaopen_luahost_metrics(struct lua_State *L);
 int luaopen_luahost_monitor(struct lua_State *L);
+int luaopen_luahost_static(struct lua_State *L);
 
 #endif

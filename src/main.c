@@ -26,6 +26,7 @@
 #include "luahost/netaddr.h"
 #include "luahost/password.h"
 #include "luahost/ratelimit.h"
+#include "luahost/static.h"
 #include "luahost/redis.h"
 #include "luahost/task.h"
 #include "luahost/url.h"
@@ -235,6 +236,24 @@ static char *policy_dir(const struct lh_config *cfg)
         return strdup(cfg->policy_dir);
     snprintf(path, sizeof(path), "%s/../policy", cfg->app);
     return strdup(stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? path : "");
+}
+
+/* The static folder: as configured (it must exist), else the app's "static"
+ * folder if there is one. 0 with err when the configured one is missing. */
+static int make_statics(const struct lh_config *cfg, struct lh_host *host, char *err,
+                        size_t errlen)
+{
+    char path[4096];
+    struct stat st;
+
+    if (cfg->static_dir[0]) {
+        host->statics = lh_static_new(cfg->static_dir, err, errlen);
+        return host->statics != NULL;
+    }
+    snprintf(path, sizeof(path), "%s/static", cfg->app);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        host->statics = lh_static_new(path, err, errlen);
+    return 1;
 }
 
 /* FINGERPRINT_SECRET: required and strong in production; in development a
@@ -585,7 +604,7 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_host;
     }
-    if (!make_metrics(&cfg, &host, err, sizeof(err))) {
+    if (!make_metrics(&cfg, &host, err, sizeof(err)) || !make_statics(&cfg, &host, err, sizeof(err))) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
         rc = 1;
         goto out_host;
@@ -611,6 +630,7 @@ int main(int argc, char **argv)
         .trusted_proxies = host.trusted_proxies,
         .metrics = host.metrics,
         .monitor = host.monitor,
+        .statics = host.statics,
     };
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
     if (http == NULL || !start_monitor(&host, http, err, sizeof(err))) {
@@ -632,6 +652,7 @@ out_host:
     lh_monitor_free(host.monitor);
     lh_metrics_free(host.metrics);
     lh_cidr_set_free(host.monitor_allow);
+    lh_static_free(host.statics);
     lh_redis_subscriber_free(subscriber);
     lh_redis_free(host.redis);
     lh_cache_free(host.cache);

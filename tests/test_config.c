@@ -110,7 +110,7 @@ static void test_lh_config_option_at_lists_every_option(void **state)
     size_t n = lh_config_option_count();
     int seen_port = 0, seen_db_url = 0;
 
-    assert_int_equal(n, 30); /* one per field of struct lh_config */
+    assert_int_equal(n, 31); /* one per field of struct lh_config */
     for (size_t i = 0; i < n; i++) {
         const struct lh_config_option *o = lh_config_option_at(i);
         assert_non_null(o);

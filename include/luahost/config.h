@@ -12,6 +12,7 @@ struct lh_config {
     char *app;             /* directory holding routes.lua */
     char *lua_path;        /* extra package.path entries; "" for none */
     char *policy_dir;      /* limits.lua, bot.lua, headers.lua, csp.lua; "": <app>/../policy */
+    char *static_dir;      /* served at /static/; "" for <app>/static if present */
     char *trusted_proxies; /* CIDRs whose forwarding headers are believed */
     char *host;            /* listen address */
     long port;             /* listen port */

@@ -24,6 +24,7 @@ struct lh_http_options {
     const struct lh_cidr_set *trusted_proxies;
     struct lh_metrics *metrics; /* requests are counted here; may be NULL */
     struct lh_monitor *monitor; /* runs the event streams; may be NULL */
+    const struct lh_static *statics; /* /static/ and /sw.js; may be NULL */
 };
 
 /* Binds and starts serving. NULL with a reason in err on failure (address in

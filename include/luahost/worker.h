@@ -30,6 +30,7 @@ struct lh_cache;
 struct lh_redis;
 struct lh_metrics;
 struct lh_monitor;
+struct lh_static;
 
 /* Objects the host creates at start for every VM to use. Each is thread-safe
  * and outlives the workers; any may be NULL (under busted, in --check). */
@@ -43,6 +44,7 @@ struct lh_host {
     struct lh_metrics *metrics;
     struct lh_monitor *monitor;
     struct lh_cidr_set *monitor_allow; /* may read /metrics without signing in */
+    struct lh_static *statics;         /* the app's static folder */
 };
 
 struct lh_workers_options {
