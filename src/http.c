@@ -271,28 +271,6 @@ static enum MHD_Result queue_error(struct exchange *x, unsigned status, const ch
 static const char ERR_400_PATH[] = "{\"success\":false,\"message\":\"Bad path\"}";
 static const char ERR_404[] = "{\"success\":false,\"message\":\"Not found\"}";
 
-/* Whether Accept-Encoding admits gzip: a "gzip" or "*" coding whose q is
- * not zero. */
-static int accepts_gzip(const char *ae)
-{
-    char coding[64];
-
-    while (ae != NULL && *ae) {
-        size_t n = strcspn(ae, ",");
-        snprintf(coding, sizeof(coding), "%.*s", (int)(n < sizeof(coding) ? n : sizeof(coding) - 1),
-                 ae);
-        ae = ae[n] ? ae + n + 1 : NULL;
-        char *name = coding + strspn(coding, " \t");
-        size_t name_len = strcspn(name, " \t;");
-        if (!((name_len == 4 && strncasecmp(name, "gzip", 4) == 0) ||
-              (name_len == 1 && name[0] == '*')))
-            continue;
-        const char *q = strstr(name, "q=");
-        return q == NULL || strtod(q + 2, NULL) > 0;
-    }
-    return 0;
-}
-
 static void add_header(struct lh_reply *r, const char *name, const char *value)
 {
     r->names[r->nheaders] = name;
@@ -311,7 +289,7 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
     off_t start = 0, len;
 
     /* Ranges count bytes of the file itself, never of its gzip variant. */
-    enum lh_status st = lh_static_open(h->statics, rel, range == NULL && accepts_gzip(ae), &f);
+    enum lh_status st = lh_static_open(h->statics, rel, range == NULL && lh_static_accepts_gzip(ae), &f);
     if (st != LH_OK)
         return st == LH_ERR_INVALID ? queue_error(x, 400, ERR_400_PATH, sizeof(ERR_400_PATH) - 1)
                                     : queue_error(x, 404, ERR_404, sizeof(ERR_404) - 1);

@@ -23,6 +23,7 @@ static const luaL_Reg bindings[] = {
     {"luahost.metrics", luaopen_luahost_metrics},
     {"luahost.monitor", luaopen_luahost_monitor},
     {"luahost.static", luaopen_luahost_static},
+    {"luahost.cookie", luaopen_luahost_cookie},
     {NULL, NULL},
 };
 

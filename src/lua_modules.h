@@ -43,5 +43,6 @@ int luaopen_luahost_redis(struct lua_State *L);
 int luaopen_luahost_metrics(struct lua_State *L);
 int luaopen_luahost_monitor(struct lua_State *L);
 int luaopen_luahost_static(struct lua_State *L);
+int luaopen_luahost_cookie(struct lua_State *L);
 
 #endif

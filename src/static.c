@@ -285,3 +285,33 @@ void lh_static_http_date(time_t t, char *out, size_t len)
     gmtime_r(&t, &tm);
     strftime(out, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
+
+int lh_static_accepts_gzip(const char *accept_encoding)
+{
+    const char *p = accept_encoding;
+
+    while (p != NULL && *p) {
+        size_t n = strcspn(p, ",");
+        const char *name = p + strspn(p, " \t");
+        size_t name_len = strcspn(name, " \t;,");
+        const char *params = name + name_len, *end = p + n;
+        p = *end ? end + 1 : NULL;
+        if (name >= end || !((name_len == 4 && strncasecmp(name, "gzip", 4) == 0) ||
+                             (name_len == 1 && name[0] == '*')))
+            continue;
+        /* q=0 (or 0.0, 0.00...) refuses it; any other weight accepts it. */
+        const char *q = params;
+        while (q < end && !(strncasecmp(q, "q=", 2) == 0 && (q == params || q[-1] == ';' ||
+                                                           q[-1] == ' ')))
+            q++;
+        if (q >= end)
+            return 1;
+        q += 2;
+        if (*q != '0')
+            return 1;
+        for (q++; q < end && (*q == '.' || *q == '0'); q++)
+            ;
+        return !(q >= end || *q == ' ' || *q == ';');
+    }
+    return 0;
+}

@@ -68,6 +68,10 @@ enum lh_static_range lh_static_range(const char *range, off_t size, off_t *start
 const char *lh_static_cache_control(const char *rel, const char *v,
                                     const struct lh_static_file *f);
 
+/* Whether an Accept-Encoding value admits gzip: a "gzip" or "*" coding
+ * whose weight is not zero. NULL admits nothing. */
+int lh_static_accepts_gzip(const char *accept_encoding);
+
 /* RFC 9110 IMF-fixdate of t into out (at least 30 bytes). */
 void lh_static_http_date(time_t t, char *out, size_t len);
 

@@ -38,18 +38,6 @@ local function fail(res, status, message, extra)
     return res:json(body, status)
 end
 
-local function cookie_value(req, name)
-    local header = req.headers["cookie"]
-    if not header then
-        return nil
-    end
-    for pair in header:gmatch("[^;]+") do
-        local k, v = pair:match("^%s*([^=%s]+)%s*=%s*(.-)%s*$")
-        if k == name then
-            return v
-        end
-    end
-end
 
 local function set_cookie(req, res, value, max_age)
     res.headers["Set-Cookie"] = ("%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d%s"):format(
@@ -61,7 +49,7 @@ function M.session(req)
     if cached ~= nil then
         return cached or nil
     end
-    local token = cookie_value(req, COOKIE)
+    local token = req.cookies[COOKIE]
     local session = false
     if token and #token == 64 and not token:find("[^0-9a-f]") then
         local row, err = db.query_one([[
@@ -135,7 +123,7 @@ local function login(req, res)
     end
     -- A fresh session every time: a token planted before sign-in is dropped,
     -- never promoted (session fixation).
-    local old = cookie_value(req, COOKIE)
+    local old = req.cookies[COOKIE]
     if old then
         db.execute("DELETE FROM sessions WHERE token_hash = ?", sha256_hex(old))
     end
@@ -160,7 +148,7 @@ local function logout(req, res)
         return
     end
     local done, err = db.execute("DELETE FROM sessions WHERE token_hash = ?",
-        sha256_hex(cookie_value(req, COOKIE)))
+        sha256_hex(req.cookies[COOKIE]))
     if not done then
         log.error("logout: " .. err)
         return fail(res, 503, "Server error")

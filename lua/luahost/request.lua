@@ -6,6 +6,7 @@
 --   req.id        request id, also sent back as X-Request-Id
 --   req.client    client address
 --   req.headers   header values by name, case-insensitive   (read on first use)
+--   req.cookies   the Cookie header's values by name (luahost.cookie)
 --   req.query     decoded query arguments; the first of a repeated name wins
 --   req.body      request body as a string, "" when there is none
 --   req.https     true when a trusted proxy says the client used HTTPS
@@ -14,6 +15,7 @@
 --
 --   request.new(method, path, id, client, params, data, https) -> req
 --       data (optional) presets headers, query and body, for tests.
+local cookie = require "luahost.cookie"
 local fingerprint = require "luahost.fingerprint"
 local headers = require "luahost.headers"
 local worker = require "luahost.worker"
@@ -45,6 +47,9 @@ local host_fingerprint
 local computed = {
     csp_nonce = function()
         return headers.nonce()
+    end,
+    cookies = function(req)
+        return cookie.parse(req.headers["cookie"])
     end,
     fingerprint = function(req)
         host_fingerprint = host_fingerprint or assert(fingerprint.host())

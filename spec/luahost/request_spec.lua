@@ -16,8 +16,14 @@ describe("luahost.request", function()
 
         it("returns nil for fields it does not know", function()
             local req = request.new("GET", "/", "rid", "c")
-            assert.is_nil(req.cookies)
             assert.is_nil(req.anything)
+        end)
+
+        it("parses the Cookie header into req.cookies", function()
+            local req = request.new("GET", "/", "rid", "c", nil,
+                { headers = { Cookie = 'sid=abc; theme="dark" ; sid=later; bad; =x' } })
+            assert.are.same({ sid = "abc", theme = "dark" }, req.cookies)
+            assert.are.same({}, request.new("GET", "/", "rid", "c", nil, { headers = {} }).cookies)
         end)
 
         it("lets a handler add its own fields", function()

@@ -1,0 +1,190 @@
+/* tests/test_static.c: cmocka tests for include/luahost/static.h, on a
+ * temporary folder. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "luahost/static.h"
+
+static char root[64], outside[96];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    char path[160];
+    (void)state;
+    snprintf(root, sizeof(root), "/tmp/luahost-static-XXXXXX");
+    if (mkdtemp(root) == NULL)
+        return -1;
+    snprintf(path, sizeof(path), "%s/www", root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/www/a.css", root);
+    write_file(path, "body{}");
+    snprintf(path, sizeof(path), "%s/www/a.css.gz", root);
+    write_file(path, "GZ");
+    snprintf(outside, sizeof(outside), "%s/secret.txt", root);
+    write_file(outside, "secret");
+    snprintf(path, sizeof(path), "%s/www/out.txt", root);
+    return symlink(outside, path);
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+    return system(cmd);
+}
+
+static struct lh_static *open_root(void)
+{
+    char path[96], err[128];
+    snprintf(path, sizeof(path), "%s/www", root);
+    struct lh_static *s = lh_static_new(path, err, sizeof(err));
+    assert_non_null(s);
+    return s;
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    assert_string_equal(lh_static_route("/static/a.css"), "a.css");
+    assert_string_equal(lh_static_route("/sw.js"), "sw.js");
+    assert_null(lh_static_route("/static/"));
+    assert_null(lh_static_route("/api/x"));
+    assert_null(lh_static_route("/staticx/a"));
+}
+
+static void test_open_picks_gzip_and_tags(void **state)
+{
+    (void)state;
+    struct lh_static *s = open_root();
+    struct lh_static_file f;
+
+    assert_int_equal(lh_static_open(s, "a.css", 0, &f), LH_OK);
+    assert_int_equal(f.size, 6);
+    assert_false(f.gzip);
+    assert_string_equal(f.content_type, "text/css; charset=utf-8");
+    close(f.fd);
+    char plain_etag[sizeof(f.etag)];
+    strcpy(plain_etag, f.etag);
+
+    assert_int_equal(lh_static_open(s, "a.css", 1, &f), LH_OK);
+    assert_true(f.gzip);
+    assert_int_equal(f.size, 2);
+    assert_string_not_equal(f.etag, plain_etag);
+    close(f.fd);
+
+    char v[LH_STATIC_TAG_MAX];
+    assert_int_equal(lh_static_version(s, "a.css", v), LH_OK);
+    assert_string_equal(v, f.version);
+    lh_static_free(s);
+}
+
+static void test_paths_leaving_the_root_are_refused(void **state)
+{
+    (void)state;
+    struct lh_static *s = open_root();
+    struct lh_static_file f;
+    static const char *const bad[] = {"../secret.txt", "./a.css", "x//a.css", "..",
+                                      "a\\\\b", "a.css/", "/a.css", "a\x01.css"};
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(lh_static_open(s, bad[i], 0, &f), LH_ERR_INVALID);
+    assert_int_equal(lh_static_open(s, "out.txt", 0, &f), LH_ERR_INVALID); /* symlink out */
+    assert_int_equal(lh_static_open(s, "missing", 0, &f), LH_ERR_NOT_FOUND);
+    lh_static_free(s);
+}
+
+static void test_ranges(void **state)
+{
+    (void)state;
+    off_t start, len;
+    assert_int_equal(lh_static_range("bytes=0-9", 100, &start, &len), LH_RANGE_OK);
+    assert_int_equal(start, 0);
+    assert_int_equal(len, 10);
+    assert_int_equal(lh_static_range("bytes=90-", 100, &start, &len), LH_RANGE_OK);
+    assert_int_equal(len, 10);
+    assert_int_equal(lh_static_range("bytes=-30", 100, &start, &len), LH_RANGE_OK);
+    assert_int_equal(start, 70);
+    assert_int_equal(lh_static_range("bytes=-300", 100, &start, &len), LH_RANGE_OK);
+    assert_int_equal(start, 0);
+    assert_int_equal(lh_static_range("bytes=50-500", 100, &start, &len), LH_RANGE_OK);
+    assert_int_equal(len, 50);
+    assert_int_equal(lh_static_range("bytes=100-", 100, &start, &len), LH_RANGE_UNSATISFIABLE);
+    assert_int_equal(lh_static_range("bytes=-0", 100, &start, &len), LH_RANGE_UNSATISFIABLE);
+    assert_int_equal(lh_static_range("bytes=0-1,4-5", 100, &start, &len), LH_RANGE_NONE);
+    assert_int_equal(lh_static_range("bytes=9-1", 100, &start, &len), LH_RANGE_NONE);
+    assert_int_equal(lh_static_range("items=0-1", 100, &start, &len), LH_RANGE_NONE);
+    assert_int_equal(lh_static_range("bytes=99999999999999999999-", 100, &start, &len),
+                     LH_RANGE_NONE);
+    assert_int_equal(lh_static_range(NULL, 100, &start, &len), LH_RANGE_NONE);
+}
+
+static void test_validators_and_caching(void **state)
+{
+    (void)state;
+    struct lh_static_file f = {.mtime = 1000000000};
+    strcpy(f.etag, "\"abc-1\"");
+    strcpy(f.version, "abc-1");
+
+    assert_true(lh_static_not_modified(&f, "\"abc-1\"", NULL));
+    assert_true(lh_static_not_modified(&f, "\"x\", W/\"abc-1\"", NULL));
+    assert_true(lh_static_not_modified(&f, "*", NULL));
+    assert_false(lh_static_not_modified(&f, "\"abc-10\"", NULL));
+    assert_true(lh_static_not_modified(&f, NULL, "Sun, 09 Sep 2001 01:46:40 GMT"));
+    assert_false(lh_static_not_modified(&f, NULL, "Sun, 09 Sep 2001 01:46:39 GMT"));
+    assert_false(lh_static_not_modified(&f, NULL, "yesterday"));
+    assert_false(lh_static_not_modified(&f, "\"other\"", "Sun, 09 Sep 2001 01:46:40 GMT"));
+
+    assert_string_equal(lh_static_cache_control("a.css", "abc-1", &f),
+                        "public, max-age=31536000, immutable");
+    assert_string_equal(lh_static_cache_control("a.css", "old", &f),
+                        "public, max-age=0, must-revalidate");
+    assert_string_equal(lh_static_cache_control("sw.js", "abc-1", &f), "no-cache");
+    assert_string_equal(lh_static_cache_control("p.html", NULL, &f), "no-cache");
+}
+
+static void test_accepts_gzip(void **state)
+{
+    (void)state;
+    assert_true(lh_static_accepts_gzip("gzip"));
+    assert_true(lh_static_accepts_gzip("deflate, gzip;q=0.5, br"));
+    assert_true(lh_static_accepts_gzip("*"));
+    assert_true(lh_static_accepts_gzip("GZIP ; q=1"));
+    assert_false(lh_static_accepts_gzip("gzip;q=0"));
+    assert_false(lh_static_accepts_gzip("gzip;q=0.000, br"));
+    assert_false(lh_static_accepts_gzip("x-gzip2, br"));
+    assert_false(lh_static_accepts_gzip("identity"));
+    assert_false(lh_static_accepts_gzip(""));
+    assert_false(lh_static_accepts_gzip(NULL));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_open_picks_gzip_and_tags),
+        cmocka_unit_test(test_paths_leaving_the_root_are_refused),
+        cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_validators_and_caching),
+        cmocka_unit_test(test_accepts_gzip),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
