@@ -10,6 +10,8 @@ PACKAGES=(
     mariadb-server mariadb-client redis-server redis-tools
     # tests and benchmarks
     libcmocka-dev lua-busted lua-socket lua-posix wrk curl procps bc
+    # fuzzing (libFuzzer comes with clang)
+    clang
     # the monitoring dashboard's browser test (tests/browser/), promtool
     chromium nodejs prometheus
 )

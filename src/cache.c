@@ -20,10 +20,15 @@
 
 /* Readers copy a value outside the shard lock: an entry is freed when both
  * the table and every reader have let go of it. */
+/* LRU list links; a shard's sentinel is a bare link. */
+struct lru_link {
+    struct lru_link *prev, *next; /* sentinel.next is the most recent */
+};
+
 struct entry {
-    atomic_int refs; /* the table's reference, plus one per reader */
+    struct lru_link link; /* first: a link converts back to its entry */
+    atomic_int refs;      /* the table's reference, plus one per reader */
     struct entry *hash_next;
-    struct entry *prev, *next; /* LRU: sentinel.next is the most recent */
     uint64_t hash;
     double expires, stale_until;
     size_t klen, vlen;
@@ -42,7 +47,7 @@ struct shard {
     pthread_mutex_t lock;
     struct entry **buckets;
     size_t nbuckets; /* a power of two */
-    struct entry lru;
+    struct lru_link lru;
     size_t count, bytes, max_entries, max_bytes;
     uint64_t hits, misses, stale_hits, evictions, expirations;
     struct lh_cache_flight *flights;
@@ -85,6 +90,11 @@ static struct shard *shard_of(struct lh_cache *c, uint64_t hash)
 static size_t entry_size(size_t klen, size_t vlen)
 {
     return sizeof(struct entry) + klen + vlen;
+}
+
+static struct entry *entry_of(struct lru_link *l)
+{
+    return (struct entry *)l;
 }
 
 static void entry_unref(struct entry *e)
@@ -141,9 +151,9 @@ void lh_cache_free(struct lh_cache *c)
         return;
     for (unsigned i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
-        for (struct entry *e = s->lru.next, *next; e != &s->lru; e = next) {
-            next = e->next;
-            entry_unref(e);
+        for (struct lru_link *l = s->lru.next, *next; l != &s->lru; l = next) {
+            next = l->next;
+            entry_unref(entry_of(l));
         }
         for (struct lh_cache_flight *f = s->flights, *next; f; f = next) {
             next = f->next;
@@ -170,17 +180,18 @@ static struct entry **find_slot(struct shard *s, uint64_t hash, const char *key,
 
 static void lru_unlink(struct entry *e)
 {
-    e->prev->next = e->next;
-    e->next->prev = e->prev;
+    e->link.prev->next = e->link.next;
+    e->link.next->prev = e->link.prev;
 }
 
 static void lru_push_front(struct shard *s, struct entry *e)
 {
-    e->prev = &s->lru;
-    e->next = s->lru.next;
-    s->lru.next->prev = e;
-    s->lru.next = e;
+    e->link.prev = &s->lru;
+    e->link.next = s->lru.next;
+    s->lru.next->prev = &e->link;
+    s->lru.next = &e->link;
 }
+
 
 static void remove_entry(struct shard *s, struct entry **slot)
 {
@@ -237,7 +248,7 @@ enum lh_cache_state lh_cache_get(struct lh_cache *c, const char *key, size_t kle
     }
     if (e != NULL && (now < e->expires || accept_stale)) {
         state = now < e->expires ? LH_CACHE_FRESH : LH_CACHE_STALE;
-        if (s->lru.next != e) {
+        if (s->lru.next != &e->link) {
             lru_unlink(e);
             lru_push_front(s, e);
         }
@@ -285,7 +296,7 @@ enum lh_status lh_cache_set(struct lh_cache *c, const char *key, size_t klen, co
     if (*slot != NULL)
         remove_entry(s, slot);
     while (s->count > 0 && (s->count + 1 > s->max_entries || s->bytes + size > s->max_bytes)) {
-        remove_by_key(s, s->lru.prev);
+        remove_by_key(s, entry_of(s->lru.prev));
         s->evictions++;
     }
     if (s->count >= s->nbuckets)
@@ -321,8 +332,9 @@ size_t lh_cache_invalidate_pattern(struct lh_cache *c, const char *pattern, size
     for (unsigned i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);
-        for (struct entry *e = s->lru.next, *next; e != &s->lru; e = next) {
-            next = e->next;
+        for (struct lru_link *l = s->lru.next, *next; l != &s->lru; l = next) {
+            struct entry *e = entry_of(l);
+            next = l->next;
             if (lh_cache_pattern_match(pattern, plen, e->data, e->klen)) {
                 remove_by_key(s, e);
                 dropped++;
