@@ -43,6 +43,12 @@ describe("memory #integration", function()
     end)
 
     it("answers 10,000 failing requests with 500 without growing without bound", function()
+        if os.getenv("LUAHOST_SANITIZED") then
+            -- A sanitizer's shadow memory and quarantine grow with every
+            -- allocation: RSS says nothing about leaks there.
+            pending("RSS is not meaningful under a sanitizer")
+            return
+        end
         local srv = S.start({ workers = 2 })
         local clients = {}
         finally(function()

@@ -1,0 +1,176 @@
+/* tests/test_metrics.c: cmocka tests for include/luahost/metrics.h: counts
+ * from several threads at once, the exposition, named metrics. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luahost/json.h"
+#include "luahost/metrics.h"
+
+#define THREADS 4
+#define REQUESTS 20000
+
+struct worker {
+    struct lh_metrics *m;
+    unsigned thread;
+    int route;
+};
+
+static void *serve(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < REQUESTS; i++)
+        lh_metrics_request(w->m, w->thread, w->route, i % 4 ? "GET" : "POST",
+                           i % 10 ? 200 : 503, i % 2 ? 0.0004 : 0.3);
+    return NULL;
+}
+
+/* The exposition as text (freed by the caller). */
+static char *render(struct lh_metrics *m)
+{
+    struct lh_json_buf b;
+    lh_json_buf_init(&b, 1 << 24);
+    assert_int_equal(lh_metrics_render(m, &b), LH_OK);
+    lh_json_raw(&b, "", 1);
+    return b.data;
+}
+
+static void assert_line(const char *text, const char *line)
+{
+    char needle[512];
+    snprintf(needle, sizeof(needle), "\n%s\n", line);
+    if (strstr(text, needle) == NULL)
+        fail_msg("missing line: %s", line);
+}
+
+static void test_counts_from_every_thread(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(THREADS, 1);
+    pthread_t t[THREADS];
+    struct worker w[THREADS];
+    int route = lh_metrics_route_id(m, "GET /api/svg/list");
+
+    assert_int_equal(lh_metrics_route_id(m, "GET /api/svg/list"), route);
+    assert_int_not_equal(route, LH_METRICS_ROUTE_NONE);
+    for (unsigned i = 0; i < THREADS; i++) {
+        w[i] = (struct worker){m, i, route};
+        assert_int_equal(pthread_create(&t[i], NULL, serve, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+
+    struct lh_metrics_totals totals;
+    lh_metrics_totals(m, &totals);
+    assert_int_equal(totals.count, THREADS * REQUESTS);
+    assert_int_equal(totals.by_class[5], THREADS * REQUESTS / 10);
+    assert_int_equal(totals.buckets[0], THREADS * REQUESTS / 2); /* 0.4 ms <= 0.5 ms */
+
+    char *text = render(m);
+    /* GET: 3 in 4 requests; of them, 503 when i % 10 == 0 (i = 0 mod 4 is POST). */
+    char line[256];
+    snprintf(line, sizeof(line),
+             "luahost_http_requests_total{route=\"/api/svg/list\",method=\"POST\",status=\"5xx\"} %d",
+             THREADS * REQUESTS / 20);
+    assert_line(text, line);
+    snprintf(line, sizeof(line),
+             "luahost_http_request_duration_seconds_count{route=\"/api/svg/list\",method=\"GET\"} %d",
+             THREADS * REQUESTS * 3 / 4);
+    assert_line(text, line);
+    assert_non_null(strstr(text, "# TYPE luahost_http_request_duration_seconds histogram\n"));
+    assert_non_null(strstr(text, "le=\"+Inf\"} "));
+    free(text);
+    lh_metrics_free(m);
+}
+
+static void test_disabled_counts_nothing(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(1, 0);
+    lh_metrics_request(m, 0, 0, "GET", 200, 0.001);
+    struct lh_metrics_totals totals;
+    lh_metrics_totals(m, &totals);
+    assert_int_equal(totals.count, 0);
+    lh_metrics_free(m);
+}
+
+static void test_named_metrics(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(1, 1);
+    char err[256];
+    double buckets[] = {1, 10};
+
+    struct lh_metric *c = lh_metrics_define(m, "app_uploads_total", "Uploads.", LH_METRIC_COUNTER,
+                                            NULL, 0, err, sizeof(err));
+    assert_non_null(c);
+    assert_ptr_equal(lh_metrics_define(m, "app_uploads_total", "", LH_METRIC_COUNTER, NULL, 0, err,
+                                       sizeof(err)),
+                     c);
+    assert_null(lh_metrics_define(m, "app_uploads_total", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                  sizeof(err)));
+    assert_null(lh_metrics_define(m, "app_uploads", "", LH_METRIC_COUNTER, NULL, 0, err,
+                                  sizeof(err))); /* counters end in _total */
+    assert_null(lh_metrics_define(m, "9bad", "", LH_METRIC_GAUGE, NULL, 0, err, sizeof(err)));
+    double unordered[] = {2, 1};
+    assert_null(lh_metrics_define(m, "h_seconds", "", LH_METRIC_HISTOGRAM, unordered, 2, err,
+                                  sizeof(err)));
+
+    struct lh_metric *h = lh_metrics_define(m, "app_size_bytes", "Sizes.", LH_METRIC_HISTOGRAM,
+                                            buckets, 2, err, sizeof(err));
+    struct lh_metric *g = lh_metrics_define(m, "app_depth", "Depth.", LH_METRIC_GAUGE, NULL, 0,
+                                            err, sizeof(err));
+    lh_metric_add(c, 2);
+    lh_metric_add(c, -5); /* counters never go down */
+    lh_metric_observe(h, 0.5);
+    lh_metric_observe(h, 5);
+    lh_metric_observe(h, 50);
+    lh_metric_set(g, 7);
+    lh_metric_add(g, -2);
+    lh_metric_add(lh_metrics_core_by_name(m, "lua_errors_total"), 1);
+
+    char *text = render(m);
+    assert_line(text, "app_uploads_total 2");
+    assert_line(text, "app_size_bytes_bucket{le=\"1\"} 1");
+    assert_line(text, "app_size_bytes_bucket{le=\"10\"} 2");
+    assert_line(text, "app_size_bytes_bucket{le=\"+Inf\"} 3");
+    assert_line(text, "app_size_bytes_sum 55.5");
+    assert_line(text, "app_size_bytes_count 3");
+    assert_line(text, "app_depth 5");
+    assert_line(text, "luahost_lua_errors_total 1");
+    assert_line(text, "# HELP app_uploads_total Uploads.");
+    free(text);
+    lh_metrics_free(m);
+}
+
+static void test_route_names_and_slow_thresholds(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(1, 1);
+    int r = lh_metrics_route_id(m, "GET /sleep");
+    assert_string_equal(lh_metrics_route_name(m, r), "GET /sleep");
+    assert_true(lh_metrics_slow(m, r) == 0.5);
+    lh_metrics_set_slow(m, r, 11);
+    assert_true(lh_metrics_slow(m, r) == 11);
+    assert_string_equal(lh_metrics_route_name(m, LH_METRICS_ROUTE_NONE), "unmatched");
+    assert_null(lh_metrics_route_name(m, 9999));
+    lh_metrics_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counts_from_every_thread),
+        cmocka_unit_test(test_disabled_counts_nothing),
+        cmocka_unit_test(test_named_metrics),
+        cmocka_unit_test(test_route_names_and_slow_thresholds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
