@@ -97,6 +97,8 @@ struct exchange {
 static const char ERR_413[] = "{\"success\":false,\"message\":\"Request body too large\"}";
 static const char ERR_431[] =
     "{\"success\":false,\"message\":\"Request header fields too large\"}";
+static const char ERR_400_FRAMING[] =
+    "{\"success\":false,\"message\":\"Conflicting Content-Length or Transfer-Encoding\"}";
 static const char ERR_503[] = "{\"success\":false,\"message\":\"Service unavailable\"}";
 
 /* -- Threads and ids --------------------------------------------------------- */
@@ -397,6 +399,37 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
     return MHD_YES;
 }
 
+struct framing {
+    const char *length; /* the first Content-Length */
+    int lengths_differ, transfer_encoding;
+};
+
+static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, "Transfer-Encoding") == 0) {
+        f->transfer_encoding = 1;
+    } else if (strcasecmp(key, "Content-Length") == 0) {
+        if (f->length != NULL && strcmp(f->length, value ? value : "") != 0)
+            f->lengths_differ = 1;
+        f->length = value ? value : "";
+    }
+    return MHD_YES;
+}
+
+/* A request whose body length is ambiguous (Content-Length and
+ * Transfer-Encoding together, or two different Content-Lengths) could be
+ * read differently by a proxy in front: RFC 9112 section 6.3 lets the
+ * server refuse it, and we do, closing the connection. */
+static int ambiguous_framing(struct MHD_Connection *conn)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, note_framing, &f);
+    return f.lengths_differ || (f.transfer_encoding && f.length != NULL);
+}
+
 static unsigned long long content_length(struct MHD_Connection *conn)
 {
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
@@ -490,6 +523,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   &size);
         if (size.total > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
+        if (ambiguous_framing(conn))
+            return queue_error(x, 400, ERR_400_FRAMING, sizeof(ERR_400_FRAMING) - 1);
         /* Answering now, before the body, makes libmicrohttpd close the
          * connection: right for an oversized body, wrong for any other request,
          * which is dispatched on the next call, once the request is complete. */
