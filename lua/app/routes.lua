@@ -7,6 +7,7 @@
 local accounts = require "accounts"
 local cache = require "luahost.cache"
 local db = require "luahost.db"
+local json = require "luahost.json"
 local cjson_safe = require "cjson.safe"
 local log = require "luahost.log"
 local monitoring = require "luahost.monitoring"
@@ -61,6 +62,7 @@ local function list_page(page, per_page)
     if not items then
         return nil, err, kind
     end
+    setmetatable(items, json.array_mt) -- [] past the last page, not {}
     local total
     total, err, kind = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
     if not total then
@@ -83,10 +85,6 @@ monitoring.authorize(function(req, res)
 end)
 
 local routes = {
-    ["GET /"] = function(req, res)
-        res:json({ success = true, message = "luahost gallery", request_id = req.id })
-    end,
-
     ["GET /hello"] = function(_, res)
         res:json({ success = true, message = "hello" })
     end,
@@ -249,6 +247,12 @@ local routes = {
 }
 
 for key, handler in pairs(accounts.routes) do
+    routes[key] = handler
+end
+
+-- The web pages (lua/app/pages.lua); a route defined twice is a mistake.
+for key, handler in pairs(require("pages")) do
+    assert(routes[key] == nil, "pages.lua: duplicate route " .. key)
     routes[key] = handler
 end
 

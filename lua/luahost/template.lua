@@ -1,11 +1,13 @@
 -- luahost.template: HTML templates compiled to Lua functions, escaping by
 -- default.
 --
---   template.load(dir) -> t
+--   template.load(dir[, names]) -> t
 --       t.render(name, data) -> html     renders dir/<name>.html; each file is
---       compiled on its first render and kept for the life of the Lua state
---       (a reload makes new states). Raises "file:line: message" for a
---       template that does not compile or fails while rendering.
+--       compiled once and kept for the life of the Lua state (a reload makes
+--       new states): the names listed at load time at once, so that a broken
+--       template fails the start or the reload, others on their first
+--       render. Raises "file:line: message" for a template that does not
+--       compile or fails while rendering.
 --   template.compile(source, chunkname) -> fn | nil, err
 --       fn(data) -> html
 --   template.escape(value) -> text       & < > " ' as entities; nil -> ""
@@ -112,20 +114,20 @@ function M.compile(source, chunkname)
     end
 end
 
-function M.load(dir)
+function M.load(dir, names)
     local compiled = {}
     local t = {}
 
-    function t.render(name, data)
+    local function compiled_of(name, level)
         if type(name) ~= "string" or not name:match("^[%w_%-]+$") then
-            error("template name must be letters, digits, _ or -", 2)
+            error("template name must be letters, digits, _ or -", level)
         end
         local fn = compiled[name]
         if not fn then
             local file = dir .. "/" .. name .. ".html"
             local f, err = io.open(file, "rb")
             if not f then
-                error(err, 2)
+                error(err, level)
             end
             local source = f:read("*a")
             f:close()
@@ -135,9 +137,16 @@ function M.load(dir)
             end
             compiled[name] = fn
         end
-        return fn(data)
+        return fn
     end
 
+    function t.render(name, data)
+        return compiled_of(name, 3)(data)
+    end
+
+    for _, name in ipairs(names or {}) do
+        compiled_of(name, 3)
+    end
     return t
 end
 

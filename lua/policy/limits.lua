@@ -17,6 +17,9 @@ return {
     -- string replaces `default` for it (counted for that route alone).
     routes = {
         ["GET /health"] = false,
+        -- Public images: a gallery page shows twelve at once, which would make
+        -- every visitor who turns a few pages look like a bot.
+        ["GET /svg/:id.svg"] = false,
         -- Monitoring: Prometheus scrapes and dashboards poll; access is
         -- checked by the routes themselves (metrics_allow, administrators).
         ["GET /metrics"] = false,

@@ -1,0 +1,102 @@
+-- The gallery's HTML pages, a progressive web app: each page is a template of
+-- lua/app/templates rendered into layout.html. They run under the app's
+-- default security headers (the strict CSP); their scripts carry the
+-- response's nonce. The gallery lists its images in JavaScript from
+-- /api/svg/list, so that the service worker (static/sw.js) can serve the list
+-- offline. Returns a table of routes for routes.lua.
+local accounts = require "accounts"
+local db = require "luahost.db"
+local log = require "luahost.log"
+local static = require "luahost.static"
+local template = require "luahost.template"
+
+local floor, tonumber = math.floor, tonumber
+
+-- The app directory is this file's: templates sit beside it.
+local APP_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
+local views = template.load(APP_DIR .. "/templates",
+    { "layout", "gallery", "image", "signin", "upload", "offline", "message" })
+
+-- Renders templates/<name>.html (data: its variables) into the layout.
+local function page(req, res, name, title, data, status)
+    local html = views.render("layout", {
+        title = title,
+        page = name,
+        nonce = req.csp_nonce,
+        -- The offline page is saved once for every visitor: no account in it.
+        user = name ~= "offline" and accounts.session(req) or nil,
+        content = views.render(name, data),
+        -- Versioned URLs: the core lets browsers keep these for a year.
+        assets = {
+            css = static.url("app.css"),
+            js = static.url("app.js"),
+            icon = static.url("icon-32.png"),
+            touch_icon = static.url("icon-192.png"),
+        },
+    })
+    -- The navigation names the signed-in user: no shared cache may keep it.
+    res.headers["Cache-Control"] = "private, no-cache"
+    res:html(html, status)
+end
+
+local function message(req, res, status, heading, text)
+    page(req, res, "message", heading, { heading = heading, text = text }, status)
+end
+
+local function not_found(req, res)
+    message(req, res, 404, "Not found", "There is no such image, or it is private.")
+end
+
+-- One public image, its view counted, like GET /api/svg/:id.
+local function image_page(req, res)
+    local id = tonumber(req.params.id)
+    if id == nil or id ~= floor(id) or id < 1 or id > 4294967295 then
+        return not_found(req, res)
+    end
+    local counted, err = db.execute(
+        "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
+    local image
+    if counted then
+        image, err = db.query_one([[
+            SELECT id, filename, description, created_at, view_count
+            FROM svg_image WHERE id = ? AND is_public = 1]], id)
+    end
+    if err then
+        log.error("image page: " .. tostring(err))
+        return message(req, res, 503, "Unavailable", "The gallery cannot show this image right now.")
+    end
+    if not image then
+        return not_found(req, res)
+    end
+    if image.description == db.null or image.description == "" then
+        image.description = nil
+    end
+    page(req, res, "image", image.filename, { image = image })
+end
+
+return {
+    ["GET /"] = function(req, res)
+        page(req, res, "gallery", "Gallery")
+    end,
+
+    ["GET /image/:id"] = image_page,
+
+    ["GET /signin"] = function(req, res)
+        if accounts.session(req) then
+            return res:redirect("/")
+        end
+        page(req, res, "signin", "Sign in")
+    end,
+
+    ["GET /upload"] = function(req, res)
+        if not accounts.session(req) then
+            return res:redirect("/signin?next=/upload")
+        end
+        page(req, res, "upload", "Upload")
+    end,
+
+    -- Precached by the service worker, shown for pages never saved.
+    ["GET /offline"] = function(req, res)
+        page(req, res, "offline", "Offline")
+    end,
+}

@@ -1,0 +1,145 @@
+// The gallery's pages, dispatched on <body data-page>: lists the images from
+// the JSON API, posts the sign-in and upload forms as JSON, signs out. The
+// session is the HttpOnly cookie; nothing is kept in localStorage.
+'use strict';
+
+(() => {
+    const PER_PAGE = 12;
+
+    function el(tag, props, ...children) {
+        const node = Object.assign(document.createElement(tag), props);
+        node.append(...children);
+        return node;
+    }
+
+    // Sends JSON, returns the decoded answer; throws the server's message.
+    async function postJson(url, body, headers = {}) {
+        const res = await fetch(url, {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json', ...headers },
+            body: JSON.stringify(body),
+        });
+        const data = await res.json().catch(() => ({}));
+        if (!res.ok) throw new Error(data.message || data.error || `The server answered ${res.status}.`);
+        return data;
+    }
+
+    // The session's CSRF token: only our pages can read it, other sites cannot.
+    async function csrfHeader() {
+        const res = await fetch('/api/me');
+        if (!res.ok) throw new Error('Your session has ended: sign in again.');
+        return { 'X-CSRF-Token': (await res.json()).csrf_token };
+    }
+
+    // Runs a form's action with its button disabled; shows what went wrong.
+    function onSubmit(form, action) {
+        const error = form.querySelector('.error');
+        const button = form.querySelector('button[type="submit"]');
+        form.addEventListener('submit', async (event) => {
+            event.preventDefault();
+            error.hidden = true;
+            button.disabled = true;
+            try {
+                await action(form.elements);
+            } catch (err) {
+                error.textContent = err.message;
+                error.hidden = false;
+                button.disabled = false;
+            }
+        });
+    }
+
+    function card(item) {
+        const img = el('img', {
+            src: `/svg/${item.id}.svg`, alt: item.description || item.filename,
+            width: 200, height: 200, decoding: 'async',
+        });
+        const views = `${item.view_count} view${item.view_count === 1 ? '' : 's'}`;
+        const info = `${views} · ${item.created_at.slice(0, 10)}`;
+        return el('li', { className: 'card' }, el('a', { href: `/image/${item.id}` },
+            img, el('span', { className: 'name' }, item.filename), el('span', { className: 'info' }, info)));
+    }
+
+    async function gallery() {
+        const status = document.getElementById('status');
+        const page = Math.max(1, Number.parseInt(new URLSearchParams(location.search).get('page'), 10) || 1);
+        let list;
+        try {
+            const res = await fetch(`/api/svg/list?page=${page}&per_page=${PER_PAGE}`);
+            list = await res.json();
+            if (!res.ok) throw new Error(list.message);
+        } catch {
+            status.textContent = navigator.onLine
+                ? 'The images could not be loaded. Try again in a moment.'
+                : 'You are offline, and this page of the gallery is not saved on this device.';
+            return;
+        }
+        // Past the last page the server sends "items": {}, an empty Lua table.
+        const items = Array.isArray(list.items) ? list.items : [];
+        document.getElementById('cards').replaceChildren(...items.map(card));
+        status.textContent = items.length ? `${list.total_items} images` : 'No images on this page.';
+        const newer = document.getElementById('newer');
+        const older = document.getElementById('older');
+        newer.href = page > 2 ? `/?page=${page - 1}` : '/';
+        newer.hidden = page === 1;
+        older.href = `/?page=${page + 1}`;
+        older.hidden = page >= list.total_pages;
+        document.getElementById('where').textContent = `Page ${page} of ${Math.max(1, list.total_pages)}`;
+        document.getElementById('pager').hidden = false;
+    }
+
+    // Where to go after signing in: ?next= when it stays on this site.
+    function nextUrl() {
+        const next = new URL(new URLSearchParams(location.search).get('next') || '/', location.origin);
+        return next.origin === location.origin ? next.pathname + next.search : '/';
+    }
+
+    function signin() {
+        onSubmit(document.getElementById('signin-form'), async (fields) => {
+            await postJson('/api/login', {
+                username: fields.username.value,
+                password: fields.password.value,
+            });
+            location.assign(nextUrl());
+        });
+    }
+
+    function upload() {
+        const form = document.getElementById('upload-form');
+        const { file, filename } = form.elements;
+        file.addEventListener('change', () => {
+            if (file.files.length && !filename.value) filename.value = file.files[0].name;
+        });
+        onSubmit(form, async (fields) => {
+            const svg = file.files.length ? await file.files[0].text() : fields.svg.value;
+            if (!svg.trim()) throw new Error('Choose an SVG file or paste its markup.');
+            await postJson('/api/svg', {
+                filename: fields.filename.value,
+                svg,
+                description: fields.description.value || undefined,
+                is_public: fields.is_public.checked,
+            }, await csrfHeader());
+            location.assign('/');
+        });
+    }
+
+    const signOut = document.getElementById('sign-out');
+    if (signOut) {
+        signOut.addEventListener('click', async () => {
+            signOut.disabled = true;
+            try {
+                await postJson('/api/logout', {}, await csrfHeader());
+            } catch {
+                // Already signed out (or offline): the reload shows which.
+            }
+            location.assign('/');
+        });
+    }
+
+    function offline() {
+        document.getElementById('retry').addEventListener('click', () => location.reload());
+    }
+
+    const run = { gallery, signin, upload, offline }[document.body.dataset.page];
+    if (run) run();
+})();

@@ -1,0 +1,297 @@
+// Real-browser test of the gallery as a progressive web app, in headless
+// Debian Chromium (driven by playwright-core, no downloaded browser), under
+// the CSP the server sends:
+//   1. the gallery loads and shows image cards, without console errors, page
+//      errors or CSP violations;
+//   2. the service worker registers and controls the page after a reload;
+//   3. Chromium finds the app installable (no manifest or installability errors);
+//   4. signing in and uploading through the forms puts the new image first;
+//   5. offline, the gallery and a viewed image page come from the cache, and
+//      a page never saved shows the offline page.
+//
+//   BASE_URL=http://127.0.0.1:8080 USERNAME=... PASSWORD=... \
+//   [ARTIFACTS_DIR=var/browser-artifacts] [CHROMIUM=/usr/bin/chromium] node tests/browser/pwa.mjs
+//
+// Prints one JSON line with the results; exits 0 when every check passes,
+// 1 otherwise (also after the 60 s global timeout). Screenshots: pwa-*.png.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const BASE = (process.env.BASE_URL || '').replace(/\/$/, '');
+const { USERNAME, PASSWORD } = process.env;
+const ARTIFACTS = path.resolve(process.env.ARTIFACTS_DIR || path.join(ROOT, 'var/browser-artifacts'));
+const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
+const GLOBAL_TIMEOUT_MS = 60000;
+// A clean drawing: the server refuses scripts, handlers and external references.
+const SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100" width="100" height="100">'
+    + '<rect width="100" height="100" fill="#eef"/><circle cx="50" cy="50" r="30" fill="#2f3e9e"/></svg>';
+
+const result = {
+    ok: false, base: BASE, steps: [], cards: null, upload: null, installabilityErrors: null,
+    manifestErrors: null, caches: null, consoleErrors: [], consoleWarnings: [], pageErrors: [],
+    cspViolations: [], badResponses: [], offlineNetworkErrors: 0, failures: [], artifacts: ARTIFACTS,
+};
+let context = null; // a persistent context: the browser itself
+let profile = null;
+let page = null;
+let offline = false;
+let finished = false;
+
+function sleep(ms) {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+async function finish(code) {
+    if (finished) return;
+    finished = true;
+    if (code !== 0 && page) {
+        await page.screenshot({ path: path.join(ARTIFACTS, 'pwa-failure.png'), timeout: 3000 })
+            .catch(() => {});
+    }
+    if (context) await Promise.race([context.close().catch(() => {}), sleep(3000)]);
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    try {
+        fs.writeFileSync(path.join(ARTIFACTS, 'pwa-result.json'), JSON.stringify(result, null, 2) + '\n');
+    } catch {}
+    process.stdout.write(JSON.stringify(result) + '\n');
+    if (code !== 0) process.stderr.write('pwa test FAILED: ' + result.failures.join('; ') + '\n');
+    process.exit(code);
+}
+
+function fail(msg) {
+    result.failures.push(msg);
+}
+
+function check(condition, msg) {
+    if (!condition) fail(msg);
+}
+
+function none(list, what) {
+    check(list.length === 0, `${list.length} ${what}, the first: ${JSON.stringify(list[0])}`);
+}
+
+const timer = setTimeout(() => {
+    fail(`global timeout: not done after ${GLOBAL_TIMEOUT_MS / 1000} s`);
+    finish(1);
+}, GLOBAL_TIMEOUT_MS);
+
+async function shot(name) {
+    await page.screenshot({ path: path.join(ARTIFACTS, `pwa-${name}.png`), fullPage: true });
+}
+
+// Offline, failed loads are expected; any other message is not.
+const NETWORK_ERROR = /ERR_INTERNET_DISCONNECTED|Failed to (load resource|fetch)|network error/i;
+
+function watchConsole(source, msg) {
+    const text = msg.text();
+    const loc = msg.location();
+    const entry = `${source}: ${text}` + (loc && loc.url ? ` (${loc.url}:${loc.lineNumber})` : '');
+    if (/Content[- ]Security[- ]Policy/i.test(text)) result.cspViolations.push({ console: entry });
+    if (offline && NETWORK_ERROR.test(text)) result.offlineNetworkErrors++;
+    else if (msg.type() === 'error') result.consoleErrors.push(entry);
+    else if (msg.type() === 'warning') result.consoleWarnings.push(entry);
+}
+
+// The strict policy the pages are written for: a nonce, no inline or eval.
+function checkCsp(header) {
+    if (!header) return fail('the page was sent without a Content-Security-Policy header');
+    const directives = Object.fromEntries(header.split(';').map((d) => d.trim()).filter(Boolean)
+        .map((d) => { const [name, ...v] = d.split(/\s+/); return [name.toLowerCase(), v]; }));
+    for (const name of ['script-src', 'style-src']) {
+        const list = directives[name] || directives['default-src'] || [];
+        check(!list.includes("'unsafe-inline'"), `CSP ${name} allows 'unsafe-inline'`);
+        check(!list.includes("'unsafe-eval'"), `CSP ${name} allows 'unsafe-eval'`);
+        check(list.some((s) => /^'nonce-[A-Za-z0-9_+/=-]{16,}'$/.test(s)), `CSP ${name} has no nonce`);
+    }
+}
+
+async function cardNames() {
+    await page.locator('.card').first().waitFor({ state: 'visible', timeout: 10000 });
+    return page.locator('.card .name').allTextContents();
+}
+
+// Every card's image really rendered (CSP, COEP and the service worker let it through).
+async function brokenImages() {
+    return page.evaluate(() => Promise.all([...document.querySelectorAll('.card img')].map((img) =>
+        img.decode().then(() => null, () => img.getAttribute('src'))))).then((list) => list.filter(Boolean));
+}
+
+async function collectViolations() {
+    result.cspViolations.push(...await page.evaluate(() => window.__cspViolations || []));
+}
+
+// 1. The gallery under the strict CSP, its cards and their images.
+async function gallery() {
+    const response = await page.goto(BASE + '/', { waitUntil: 'load' });
+    check(response && response.status() === 200, `GET / answered ${response && response.status()}`);
+    check(/^text\/html\b/i.test(response.headers()['content-type'] || ''), 'GET / is not text/html');
+    checkCsp(response.headers()['content-security-policy']);
+    const names = await cardNames();
+    result.cards = names.length;
+    check(names.length === 12, `expected 12 image cards, found ${names.length}`);
+    const broken = await brokenImages();
+    check(broken.length === 0, `images that did not render: ${broken.join(', ')}`);
+    await collectViolations();
+    await shot('1-gallery');
+}
+
+// 2. Registered, and in control of the reloaded page.
+async function serviceWorker() {
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    // Controlled from the start: every request of the reloaded page goes through it.
+    await page.reload({ waitUntil: 'load' });
+    await cardNames();
+    const state = await page.evaluate(async () => ({
+        controller: navigator.serviceWorker.controller && navigator.serviceWorker.controller.scriptURL,
+        caches: await caches.keys(),
+        shell: (await (await caches.open('gallery-shell-v1')).keys()).map((r) => new URL(r.url).pathname),
+    }));
+    result.caches = state;
+    check(state.controller === BASE + '/sw.js', `page not controlled by /sw.js: ${state.controller}`);
+    for (const name of ['gallery-shell-v1', 'gallery-data-v1']) {
+        check(state.caches.includes(name), `cache ${name} missing (have ${state.caches.join(', ')})`);
+    }
+    for (const p of ['/', '/offline', '/static/app.css', '/static/app.js', '/static/manifest.webmanifest']) {
+        check(state.shell.includes(p), `${p} is not in the shell cache`);
+    }
+    await collectViolations();
+    await shot('2-controlled');
+}
+
+// 3. What Chromium checks before offering to install the app.
+async function installable() {
+    const cdp = await context.newCDPSession(page);
+    const manifest = await cdp.send('Page.getAppManifest');
+    result.manifestErrors = manifest.errors || [];
+    check(manifest.url === BASE + '/static/manifest.webmanifest', `manifest URL is ${manifest.url}`);
+    none(result.manifestErrors, 'manifest error(s)');
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    result.installabilityErrors = installabilityErrors;
+    none(installabilityErrors, 'installability error(s)');
+    await cdp.detach();
+}
+
+// 4. Sign in and upload through the forms; the new image comes first.
+async function signInAndUpload() {
+    const filename = `pwa-test-${Date.now()}.svg`;
+    await page.goto(BASE + '/signin');
+    await page.fill('input[name="username"]', USERNAME);
+    await page.fill('input[name="password"]', PASSWORD);
+    await Promise.all([page.waitForURL(BASE + '/'), page.click('#signin-form button[type="submit"]')]);
+    check(await page.locator('.who').textContent() === USERNAME, 'the navigation does not name the user');
+    await page.click('nav a[href="/upload"]');
+    await page.waitForURL(BASE + '/upload');
+    const file = { name: filename, mimeType: 'image/svg+xml', buffer: Buffer.from(SVG) };
+    await page.setInputFiles('input[name="file"]', file);
+    check(await page.inputValue('input[name="filename"]') === filename, 'choosing a file did not fill the name');
+    await page.fill('textarea[name="description"]', 'Uploaded by the PWA browser test');
+    await shot('3-upload-form');
+    await Promise.all([page.waitForURL(BASE + '/'), page.click('#upload-form button[type="submit"]')]);
+    const names = await cardNames();
+    result.upload = { filename, first: names[0] };
+    check(names[0] === filename, `the new image is not first in the gallery: ${names[0]}`);
+    check((await brokenImages()).length === 0, 'the new image did not render');
+    // Viewing it saves its page for offline use.
+    await page.click('.card a >> nth=0');
+    await page.waitForURL(/\/image\/\d+$/);
+    result.upload.page = new URL(page.url()).pathname;
+    check(await page.locator('h1').textContent() === filename, 'the image page does not show the file name');
+    await collectViolations();
+    await shot('4-uploaded');
+}
+
+// 5. Offline: saved pages from the cache, the offline page for the others.
+async function offlineUse() {
+    const { filename } = result.upload;
+    offline = true;
+    await context.setOffline(true);
+    const gallery = await page.goto(BASE + '/');
+    check(gallery.fromServiceWorker(), 'offline, / did not come from the service worker');
+    const names = await cardNames();
+    check(names[0] === filename, `offline gallery: first card is ${names[0]}, not the upload`);
+    check(await page.evaluate(() => navigator.onLine) === false, 'navigator.onLine is still true');
+    await shot('5-offline-gallery');
+
+    await page.goto(BASE + result.upload.page);
+    check(await page.locator('h1').textContent() === filename, 'offline, the viewed image page is not shown');
+
+    const unsaved = await page.goto(BASE + '/image/999999999');
+    check(unsaved.fromServiceWorker(), 'offline, /image/999999999 did not come from the service worker');
+    const shown = await page.locator('body').getAttribute('data-page');
+    check(shown === 'offline', `an unsaved page showed "${shown}", not the offline page`);
+    check(await page.locator('h1').textContent() === 'You are offline', 'the offline page has no heading');
+    await collectViolations();
+    await shot('6-offline-page');
+}
+
+const STEPS = [['gallery', gallery], ['service worker', serviceWorker], ['installable', installable],
+    ['sign in and upload', signInAndUpload], ['offline', offlineUse]];
+
+async function main() {
+    if (!BASE || !USERNAME || !PASSWORD) {
+        fail('BASE_URL, USERNAME and PASSWORD must be set');
+        return finish(1);
+    }
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+    // A persistent profile: Chromium never finds an incognito context installable.
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pwa-profile-'));
+    context = await chromium.launchPersistentContext(profile, {
+        executablePath: EXECUTABLE,
+        headless: true,
+        timeout: 15000,
+        viewport: { width: 1280, height: 900 },
+        serviceWorkers: 'allow',
+        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+            '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    await context.addInitScript(() => {
+        window.__cspViolations = [];
+        document.addEventListener('securitypolicyviolation', (e) => {
+            window.__cspViolations.push({
+                directive: e.effectiveDirective || e.violatedDirective, blocked: e.blockedURI,
+                source: e.sourceFile, line: e.lineNumber, sample: e.sample,
+            });
+        });
+    });
+    context.on('serviceworker', (worker) => worker.on('console', (msg) => watchConsole('sw', msg)));
+
+    page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(10000);
+    page.on('console', (msg) => watchConsole('page', msg));
+    page.on('pageerror', (err) => result.pageErrors.push(String(err && err.stack || err)));
+    page.on('response', (res) => {
+        if (res.status() >= 400) result.badResponses.push(`${res.status()} ${res.url()}`);
+    });
+    page.on('requestfailed', (req) => {
+        if (!offline) result.badResponses.push(`failed ${req.url()}: ${req.failure()?.errorText}`);
+    });
+
+    // In order; a failed step ends the run, since the next ones build on it.
+    for (const [name, run] of STEPS) {
+        const before = result.failures.length;
+        await run();
+        const ok = result.failures.length === before;
+        result.steps.push({ step: name, ok });
+        if (!ok) break;
+    }
+    none(result.consoleErrors, 'console error(s)');
+    none(result.consoleWarnings, 'console warning(s)');
+    none(result.badResponses, 'failed request(s)');
+    none(result.pageErrors, 'page error(s)');
+    none(result.cspViolations, 'CSP violation(s)');
+
+    result.ok = result.failures.length === 0;
+    clearTimeout(timer);
+    return finish(result.ok ? 0 : 1);
+}
+
+main().catch((err) => {
+    fail(String(err && err.message || err).split('\n')[0]);
+    clearTimeout(timer);
+    finish(1);
+});
