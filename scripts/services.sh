@@ -2,8 +2,8 @@
 # Local MariaDB and Redis for development and tests, on loopback, with their
 # data under var/services/ (ignored by git). No systemd needed.
 #
-#   scripts/services.sh start    start both (does nothing for one already up)
-#   scripts/services.sh stop     stop both, by the pids they recorded
+#   scripts/services.sh start [mariadb|redis]   start both, or one (nothing for one already up)
+#   scripts/services.sh stop [mariadb|redis]    stop both, or one, by the pids they recorded
 #   scripts/services.sh status   say what runs
 #   scripts/services.sh env      print LUAHOST_DB_URL and LUAHOST_REDIS_URL
 #
@@ -79,9 +79,15 @@ stop_by_pid() { # name pidfile
     log "$1 stopped (pid $pid)"
 }
 
+which=${2:-both}
+case "$which" in both|mariadb|redis) ;; *) die "unknown service $which: mariadb or redis" ;; esac
 case "${1:-}" in
-start) start_mariadb; start_redis ;;
-stop) stop_by_pid redis "$DIR/redis.pid.saved"; stop_by_pid mariadb "$DIR/mysql.pid.saved" ;;
+start)
+    [ "$which" = redis ] || start_mariadb
+    [ "$which" = mariadb ] || start_redis ;;
+stop)
+    [ "$which" = mariadb ] || stop_by_pid redis "$DIR/redis.pid.saved"
+    [ "$which" = redis ] || stop_by_pid mariadb "$DIR/mysql.pid.saved" ;;
 status)
     if mariadb_up; then log "mariadb up on 127.0.0.1:$MARIADB_PORT"; else log "mariadb down"; fi
     if redis_up; then log "redis up on 127.0.0.1:$REDIS_PORT"; else log "redis down"; fi ;;
