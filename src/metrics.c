@@ -67,7 +67,8 @@ struct lh_metrics {
     struct lh_metric *named[MAX_NAMED];
     _Atomic size_t nnamed;
     struct lh_metric *core[LH_CORE_METRICS];
-    struct lh_metrics_sources sources;
+    struct lh_metrics_sources sources_set; /* written once, then published: */
+    _Atomic(const struct lh_metrics_sources *) sources; /* NULL until set */
     double start_wall, start_mono;
 };
 
@@ -415,12 +416,16 @@ struct lh_metric *lh_metrics_core_by_name(struct lh_metrics *m, const char *name
 
 void lh_metrics_set_sources(struct lh_metrics *m, const struct lh_metrics_sources *s)
 {
-    m->sources = *s;
+    m->sources_set = *s;
+    atomic_store_explicit(&m->sources, &m->sources_set, memory_order_release);
 }
 
 const struct lh_metrics_sources *lh_metrics_sources(const struct lh_metrics *m)
 {
-    return &m->sources;
+    static const struct lh_metrics_sources none;
+    const struct lh_metrics_sources *s =
+        atomic_load_explicit(&((struct lh_metrics *)m)->sources, memory_order_acquire);
+    return s ? s : &none;
 }
 
 void lh_metrics_process(const struct lh_metrics *m, struct lh_process_stats *p)
@@ -598,7 +603,7 @@ static void counter(struct lh_json_buf *b, const char *name, const char *help, d
 
 static void render_sources(struct lh_metrics *m, struct lh_json_buf *b)
 {
-    const struct lh_metrics_sources *s = &m->sources;
+    const struct lh_metrics_sources *s = lh_metrics_sources(m);
 
     if (s->inflight)
         gauge(b, "luahost_http_requests_in_flight", "Requests being handled now.",

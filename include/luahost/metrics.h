@@ -105,7 +105,8 @@ struct lh_metrics_sources {
     unsigned (*inflight)(void *arg);
     void *inflight_arg;
 };
-/* Set once, before serving. */
+/* Set once; requests may already be rendering /metrics (they see no
+ * sources until then). */
 void lh_metrics_set_sources(struct lh_metrics *m, const struct lh_metrics_sources *s);
 const struct lh_metrics_sources *lh_metrics_sources(const struct lh_metrics *m);
 
