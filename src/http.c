@@ -571,8 +571,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (x == NULL)
         return;
     *con_cls = NULL;
-    if (x->call) /* the connection went away before the answer was queued */
+    if (x->call) { /* the connection went away before the answer was queued */
+        x->route = lh_call_route(x->call);
         lh_call_release(x->call);
+    }
     clock_gettime(CLOCK_MONOTONIC, &now);
     struct lh_access_entry e = {
         .request_id = x->id,

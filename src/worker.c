@@ -630,6 +630,11 @@ const struct lh_host *lh_worker_host(lua_State *L)
     return host;
 }
 
+int lh_call_route(const struct lh_call *c)
+{
+    return c->route;
+}
+
 void lh_worker_set_route(int route)
 {
     if (current_call != NULL)

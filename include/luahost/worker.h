@@ -133,6 +133,8 @@ enum lh_call_state lh_worker_start(struct lh_worker *w, const struct lh_request 
  * any thread, when lh_call_resume may run (on the call's own thread). */
 void lh_call_wait(struct lh_call *c, void (*wake)(void *arg), void *arg);
 enum lh_call_state lh_call_resume(struct lh_call *c, struct lh_reply *reply);
+/* The metrics route id the call's handler matched (0 before dispatch). */
+int lh_call_route(const struct lh_call *c);
 /* Ends the call after its reply has been used; frees its coroutine. */
 void lh_call_release(struct lh_call *c);
 
