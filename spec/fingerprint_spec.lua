@@ -2,6 +2,7 @@
 -- fingerprint.host, hmac_sha256, check_secret and random_hex.
 local fingerprint = require "luahost.fingerprint"
 local ffi = require "ffi"
+require "support.host"
 
 local SECRET = "anchor-bench-secret"
 local WRK_UA, WRK_LANG = "anchor-bench/1.0 (wrk)", "en-US,en;q=0.9"
@@ -25,7 +26,6 @@ struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const cha
 void lh_fingerprint_free(struct lh_fingerprint *fp);
 int lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip, const char *ua,
                            const char *lang, const char *xff, char *out);
-struct fingerprint_spec_host { void *fingerprint, *trusted_proxies, *ratelimit; };
 ]]
 local LUA_REGISTRYINDEX = -10000
 
@@ -161,7 +161,7 @@ describe("luahost.fingerprint", function()
             local lib = ffi.load(assert(package.searchpath("luahost", package.cpath)))
             local obj = lib.lh_fingerprint_new(SECRET, #SECRET, nil)
             assert.is_not_nil(obj)
-            local host = ffi.new("struct fingerprint_spec_host", { fingerprint = obj })
+            local host = ffi.new("struct spec_host", { fingerprint = obj })
             local result = run_with_host(host, [[
                 local fingerprint = require "luahost.fingerprint"
                 local a = fingerprint.host()

@@ -2,6 +2,7 @@
 -- netaddr.client_ip and netaddr.host_trusted.
 local netaddr = require "luahost.netaddr"
 local ffi = require "ffi"
+require "support.host"
 
 -- Runs code in a second Lua state whose host objects (what lh_worker_host
 -- returns in a server) hold a real lh_cidr_set made through the FFI, and
@@ -22,7 +23,6 @@ struct lh_cidr_set *lh_cidr_set_new(void);
 void lh_cidr_set_free(struct lh_cidr_set *s);
 int lh_cidr_set_add_list(struct lh_cidr_set *s, const char *list, char *err, size_t errlen);
 int lh_cidr_set_contains(const struct lh_cidr_set *s, const char *ip);
-struct netaddr_spec_host { void *fingerprint, *trusted_proxies, *ratelimit; };
 ]]
 local LUA_REGISTRYINDEX = -10000
 
@@ -212,7 +212,7 @@ describe("luahost.netaddr", function()
             local set = lib.lh_cidr_set_new()
             local err = ffi.new("char[128]")
             assert.equal(0, lib.lh_cidr_set_add_list(set, "127.0.0.1, 10.0.0.0/8", err, 128))
-            local host = ffi.new("struct netaddr_spec_host", { trusted_proxies = set })
+            local host = ffi.new("struct spec_host", { trusted_proxies = set })
             local result = run_with_host(host, [[
                 local netaddr = require "luahost.netaddr"
                 local s = netaddr.host_trusted()

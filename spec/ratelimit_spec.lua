@@ -4,6 +4,7 @@
 -- limiter:close and ratelimit.host.
 local ratelimit = require "luahost.ratelimit"
 local ffi = require "ffi"
+require "support.host"
 
 local DEFAULT_REDIS_URL = "redis://127.0.0.1:16380/0"
 local START_HINT = "start it with scripts/services.sh start"
@@ -29,7 +30,6 @@ struct ratelimit_spec_options {
 };
 struct lh_ratelimit *lh_ratelimit_new(const void *o, const char **err);
 void lh_ratelimit_free(struct lh_ratelimit *rl);
-struct ratelimit_spec_host { void *fingerprint, *trusted_proxies, *ratelimit; };
 ]]
 local LUA_REGISTRYINDEX = -10000
 
@@ -475,7 +475,7 @@ describe("luahost.ratelimit", function()
             local opts = ffi.new("struct ratelimit_spec_options")
             local rl = lib.lh_ratelimit_new(ffi.cast("const void *", opts), nil)
             assert.is_not_nil(rl)
-            local host = ffi.new("struct ratelimit_spec_host", { ratelimit = rl })
+            local host = ffi.new("struct spec_host", { ratelimit = rl })
             local code = [[
                 local ratelimit = require "luahost.ratelimit"
                 local rs = ratelimit.ruleset { { slot = 1, limit = 2, window = %d } }

@@ -459,7 +459,7 @@ enum lh_status lh_cache_flight_join(struct lh_cache *c, const char *key, size_t 
 }
 
 void lh_cache_flight_finish(struct lh_cache *c, struct lh_cache_flight *f, const char *error,
-                            const char *value, size_t vlen)
+                            const char *kind, const char *value, size_t vlen)
 {
     struct shard *s = shard_of(c, f->hash);
 
@@ -474,6 +474,7 @@ void lh_cache_flight_finish(struct lh_cache *c, struct lh_cache_flight *f, const
     while (w != NULL) {
         struct lh_cache_waiter *next = w->_next; /* wake may free w */
         snprintf(w->error, sizeof(w->error), "%s", error ? error : "");
+        snprintf(w->kind, sizeof(w->kind), "%s", kind ? kind : "");
         w->value = value ? malloc(vlen ? vlen : 1) : NULL;
         w->vlen = w->value ? vlen : 0;
         if (w->value)

@@ -6,12 +6,12 @@
  *   core.set(key, text, ttl, stale) -> true | nil, err
  *   core.delete(key) -> boolean
  *   core.invalidate_pattern(pattern) -> count
- *   core.flight(key, wait) -> leader | false, err, text
+ *   core.flight(key, wait) -> leader | false, err, text, kind
  *       The first caller for key gets a leader object and must call
- *       leader:finish(err, text) (its __gc finishes an abandoned one with
- *       an error). Later callers get false at once unless wait; with wait
- *       they get, once the leader finished, false, the leader's error or
- *       nil, and a copy of the leader's text or nil.
+ *       leader:finish(err, text, kind) (its __gc finishes an abandoned one
+ *       with an error). Later callers get false at once unless wait; with
+ *       wait they get, once the leader finished, false, the leader's error
+ *       or nil, a copy of its text or nil, and its error's kind or nil.
  *   core.count(name)            a counter of lh_cache_counter_name
  *   core.stats() -> table
  *   core.message(kind, key) -> text   ("k" for a key, "p" for a pattern)
@@ -121,15 +121,16 @@ static void push_leader(lua_State *L, struct lh_cache *c, struct lh_cache_flight
     lua_setmetatable(L, -2);
 }
 
-/* leader:finish(err, text) */
+/* leader:finish(err, text, kind) */
 static int l_leader_finish(lua_State *L)
 {
     struct leader *l = luaL_checkudata(L, 1, LEADER_MT);
     const char *err = luaL_optstring(L, 2, NULL);
     size_t vlen = 0;
     const char *value = luaL_optlstring(L, 3, NULL, &vlen);
+    const char *kind = luaL_optstring(L, 4, NULL);
     if (l->flight != NULL) {
-        lh_cache_flight_finish(l->cache, l->flight, err, value, vlen);
+        lh_cache_flight_finish(l->cache, l->flight, err, kind, value, vlen);
         l->flight = NULL;
     }
     return 0;
@@ -139,7 +140,8 @@ static int l_leader_gc(lua_State *L)
 {
     struct leader *l = luaL_checkudata(L, 1, LEADER_MT);
     if (l->flight != NULL) {
-        lh_cache_flight_finish(l->cache, l->flight, "the computation was abandoned", NULL, 0);
+        lh_cache_flight_finish(l->cache, l->flight, "the computation was abandoned", NULL, NULL,
+                               0);
         l->flight = NULL;
     }
     return 0;
@@ -193,7 +195,11 @@ static int flight_push(struct lh_async *a, lua_State *L)
         lua_pushlstring(L, fw->w.value, fw->w.vlen);
     else
         lua_pushnil(L);
-    return 3;
+    if (fw->w.kind[0])
+        lua_pushstring(L, fw->w.kind);
+    else
+        lua_pushnil(L);
+    return 4;
 }
 
 static void flight_free(struct lh_async *a)

@@ -280,7 +280,7 @@ static void test_flight_one_leader_waiters_get_result(void **state)
     assert_int_equal(lh_cache_flight_join(c, "k", 1, &b.w, &other), LH_OK);
     assert_null(other);
     assert_int_equal(a.woken, 0);
-    lh_cache_flight_finish(c, leader, NULL, "42", 2);
+    lh_cache_flight_finish(c, leader, NULL, NULL, "42", 2);
     assert_int_equal(a.woken, 1);
     assert_int_equal(b.woken, 1);
     assert_string_equal(a.value, "42");
@@ -290,9 +290,10 @@ static void test_flight_one_leader_waiters_get_result(void **state)
     assert_int_equal(lh_cache_flight_join(c, "k", 1, NULL, &leader), LH_OK);
     assert_non_null(leader);
     assert_int_equal(lh_cache_flight_join(c, "k", 1, &a.w, &other), LH_OK);
-    lh_cache_flight_finish(c, leader, "database down", NULL, 0);
+    lh_cache_flight_finish(c, leader, "database down", "io", NULL, 0);
     assert_int_equal(a.woken, 2);
     assert_string_equal(a.w.error, "database down");
+    assert_string_equal(a.w.kind, "io");
     assert_string_equal(a.value, "");
     lh_cache_free(c);
 }
@@ -399,7 +400,7 @@ static void *flier_main(void *arg)
         if (leader != NULL) {
             free(w);
             atomic_fetch_add(fl->leaders, 1);
-            lh_cache_flight_finish(fl->cache, leader, NULL, "v", 1);
+            lh_cache_flight_finish(fl->cache, leader, NULL, NULL, "v", 1);
         }
     }
     return NULL;
@@ -424,7 +425,7 @@ static void test_flights_from_eight_threads(void **state)
     struct lh_cache_flight *leader;
     assert_int_equal(lh_cache_flight_join(c, "hot", 3, NULL, &leader), LH_OK);
     assert_non_null(leader);
-    lh_cache_flight_finish(c, leader, NULL, NULL, 0);
+    lh_cache_flight_finish(c, leader, NULL, NULL, NULL, 0);
     lh_cache_free(c);
 }
 

@@ -69,11 +69,13 @@ int lh_cache_pattern_match(const char *pattern, size_t plen, const char *s, size
 
 /* A caller waiting for a leader. wake runs once, on the leader's thread and
  * outside every lock, after the leader finished: error is "" when it
- * succeeded, and value a malloc'd copy of the leader's result (the waiter
- * frees it), NULL when there was none or no memory for it. */
+ * succeeded (kind then says what failed, e.g. "io", or is ""), and value a
+ * malloc'd copy of the leader's result (the waiter frees it), NULL when there
+ * was none or no memory for it. */
 struct lh_cache_waiter {
     void (*wake)(struct lh_cache_waiter *w);
     char error[LH_CACHE_FLIGHT_ERR_MAX];
+    char kind[16];
     char *value;
     size_t vlen;
     struct lh_cache_waiter *_next;
@@ -87,9 +89,9 @@ struct lh_cache_flight; /* opaque: a running computation */
 enum lh_status lh_cache_flight_join(struct lh_cache *c, const char *key, size_t klen,
                                     struct lh_cache_waiter *w, struct lh_cache_flight **leader);
 /* Ends the flight and wakes its waiters, handing each the error (NULL for
- * success) and a copy of value (may be NULL). */
+ * success) and its kind (may be NULL), and a copy of value (may be NULL). */
 void lh_cache_flight_finish(struct lh_cache *c, struct lh_cache_flight *f, const char *error,
-                            const char *value, size_t vlen);
+                            const char *kind, const char *value, size_t vlen);
 
 /* -- Invalidation between instances ------------------------------------------ */
 

@@ -114,13 +114,8 @@ local routes = {
         if not per_page then
             return bad_request(res, "per_page must be a whole number from 1 to " .. MAX_PER_PAGE)
         end
-        local kind -- the database's failure class, for 503 against 500
-        local list, err = cache.get_or_compute(("svg_list:%d:%d"):format(page, per_page), LIST_TTL,
-            function()
-                local data, e, k = list_page(page, per_page)
-                kind = k
-                return data, e
-            end, { raw = true })
+        local list, err, kind = cache.get_or_compute(("svg_list:%d:%d"):format(page, per_page),
+            LIST_TTL, function() return list_page(page, per_page) end, { raw = true })
         if not list then
             return server_error(res, "svg list", err, kind)
         end

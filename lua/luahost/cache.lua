@@ -10,12 +10,13 @@
 --   cache.delete(key), cache.invalidate_pattern(pattern) -> true
 --       Also in every other instance's L1, through a Redis channel. Patterns
 --       are Redis globs; L2 is walked with SCAN, never KEYS.
---   cache.get_or_compute(key, ttl, fn, opts) -> value | nil, err
---       fn() -> value | nil, err. Concurrent misses of this process wait for
+--   cache.get_or_compute(key, ttl, fn, opts) -> value | nil, err, kind
+--       fn() -> value | nil, err, kind. Concurrent misses of this process wait for
 --       one computation; across instances a Redis lock elects one computer,
 --       and the others wait for its value (at most opts.lock_wait seconds)
---       before computing themselves. An error (raised or returned) reaches
---       the caller and is not cached; the lock is released either way.
+--       before computing themselves. An error (raised or returned, with its
+--       kind, e.g. luahost.db's "io") reaches the caller and every caller
+--       that waited for it, and is not cached; the lock is released either way.
 --       opts (all optional):
 --         l1_ttl        as in cache.set
 --         negative_ttl  cache a nil result this long (default: not cached)
@@ -211,10 +212,10 @@ local function wait_for_other(key, opts)
 end
 
 -- The computation, with the lock released whatever happens. Returns the
--- text to store and its ttl (nil: do not store), or nil, nil, err.
+-- text to store and its ttl (nil: do not store), or nil, nil, err, kind.
 local function compute(key, ttl, fn, opts, token, locked)
     core.count("computations")
-    local ok, value, err = pcall(fn)
+    local ok, value, err, kind = pcall(fn)
     if locked then
         unlock(key, token)
     end
@@ -223,14 +224,14 @@ local function compute(key, ttl, fn, opts, token, locked)
     end
     if value == nil then
         if err ~= nil then
-            return nil, nil, tostring(err)
+            return nil, nil, tostring(err), kind
         end
         return "null", opts.negative_ttl
     end
     return encode(value), ttl
 end
 
--- L2, else the lock and the computation. Returns text | nil, err.
+-- L2, else the lock and the computation. Returns text | nil, err, kind.
 local function fill(key, ttl, fn, opts)
     local text = l2_fetch(key, opts.l1_ttl)
     if text then
@@ -244,10 +245,10 @@ local function fill(key, ttl, fn, opts)
             return text
         end
     end
-    local store_ttl, err
-    text, store_ttl, err = compute(key, ttl, fn, opts, token, locked)
+    local store_ttl, err, kind
+    text, store_ttl, err, kind = compute(key, ttl, fn, opts, token, locked)
     if text == nil then
-        return nil, err
+        return nil, err, kind
     end
     if store_ttl then
         store(key, text, store_ttl, opts.l1_ttl and min(opts.l1_ttl, store_ttl), opts.stale)
@@ -256,14 +257,14 @@ local function fill(key, ttl, fn, opts)
 end
 
 local function lead(leader, key, ttl, fn, opts)
-    local ok, text, err = pcall(fill, key, ttl, fn, opts)
+    local ok, text, err, kind = pcall(fill, key, ttl, fn, opts)
     if not ok then
         leader:finish(tostring(text))
         error(text, 0)
     end
-    leader:finish(err, text)
+    leader:finish(err, text, kind)
     if text == nil then
-        return nil, err
+        return nil, err, kind
     end
     return output(text, opts)
 end
@@ -279,7 +280,7 @@ function M.get_or_compute(key, ttl, fn, opts)
     if state == "fresh" then
         return output(text, opts)
     end
-    local leader, err, shared = core.flight(key, state == nil)
+    local leader, err, shared, kind = core.flight(key, state == nil)
     if leader then
         return lead(leader, key, ttl, fn, opts)
     end
@@ -288,7 +289,7 @@ function M.get_or_compute(key, ttl, fn, opts)
         return output(text, opts)
     end
     if shared == nil then
-        return nil, err
+        return nil, err, kind
     end
     return output(shared, opts)
 end

@@ -9,6 +9,7 @@ local request = require "luahost.request"
 local response = require "luahost.response"
 local cjson = require "cjson"
 local ffi = require "ffi"
+require "support.host"
 local lfs = require "lfs"
 
 local POLICY = "lua/policy"
@@ -39,7 +40,6 @@ struct security_spec_options {
     double timeout;
     size_t local_max_keys;
 };
-struct security_spec_host { void *fingerprint, *trusted_proxies, *ratelimit; };
 ]]
 local LUA_REGISTRYINDEX = -10000
 
@@ -306,7 +306,7 @@ describe("luahost.security", function()
             rl = lib.lh_ratelimit_new(ffi.cast("const void *", ffi.new("struct security_spec_options")), nil)
             assert.is_not_nil(fp)
             assert.is_not_nil(rl)
-            host = ffi.new("struct security_spec_host", { fingerprint = fp, ratelimit = rl })
+            host = ffi.new("struct spec_host", { fingerprint = fp, ratelimit = rl })
             window = quiet_window(3600)
         end)
 
