@@ -14,8 +14,14 @@ local cjson = require "cjson"
 local POLICY = "spec/integration/monitorapp/policy" -- the gallery's, loopback exempt
 local LOAD_SECONDS = 26
 
+-- scripts/services.sh with the suite's settings (S.spawn drops LUAHOST_*
+-- variables, so that servers read only their own).
 local function services(action, which)
-    local code, out, err = S.run({ "scripts/services.sh", action, which }, { timeout = 60 })
+    local env = {}
+    for _, name in ipairs({ "LUAHOST_SERVICES_DIR", "LUAHOST_MARIADB_PORT", "LUAHOST_REDIS_PORT" }) do
+        env[name] = os.getenv(name) or false
+    end
+    local code, out, err = S.run({ "scripts/services.sh", action, which }, { timeout = 60, env = env })
     assert(code == 0, ("services.sh %s %s: %s%s"):format(action, which, out, err))
 end
 
@@ -80,6 +86,10 @@ describe("faults under load #integration", function()
             "wrk", "-t2", "-c8", "-d" .. LOAD_SECONDS .. "s", "--timeout", "3s",
             "-s", "spec/integration/support/faults_mix.lua", "http://127.0.0.1:" .. srv.port },
             { stdout = out, stderr = out .. ".err" })
+        finally(function() -- a failed assertion must not leave the load running
+            S.kill(wrk, "TERM")
+            S.wait_pid(wrk, 5)
+        end)
         S.sleep(2)
         local before = { fds = fd_count(srv.pid), rss = S.rss_kb(srv.pid) }
 

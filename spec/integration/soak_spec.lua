@@ -37,6 +37,10 @@ describe("soak #integration", function()
             "RATE=" .. RATE, "wrk", "-t2", "-c8", "-d" .. SECONDS .. "s", "--timeout", "3s",
             "-s", "spec/integration/support/faults_mix.lua", "http://127.0.0.1:" .. srv.port },
             { stdout = out, stderr = out .. ".err" })
+        finally(function()
+            S.kill(wrk, "TERM")
+            S.wait_pid(wrk, 5)
+        end)
 
         local samples, step = {}, math.max(2, SECONDS / 30)
         local t0 = S.now()
