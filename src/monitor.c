@@ -451,8 +451,9 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
-/* Pings the database and Redis once a second, half a period after the
- * samples, so that a sample never sees the probe's own connection. */
+/* Pings the database and Redis once a second (four times while one is
+ * down), half a period after the samples, so that a sample never sees the
+ * probe's own connection. */
 static void *prober_main(void *arg)
 {
     struct lh_monitor *mon = arg;
@@ -463,14 +464,22 @@ static void *prober_main(void *arg)
 
     if (wait_or_stop(mon, mon->interval / 2))
         return NULL;
+    double wait;
     do {
-        if (src->db)
-            atomic_store(&mon->db_healthy, lh_db_ping(src->db, err, sizeof(err)) == LH_OK);
+        int healthy = 1;
+        if (src->db) {
+            healthy = lh_db_ping(src->db, err, sizeof(err)) == LH_OK;
+            atomic_store(&mon->db_healthy, healthy);
+        }
         struct redisReply *reply = NULL;
         if (src->redis && lh_redis_command(src->redis, 1, ping, ping_len, &reply, err,
                                            sizeof(err)) == LH_OK)
             freeReplyObject(reply); /* the pool marks Redis up or down itself */
-    } while (!wait_or_stop(mon, mon->interval));
+        /* A service that is down is asked four times as often, so that its
+         * return is noticed within a fraction of a second. */
+        wait = healthy && (!src->redis || lh_redis_up(src->redis)) ? mon->interval
+                                                                   : mon->interval / 4;
+    } while (!wait_or_stop(mon, wait));
     return NULL;
 }
 

@@ -16,7 +16,7 @@
 #include "luahost/log.h"
 #include "luahost/url.h"
 
-#define DOWN_SECONDS 1.0
+#define DOWN_SECONDS 0.25
 #define DEFAULT_POOL 4
 
 static double now_seconds(void)
@@ -131,7 +131,7 @@ static void mark_down(struct lh_redis *r, const char *why)
     int first = !atomic_exchange(&r->down, 1);
     pthread_mutex_unlock(&r->lock);
     if (first)
-        lh_log(LH_LOG_WARN, NULL, "redis %s:%d unavailable (%s); retrying every second",
+        lh_log(LH_LOG_WARN, NULL, "redis %s:%d unavailable (%s); trying again as requests come",
                r->o.host, r->o.port, why);
 }
 

@@ -3,8 +3,8 @@
  * A pool of blocking hiredis connections, each used by one caller at a time
  * (callers are the task pool's threads), made on demand. A connection error
  * or timeout closes that connection and marks Redis down: for the next
- * second every command fails at once instead of each waiting out the
- * timeout; the outage and the recovery are logged once each.
+ * quarter of a second every command fails at once instead of each waiting
+ * out the timeout; the outage and the recovery are logged once each.
  *
  * A subscriber is a thread of its own holding one SUBSCRIBE connection,
  * reconnecting after failures; it tells its callback when it (re)connects,
