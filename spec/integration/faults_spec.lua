@@ -55,9 +55,9 @@ end
 
 describe("faults under load #integration", function()
     teardown(function()
-        services("start", "mariadb") -- whatever happened, leave the suite's database up
         S.stop_all()
         S.redis_stop_all()
+        services("start", "mariadb") -- whatever happened, leave the suite's database up
     end)
 
     it("survives Redis, MariaDB and a broken reload, answering everything", function()
