@@ -37,7 +37,8 @@ describe("monitoring dashboard #integration", function()
     end)
 
     it("renders in Chromium without errors or CSP violations, its charts moving", function()
-        if S.sanitized("the browser tests run in the plain build") then
+        if S.sanitized() then
+            pending("the browser tests run in the plain build")
             return
         end
         local cookie = G.session_headers(srv, admin, secret).Cookie

@@ -45,7 +45,8 @@ describe("memory #integration", function()
     it("answers 10,000 failing requests with 500 without growing without bound", function()
         -- A sanitizer's shadow memory and quarantine grow with every
         -- allocation: RSS says nothing about leaks there.
-        if S.sanitized("RSS is not meaningful under a sanitizer") then
+        if S.sanitized() then
+            pending("RSS is not meaningful under a sanitizer")
             return
         end
         local srv = S.start({ workers = 2 })

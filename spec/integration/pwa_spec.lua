@@ -175,7 +175,8 @@ describe("gallery web app #integration", function()
     end)
 
     it("works as an installable, offline-capable app in Chromium", function()
-        if S.sanitized("the browser tests run in the plain build") then
+        if S.sanitized() then
+            pending("the browser tests run in the plain build")
             return
         end
         os.execute("mkdir -p " .. ARTIFACTS)
