@@ -2,46 +2,20 @@
 -- fingerprint.host, hmac_sha256, check_secret and random_hex.
 local fingerprint = require "luahost.fingerprint"
 local ffi = require "ffi"
-require "support.host"
+local host_objects = require "support.host"
 
 local SECRET = "anchor-bench-secret"
 local WRK_UA, WRK_LANG = "anchor-bench/1.0 (wrk)", "en-US,en;q=0.9"
 
--- Runs code in a second Lua state whose host objects (what lh_worker_host
--- returns in a server) hold a real lh_fingerprint made through the FFI, and
--- returns the code's string result and the fingerprint pointer. The registry
--- key is the one src/worker.c uses.
+-- A real lh_fingerprint made through the FFI, for a state's host objects.
 ffi.cdef [[
-typedef struct lua_State lua_State;
-lua_State *luaL_newstate(void);
-void luaL_openlibs(lua_State *L);
-int luaL_loadstring(lua_State *L, const char *s);
-int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc);
-const char *lua_tolstring(lua_State *L, int idx, size_t *len);
-void lua_pushlightuserdata(lua_State *L, void *p);
-void lua_setfield(lua_State *L, int idx, const char *k);
-void lua_close(lua_State *L);
 struct lh_fingerprint;
 struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const char **err);
 void lh_fingerprint_free(struct lh_fingerprint *fp);
 int lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip, const char *ua,
                            const char *lang, const char *xff, char *out);
 ]]
-local LUA_REGISTRYINDEX = -10000
 
-local function run_with_host(host, code)
-    local L = ffi.C.luaL_newstate()
-    ffi.C.luaL_openlibs(L)
-    ffi.C.lua_pushlightuserdata(L, host)
-    ffi.C.lua_setfield(L, LUA_REGISTRYINDEX, "luahost.host")
-    local chunk = ("package.cpath = %q\n%s"):format(package.cpath, code)
-    assert(ffi.C.luaL_loadstring(L, chunk) == 0, "chunk does not compile")
-    local rc = ffi.C.lua_pcall(L, 0, 1, 0)
-    local result = ffi.string(ffi.C.lua_tolstring(L, -1, nil))
-    ffi.C.lua_close(L) -- collects every wrapper the code made
-    assert(rc == 0, result)
-    return result
-end
 
 describe("luahost.fingerprint", function()
     local fp
@@ -161,8 +135,8 @@ describe("luahost.fingerprint", function()
             local lib = ffi.load(assert(package.searchpath("luahost", package.cpath)))
             local obj = lib.lh_fingerprint_new(SECRET, #SECRET, nil)
             assert.is_not_nil(obj)
-            local host = ffi.new("struct spec_host", { fingerprint = obj })
-            local result = run_with_host(host, [[
+            local host = host_objects.new({ fingerprint = obj })
+            local result = host_objects.run(host, [[
                 local fingerprint = require "luahost.fingerprint"
                 local a = fingerprint.host()
                 local r = tostring(a) .. " " .. a:key("127.0.0.1", "x")

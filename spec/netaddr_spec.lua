@@ -2,43 +2,17 @@
 -- netaddr.client_ip and netaddr.host_trusted.
 local netaddr = require "luahost.netaddr"
 local ffi = require "ffi"
-require "support.host"
+local host_objects = require "support.host"
 
--- Runs code in a second Lua state whose host objects (what lh_worker_host
--- returns in a server) hold a real lh_cidr_set made through the FFI, and
--- returns the code's string result. The registry key is the one
--- src/worker.c uses.
+-- A real lh_cidr_set made through the FFI, for a state's host objects.
 ffi.cdef [[
-typedef struct lua_State lua_State;
-lua_State *luaL_newstate(void);
-void luaL_openlibs(lua_State *L);
-int luaL_loadstring(lua_State *L, const char *s);
-int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc);
-const char *lua_tolstring(lua_State *L, int idx, size_t *len);
-void lua_pushlightuserdata(lua_State *L, void *p);
-void lua_setfield(lua_State *L, int idx, const char *k);
-void lua_close(lua_State *L);
 struct lh_cidr_set;
 struct lh_cidr_set *lh_cidr_set_new(void);
 void lh_cidr_set_free(struct lh_cidr_set *s);
 int lh_cidr_set_add_list(struct lh_cidr_set *s, const char *list, char *err, size_t errlen);
 int lh_cidr_set_contains(const struct lh_cidr_set *s, const char *ip);
 ]]
-local LUA_REGISTRYINDEX = -10000
 
-local function run_with_host(host, code)
-    local L = ffi.C.luaL_newstate()
-    ffi.C.luaL_openlibs(L)
-    ffi.C.lua_pushlightuserdata(L, host)
-    ffi.C.lua_setfield(L, LUA_REGISTRYINDEX, "luahost.host")
-    local chunk = ("package.cpath = %q\n%s"):format(package.cpath, code)
-    assert(ffi.C.luaL_loadstring(L, chunk) == 0, "chunk does not compile")
-    local rc = ffi.C.lua_pcall(L, 0, 1, 0)
-    local result = ffi.string(ffi.C.lua_tolstring(L, -1, nil))
-    ffi.C.lua_close(L) -- collects every wrapper the code made
-    assert(rc == 0, result)
-    return result
-end
 
 describe("luahost.netaddr", function()
     describe("cidr_set", function()
@@ -212,8 +186,8 @@ describe("luahost.netaddr", function()
             local set = lib.lh_cidr_set_new()
             local err = ffi.new("char[128]")
             assert.equal(0, lib.lh_cidr_set_add_list(set, "127.0.0.1, 10.0.0.0/8", err, 128))
-            local host = ffi.new("struct spec_host", { trusted_proxies = set })
-            local result = run_with_host(host, [[
+            local host = host_objects.new({ trusted_proxies = set })
+            local result = host_objects.run(host, [[
                 local netaddr = require "luahost.netaddr"
                 local s = netaddr.host_trusted()
                 local r = tostring(s) .. " " .. netaddr.client_ip(s, "127.0.0.1", "198.51.100.7")

@@ -4,21 +4,12 @@
 -- limiter:close and ratelimit.host.
 local ratelimit = require "luahost.ratelimit"
 local ffi = require "ffi"
-require "support.host"
+local host_objects = require "support.host"
 
 local DEFAULT_REDIS_URL = "redis://127.0.0.1:16380/0"
 local START_HINT = "start it with scripts/services.sh start"
 
 ffi.cdef [[
-typedef struct lua_State lua_State;
-lua_State *luaL_newstate(void);
-void luaL_openlibs(lua_State *L);
-int luaL_loadstring(lua_State *L, const char *s);
-int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc);
-const char *lua_tolstring(lua_State *L, int idx, size_t *len);
-void lua_pushlightuserdata(lua_State *L, void *p);
-void lua_setfield(lua_State *L, int idx, const char *k);
-void lua_close(lua_State *L);
 struct lh_ratelimit;
 struct ratelimit_spec_options {
     const char *redis_host;
@@ -31,23 +22,6 @@ struct ratelimit_spec_options {
 struct lh_ratelimit *lh_ratelimit_new(const void *o, const char **err);
 void lh_ratelimit_free(struct lh_ratelimit *rl);
 ]]
-local LUA_REGISTRYINDEX = -10000
-
--- Runs code in a second Lua state whose host objects (what lh_worker_host
--- returns in a server) are host, and returns the code's string result.
-local function run_with_host(host, code)
-    local L = ffi.C.luaL_newstate()
-    ffi.C.luaL_openlibs(L)
-    ffi.C.lua_pushlightuserdata(L, host)
-    ffi.C.lua_setfield(L, LUA_REGISTRYINDEX, "luahost.host")
-    local chunk = ("package.cpath = %q\n%s"):format(package.cpath, code)
-    assert(ffi.C.luaL_loadstring(L, chunk) == 0, "chunk does not compile")
-    local rc = ffi.C.lua_pcall(L, 0, 1, 0)
-    local result = ffi.string(ffi.C.lua_tolstring(L, -1, nil))
-    ffi.C.lua_close(L)
-    assert(rc == 0, result)
-    return result
-end
 
 -- Keys unique to this run, so that runs sharing a Redis never collide.
 local function unique_prefix()
@@ -475,7 +449,7 @@ describe("luahost.ratelimit", function()
             local opts = ffi.new("struct ratelimit_spec_options")
             local rl = lib.lh_ratelimit_new(ffi.cast("const void *", opts), nil)
             assert.is_not_nil(rl)
-            local host = ffi.new("struct spec_host", { ratelimit = rl })
+            local host = host_objects.new({ ratelimit = rl })
             local code = [[
                 local ratelimit = require "luahost.ratelimit"
                 local rs = ratelimit.ruleset { { slot = 1, limit = 2, window = %d } }
@@ -489,9 +463,9 @@ describe("luahost.ratelimit", function()
             ]]
             local key = unique_prefix() .. "host"
             local window = quiet_window(3600)
-            assert.equal("true false", run_with_host(host, code:format(window, key, key, key)))
+            assert.equal("true false", host_objects.run(host, code:format(window, key, key, key)))
             -- Still alive, with its counts, after every wrapper was closed and collected.
-            assert.equal("false false", run_with_host(host, code:format(window, key, key, key)))
+            assert.equal("false false", host_objects.run(host, code:format(window, key, key, key)))
             lib.lh_ratelimit_free(rl)
         end)
     end)

@@ -9,7 +9,7 @@ local request = require "luahost.request"
 local response = require "luahost.response"
 local cjson = require "cjson"
 local ffi = require "ffi"
-require "support.host"
+local host_objects = require "support.host"
 local lfs = require "lfs"
 
 local POLICY = "lua/policy"
@@ -17,15 +17,6 @@ local CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like 
     .. "Chrome/124.0.0.0 Safari/537.36"
 
 ffi.cdef [[
-typedef struct lua_State lua_State;
-lua_State *luaL_newstate(void);
-void luaL_openlibs(lua_State *L);
-int luaL_loadstring(lua_State *L, const char *s);
-int lua_pcall(lua_State *L, int nargs, int nresults, int errfunc);
-const char *lua_tolstring(lua_State *L, int idx, size_t *len);
-void lua_pushlightuserdata(lua_State *L, void *p);
-void lua_setfield(lua_State *L, int idx, const char *k);
-void lua_close(lua_State *L);
 struct lh_fingerprint;
 struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const char **err);
 void lh_fingerprint_free(struct lh_fingerprint *fp);
@@ -41,7 +32,6 @@ struct security_spec_options {
     size_t local_max_keys;
 };
 ]]
-local LUA_REGISTRYINDEX = -10000
 
 local function read(path)
     local f = assert(io.open(path, "rb"))
@@ -306,7 +296,7 @@ describe("luahost.security", function()
             rl = lib.lh_ratelimit_new(ffi.cast("const void *", ffi.new("struct security_spec_options")), nil)
             assert.is_not_nil(fp)
             assert.is_not_nil(rl)
-            host = ffi.new("struct spec_host", { fingerprint = fp, ratelimit = rl })
+            host = host_objects.new({ fingerprint = fp, ratelimit = rl })
             window = quiet_window(3600)
         end)
 
@@ -320,7 +310,6 @@ describe("luahost.security", function()
         -- results: { ok, status, headers, body }.
         local function run(dir, hits)
             local code = ([[
-                package.cpath = %q
                 package.path = "./lua/?.lua;" .. package.path
                 local cjson = require "cjson"
                 local request = require "luahost.request"
@@ -336,17 +325,8 @@ describe("luahost.security", function()
                         body = res.body and cjson.decode(res.body) or cjson.null }
                 end
                 return cjson.encode(out)
-            ]]):format(package.cpath, dir, cjson.encode(hits), CHROME)
-            local L = ffi.C.luaL_newstate()
-            ffi.C.luaL_openlibs(L)
-            ffi.C.lua_pushlightuserdata(L, host)
-            ffi.C.lua_setfield(L, LUA_REGISTRYINDEX, "luahost.host")
-            assert(ffi.C.luaL_loadstring(L, code) == 0, "chunk does not compile")
-            local rc = ffi.C.lua_pcall(L, 0, 1, 0)
-            local result = ffi.string(ffi.C.lua_tolstring(L, -1, nil))
-            ffi.C.lua_close(L)
-            assert(rc == 0, result)
-            return cjson.decode(result)
+            ]]):format(dir, cjson.encode(hits), CHROME)
+            return cjson.decode(host_objects.run(host, code))
         end
 
         -- Limits of 3 requests per window for a client, bots above 5 a window.
