@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 #define DEFAULT_ENTRIES 1000
 #define DEFAULT_BYTES (64u * 1024 * 1024)
@@ -63,12 +62,6 @@ struct lh_cache {
     struct shard shards[];
 };
 
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* FNV-1a from a per-process seed: chains stay short for ordinary keys, and
  * a shard never holds more than its share of entries anyway. */
@@ -117,7 +110,7 @@ struct lh_cache *lh_cache_new(const struct lh_cache_options *o)
     if (c == NULL)
         return NULL;
     c->nshards = n;
-    c->now = o && o->now ? o->now : monotonic_now;
+    c->now = o && o->now ? o->now : lh_monotonic_seconds;
     c->max_entries = entries;
     c->max_bytes = bytes;
     unsigned char rnd[16];

@@ -1,5 +1,7 @@
-/* src/common.c: status texts. */
+/* src/common.c: status texts and clocks. */
 #include "luahost/common.h"
+
+#include <time.h>
 
 const char *lh_status_str(enum lh_status st)
 {
@@ -24,4 +26,21 @@ const char *lh_status_str(enum lh_status st)
         return "closed";
     }
     return "unknown status";
+}
+
+static double seconds_of(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double lh_monotonic_seconds(void)
+{
+    return seconds_of(CLOCK_MONOTONIC);
+}
+
+double lh_wall_seconds(void)
+{
+    return seconds_of(CLOCK_REALTIME);
 }

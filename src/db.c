@@ -116,12 +116,6 @@ static void library_init(void)
     library_failed = mysql_library_init(0, NULL, NULL) != 0;
 }
 
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct timespec mono_at(double t)
 {
@@ -253,7 +247,7 @@ static enum lh_status reopen(struct lh_db *db, struct lh_db_conn *c, const char 
     }
     MYSQL *m = db_connect(db, cerr, sizeof(cerr));
     if (m == NULL) {
-        double t = now_mono();
+        double t = lh_monotonic_seconds();
         int say = 0;
         c->broken = 1; /* so that the reconnect that works is logged */
         set_err(err, errlen, "cannot connect to mysql at %s:%d as %s/%s: %s", db->host, db->port,
@@ -271,7 +265,7 @@ static enum lh_status reopen(struct lh_db *db, struct lh_db_conn *c, const char 
     }
     c->mysql = m;
     c->broken = 0;
-    c->created = now_mono();
+    c->created = lh_monotonic_seconds();
     if (why != NULL) {
         pthread_mutex_lock(&db->lock);
         db->down_logged_at = 0; /* the next outage is reported at once */
@@ -290,11 +284,11 @@ static void *monitor_main(void *arg)
 
     pthread_mutex_lock(&db->lock);
     while (!db->stopping) {
-        struct timespec until = mono_at(now_mono() + MONITOR_INTERVAL);
+        struct timespec until = mono_at(lh_monotonic_seconds() + MONITOR_INTERVAL);
         pthread_cond_timedwait(&db->tick, &db->lock, &until);
         if (db->stopping)
             break;
-        double t = now_mono();
+        double t = lh_monotonic_seconds();
         for (unsigned i = 0; i < db->size; i++) {
             struct lh_db_conn *c = &db->conns[i];
             if (!c->in_use || c->leak_logged || t - c->acquired_at <= db->leak_after)
@@ -403,7 +397,7 @@ struct lh_db *lh_db_new(const struct lh_db_options *o, char *err, size_t errlen)
         return NULL;
     }
     db->conns[0].mysql = m;
-    db->conns[0].created = db->conns[0].last_used = now_mono();
+    db->conns[0].created = db->conns[0].last_used = lh_monotonic_seconds();
     db->conns[0].is_open = 1;
     db->open = 1;
     if (pthread_create(&db->monitor, NULL, monitor_main, db) != 0) {
@@ -481,7 +475,7 @@ enum lh_status lh_db_acquire(struct lh_db *db, const char *request_id, const cha
                              struct lh_db_conn **out, char *err, size_t errlen)
 {
     struct lh_db_conn *c;
-    double t = now_mono();
+    double t = lh_monotonic_seconds();
 
     if (out != NULL)
         *out = NULL;
@@ -515,7 +509,7 @@ enum lh_status lh_db_acquire(struct lh_db *db, const char *request_id, const cha
         set_err(err, errlen, "db: the pool is closing");
         return LH_ERR_CLOSED;
     }
-    t = now_mono();
+    t = lh_monotonic_seconds();
     c->in_use = 1;
     c->leak_logged = 0;
     c->acquired_at = t;
@@ -598,7 +592,7 @@ void lh_db_release(struct lh_db *db, struct lh_db_conn *c)
         db->open--;
     }
     c->in_use = 0;
-    c->last_used = now_mono();
+    c->last_used = lh_monotonic_seconds();
     c->request_id[0] = c->route[0] = '\0';
     db->active--;
     pthread_cond_signal(&db->freed);
@@ -618,7 +612,7 @@ enum lh_status lh_db_ping(struct lh_db *db, char *err, size_t errlen)
         st = LH_ERR_IO;
         pthread_mutex_lock(&db->lock);
         db->errors++;
-        db->lost_at = now_mono();
+        db->lost_at = lh_monotonic_seconds();
         pthread_mutex_unlock(&db->lock);
     }
     lh_db_release(db, c);
@@ -1064,7 +1058,7 @@ enum lh_status lh_db_run(struct lh_db_conn *c, const char *sql, size_t sql_len,
     long long *ints = NULL;
     double *dbls = NULL;
     unsigned long *lens = NULL;
-    double start = now_mono();
+    double start = lh_monotonic_seconds();
 
     if (out != NULL)
         *out = NULL;
@@ -1146,7 +1140,7 @@ out:
     free(dbls);
     free(lens);
 
-    double took = now_mono() - start;
+    double took = lh_monotonic_seconds() - start;
     int slow = took > c->db->slow_query;
     if (slow) {
         char excerpt[SQL_LOG_MAX + 8];
@@ -1160,7 +1154,7 @@ out:
         if (st != LH_OK)
             c->db->errors++;
         if (st == LH_ERR_IO)
-            c->db->lost_at = now_mono();
+            c->db->lost_at = lh_monotonic_seconds();
         if (slow)
             c->db->slow++;
         pthread_mutex_unlock(&c->db->lock);

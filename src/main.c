@@ -166,20 +166,14 @@ fail:
     return 1;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Waits up to `seconds` for in-flight requests; returns early on a signal in set. */
 static int drain(struct lh_http *http, const sigset_t *set, double seconds)
 {
-    double deadline = now_seconds() + seconds;
+    double deadline = lh_monotonic_seconds() + seconds;
     struct timespec tick = {0, 20 * 1000 * 1000};
 
-    while (lh_http_inflight(http) > 0 && now_seconds() < deadline) {
+    while (lh_http_inflight(http) > 0 && lh_monotonic_seconds() < deadline) {
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGTERM || sig == SIGINT)
             return 0;

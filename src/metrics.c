@@ -86,12 +86,6 @@ static void add_double(_Atomic double *x, double v)
         ;
 }
 
-static double clock_seconds(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const struct {
     const char *name, *help;
@@ -120,8 +114,8 @@ struct lh_metrics *lh_metrics_new(unsigned threads, int enabled)
     m->nthreads = threads ? threads : 1;
     m->threads = calloc(m->nthreads, sizeof(*m->threads));
     pthread_mutex_init(&m->lock, NULL);
-    m->start_wall = clock_seconds(CLOCK_REALTIME);
-    m->start_mono = clock_seconds(CLOCK_MONOTONIC);
+    m->start_wall = lh_wall_seconds();
+    m->start_mono = lh_monotonic_seconds();
     for (int i = 0; i < LH_METRICS_MAX_ROUTES; i++)
         atomic_init(&m->slow[i], DEFAULT_SLOW);
     if (m->threads == NULL || lh_metrics_route_id(m, "unmatched") != LH_METRICS_ROUTE_NONE) {
@@ -452,7 +446,7 @@ void lh_metrics_process(const struct lh_metrics *m, struct lh_process_stats *p)
         closedir(d);
     }
     p->start_time = m->start_wall;
-    p->uptime = clock_seconds(CLOCK_MONOTONIC) - m->start_mono;
+    p->uptime = lh_monotonic_seconds() - m->start_mono;
 }
 
 /* -- Exposition -------------------------------------------------------------- */

@@ -81,12 +81,6 @@ struct lh_monitor {
     unsigned long long last_pool_waits;
 };
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Waits up to seconds or until stopping; 1 when stopping. */
 static int wait_or_stop(struct lh_monitor *mon, double seconds)
@@ -138,7 +132,7 @@ static void take_sample(struct lh_monitor *mon, struct sample *s)
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < M_COUNT; i++)
         s->v[i] = NAN;
-    s->t = wall_now();
+    s->t = lh_wall_seconds();
     double dt = mon->last_t > 0 ? s->t - mon->last_t : mon->interval;
     if (dt <= 0)
         dt = mon->interval;

@@ -160,12 +160,6 @@ static void slot_roll(struct slot *s, long idx)
     s->idx = idx;
 }
 
-static double now_seconds(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 static long used_of(const struct rule_state *s, long window)
 {
@@ -176,7 +170,7 @@ static long used_of(const struct rule_state *s, long window)
 static void decide_local(struct store *st, struct group *g)
 {
     const struct lh_ratelimit_check *c = g->first;
-    double now = now_seconds();
+    double now = lh_wall_seconds();
     struct slot *slots[LH_RATELIMIT_MAX_RULES];
     char key[LH_RATELIMIT_KEY_MAX + 32];
 
@@ -302,7 +296,7 @@ static void redis_drop(struct lh_ratelimit *rl, const char *why)
         redisFree(rl->redis);
     rl->redis = NULL;
     rl->redis_up = 0;
-    rl->next_try = now_seconds() + RETRY_INTERVAL;
+    rl->next_try = lh_wall_seconds() + RETRY_INTERVAL;
 }
 
 static int redis_ok(redisContext *c, redisReply *r)
@@ -450,7 +444,7 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
     }
 
     int remote = 0;
-    if (rl->host != NULL && (rl->redis != NULL || now_seconds() >= rl->next_try)) {
+    if (rl->host != NULL && (rl->redis != NULL || lh_wall_seconds() >= rl->next_try)) {
         if (rl->redis != NULL || redis_connect(rl))
             remote = decide_redis(rl, groups, ngroups);
         if (remote && !rl->redis_up) {

@@ -19,12 +19,6 @@
 #define DOWN_SECONDS 0.25
 #define DEFAULT_POOL 4
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void lh_redis_options_from_url(struct lh_redis_options *o, const struct lh_url *url)
 {
@@ -127,7 +121,7 @@ static void mark_down(struct lh_redis *r, const char *why)
 {
     atomic_fetch_add_explicit(&r->errors, 1, memory_order_relaxed);
     pthread_mutex_lock(&r->lock);
-    r->down_until = now_seconds() + DOWN_SECONDS;
+    r->down_until = lh_monotonic_seconds() + DOWN_SECONDS;
     int first = !atomic_exchange(&r->down, 1);
     pthread_mutex_unlock(&r->lock);
     if (first)
@@ -158,7 +152,7 @@ enum lh_status lh_redis_command(struct lh_redis *r, int argc, const char **argv,
 
     *reply = NULL;
     pthread_mutex_lock(&r->lock);
-    int down = r->down_until > now_seconds();
+    int down = r->down_until > lh_monotonic_seconds();
     if (!down && r->nidle > 0)
         c = r->idle[--r->nidle];
     pthread_mutex_unlock(&r->lock);

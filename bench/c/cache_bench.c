@@ -11,12 +11,6 @@
 #define HITS 2000000
 #define KEYS 100
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static char sink[4096];
 
@@ -69,7 +63,7 @@ int main(void)
         int threads = thread_counts[run];
         pthread_t t[8];
         struct run runs[8];
-        double start = now();
+        double start = lh_monotonic_seconds();
         for (int i = 0; i < threads; i++) {
             runs[i] = (struct run){c, 0};
             pthread_create(&t[i], NULL, hit_loop, &runs[i]);
@@ -79,7 +73,7 @@ int main(void)
             pthread_join(t[i], NULL);
             misses += runs[i].misses;
         }
-        double elapsed = now() - start;
+        double elapsed = lh_monotonic_seconds() - start;
         printf("%d thread(s): %.0f ns per hit (%zu-byte value copied out), %.1f M hits/s in all, "
                "%d misses\n",
                threads, elapsed / HITS * 1e9, len, threads * HITS / elapsed / 1e6, misses);

@@ -1,4 +1,4 @@
-/* include/luahost/common.h: status codes shared by every luahost module.
+/* include/luahost/common.h: status codes and clocks shared by every luahost module.
  * Thread safety: everything here is constant data. */
 #ifndef LUAHOST_COMMON_H
 #define LUAHOST_COMMON_H
@@ -17,5 +17,10 @@ enum lh_status {
 
 /* A short lowercase description of st ("out of memory"); never NULL. */
 const char *lh_status_str(enum lh_status st);
+
+/* Seconds on a clock that never jumps (timeouts, ages, durations). */
+double lh_monotonic_seconds(void);
+/* Seconds since the Unix epoch (what clients and Redis see). */
+double lh_wall_seconds(void);
 
 #endif

@@ -25,13 +25,6 @@ local function services(action, which)
     assert(code == 0, ("services.sh %s %s: %s%s"):format(action, which, out, err))
 end
 
-local function fd_count(pid)
-    local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
-    local n = tonumber(p:read("*a"))
-    p:close()
-    return n
-end
-
 local function scrape(srv)
     local res = assert(srv:request("GET", "/metrics"))
     local m = {}
@@ -91,7 +84,7 @@ describe("faults under load #integration", function()
             S.wait_pid(wrk, 5)
         end)
         S.sleep(2)
-        local before = { fds = fd_count(srv.pid), rss = S.rss_kb(srv.pid) }
+        local before = { fds = S.fd_count(srv.pid), rss = S.rss_kb(srv.pid) }
 
         -- Redis.
         r:stop()
@@ -147,7 +140,7 @@ describe("faults under load #integration", function()
 
         -- Nothing leaked: descriptors, pool connections, memory.
         S.sleep(2)
-        local after = { fds = fd_count(srv.pid), rss = S.rss_kb(srv.pid) }
+        local after = { fds = S.fd_count(srv.pid), rss = S.rss_kb(srv.pid) }
         local m = scrape(srv)
         assert.is_true(after.fds <= before.fds + 4, ("fds %d -> %d"):format(before.fds, after.fds))
         assert.is_true(m['luahost_db_pool_connections{state="open"}'] <= m.luahost_db_pool_size)

@@ -10,13 +10,6 @@ local G = require "integration.support.gallery"
 local SECONDS = tonumber(os.getenv("LUAHOST_SOAK_SECONDS") or "60")
 local RATE = 400
 
-local function fd_count(pid)
-    local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
-    local n = tonumber(p:read("*a"))
-    p:close()
-    return n
-end
-
 describe("soak #integration", function()
     teardown(function()
         S.stop_all()
@@ -47,7 +40,7 @@ describe("soak #integration", function()
         local t0 = S.now()
         while S.now() - t0 < SECONDS - step - 0.5 do -- samples while the load runs
             S.sleep(step)
-            samples[#samples + 1] = { t = S.now() - t0, rss = S.rss_kb(srv.pid), fds = fd_count(srv.pid) }
+            samples[#samples + 1] = { t = S.now() - t0, rss = S.rss_kb(srv.pid), fds = S.fd_count(srv.pid) }
         end
         assert.is_truthy(S.wait_pid(wrk, 30), "wrk did not finish")
         local result = assert(S.read_file(out):match("RESULT [^\n]+"), S.read_file(out))

@@ -39,6 +39,7 @@ local wait = require "posix.sys.wait"
 local psignal = require "posix.signal"
 local stdlib = require "posix.stdlib"
 local fcntl = require "posix.fcntl"
+local dirent = require "posix.dirent"
 local bit = require "bit"
 
 local M = {}
@@ -163,6 +164,15 @@ end
 function M.rss_kb(pid)
     local status = M.read_file("/proc/" .. pid .. "/status") or ""
     return tonumber(status:match("VmRSS:%s*(%d+)%s*kB"))
+end
+
+-- How many file descriptors pid has open.
+function M.fd_count(pid)
+    local n = 0
+    for _ in dirent.files("/proc/" .. pid .. "/fd") do
+        n = n + 1
+    end
+    return n - 2 -- "." and ".."
 end
 
 -- -- Processes --------------------------------------------------------------
