@@ -35,45 +35,78 @@
 #define MAX_BATCH 512
 #define RETRY_INTERVAL 1.0
 
-/* KEYS: none. ARGV: ngroups, then per group: k (identical checks), nrules,
- * then per rule: key, limit, window, counter (0/1). Returns per group the
- * grant, then per rule: previous count, current count, sliding estimate,
- * elapsed ms, counter. */
+#define LEASE_SLOTS 256 /* a power of two; a hot client's checks land in one */
+#define LEASE_LOCKS 16
+#define LEASE_SECONDS 0.5 /* longest life of a lease */
+#define LEASE_MAX 4096    /* most units in one lease */
+#define MAX_RELEASES 256  /* unused lease counts returned in one round trip */
+
+/* Lease sizing (see DESIGN): an instance may hold at most 1/LEASE_SHARE of
+ * what a rule has left, and none once fewer than LEASE_MIN_HEADROOM are left,
+ * so that near a limit every request is decided in Redis, exactly. */
+#define LEASE_SHARE "8"
+#define LEASE_MIN_HEADROOM "64"
+
+/* KEYS: none. ARGV: nreleases, then per release: full key, amount; then
+ * ngroups, then per group: k (identical checks), x (extra units wanted as a
+ * lease), nrules, then per rule: key, limit, window, counter (0/1). Returns
+ * per group the grant (of the k) and the lease granted, then per rule:
+ * previous count, current count, sliding estimate, elapsed ms, counter value,
+ * window index. */
 static const char SCRIPT[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
-    "local out, i = {}, 2\n"
-    "for g = 1, tonumber(ARGV[1]) do\n"
-    "  local k, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1])\n"
+    "local i = 2\n"
+    "for r = 1, tonumber(ARGV[1]) do\n"
+    "  local v = tonumber(redis.call('GET', ARGV[i]) or '0')\n"
+    "  if v > 0 then redis.call('DECRBY', ARGV[i], math.min(v, tonumber(ARGV[i + 1]))) end\n"
     "  i = i + 2\n"
+    "end\n"
+    "local out = {}\n"
+    "local function lease_cap(x, headroom)\n"
+    "  if headroom < " LEASE_MIN_HEADROOM " then return 0 end\n"
+    "  return math.min(x, math.floor(headroom / " LEASE_SHARE "))\n"
+    "end\n"
+    "local ngroups = tonumber(ARGV[i])\n"
+    "i = i + 1\n"
+    "for g = 1, ngroups do\n"
+    "  local k, x, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "  i = i + 3\n"
     "  local grant, rules = k, {}\n"
     "  for r = 1, n do\n"
-    "    local w = tonumber(ARGV[i + 2])\n"
+    "    local w, limit = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 1])\n"
     "    local idx = math.floor(now / w)\n"
-    "    local rule = { key = ARGV[i], w = w, idx = idx, elapsed = now - idx * w,\n"
+    "    local rule = { w = w, idx = idx, elapsed = now - idx * w,\n"
     "                   counter = ARGV[i + 3] == '1', prev = 0, curr = 0, used = 0 }\n"
-    "    if not rule.counter then\n"
-    "      rule.curr = tonumber(redis.call('GET', rule.key .. ':' .. w .. ':' .. idx) or '0')\n"
-    "      rule.prev = tonumber(redis.call('GET', rule.key .. ':' .. w .. ':' .. (idx - 1)) or '0')\n"
+    "    if rule.counter then\n"
+    "      rule.key = ARGV[i] .. ':c' .. w .. ':' .. idx\n"
+    "      if x > 0 then\n"
+    "        x = lease_cap(x, limit - tonumber(redis.call('GET', rule.key) or '0') - k)\n"
+    "      end\n"
+    "    else\n"
+    "      rule.key = ARGV[i] .. ':' .. w .. ':' .. idx\n"
+    "      rule.curr = tonumber(redis.call('GET', rule.key) or '0')\n"
+    "      rule.prev = tonumber(redis.call('GET', ARGV[i] .. ':' .. w .. ':' .. (idx - 1)) or '0')\n"
     "      rule.used = math.floor(rule.prev * (w - rule.elapsed) / w) + rule.curr\n"
-    "      local avail = tonumber(ARGV[i + 1]) - rule.used\n"
+    "      local avail = limit - rule.used\n"
     "      if avail < grant then grant = avail end\n"
+    "      x = lease_cap(x, avail - k)\n"
     "    end\n"
     "    rules[r] = rule\n"
     "    i = i + 4\n"
     "  end\n"
     "  if grant < 0 then grant = 0 end\n"
+    "  if grant < k then x = 0 end\n"
     "  out[#out + 1] = grant\n"
+    "  out[#out + 1] = x\n"
     "  for r = 1, n do\n"
     "    local rule, count = rules[r], 0\n"
     "    if rule.counter then\n"
-    "      local ck = rule.key .. ':c' .. rule.w .. ':' .. rule.idx\n"
-    "      count = redis.call('INCRBY', ck, k)\n"
-    "      if count == k then redis.call('EXPIRE', ck, rule.w + 1) end\n"
-    "    elseif grant > 0 then\n"
-    "      local ck = rule.key .. ':' .. rule.w .. ':' .. rule.idx\n"
-    "      if redis.call('INCRBY', ck, grant) == grant then\n"
-    "        redis.call('EXPIRE', ck, 2 * rule.w + 1)\n"
+    "      count = redis.call('INCRBY', rule.key, k + x)\n"
+    "      if count == k + x then redis.call('EXPIRE', rule.key, rule.w + 1) end\n"
+    "    elseif grant + x > 0 then\n"
+    "      if redis.call('INCRBY', rule.key, grant + x) == grant + x then\n"
+    "        redis.call('EXPIRE', rule.key, 2 * rule.w + 1)\n"
     "      end\n"
     "    end\n"
     "    out[#out + 1] = rule.prev\n"
@@ -81,6 +114,7 @@ static const char SCRIPT[] =
     "    out[#out + 1] = rule.used\n"
     "    out[#out + 1] = math.floor(rule.elapsed * 1000)\n"
     "    out[#out + 1] = count\n"
+    "    out[#out + 1] = rule.idx\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -91,12 +125,19 @@ struct rule_state {
     long prev, curr, used;
     double elapsed;
     long counter;
+    long idx; /* window index (Redis only: for releasing a lease) */
 };
 
+/* Identical checks decided together. Checks 0..k-1 are the real ones; a
+ * lease adds indices k..grant-1, handed out later by lh_ratelimit_try_lease. */
 struct group {
     struct lh_ratelimit_check *first; /* the checks, linked by _next */
+    uint64_t hash;                    /* of the rules, see rules_hash */
+    int slot;                         /* lease slot claimed, or -1 */
     size_t k;
-    long grant;
+    long want;    /* lease units asked for */
+    long grant;   /* allowed indices, the lease's included */
+    long counted; /* added to counter rules: k plus the lease */
     struct rule_state st[LH_RATELIMIT_MAX_RULES];
 };
 
@@ -204,6 +245,7 @@ static void decide_local(struct store *st, struct group *g)
     }
     if (g->grant < 0)
         g->grant = 0;
+    g->counted = (long)g->k;
     for (size_t r = 0; r < c->nrules; r++) {
         if (slots[r] == NULL)
             continue;
@@ -232,8 +274,10 @@ static long retry_after(const struct lh_rate *rate, const struct rule_state *s, 
     return secs < 1 ? 1 : secs;
 }
 
-/* Fills the outcome of the i-th check (0-based) of a decided group. */
-static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, int local)
+/* Fills the outcome of the i-th check (0-based) of a group decided age
+ * seconds ago. */
+static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, int local,
+                 double age)
 {
     c->allowed = (long)i < g->grant;
     c->local = local;
@@ -242,9 +286,9 @@ static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, 
         const struct rule_state *s = &g->st[r];
         struct lh_ratelimit_outcome *o = &c->out[r];
         long w = rule->rate.window;
-        o->reset = (long)ceil((double)w - s->elapsed);
+        o->reset = (long)ceil((double)w - s->elapsed - age);
         if (rule->counter) {
-            o->count = s->counter - (long)g->k + (long)i + 1;
+            o->count = s->counter - g->counted + (long)i + 1;
             o->remaining = rule->rate.limit - o->count;
             o->retry_after = 0;
         } else {
@@ -260,6 +304,46 @@ static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, 
     }
 }
 
+/* -- Leases ------------------------------------------------------------------ */
+
+/* Units of a check's rules reserved in Redis by the batcher and handed out
+ * by lh_ratelimit_try_lease until they run out or expire. A slot with no
+ * units left remembers the rules so that their demand sizes the next lease. */
+struct lease {
+    uint64_t hash; /* 0: empty */
+    size_t nrules;
+    struct lh_ratelimit_rule rules[LH_RATELIMIT_MAX_RULES];
+    struct group g; /* as decided; indices start..g.grant-1 are the lease */
+    long start, next;
+    double t0, expires; /* monotonic */
+};
+
+/* A lease's unused units, to subtract from one Redis counter. */
+struct release {
+    char key[LH_RATELIMIT_KEY_MAX + 48];
+    long amount;
+};
+
+/* Cheap to compute per request: the key texts and the numbers. Never 0. */
+static uint64_t rules_hash(const struct lh_ratelimit_check *c)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t r = 0; r < c->nrules; r++) {
+        const struct lh_ratelimit_rule *rule = &c->rules[r];
+        for (const char *p = rule->key; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        h = (h ^ (uint64_t)rule->rate.limit) * 1099511628211ULL;
+        h = (h ^ (uint64_t)(rule->rate.window * 2 + rule->counter)) * 1099511628211ULL;
+    }
+    return h | 1;
+}
+
+static int lease_matches(const struct lease *l, uint64_t hash, const struct lh_ratelimit_check *c)
+{
+    return l->hash == hash && l->nrules == c->nrules &&
+           memcmp(l->rules, c->rules, c->nrules * sizeof(c->rules[0])) == 0;
+}
+
 /* -- Limiter ----------------------------------------------------------------- */
 
 struct lh_ratelimit {
@@ -269,8 +353,13 @@ struct lh_ratelimit {
     int stopping, stopped, started;
     pthread_t thread;
 
+    struct lease *leases; /* LEASE_SLOTS, each under lease_locks[slot % LEASE_LOCKS] */
+    pthread_mutex_t lease_locks[LEASE_LOCKS];
+
     /* Batcher-only state. */
     struct group groups[MAX_BATCH];
+    struct release releases[MAX_RELEASES];
+    size_t nreleases;
     struct store store;
     redisContext *redis;
     char sha[41];
@@ -281,6 +370,124 @@ struct lh_ratelimit {
     int port, db;
     struct timeval timeout;
 };
+
+static pthread_mutex_t *lease_lock(struct lh_ratelimit *rl, size_t slot)
+{
+    return &rl->lease_locks[slot % LEASE_LOCKS];
+}
+
+/* Batcher, slot locked: queues l's unused units to be returned to Redis with
+ * the next round trip and leaves it none. If the queue is full they stay
+ * counted until their window passes (the limit errs on the strict side). */
+static void queue_release(struct lh_ratelimit *rl, struct lease *l)
+{
+    long unused = l->g.grant - l->next;
+    for (size_t r = 0; r < l->nrules && unused > 0 && rl->nreleases < MAX_RELEASES; r++) {
+        const struct lh_ratelimit_rule *rule = &l->rules[r];
+        struct release *rel = &rl->releases[rl->nreleases++];
+        snprintf(rel->key, sizeof(rel->key), "%s:%s%ld:%ld", rule->key, rule->counter ? "c" : "",
+                 rule->rate.window, l->g.st[r].idx);
+        rel->amount = unused;
+    }
+    if (unused > 0)
+        l->next = l->g.grant;
+}
+
+/* Batcher, before a round trip: claims g's lease slot unless another group
+ * of the batch has, returns what is left of the rules' previous lease, and
+ * sizes the new one by the demand seen: twice what the last lease handed out
+ * (plus this batch), or twice the batch for rules seen for the first time
+ * several at once. */
+static void plan_lease(struct lh_ratelimit *rl, struct group *g, unsigned char *claimed)
+{
+    const struct lh_ratelimit_check *c = g->first;
+    size_t slot = g->hash & (LEASE_SLOTS - 1);
+    struct lease *l = &rl->leases[slot];
+    double now = lh_monotonic_seconds();
+    long k = (long)g->k, want = 0;
+
+    g->slot = -1;
+    g->want = 0;
+    if (claimed[slot])
+        return;
+    pthread_mutex_lock(lease_lock(rl, slot));
+    int mine = lease_matches(l, g->hash, c);
+    if (l->hash != 0 && (mine || now >= l->expires)) {
+        if (mine && now < l->expires + LEASE_SECONDS)
+            want = 2 * (l->next - l->start + k);
+        queue_release(rl, l);
+        l->hash = 0;
+    }
+    if (l->hash == 0) {
+        claimed[slot] = 1;
+        g->slot = (int)slot;
+        if (want == 0 && k > 1)
+            want = 2 * k;
+        g->want = want < LEASE_MAX ? want : LEASE_MAX;
+    }
+    pthread_mutex_unlock(lease_lock(rl, slot));
+}
+
+/* Batcher, after a round trip: puts g's lease (possibly of no units) in the
+ * slot it claimed. It ends with the shortest window of its rules. */
+static void install_lease(struct lh_ratelimit *rl, const struct group *g)
+{
+    const struct lh_ratelimit_check *c = g->first;
+    double now = lh_monotonic_seconds(), life = LEASE_SECONDS;
+
+    if (g->slot < 0)
+        return;
+    for (size_t r = 0; r < c->nrules; r++) {
+        double left = (double)c->rules[r].rate.window - g->st[r].elapsed;
+        if (left < life)
+            life = left;
+    }
+    struct lease *l = &rl->leases[g->slot];
+    pthread_mutex_lock(lease_lock(rl, (size_t)g->slot));
+    l->hash = g->hash;
+    l->nrules = c->nrules;
+    memcpy(l->rules, c->rules, c->nrules * sizeof(c->rules[0]));
+    l->g = *g;
+    l->g.first = NULL;
+    l->start = l->next = (long)g->k;
+    l->t0 = now;
+    l->expires = g->grant > (long)g->k ? now + life : now;
+    pthread_mutex_unlock(lease_lock(rl, (size_t)g->slot));
+}
+
+/* Decides c from a lease if one covers its rules (keys' tails zeroed). */
+static int take_lease(struct lh_ratelimit *rl, struct lh_ratelimit_check *c)
+{
+    uint64_t hash = rules_hash(c);
+    size_t slot = hash & (LEASE_SLOTS - 1);
+    struct lease *l = &rl->leases[slot];
+    int decided = 0;
+
+    pthread_mutex_lock(lease_lock(rl, slot));
+    if (l->next < l->g.grant && lease_matches(l, hash, c)) {
+        double now = lh_monotonic_seconds();
+        if (now < l->expires) {
+            fill(c, &l->g, (size_t)l->next++, 0, now - l->t0);
+            decided = 1;
+        }
+    }
+    pthread_mutex_unlock(lease_lock(rl, slot));
+    return decided;
+}
+
+/* Batcher: queues the unused units of leases that have expired (all of them
+ * when stopping). */
+static void sweep_leases(struct lh_ratelimit *rl, int all)
+{
+    double now = lh_monotonic_seconds();
+    for (size_t slot = 0; slot < LEASE_SLOTS; slot++) {
+        struct lease *l = &rl->leases[slot];
+        pthread_mutex_lock(lease_lock(rl, slot));
+        if (l->hash != 0 && (all || now >= l->expires))
+            queue_release(rl, l);
+        pthread_mutex_unlock(lease_lock(rl, slot));
+    }
+}
 
 /* why may point into the context: it is logged before the context goes. */
 static void redis_drop(struct lh_ratelimit *rl, const char *why)
@@ -339,12 +546,13 @@ static int redis_connect(struct lh_ratelimit *rl)
     return 1;
 }
 
-/* Decides every group in one EVALSHA. Returns 0 on any failure. */
+/* Returns the queued releases and decides every group in one EVALSHA.
+ * Returns 0 on any failure (the releases are dropped either way). */
 static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ngroups)
 {
-    size_t argc = 4, cap = 4;
+    size_t argc = 5, cap = 5 + 2 * rl->nreleases;
     for (size_t g = 0; g < ngroups; g++)
-        cap += 2 + 4 * groups[g].first->nrules;
+        cap += 3 + 4 * groups[g].first->nrules;
     const char **argv = malloc(cap * sizeof(*argv));
     size_t *lens = malloc(cap * sizeof(*lens));
     char *nums = malloc(cap * 24); /* every number's text */
@@ -366,10 +574,17 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
     for (int i = 0; i < 3; i++)
         lens[i] = strlen(argv[i]);
     argc = 3;
+    PUSH_NUM(rl->nreleases);
+    for (size_t i = 0; i < rl->nreleases; i++) {
+        argv[argc] = rl->releases[i].key;
+        lens[argc++] = strlen(rl->releases[i].key);
+        PUSH_NUM(rl->releases[i].amount);
+    }
     PUSH_NUM(ngroups);
     for (size_t g = 0; g < ngroups; g++) {
         const struct lh_ratelimit_check *c = groups[g].first;
         PUSH_NUM(groups[g].k);
+        PUSH_NUM(groups[g].want);
         PUSH_NUM(c->nrules);
         for (size_t r = 0; r < c->nrules; r++) {
             argv[argc] = c->rules[r].key;
@@ -395,15 +610,19 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
         goto out;
     }
     size_t at = 0;
-    for (size_t g = 0; g < ngroups && at < reply->elements; g++) {
+    for (size_t g = 0; g < ngroups && at + 2 <= reply->elements; g++) {
         struct group *gr = &groups[g];
-        gr->grant = reply->element[at++]->integer;
-        for (size_t r = 0; r < gr->first->nrules && at + 5 <= reply->elements; r++) {
+        long lease = (long)reply->element[at + 1]->integer;
+        gr->grant = (long)reply->element[at]->integer + lease;
+        gr->counted = (long)gr->k + lease;
+        at += 2;
+        for (size_t r = 0; r < gr->first->nrules && at + 6 <= reply->elements; r++) {
             gr->st[r].prev = (long)reply->element[at++]->integer;
             gr->st[r].curr = (long)reply->element[at++]->integer;
             gr->st[r].used = (long)reply->element[at++]->integer;
             gr->st[r].elapsed = (double)reply->element[at++]->integer / 1000.0;
             gr->st[r].counter = (long)reply->element[at++]->integer;
+            gr->st[r].idx = (long)reply->element[at++]->integer;
         }
     }
     ok = at == reply->elements;
@@ -411,6 +630,7 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
     if (!ok)
         redis_drop(rl, "unexpected script reply");
 out:
+    rl->nreleases = 0;
     free(argv);
     free(lens);
     free(nums);
@@ -431,6 +651,11 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
     while (batch) {
         struct lh_ratelimit_check *c = batch;
         batch = c->_next;
+        /* Queued while the lease for its rules was being fetched. */
+        if (rl->host != NULL && take_lease(rl, c)) {
+            c->task.done(&c->task);
+            continue;
+        }
         size_t g = 0;
         while (g < ngroups && !same_rules(groups[g].first, c))
             g++;
@@ -445,8 +670,16 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
 
     int remote = 0;
     if (rl->host != NULL && (rl->redis != NULL || lh_wall_seconds() >= rl->next_try)) {
-        if (rl->redis != NULL || redis_connect(rl))
+        if (rl->redis != NULL || redis_connect(rl)) {
+            unsigned char claimed[LEASE_SLOTS] = {0};
+            for (size_t g = 0; g < ngroups; g++) {
+                groups[g].hash = rules_hash(groups[g].first);
+                plan_lease(rl, &groups[g], claimed);
+            }
             remote = decide_redis(rl, groups, ngroups);
+            for (size_t g = 0; remote && g < ngroups; g++)
+                install_lease(rl, &groups[g]);
+        }
         if (remote && !rl->redis_up) {
             if (rl->reported_down)
                 lh_log(LH_LOG_INFO, NULL, "rate limit: redis %s:%d is back; limits are shared again",
@@ -461,10 +694,21 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
         size_t i = 0;
         for (struct lh_ratelimit_check *c = groups[g].first, *next; c; c = next, i++) {
             next = c->_next;
-            fill(c, &groups[g], i, !remote);
+            fill(c, &groups[g], i, !remote, 0);
             c->task.done(&c->task);
         }
     }
+}
+
+/* Batcher: returns the unused units of expired leases (all when stopping),
+ * if Redis is connected; they are not worth a reconnection. */
+static void return_leases(struct lh_ratelimit *rl, int all)
+{
+    if (rl->redis == NULL)
+        return;
+    sweep_leases(rl, all);
+    if (rl->nreleases > 0)
+        decide_redis(rl, NULL, 0);
 }
 
 static void *batcher_main(void *arg)
@@ -473,8 +717,16 @@ static void *batcher_main(void *arg)
 
     pthread_mutex_lock(&rl->lock);
     for (;;) {
-        while (rl->head == NULL && !rl->stopping)
-            pthread_cond_wait(&rl->work, &rl->lock);
+        while (rl->head == NULL && !rl->stopping) {
+            struct timespec idle;
+            clock_gettime(CLOCK_REALTIME, &idle);
+            idle.tv_sec += 1;
+            if (pthread_cond_timedwait(&rl->work, &rl->lock, &idle) == ETIMEDOUT) {
+                pthread_mutex_unlock(&rl->lock);
+                return_leases(rl, 0);
+                pthread_mutex_lock(&rl->lock);
+            }
+        }
         if (rl->head == NULL)
             break;
         struct lh_ratelimit_check *batch = rl->head, *last = rl->head;
@@ -492,6 +744,7 @@ static void *batcher_main(void *arg)
         pthread_mutex_lock(&rl->lock);
     }
     pthread_mutex_unlock(&rl->lock);
+    return_leases(rl, 1);
     return NULL;
 }
 
@@ -503,10 +756,18 @@ struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, cons
 
     while (cap < 2 * max_keys)
         cap *= 2;
-    if (rl != NULL)
-        rl->store.slots = calloc(cap, sizeof(struct slot));
-    if (rl == NULL || rl->store.slots == NULL) {
-        free(rl);
+    if (rl == NULL) {
+        *err = "out of memory";
+        return NULL;
+    }
+    pthread_mutex_init(&rl->lock, NULL);
+    pthread_cond_init(&rl->work, NULL);
+    for (size_t i = 0; i < LEASE_LOCKS; i++)
+        pthread_mutex_init(&rl->lease_locks[i], NULL);
+    rl->store.slots = calloc(cap, sizeof(struct slot));
+    rl->leases = calloc(LEASE_SLOTS, sizeof(struct lease));
+    if (rl->store.slots == NULL || rl->leases == NULL) {
+        lh_ratelimit_free(rl);
         *err = "out of memory";
         return NULL;
     }
@@ -526,8 +787,6 @@ struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, cons
     double t = o->timeout > 0 ? o->timeout : 0.1;
     rl->timeout.tv_sec = (time_t)t;
     rl->timeout.tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6);
-    pthread_mutex_init(&rl->lock, NULL);
-    pthread_cond_init(&rl->work, NULL);
     if (pthread_create(&rl->thread, NULL, batcher_main, rl) != 0) {
         lh_ratelimit_free(rl);
         *err = "cannot start the rate-limit thread";
@@ -537,19 +796,32 @@ struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, cons
     return rl;
 }
 
-void lh_ratelimit_submit(struct lh_ratelimit *rl, struct lh_ratelimit_check *c)
+/* Zeroes each key's tail so that identical checks compare equal bytewise. */
+static void zero_key_tails(struct lh_ratelimit_check *c)
 {
-    /* Zero each key's tail so that identical checks compare equal bytewise. */
     for (size_t r = 0; r < c->nrules; r++) {
         size_t len = strnlen(c->rules[r].key, LH_RATELIMIT_KEY_MAX - 1);
         memset(c->rules[r].key + len, 0, LH_RATELIMIT_KEY_MAX - len);
     }
+}
+
+int lh_ratelimit_try_lease(struct lh_ratelimit *rl, struct lh_ratelimit_check *c)
+{
+    if (rl->host == NULL)
+        return 0;
+    zero_key_tails(c);
+    return take_lease(rl, c);
+}
+
+void lh_ratelimit_submit(struct lh_ratelimit *rl, struct lh_ratelimit_check *c)
+{
+    zero_key_tails(c);
     c->_next = NULL;
     pthread_mutex_lock(&rl->lock);
     if (rl->stopped) {
         struct group g = {.first = c, .k = 1};
         decide_local(&rl->store, &g);
-        fill(c, &g, 0, 1);
+        fill(c, &g, 0, 1, 0);
         pthread_mutex_unlock(&rl->lock);
         c->task.done(&c->task);
         return;
@@ -589,6 +861,9 @@ void lh_ratelimit_free(struct lh_ratelimit *rl)
         store_clear(&rl->store);
         free(rl->store.slots);
     }
+    free(rl->leases);
+    for (size_t i = 0; i < LEASE_LOCKS; i++)
+        pthread_mutex_destroy(&rl->lease_locks[i]);
     pthread_cond_destroy(&rl->work);
     pthread_mutex_destroy(&rl->lock);
     free(rl->host);

@@ -13,7 +13,8 @@
  *                                        reset, window, count, is_local
  *       limit, remaining, reset and window describe the tightest limit rule
  *       (fewest remaining); count is the highest counter rule's count.
- *       Inside a request the coroutine waits for the batch; the thread goes on.
+ *       Decided at once from a lease when one covers the rules; otherwise,
+ *       inside a request, the coroutine waits for the batch; the thread goes on.
  *   limiter:redis_up() -> boolean
  */
 #include <stddef.h>
@@ -61,10 +62,8 @@ static void check_start(struct lh_async *a)
     lh_ratelimit_submit(op->rl, &op->check);
 }
 
-static int check_push(struct lh_async *a, lua_State *L)
+static int push_outcome(lua_State *L, const struct lh_ratelimit_check *c)
 {
-    struct check_op *op = (struct check_op *)a;
-    const struct lh_ratelimit_check *c = &op->check;
     const struct lh_ratelimit_rule *tight = NULL;
     const struct lh_ratelimit_outcome *tight_out = NULL;
     long retry = 0, count = 0;
@@ -97,6 +96,11 @@ static int check_push(struct lh_async *a, lua_State *L)
     lua_pushinteger(L, count);
     lua_pushboolean(L, c->local);
     return 8;
+}
+
+static int check_push(struct lh_async *a, lua_State *L)
+{
+    return push_outcome(L, &((struct check_op *)a)->check);
 }
 
 static void check_free(struct lh_async *a)
@@ -162,25 +166,27 @@ static int l_check(lua_State *L)
     const struct ruleset *rs = luaL_checkudata(L, 2, RULESET_MT);
     const char *keys[MAX_SLOTS];
     size_t lens[MAX_SLOTS];
+    struct lh_ratelimit_check check;
 
     for (int i = 0; i < MAX_SLOTS; i++)
         keys[i] = luaL_optlstring(L, i + 3, NULL, &lens[i]);
-    struct check_op *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return luaL_error(L, "out of memory");
     for (size_t r = 0; r < rs->n; r++) {
         int slot = rs->slots[r] - 1;
-        struct lh_ratelimit_rule *rule = &op->check.rules[r];
+        struct lh_ratelimit_rule *rule = &check.rules[r];
         size_t slen = strlen(rs->rules[r].key);
         *rule = rs->rules[r];
-        if (keys[slot] == NULL || lens[slot] + slen >= LH_RATELIMIT_KEY_MAX) {
-            free(op);
+        if (keys[slot] == NULL || lens[slot] + slen >= LH_RATELIMIT_KEY_MAX)
             return luaL_error(L, "key %d is missing or too long", slot + 1);
-        }
         memcpy(rule->key, keys[slot], lens[slot]);
         memcpy(rule->key + lens[slot], rs->rules[r].key, slen + 1);
     }
-    op->check.nrules = rs->n;
+    check.nrules = rs->n;
+    if (lh_ratelimit_try_lease(lim->rl, &check))
+        return push_outcome(L, &check);
+    struct check_op *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return luaL_error(L, "out of memory");
+    op->check = check;
     op->rl = lim->rl;
     op->a.start = check_start;
     op->a.push = check_push;

@@ -15,7 +15,19 @@
  * than the timeout, the batcher decides locally, logs it once, and tries
  * Redis again at most once a second.
  *
- * Thread safety: lh_ratelimit_submit from any thread; new/free on one. */
+ * Leases: for rules that arrive faster than Redis round trips, the same
+ * atomic script also reserves extra units in Redis (counted there at once, so
+ * every instance sees them) that lh_ratelimit_try_lease then hands out
+ * without a round trip, for at most 0.5 s and never past a window's end. A
+ * lease is twice the demand last seen, at most 1/8 of what each rule has
+ * left, and none within 64 of any limit or counter threshold, so near a
+ * limit every request is decided in Redis exactly. Unused units are given
+ * back when the lease expires. The cost: X-RateLimit-Remaining during a lease
+ * does not see other instances' requests, and another instance may be
+ * refused while this one holds units (at most 1/8 of the rest, for 0.5 s).
+ *
+ * Thread safety: lh_ratelimit_submit and lh_ratelimit_try_lease from any
+ * thread; new/free on one. */
 #ifndef LUAHOST_RATELIMIT_H
 #define LUAHOST_RATELIMIT_H
 #include <stddef.h>
@@ -76,6 +88,10 @@ struct lh_ratelimit_options {
 /* Starts the batcher. Redis need not be up: it is tried on each batch, at
  * most once a second while down. NULL and *err (static text) on failure. */
 struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, const char **err);
+/* Decides c at once, on the caller's thread, from a lease this instance
+ * holds on exactly c's rules: 1 if decided (allowed, outcomes filled, done()
+ * not called), 0 if c must be submitted. */
+int lh_ratelimit_try_lease(struct lh_ratelimit *rl, struct lh_ratelimit_check *c);
 /* Queues c; done() follows once. After lh_ratelimit_stop, it is decided
  * locally at once, on the caller's thread. */
 void lh_ratelimit_submit(struct lh_ratelimit *rl, struct lh_ratelimit_check *c);
