@@ -230,11 +230,15 @@ describe("luahost.ratelimit", function()
                 "rule 1: window must be a number from 1 to 31622400")
         end)
 
-        it("raises on a suffix that is not a short string", function()
-            assert.has_error(function() ratelimit.ruleset { rule { suffix = ("x"):rep(64) } } end,
-                "rule 1: suffix must be a short string")
-            assert.has_error(function() ratelimit.ruleset { rule { suffix = {} } } end,
-                "rule 1: suffix must be a short string")
+        it("raises on a prefix or suffix that is not a short string", function()
+            local why = "rule 1: prefix and suffix must be short strings"
+            assert.has_error(function() ratelimit.ruleset { rule { suffix = ("x"):rep(64) } } end, why)
+            assert.has_error(function() ratelimit.ruleset { rule { suffix = {} } } end, why)
+            assert.has_error(function() ratelimit.ruleset { rule { prefix = {} } } end, why)
+            -- Together they share the room: 32 + 32 bytes is too long.
+            assert.has_error(function()
+                ratelimit.ruleset { rule { prefix = ("p"):rep(32), suffix = ("s"):rep(32) } }
+            end, why)
         end)
     end)
 
@@ -275,6 +279,15 @@ describe("luahost.ratelimit", function()
             -- "<key>" and "<key>:GET /x" are different counts.
             assert.is_true((limiter:check(plain, prefix .. "k")))
             assert.is_false((limiter:check(plain, prefix .. "k:GET /x")))
+        end)
+
+        it("puts a rule's prefix before the slot's key", function()
+            local prefixed = ratelimit.ruleset { { slot = 1, prefix = prefix .. "p:", limit = 1, window = window } }
+            local plain = ratelimit.ruleset { { slot = 1, limit = 1, window = window } }
+            assert.is_true((limiter:check(prefixed, "k")))
+            assert.is_false((limiter:check(prefixed, "k")))
+            -- The same count as the whole key given without a prefix.
+            assert.is_false((limiter:check(plain, prefix .. "p:k")))
         end)
 
         it("reports the tightest limit rule (fewest remaining)", function()

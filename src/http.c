@@ -233,6 +233,8 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
         lh_header_set_emit(reply->security, nonce ? nonce : "", x->req.https, add_security_header,
                            resp);
     }
+    if (reply->has_rate)
+        lh_ratelimit_emit_headers(&reply->rate, (long)time(NULL), add_security_header, resp);
     for (size_t i = 0; i < reply->nheaders; i++) {
         if (MHD_add_response_header(resp, reply->names[i], reply->values[i]) != MHD_YES)
             lh_log(LH_LOG_WARN, x->id, "header %s not sent (set by the server)", reply->names[i]);

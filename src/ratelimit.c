@@ -40,6 +40,8 @@
 #define LEASE_SECONDS 0.5 /* longest life of a lease */
 #define LEASE_MAX 4096    /* most units in one lease */
 #define MAX_RELEASES 256  /* unused lease counts returned in one round trip */
+#define LEASE_SWEEP_INTERVAL 1.0 /* seconds between returns of expired leases' units */
+#define MAX_REFILLS 16            /* leases refilled in one round trip */
 
 /* Lease sizing (see DESIGN): an instance may hold at most 1/LEASE_SHARE of
  * what a rule has left, and none once fewer than LEASE_MIN_HEADROOM are left,
@@ -316,6 +318,13 @@ struct lease {
     struct group g; /* as decided; indices start..g.grant-1 are the lease */
     long start, next;
     double t0, expires; /* monotonic */
+    int refill_asked;   /* half used: the batcher fetches the next lease early */
+};
+
+/* A group for a lease refill has no real checks (k = 0): first points at a
+ * copy of the lease's rules. */
+struct refill {
+    struct lh_ratelimit_check rules;
 };
 
 /* A lease's unused units, to subtract from one Redis counter. */
@@ -323,6 +332,11 @@ struct release {
     char key[LH_RATELIMIT_KEY_MAX + 48];
     long amount;
 };
+
+static int same_rules(const struct lh_ratelimit_check *a, const struct lh_ratelimit_check *b)
+{
+    return a->nrules == b->nrules && memcmp(a->rules, b->rules, a->nrules * sizeof(a->rules[0])) == 0;
+}
 
 /* Cheap to compute per request: the key texts and the numbers. Never 0. */
 static uint64_t rules_hash(const struct lh_ratelimit_check *c)
@@ -355,11 +369,13 @@ struct lh_ratelimit {
 
     struct lease *leases; /* LEASE_SLOTS, each under lease_locks[slot % LEASE_LOCKS] */
     pthread_mutex_t lease_locks[LEASE_LOCKS];
+    int refills_asked; /* under lock: some lease has refill_asked set */
 
     /* Batcher-only state. */
     struct group groups[MAX_BATCH];
     struct release releases[MAX_RELEASES];
     size_t nreleases;
+    struct refill refills[MAX_REFILLS];
     struct store store;
     redisContext *redis;
     char sha[41];
@@ -397,7 +413,8 @@ static void queue_release(struct lh_ratelimit *rl, struct lease *l)
  * of the batch has, returns what is left of the rules' previous lease, and
  * sizes the new one by the demand seen: twice what the last lease handed out
  * (plus this batch), or twice the batch for rules seen for the first time
- * several at once. */
+ * several at once. A refill (k = 0) leaves the current lease in use until
+ * the new one is installed, and asks for twice its size. */
 static void plan_lease(struct lh_ratelimit *rl, struct group *g, unsigned char *claimed)
 {
     const struct lh_ratelimit_check *c = g->first;
@@ -412,6 +429,16 @@ static void plan_lease(struct lh_ratelimit *rl, struct group *g, unsigned char *
         return;
     pthread_mutex_lock(lease_lock(rl, slot));
     int mine = lease_matches(l, g->hash, c);
+    if (k == 0) {
+        if (mine && now < l->expires) {
+            claimed[slot] = 1;
+            g->slot = (int)slot;
+            want = 2 * (l->g.grant - l->start);
+            g->want = want < LEASE_MAX ? want : LEASE_MAX;
+        }
+        pthread_mutex_unlock(lease_lock(rl, slot));
+        return;
+    }
     if (l->hash != 0 && (mine || now >= l->expires)) {
         if (mine && now < l->expires + LEASE_SECONDS)
             want = 2 * (l->next - l->start + k);
@@ -444,6 +471,8 @@ static void install_lease(struct lh_ratelimit *rl, const struct group *g)
     }
     struct lease *l = &rl->leases[g->slot];
     pthread_mutex_lock(lease_lock(rl, (size_t)g->slot));
+    queue_release(rl, l); /* what a refilled lease has left */
+    l->refill_asked = 0;
     l->hash = g->hash;
     l->nrules = c->nrules;
     memcpy(l->rules, c->rules, c->nrules * sizeof(c->rules[0]));
@@ -463,16 +492,60 @@ static int take_lease(struct lh_ratelimit *rl, struct lh_ratelimit_check *c)
     struct lease *l = &rl->leases[slot];
     int decided = 0;
 
+    int refill = 0;
+
     pthread_mutex_lock(lease_lock(rl, slot));
     if (l->next < l->g.grant && lease_matches(l, hash, c)) {
         double now = lh_monotonic_seconds();
         if (now < l->expires) {
             fill(c, &l->g, (size_t)l->next++, 0, now - l->t0);
             decided = 1;
+            if (!l->refill_asked && l->g.grant - l->next <= (l->g.grant - l->start) / 2)
+                refill = l->refill_asked = 1;
         }
     }
     pthread_mutex_unlock(lease_lock(rl, slot));
+    if (refill) {
+        pthread_mutex_lock(&rl->lock);
+        rl->refills_asked = 1;
+        pthread_cond_signal(&rl->work);
+        pthread_mutex_unlock(&rl->lock);
+    }
     return decided;
+}
+
+/* Batcher: adds a group of no checks for each lease (up to MAX_REFILLS) that
+ * asked for a refill and whose rules have no group in the batch yet. */
+static size_t add_refills(struct lh_ratelimit *rl, struct group *groups, size_t ngroups)
+{
+    size_t n = 0;
+    double now = lh_monotonic_seconds();
+
+    for (size_t slot = 0; slot < LEASE_SLOTS && n < MAX_REFILLS && ngroups < MAX_BATCH; slot++) {
+        struct lease *l = &rl->leases[slot];
+        struct lh_ratelimit_check *c = &rl->refills[n].rules;
+        pthread_mutex_lock(lease_lock(rl, slot));
+        int asked = l->hash != 0 && l->refill_asked == 1 && now < l->expires;
+        if (asked) {
+            l->refill_asked = 2; /* being fetched */
+            c->nrules = l->nrules;
+            memcpy(c->rules, l->rules, l->nrules * sizeof(l->rules[0]));
+        }
+        pthread_mutex_unlock(lease_lock(rl, slot));
+        if (!asked)
+            continue;
+        size_t g = 0;
+        while (g < ngroups && !same_rules(groups[g].first, c))
+            g++;
+        if (g < ngroups)
+            continue; /* checks of these rules are in the batch: they renew it */
+        memset(&groups[g], 0, sizeof(groups[g]));
+        c->_next = NULL;
+        groups[g].first = c;
+        ngroups++;
+        n++;
+    }
+    return ngroups;
 }
 
 /* Batcher: queues the unused units of leases that have expired (all of them
@@ -637,13 +710,9 @@ out:
     return ok;
 }
 
-static int same_rules(const struct lh_ratelimit_check *a, const struct lh_ratelimit_check *b)
-{
-    return a->nrules == b->nrules && memcmp(a->rules, b->rules, a->nrules * sizeof(a->rules[0])) == 0;
-}
-
-/* Groups the batch (a list), decides it and calls every done(). */
-static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *batch)
+/* Groups the batch (a list), decides it and calls every done(); with
+ * refills, also fetches the leases that asked for it. */
+static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *batch, int refills)
 {
     struct group *groups = rl->groups;
     size_t ngroups = 0;
@@ -672,6 +741,8 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
     if (rl->host != NULL && (rl->redis != NULL || lh_wall_seconds() >= rl->next_try)) {
         if (rl->redis != NULL || redis_connect(rl)) {
             unsigned char claimed[LEASE_SLOTS] = {0};
+            if (refills)
+                ngroups = add_refills(rl, groups, ngroups);
             for (size_t g = 0; g < ngroups; g++) {
                 groups[g].hash = rules_hash(groups[g].first);
                 plan_lease(rl, &groups[g], claimed);
@@ -689,6 +760,8 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
         rl->redis_up = remote;
     }
     for (size_t g = 0; g < ngroups; g++) {
+        if (groups[g].k == 0)
+            continue; /* a refill */
         if (!remote)
             decide_local(&rl->store, &groups[g]);
         size_t i = 0;
@@ -700,8 +773,9 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
     }
 }
 
-/* Batcher: returns the unused units of expired leases (all when stopping),
- * if Redis is connected; they are not worth a reconnection. */
+/* Batcher, about once a second: returns the unused units of expired leases
+ * (all when stopping), if Redis is connected; they are not worth a
+ * reconnection. */
 static void return_leases(struct lh_ratelimit *rl, int all)
 {
     if (rl->redis == NULL)
@@ -711,36 +785,48 @@ static void return_leases(struct lh_ratelimit *rl, int all)
         decide_redis(rl, NULL, 0);
 }
 
+/* Takes up to MAX_BATCH queued checks off the queue (lock held). */
+static struct lh_ratelimit_check *take_batch(struct lh_ratelimit *rl)
+{
+    struct lh_ratelimit_check *batch = rl->head, *last = rl->head;
+    size_t n = 1;
+
+    while (last->_next && n < MAX_BATCH) {
+        last = last->_next;
+        n++;
+    }
+    rl->head = last->_next;
+    if (rl->head == NULL)
+        rl->tail = NULL;
+    last->_next = NULL;
+    return batch;
+}
+
 static void *batcher_main(void *arg)
 {
     struct lh_ratelimit *rl = arg;
+    double next_sweep = lh_monotonic_seconds() + LEASE_SWEEP_INTERVAL;
 
     pthread_mutex_lock(&rl->lock);
-    for (;;) {
-        while (rl->head == NULL && !rl->stopping) {
-            struct timespec idle;
-            clock_gettime(CLOCK_REALTIME, &idle);
-            idle.tv_sec += 1;
-            if (pthread_cond_timedwait(&rl->work, &rl->lock, &idle) == ETIMEDOUT) {
-                pthread_mutex_unlock(&rl->lock);
-                return_leases(rl, 0);
-                pthread_mutex_lock(&rl->lock);
-            }
+    while (rl->head != NULL || !rl->stopping) {
+        struct lh_ratelimit_check *batch = NULL;
+        if (rl->head == NULL && !rl->refills_asked) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += (time_t)LEASE_SWEEP_INTERVAL;
+            pthread_cond_timedwait(&rl->work, &rl->lock, &until);
         }
-        if (rl->head == NULL)
-            break;
-        struct lh_ratelimit_check *batch = rl->head, *last = rl->head;
-        size_t n = 1;
-        while (last->_next && n < MAX_BATCH) {
-            last = last->_next;
-            n++;
-        }
-        rl->head = last->_next;
-        if (rl->head == NULL)
-            rl->tail = NULL;
-        last->_next = NULL;
+        if (rl->head != NULL)
+            batch = take_batch(rl);
+        int refills = rl->refills_asked;
+        rl->refills_asked = 0;
         pthread_mutex_unlock(&rl->lock);
-        decide_batch(rl, batch);
+        if (batch != NULL || refills)
+            decide_batch(rl, batch, refills);
+        if (lh_monotonic_seconds() >= next_sweep) {
+            return_leases(rl, 0);
+            next_sweep = lh_monotonic_seconds() + LEASE_SWEEP_INTERVAL;
+        }
         pthread_mutex_lock(&rl->lock);
     }
     pthread_mutex_unlock(&rl->lock);
@@ -874,6 +960,25 @@ void lh_ratelimit_free(struct lh_ratelimit *rl)
 int lh_ratelimit_redis_up(const struct lh_ratelimit *rl)
 {
     return rl->redis_up;
+}
+
+/* -- Headers ------------------------------------------------------------------ */
+
+void lh_ratelimit_emit_headers(const struct lh_rate_headers *h, long now, lh_header_fn add,
+                               void *arg)
+{
+    char v[96];
+
+    snprintf(v, sizeof(v), "%ld", h->limit);
+    add(arg, "X-RateLimit-Limit", v);
+    snprintf(v, sizeof(v), "%ld", h->remaining);
+    add(arg, "X-RateLimit-Remaining", v);
+    snprintf(v, sizeof(v), "%ld", now + h->reset);
+    add(arg, "X-RateLimit-Reset", v);
+    snprintf(v, sizeof(v), "\"w%ld\";q=%ld;w=%ld", h->window, h->limit, h->window);
+    add(arg, "RateLimit-Policy", v);
+    snprintf(v, sizeof(v), "\"w%ld\";r=%ld;t=%ld", h->window, h->remaining, h->reset);
+    add(arg, "RateLimit", v);
 }
 
 /* -- Limit strings ----------------------------------------------------------- */

@@ -6,9 +6,10 @@
  *       (seconds); without redis_host the limiter is local only.
  *   ratelimit.host() -> limiter | nil, err   the server's (shared) limiter
  *   ratelimit.ruleset(rules) -> ruleset
- *       rules: array of { slot = n, suffix = s, limit = n, window = seconds,
- *       counter = bool }: a rule's key is the slot-th key given to check, then
- *       suffix. Compiled once per policy load, so a check builds no tables.
+ *       rules: array of { slot = n, prefix = s, suffix = s, limit = n,
+ *       window = seconds, counter = bool }: a rule's key is prefix, the
+ *       slot-th key given to check, then suffix. Compiled once per policy
+ *       load, so a check builds no tables and no strings.
  *   limiter:check(ruleset, key1, ...) -> allowed, retry_after, limit, remaining,
  *                                        reset, window, count, is_local
  *       limit, remaining, reset and window describe the tightest limit rule
@@ -32,9 +33,12 @@
 #define RULESET_MT "luahost.ratelimit.ruleset"
 #define MAX_SLOTS 4
 
+#define AFFIX_MAX (LH_RATELIMIT_KEY_MAX / 2) /* prefix and suffix together, NUL included */
+
 struct ruleset {
     size_t n;
     int slots[LH_RATELIMIT_MAX_RULES];
+    char prefixes[LH_RATELIMIT_MAX_RULES][AFFIX_MAX];
     struct lh_ratelimit_rule rules[LH_RATELIMIT_MAX_RULES]; /* key holds the suffix */
 };
 
@@ -142,11 +146,15 @@ static int l_ruleset(lua_State *L)
         int t = lua_gettop(L);
         if (!lua_istable(L, t))
             return luaL_error(L, "rule %d: want a table", i);
+        size_t plen = 0;
         rs->slots[r] = (int)field_integer(L, t, "slot", i, MAX_SLOTS);
+        lua_getfield(L, t, "prefix");
+        const char *prefix = lua_isnil(L, -1) ? "" : lua_tolstring(L, -1, &plen);
         lua_getfield(L, t, "suffix");
         const char *suffix = lua_isnil(L, -1) ? "" : lua_tolstring(L, -1, &len);
-        if (suffix == NULL || len >= LH_RATELIMIT_KEY_MAX / 2)
-            return luaL_error(L, "rule %d: suffix must be a short string", i);
+        if (prefix == NULL || suffix == NULL || plen + len >= AFFIX_MAX)
+            return luaL_error(L, "rule %d: prefix and suffix must be short strings", i);
+        memcpy(rs->prefixes[r], prefix, plen);
         memcpy(rs->rules[r].key, suffix, len);
         rs->rules[r].rate.limit = field_integer(L, t, "limit", i, LH_RATE_MAX_LIMIT);
         rs->rules[r].rate.window = field_integer(L, t, "window", i, 366L * 86400);
@@ -173,12 +181,13 @@ static int l_check(lua_State *L)
     for (size_t r = 0; r < rs->n; r++) {
         int slot = rs->slots[r] - 1;
         struct lh_ratelimit_rule *rule = &check.rules[r];
-        size_t slen = strlen(rs->rules[r].key);
+        size_t plen = strlen(rs->prefixes[r]), slen = strlen(rs->rules[r].key);
         *rule = rs->rules[r];
-        if (keys[slot] == NULL || lens[slot] + slen >= LH_RATELIMIT_KEY_MAX)
+        if (keys[slot] == NULL || plen + lens[slot] + slen >= LH_RATELIMIT_KEY_MAX)
             return luaL_error(L, "key %d is missing or too long", slot + 1);
-        memcpy(rule->key, keys[slot], lens[slot]);
-        memcpy(rule->key + lens[slot], rs->rules[r].key, slen + 1);
+        memcpy(rule->key, rs->prefixes[r], plen);
+        memcpy(rule->key + plen, keys[slot], lens[slot]);
+        memcpy(rule->key + plen + lens[slot], rs->rules[r].key, slen + 1);
     }
     check.nrules = rs->n;
     if (lh_ratelimit_try_lease(lim->rl, &check))

@@ -281,6 +281,7 @@ static void server_error(struct lh_reply *reply, const struct lh_header_set *sec
     reply->nonce = NULL;
     reply->route = 0;
     reply->stream = LH_STREAM_NONE;
+    reply->has_rate = 0;
     reply->status = 500;
     reply->body = SERVER_ERROR_BODY;
     reply->body_len = sizeof(SERVER_ERROR_BODY) - 1;
@@ -401,13 +402,40 @@ static const char *add_header(struct lh_reply *reply, const char *name, lua_Stat
     return NULL;
 }
 
+/* Reads res.ratelimit, the table at index t, into reply. */
+static const char *read_rate(lua_State *co, int t, struct lh_reply *reply)
+{
+    static const char *const fields[] = {"limit", "remaining", "reset", "window"};
+    long *out[] = {&reply->rate.limit, &reply->rate.remaining, &reply->rate.reset,
+                   &reply->rate.window};
+
+    reply->has_rate = 0;
+    if (lua_isnoneornil(co, t))
+        return NULL;
+    if (!lua_istable(co, t))
+        return "res.ratelimit must be a table";
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        lua_getfield(co, t, fields[i]);
+        int ok = lua_type(co, -1) == LUA_TNUMBER;
+        *out[i] = (long)lua_tointeger(co, -1);
+        lua_pop(co, 1);
+        if (!ok)
+            return "res.ratelimit needs numbers limit, remaining, reset and window";
+    }
+    reply->has_rate = 1;
+    return NULL;
+}
+
 /* Reads dispatch's results (status, body, headers, security header set,
- * nonce, stream) from the coroutine stack. */
+ * nonce, stream, rate limit) from the coroutine stack. */
 static const char *read_reply(lua_State *co, struct lh_reply *reply)
 {
     lua_Number status = lua_tonumber(co, 1);
     size_t name_len;
+    const char *rate_error = read_rate(co, 7, reply);
 
+    if (rate_error)
+        return rate_error;
     /* Both stay referenced by the stack until the call is released. */
     reply->security = lh_headers_check_set(co, 4);
     reply->nonce = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;

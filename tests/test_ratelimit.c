@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -988,6 +989,176 @@ static void test_lh_ratelimit_submit_redis_down_logs_the_cause(void **state)
                  text);
 }
 
+/* -- Leases ---------------------------------------------------------------------- */
+
+struct lease_arg {
+    struct lh_ratelimit *rl;
+    const char *key;
+    long limit, window;
+    int n, allowed, leased;
+    pthread_t thread;
+};
+
+/* n checks, each decided from a lease when one covers it, else submitted:
+ * what the Lua binding does. */
+static void *lease_user(void *p)
+{
+    struct lease_arg *a = p;
+    struct waitgroup wg;
+    struct waited w;
+
+    wg_init(&wg);
+    for (int i = 0; i < a->n; i++) {
+        check_init(&w);
+        add_rule(&w, a->key, a->limit, a->window, 0);
+        if (lh_ratelimit_try_lease(a->rl, &w.c)) {
+            a->leased++;
+        } else {
+            w.wg = &wg;
+            wg.done = 0;
+            lh_ratelimit_submit(a->rl, &w.c);
+            wg_wait(&wg, 1);
+        }
+        a->allowed += w.c.allowed == 1;
+    }
+    wg_destroy(&wg);
+    return NULL;
+}
+
+/* Runs nthreads lease users per limiter, n checks each; returns the allowed
+ * ones and adds the leased ones to *leased. */
+static int run_lease_users(struct lh_ratelimit **rls, size_t nrl, int nthreads, const char *k,
+                           long limit, long window, int n, int *leased)
+{
+    struct lease_arg args[16];
+    int allowed = 0;
+    size_t total = nrl * (size_t)nthreads;
+
+    assert_true(total <= 16);
+    for (size_t t = 0; t < total; t++) {
+        args[t] = (struct lease_arg){
+            .rl = rls[t % nrl], .key = k, .limit = limit, .window = window, .n = n};
+        assert_int_equal(pthread_create(&args[t].thread, NULL, lease_user, &args[t]), 0);
+    }
+    for (size_t t = 0; t < total; t++) {
+        pthread_join(args[t].thread, NULL);
+        allowed += args[t].allowed;
+        *leased += args[t].leased;
+    }
+    return allowed;
+}
+
+/* The count Redis holds for a limit key in the current window. */
+static long redis_count(const char *k, long window)
+{
+    redisContext *c = redis_connect_direct();
+    long idx = (long)time(NULL) / window;
+    redisReply *r = redisCommand(c, "GET %s:%ld:%ld", k, window, idx);
+    long n = r && r->type == REDIS_REPLY_STRING ? atol(r->str) : -1;
+
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+/* A busy client's checks are decided from leases, all counted in Redis; the
+ * units a lease did not use are given back when the limiter stops. */
+static void test_lh_ratelimit_lease_decides_hot_rules_and_gives_back(void **state)
+{
+    struct fixture *f = *state;
+    char k[LH_RATELIMIT_KEY_MAX];
+    int leased = 0;
+
+    f->a = redis_limiter();
+    key(f, "hot", k);
+    int allowed = run_lease_users(&f->a, 1, 8, k, 100000, f->window, 500, &leased);
+    assert_int_equal(allowed, 8 * 500);
+    if (leased == 0)
+        fail_msg("no check was decided from a lease");
+    lh_ratelimit_free(f->a);
+    f->a = NULL;
+    assert_int_equal(redis_count(k, f->window), 8 * 500);
+}
+
+/* Within 64 of a limit there is no lease: every check goes to Redis, and
+ * exactly the limit passes. */
+static void test_lh_ratelimit_lease_none_near_a_limit(void **state)
+{
+    struct fixture *f = *state;
+    char k[LH_RATELIMIT_KEY_MAX];
+    int leased = 0;
+
+    f->a = redis_limiter();
+    key(f, "near", k);
+    int allowed = run_lease_users(&f->a, 1, 4, k, 60, f->window, 40, &leased);
+    assert_int_equal(leased, 0);
+    assert_int_equal(allowed, 60);
+}
+
+/* Two instances leasing from one limit never pass more than the limit
+ * together. Units one instance holds may be refused to the other meanwhile,
+ * but both keep asking until the end, so leases are used up. */
+static void test_lh_ratelimit_lease_instances_share_limit(void **state)
+{
+    struct fixture *f = *state;
+    char k[LH_RATELIMIT_KEY_MAX];
+    int leased = 0;
+
+    f->a = redis_limiter();
+    f->b = redis_limiter();
+    struct lh_ratelimit *both[] = {f->a, f->b};
+    key(f, "shared-lease", k);
+    int allowed = run_lease_users(both, 2, 4, k, 1000, f->window, 400, &leased);
+    if (leased == 0)
+        fail_msg("no check was decided from a lease");
+    if (allowed > 1000 || allowed < 1000 - 64)
+        fail_msg("%d allowed against a shared limit of 1000", allowed);
+}
+
+static void test_lh_ratelimit_try_lease_local_only_never(void **state)
+{
+    struct fixture *f = *state;
+    struct waited w;
+    char k[LH_RATELIMIT_KEY_MAX];
+
+    f->a = local_limiter();
+    key(f, "local-lease", k);
+    for (int i = 0; i < 10; i++) {
+        check_init(&w);
+        add_rule(&w, k, 100000, f->window, 0);
+        assert_int_equal(lh_ratelimit_try_lease(f->a, &w.c), 0);
+        submit_wait(f->a, &w);
+        assert_true(w.c.allowed);
+    }
+}
+
+/* -- Headers --------------------------------------------------------------------- */
+
+struct emitted {
+    char text[512];
+};
+
+static void emit_line(void *arg, const char *name, const char *value)
+{
+    struct emitted *e = arg;
+    size_t len = strlen(e->text);
+    snprintf(e->text + len, sizeof(e->text) - len, "%s: %s\n", name, value);
+}
+
+static void test_lh_ratelimit_emit_headers(void **state)
+{
+    (void)state;
+    struct lh_rate_headers h = {.limit = 500, .remaining = 499, .reset = 1800, .window = 3600};
+    struct emitted e = {""};
+
+    lh_ratelimit_emit_headers(&h, 1700000000L, emit_line, &e);
+    assert_string_equal(e.text, "X-RateLimit-Limit: 500\n"
+                                "X-RateLimit-Remaining: 499\n"
+                                "X-RateLimit-Reset: 1700001800\n"
+                                "RateLimit-Policy: \"w3600\";q=500;w=3600\n"
+                                "RateLimit: \"w3600\";r=499;t=1800\n");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1010,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_lh_rate_parse_names_the_bad_part),
         cmocka_unit_test(test_lh_rate_parse_rejects_too_many_limits),
         cmocka_unit_test(test_lh_rate_parse_respects_max),
+        cmocka_unit_test(test_lh_ratelimit_emit_headers),
     };
     const struct CMUnitTest local_tests[] = {
         cmocka_unit_test(test_lh_ratelimit_free_accepts_null),
@@ -1021,6 +1193,7 @@ int main(void)
         T(test_lh_ratelimit_submit_local_threads_share_limit),
         T(test_lh_ratelimit_submit_local_batch_exact),
         T(test_lh_ratelimit_submit_after_stop_decides_inline),
+        T(test_lh_ratelimit_try_lease_local_only_never),
     };
     const struct CMUnitTest redis_tests[] = {
         T(test_lh_ratelimit_submit_redis_exact_limit),
@@ -1032,6 +1205,9 @@ int main(void)
         T(test_lh_ratelimit_submit_redis_instances_share_limit),
         T(test_lh_ratelimit_submit_redis_instances_share_counter),
         T(test_lh_ratelimit_submit_redis_keys_expire),
+        T(test_lh_ratelimit_lease_decides_hot_rules_and_gives_back),
+        T(test_lh_ratelimit_lease_none_near_a_limit),
+        T(test_lh_ratelimit_lease_instances_share_limit),
         T(test_lh_ratelimit_submit_redis_down_decides_locally),
         T(test_lh_ratelimit_submit_redis_down_batch_exact),
         T(test_lh_ratelimit_submit_redis_down_rules_decided_together),

@@ -32,6 +32,7 @@
 #define LUAHOST_RATELIMIT_H
 #include <stddef.h>
 #include "luahost/common.h"
+#include "luahost/headers.h"
 #include "luahost/task.h"
 
 #define LH_RATELIMIT_MAX_RULES 8
@@ -84,6 +85,19 @@ struct lh_ratelimit_options {
     double timeout;             /* seconds for connect and each round trip */
     size_t local_max_keys;      /* fallback memory bound */
 };
+
+/* What a limited response tells the client about its tightest limit. */
+struct lh_rate_headers {
+    long limit, remaining;
+    long reset; /* seconds until the window ends */
+    long window;
+};
+
+/* Calls add for X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset
+ * (now + reset, Unix seconds) and the IETF draft's RateLimit-Policy and
+ * RateLimit fields. */
+void lh_ratelimit_emit_headers(const struct lh_rate_headers *h, long now, lh_header_fn add,
+                               void *arg);
 
 /* Starts the batcher. Redis need not be up: it is tried on each batch, at
  * most once a second while down. NULL and *err (static text) on failure. */

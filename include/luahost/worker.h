@@ -15,6 +15,7 @@
 #define LUAHOST_WORKER_H
 #include <stddef.h>
 #include "luahost/common.h"
+#include "luahost/ratelimit.h"
 #include "luahost/task.h"
 
 struct lua_State;
@@ -112,6 +113,8 @@ struct lh_reply {
     const char *nonce;                    /* the CSP nonce Lua used, or NULL */
     int route;                            /* metrics route id, LH_METRICS_ROUTE_NONE (0) */
     enum lh_reply_stream stream;          /* LH_STREAM_MONITOR: the monitor's events */
+    int has_rate;                         /* rate: res.ratelimit, headers to add */
+    struct lh_rate_headers rate;
     unsigned status;
     const char *body;
     size_t body_len;

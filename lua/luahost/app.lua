@@ -110,7 +110,7 @@ function M.load(dir, policy, watch)
             handlers[index](req, res)
         end
         return res.status, res.body, res.headers, header_set(route, res), rawget(req, "csp_nonce"),
-            res.stream
+            res.stream, res.ratelimit
     end
 end
 

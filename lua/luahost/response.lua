@@ -5,6 +5,9 @@
 --   res.body      string, or nil for an empty body
 --   res.stream    "monitor": the body is the monitor's server-sent events
 --                 (luahost.monitoring's /monitor/stream)
+--   res.ratelimit { limit, remaining, reset (seconds), window } of the
+--                 tightest rate limit: the server sends X-RateLimit-Limit,
+--                 -Remaining, -Reset and RateLimit-Policy, RateLimit
 --   res:json(value[, status])     body = luahost.json's encoding, application/json
 --   res:html(string[, status])    text/html; charset=utf-8
 --   res:text(string[, status])    text/plain; charset=utf-8

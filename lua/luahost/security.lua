@@ -44,7 +44,7 @@ local function parse_limits(spec, file, what)
 end
 
 -- Slots of the keys given to limiter:check.
-local FINGERPRINT, ADDRESS, PATTERN = 1, 2, 3
+local FINGERPRINT, ADDRESS = 1, 2
 
 local function compile_limits(limits, bot, file)
     local per_ip = limits.per_ip and parse_limits(limits.per_ip, file, "per_ip") or {}
@@ -54,12 +54,14 @@ local function compile_limits(limits, bot, file)
     local function ruleset(rates, suffix)
         local rules = {}
         for _, r in ipairs(rates) do
-            rules[#rules + 1] = { slot = FINGERPRINT, suffix = suffix, limit = r.limit, window = r.window }
+            rules[#rules + 1] = { slot = FINGERPRINT, prefix = "rl:", suffix = suffix,
+                                  limit = r.limit, window = r.window }
         end
         for _, r in ipairs(per_ip) do
-            rules[#rules + 1] = { slot = ADDRESS, limit = r.limit, window = r.window }
+            rules[#rules + 1] = { slot = ADDRESS, prefix = "rl:ip:", limit = r.limit, window = r.window }
         end
-        rules[#rules + 1] = { slot = PATTERN, limit = bot.threshold, window = bot.window, counter = true }
+        rules[#rules + 1] = { slot = FINGERPRINT, prefix = "pattern:", limit = bot.threshold,
+                              window = bot.window, counter = true }
         return ratelimit.ruleset(rules)
     end
 
@@ -194,22 +196,17 @@ function M.load(dir)
         if why then
             security_log(req, why)
         end
-        local fp = req.fingerprint
         local allowed, retry, limit, remaining, reset, window, count =
-            limiter:check(rs, "rl:" .. fp, "rl:ip:" .. req.client, "pattern:" .. fp)
+            limiter:check(rs, req.fingerprint, req.client)
         if bot.is_bot(req, count) then
             security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
             bot_detections:inc()
             too_many(res, "Too many requests - bot behavior detected", bot_retry)
             return false
         end
-        local h = res.headers
         if limit > 0 then
-            h["X-RateLimit-Limit"] = limit
-            h["X-RateLimit-Remaining"] = remaining
-            h["X-RateLimit-Reset"] = time() + reset
-            h["RateLimit-Policy"] = ('"w%d";q=%d;w=%d'):format(window, limit, window)
-            h["RateLimit"] = ('"w%d";r=%d;t=%d'):format(window, remaining, reset)
+            -- The server turns it into the X-RateLimit-* and RateLimit headers.
+            res.ratelimit = { limit = limit, remaining = remaining, reset = reset, window = window }
         end
         if not allowed then
             rejections:inc()
