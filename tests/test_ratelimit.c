@@ -1080,6 +1080,25 @@ static void test_lh_ratelimit_lease_decides_hot_rules_and_gives_back(void **stat
     assert_int_equal(redis_count(k, f->window), 8 * 500);
 }
 
+/* A steady client never waits once its lease has grown: the next lease is
+ * fetched when half of the current one is used. Without that, every lease
+ * running out (at most 4096 units) would send a check to Redis. */
+static void test_lh_ratelimit_lease_refilled_before_it_runs_out(void **state)
+{
+    struct fixture *f = *state;
+    char k[LH_RATELIMIT_KEY_MAX];
+    int leased = 0;
+
+    f->a = redis_limiter();
+    key(f, "steady", k);
+    run_lease_users(&f->a, 1, 1, k, 1000000, f->window, 2000, &leased); /* the lease grows */
+    leased = 0;
+    int allowed = run_lease_users(&f->a, 1, 1, k, 1000000, f->window, 40000, &leased);
+    assert_int_equal(allowed, 40000);
+    if (40000 - leased > 3)
+        fail_msg("%d of 40000 checks waited for Redis", 40000 - leased);
+}
+
 /* Within 64 of a limit there is no lease: every check goes to Redis, and
  * exactly the limit passes. */
 static void test_lh_ratelimit_lease_none_near_a_limit(void **state)
@@ -1206,6 +1225,7 @@ int main(void)
         T(test_lh_ratelimit_submit_redis_instances_share_counter),
         T(test_lh_ratelimit_submit_redis_keys_expire),
         T(test_lh_ratelimit_lease_decides_hot_rules_and_gives_back),
+        T(test_lh_ratelimit_lease_refilled_before_it_runs_out),
         T(test_lh_ratelimit_lease_none_near_a_limit),
         T(test_lh_ratelimit_lease_instances_share_limit),
         T(test_lh_ratelimit_submit_redis_down_decides_locally),
