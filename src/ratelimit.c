@@ -964,21 +964,63 @@ int lh_ratelimit_redis_up(const struct lh_ratelimit *rl)
 
 /* -- Headers ------------------------------------------------------------------ */
 
+/* A header value built without printf, which costs as much as the rest of
+ * these headers on every limited response. */
+struct value {
+    char text[96];
+    size_t len;
+};
+
+static struct value *put_text(struct value *v, const char *s)
+{
+    size_t n = strlen(s);
+    if (v->len + n < sizeof(v->text)) {
+        memcpy(v->text + v->len, s, n + 1);
+        v->len += n;
+    }
+    return v;
+}
+
+static struct value *put_long(struct value *v, long n)
+{
+    char digits[24], *p = digits + sizeof(digits);
+    unsigned long u = n < 0 ? 0UL - (unsigned long)n : (unsigned long)n;
+
+    *--p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (n < 0)
+        *--p = '-';
+    return put_text(v, p);
+}
+
+static const char *value_of_long(struct value *v, long n)
+{
+    v->len = 0;
+    return put_long(v, n)->text;
+}
+
+/* "w<window>";<key>=<a>;<key2>=<b>, the IETF draft's field shape */
+static const char *ietf_field(struct value *v, long window, const char *k1, long a,
+                              const char *k2, long b)
+{
+    v->len = 0;
+    put_long(put_text(v, "\"w"), window);
+    put_long(put_text(put_text(put_text(v, "\";"), k1), "="), a);
+    return put_long(put_text(put_text(put_text(v, ";"), k2), "="), b)->text;
+}
+
 void lh_ratelimit_emit_headers(const struct lh_rate_headers *h, long now, lh_header_fn add,
                                void *arg)
 {
-    char v[96];
+    struct value v;
 
-    snprintf(v, sizeof(v), "%ld", h->limit);
-    add(arg, "X-RateLimit-Limit", v);
-    snprintf(v, sizeof(v), "%ld", h->remaining);
-    add(arg, "X-RateLimit-Remaining", v);
-    snprintf(v, sizeof(v), "%ld", now + h->reset);
-    add(arg, "X-RateLimit-Reset", v);
-    snprintf(v, sizeof(v), "\"w%ld\";q=%ld;w=%ld", h->window, h->limit, h->window);
-    add(arg, "RateLimit-Policy", v);
-    snprintf(v, sizeof(v), "\"w%ld\";r=%ld;t=%ld", h->window, h->remaining, h->reset);
-    add(arg, "RateLimit", v);
+    add(arg, "X-RateLimit-Limit", value_of_long(&v, h->limit));
+    add(arg, "X-RateLimit-Remaining", value_of_long(&v, h->remaining));
+    add(arg, "X-RateLimit-Reset", value_of_long(&v, now + h->reset));
+    add(arg, "RateLimit-Policy", ietf_field(&v, h->window, "q", h->limit, "w", h->window));
+    add(arg, "RateLimit", ietf_field(&v, h->window, "r", h->remaining, "t", h->reset));
 }
 
 /* -- Limit strings ----------------------------------------------------------- */

@@ -1176,6 +1176,15 @@ static void test_lh_ratelimit_emit_headers(void **state)
                                 "X-RateLimit-Reset: 1700001800\n"
                                 "RateLimit-Policy: \"w3600\";q=500;w=3600\n"
                                 "RateLimit: \"w3600\";r=499;t=1800\n");
+
+    struct lh_rate_headers none_left = {.limit = 1, .remaining = 0, .reset = 0, .window = 1};
+    e.text[0] = '\0';
+    lh_ratelimit_emit_headers(&none_left, 0, emit_line, &e);
+    assert_string_equal(e.text, "X-RateLimit-Limit: 1\n"
+                                "X-RateLimit-Remaining: 0\n"
+                                "X-RateLimit-Reset: 0\n"
+                                "RateLimit-Policy: \"w1\";q=1;w=1\n"
+                                "RateLimit: \"w1\";r=0;t=0\n");
 }
 
 int main(void)
