@@ -4,6 +4,10 @@
  *   fingerprint.host() -> fp | nil, "no host fingerprint"
  *   fp:compute(ip, user_agent, accept_language, forwarded_for) -> hex
  *   fp:key(ip, user_agent, accept_language, forwarded_for) -> "rl:" .. hex
+ *   fp:of_request(request_id) -> hex | nil, err
+ *       the request in progress, from its client address and headers read
+ *       straight from the connection (no req.headers table); nil when the
+ *       request is not in progress or repeats one of the three headers.
  *   fp:close()
  *   fingerprint.hmac_sha256(key, msg) -> hex (64 characters)
  *   fingerprint.check_secret(secret) -> true | nil, why
@@ -11,6 +15,9 @@
  *
  * Missing (nil) arguments of compute and key take the reference's defaults.
  */
+#include <string.h>
+#include <strings.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -129,6 +136,53 @@ static int l_key(lua_State *L)
     return 1;
 }
 
+/* The request headers the fingerprint reads, the first of each, and whether
+ * one came twice (req.headers joins repeats; compute from that instead). */
+struct fingerprint_headers {
+    const char *value[3];
+    int repeated;
+};
+
+static const char *const FINGERPRINT_HEADERS[3] = {"User-Agent", "Accept-Language",
+                                                   "X-Forwarded-For"};
+
+static void pick_header(void *arg, const char *key, const char *value)
+{
+    struct fingerprint_headers *h = arg;
+    for (int i = 0; i < 3; i++) {
+        if (strcasecmp(key, FINGERPRINT_HEADERS[i]) == 0) {
+            h->repeated |= h->value[i] != NULL;
+            h->value[i] = value ? value : "";
+        }
+    }
+}
+
+/* fp:of_request(request_id) -> hex | nil, err */
+static int l_of_request(lua_State *L)
+{
+    struct lh_fingerprint *fp = check(L);
+    const char *id = luaL_checkstring(L, 2);
+    const struct lh_request *req = lh_worker_current_request();
+    struct fingerprint_headers h = {{NULL, NULL, NULL}, 0};
+    char out[LH_FINGERPRINT_HEX + 1];
+
+    if (req == NULL || strcmp(req->id, id) != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "request is not in progress");
+        return 2;
+    }
+    req->each(req, LH_REQUEST_HEADERS, pick_header, &h);
+    if (h.repeated) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "a fingerprint header is repeated");
+        return 2;
+    }
+    if (lh_fingerprint_compute(fp, req->client, h.value[0], h.value[1], h.value[2], out) != LH_OK)
+        return luaL_error(L, "fingerprint failed");
+    lua_pushlstring(L, out, LH_FINGERPRINT_HEX);
+    return 1;
+}
+
 /* fp:close() (also __gc; safe to call twice; a borrowed object is only detached) */
 static int l_close(lua_State *L)
 {
@@ -195,6 +249,7 @@ static int l_tostring(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {{"compute", l_compute},     {"key", l_key},
+                                   {"of_request", l_of_request},
                                    {"close", l_close},         {"__gc", l_close},
                                    {"__tostring", l_tostring}, {NULL, NULL}};
 static const luaL_Reg functions[] = {{"new", l_new},

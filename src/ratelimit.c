@@ -15,6 +15,17 @@
  * second. Recovery is logged once too. Stopping decides what is queued and
  * makes later submits decide locally on the caller's thread (under `lock`,
  * since the batcher has gone).
+ *
+ * Leases: the script can also reserve extra units for a group (x in SCRIPT),
+ * counted in Redis at once. They are kept in `leases`, a direct-mapped table
+ * keyed by a hash of the rules, each slot under one of LEASE_LOCKS striped
+ * locks; lh_ratelimit_try_lease hands them out on the caller's thread as the
+ * indices k.. of the decided group, so fill() computes their outcomes like
+ * any other member's. When half of a lease is used, the taker flags it and
+ * wakes the batcher, which fetches the next lease (a group of no checks)
+ * while the current one is still in use; what a replaced or expired lease
+ * has left is given back with the next round trip (DECRBY, never below 0),
+ * or by the sweep the batcher runs about once a second.
  */
 #include "luahost/ratelimit.h"
 

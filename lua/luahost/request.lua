@@ -53,6 +53,12 @@ local computed = {
     end,
     fingerprint = function(req)
         host_fingerprint = host_fingerprint or assert(fingerprint.host())
+        if rawget(req, "headers") == nil then
+            local fp = host_fingerprint:of_request(req.id)
+            if fp then
+                return fp
+            end
+        end
         local h = req.headers
         return host_fingerprint:compute(req.client, h["user-agent"], h["accept-language"],
             h["x-forwarded-for"])

@@ -515,6 +515,28 @@ describe("rate limits #integration", function()
         assert.is_truthy(srv:access_log(' 203.0.113.50 "GET /whoami" 429 ', 5, true), srv:access_log())
     end)
 
+    it("computes req.fingerprint from the address and the headers on the connection, "
+        .. "repeated headers joined as req.headers joins them", function()
+        local fp = assert(require("luahost.fingerprint").new(SECRET))
+        local srv = start()
+        local function whoami(header_lines)
+            local _, res = srv:raw("GET /whoami HTTP/1.1\r\nHost: spec\r\n" .. header_lines
+                .. "Connection: close\r\n\r\n")
+            assert.is_truthy(res, "no response")
+            assert.are.equal(200, res.status, res.body)
+            return cjson.decode(res.body).fingerprint
+        end
+        local ua = fresh_ua("fp")
+        assert.are.equal(fp:compute("127.0.0.1", ua, "de-CH", "203.0.113.9"),
+            whoami("User-Agent: " .. ua .. "\r\nAccept-Language: de-CH\r\n"
+                .. "X-Forwarded-For: 203.0.113.9\r\n"))
+        -- Missing headers take the reference's defaults.
+        assert.are.equal(fp:compute("127.0.0.1", nil, nil, nil), whoami(""))
+        assert.are.equal(fp:compute("127.0.0.1", ua, nil, "192.0.2.1, 192.0.2.2"),
+            whoami("user-agent: " .. ua .. "\r\nX-Forwarded-For: 192.0.2.1\r\n"
+                .. "x-forwarded-for: 192.0.2.2\r\n"))
+    end)
+
     it("refuses a fingerprint's 51st request within 10 s as a bot, with retry_after 60", function()
         -- per_ip raised so that only the bot check can refuse /counted.
         local policy = policy_copy(function(text)
