@@ -691,10 +691,10 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    /* Room for headers past the limit, so that our 431 answers them. Not
-     * more: libmicrohttpd zeroes a connection's whole memory pool between
-     * keep-alive requests, so its size is paid on every request. */
-    size_t memory = 2 * o->max_header_bytes + 4096;
+    /* Room for headers half again past the limit, so that our 431 answers
+     * them. Not more: libmicrohttpd zeroes a connection's whole memory pool
+     * between keep-alive requests, so its size is paid on every request. */
+    size_t memory = o->max_header_bytes + o->max_header_bytes / 2 + 4096;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
