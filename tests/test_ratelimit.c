@@ -629,15 +629,19 @@ static void expect_rules_together(struct fixture *f, struct lh_ratelimit *rl, in
     assert_false(w.c.allowed);
 }
 
+/* What a group of checking threads does: n checks each of one rule; with
+ * use_leases, each is decided from a lease when one covers it, else
+ * submitted (what the Lua binding does). */
 struct thread_arg {
     struct lh_ratelimit *rl;
     const char *key;
     long limit, window;
-    int n, allowed, wrong_mode, local;
+    int n, local, use_leases;
+    int allowed, leased, wrong_mode; /* results */
     pthread_t thread;
 };
 
-static void *submitter(void *p)
+static void *checker(void *p)
 {
     struct thread_arg *a = p;
     struct waitgroup wg;
@@ -646,13 +650,15 @@ static void *submitter(void *p)
     wg_init(&wg);
     for (int i = 0; i < a->n; i++) {
         check_init(&w);
-        snprintf(w.c.rules[0].key, sizeof(w.c.rules[0].key), "%s", a->key);
-        w.c.rules[0].rate.limit = a->limit;
-        w.c.rules[0].rate.window = a->window;
-        w.c.nrules = 1;
-        w.wg = &wg;
-        lh_ratelimit_submit(a->rl, &w.c);
-        wg_wait(&wg, (size_t)i + 1);
+        add_rule(&w, a->key, a->limit, a->window, 0);
+        if (a->use_leases && lh_ratelimit_try_lease(a->rl, &w.c)) {
+            a->leased++;
+        } else {
+            w.wg = &wg;
+            wg.done = 0;
+            lh_ratelimit_submit(a->rl, &w.c);
+            wg_wait(&wg, 1);
+        }
         a->allowed += w.c.allowed == 1;
         a->wrong_mode += w.c.local != a->local;
     }
@@ -660,26 +666,39 @@ static void *submitter(void *p)
     return NULL;
 }
 
+/* Runs nthreads checkers like proto on each of the nrl limiters; returns
+ * their results added up. */
+static struct thread_arg run_checkers(struct lh_ratelimit **rls, size_t nrl, int nthreads,
+                                      const struct thread_arg *proto)
+{
+    struct thread_arg args[16], sum = *proto;
+    size_t total = nrl * (size_t)nthreads;
+
+    assert_true(total <= 16);
+    for (size_t t = 0; t < total; t++) {
+        args[t] = *proto;
+        args[t].rl = rls[t % nrl];
+        assert_int_equal(pthread_create(&args[t].thread, NULL, checker, &args[t]), 0);
+    }
+    for (size_t t = 0; t < total; t++) {
+        pthread_join(args[t].thread, NULL);
+        sum.allowed += args[t].allowed;
+        sum.leased += args[t].leased;
+        sum.wrong_mode += args[t].wrong_mode;
+    }
+    return sum;
+}
+
 /* 8 threads submit 25 checks each against a limit of 60: exactly 60 pass. */
 static void expect_threads_share_limit(struct fixture *f, struct lh_ratelimit *rl, int local)
 {
-    struct thread_arg args[8];
     char k[LH_RATELIMIT_KEY_MAX];
-    int allowed = 0, wrong_mode = 0;
+    struct thread_arg proto = {
+        .key = key(f, "threads", k), .limit = 60, .window = f->window, .n = 25, .local = local};
 
-    key(f, "threads", k);
-    for (int t = 0; t < 8; t++) {
-        args[t] = (struct thread_arg){
-            .rl = rl, .key = k, .limit = 60, .window = f->window, .n = 25, .local = local};
-        assert_int_equal(pthread_create(&args[t].thread, NULL, submitter, &args[t]), 0);
-    }
-    for (int t = 0; t < 8; t++) {
-        pthread_join(args[t].thread, NULL);
-        allowed += args[t].allowed;
-        wrong_mode += args[t].wrong_mode;
-    }
-    assert_int_equal(wrong_mode, 0);
-    assert_int_equal(allowed, 60);
+    struct thread_arg sum = run_checkers(&rl, 1, 8, &proto);
+    assert_int_equal(sum.wrong_mode, 0);
+    assert_int_equal(sum.allowed, 60);
 }
 
 /* MANY identical checks submitted at once (one batch, decided as a group)
@@ -991,61 +1010,13 @@ static void test_lh_ratelimit_submit_redis_down_logs_the_cause(void **state)
 
 /* -- Leases ---------------------------------------------------------------------- */
 
-struct lease_arg {
-    struct lh_ratelimit *rl;
-    const char *key;
-    long limit, window;
-    int n, allowed, leased;
-    pthread_t thread;
-};
-
-/* n checks, each decided from a lease when one covers it, else submitted:
- * what the Lua binding does. */
-static void *lease_user(void *p)
+/* nthreads checkers using leases on each limiter, n checks each. */
+static struct thread_arg lease_run(struct lh_ratelimit **rls, size_t nrl, int nthreads,
+                                   const char *k, long limit, long window, int n)
 {
-    struct lease_arg *a = p;
-    struct waitgroup wg;
-    struct waited w;
-
-    wg_init(&wg);
-    for (int i = 0; i < a->n; i++) {
-        check_init(&w);
-        add_rule(&w, a->key, a->limit, a->window, 0);
-        if (lh_ratelimit_try_lease(a->rl, &w.c)) {
-            a->leased++;
-        } else {
-            w.wg = &wg;
-            wg.done = 0;
-            lh_ratelimit_submit(a->rl, &w.c);
-            wg_wait(&wg, 1);
-        }
-        a->allowed += w.c.allowed == 1;
-    }
-    wg_destroy(&wg);
-    return NULL;
-}
-
-/* Runs nthreads lease users per limiter, n checks each; returns the allowed
- * ones and adds the leased ones to *leased. */
-static int run_lease_users(struct lh_ratelimit **rls, size_t nrl, int nthreads, const char *k,
-                           long limit, long window, int n, int *leased)
-{
-    struct lease_arg args[16];
-    int allowed = 0;
-    size_t total = nrl * (size_t)nthreads;
-
-    assert_true(total <= 16);
-    for (size_t t = 0; t < total; t++) {
-        args[t] = (struct lease_arg){
-            .rl = rls[t % nrl], .key = k, .limit = limit, .window = window, .n = n};
-        assert_int_equal(pthread_create(&args[t].thread, NULL, lease_user, &args[t]), 0);
-    }
-    for (size_t t = 0; t < total; t++) {
-        pthread_join(args[t].thread, NULL);
-        allowed += args[t].allowed;
-        *leased += args[t].leased;
-    }
-    return allowed;
+    struct thread_arg proto = {
+        .key = k, .limit = limit, .window = window, .n = n, .use_leases = 1};
+    return run_checkers(rls, nrl, nthreads, &proto);
 }
 
 /* The count Redis holds for a limit key in the current window. */
@@ -1067,13 +1038,12 @@ static void test_lh_ratelimit_lease_decides_hot_rules_and_gives_back(void **stat
 {
     struct fixture *f = *state;
     char k[LH_RATELIMIT_KEY_MAX];
-    int leased = 0;
 
     f->a = redis_limiter();
     key(f, "hot", k);
-    int allowed = run_lease_users(&f->a, 1, 8, k, 100000, f->window, 500, &leased);
-    assert_int_equal(allowed, 8 * 500);
-    if (leased == 0)
+    struct thread_arg sum = lease_run(&f->a, 1, 8, k, 100000, f->window, 500);
+    assert_int_equal(sum.allowed, 8 * 500);
+    if (sum.leased == 0)
         fail_msg("no check was decided from a lease");
     lh_ratelimit_free(f->a);
     f->a = NULL;
@@ -1088,16 +1058,14 @@ static void test_lh_ratelimit_lease_refilled_before_it_runs_out(void **state)
 {
     struct fixture *f = *state;
     char k[LH_RATELIMIT_KEY_MAX];
-    int leased = 0;
 
     f->a = redis_limiter();
     key(f, "steady", k);
-    run_lease_users(&f->a, 1, 1, k, 1000000, f->window, 2000, &leased); /* the lease grows */
-    leased = 0;
-    int allowed = run_lease_users(&f->a, 1, 1, k, 1000000, f->window, 200000, &leased);
-    assert_int_equal(allowed, 200000);
-    if (200000 - leased > 24)
-        fail_msg("%d of 200000 checks waited for Redis", 200000 - leased);
+    lease_run(&f->a, 1, 1, k, 1000000, f->window, 2000); /* the lease grows */
+    struct thread_arg sum = lease_run(&f->a, 1, 1, k, 1000000, f->window, 200000);
+    assert_int_equal(sum.allowed, 200000);
+    if (200000 - sum.leased > 24)
+        fail_msg("%d of 200000 checks waited for Redis", 200000 - sum.leased);
 }
 
 /* Within 64 of a limit there is no lease: every check goes to Redis, and
@@ -1106,13 +1074,12 @@ static void test_lh_ratelimit_lease_none_near_a_limit(void **state)
 {
     struct fixture *f = *state;
     char k[LH_RATELIMIT_KEY_MAX];
-    int leased = 0;
 
     f->a = redis_limiter();
     key(f, "near", k);
-    int allowed = run_lease_users(&f->a, 1, 4, k, 60, f->window, 40, &leased);
-    assert_int_equal(leased, 0);
-    assert_int_equal(allowed, 60);
+    struct thread_arg sum = lease_run(&f->a, 1, 4, k, 60, f->window, 40);
+    assert_int_equal(sum.leased, 0);
+    assert_int_equal(sum.allowed, 60);
 }
 
 /* Two instances leasing from one limit never pass more than the limit
@@ -1122,17 +1089,16 @@ static void test_lh_ratelimit_lease_instances_share_limit(void **state)
 {
     struct fixture *f = *state;
     char k[LH_RATELIMIT_KEY_MAX];
-    int leased = 0;
 
     f->a = redis_limiter();
     f->b = redis_limiter();
     struct lh_ratelimit *both[] = {f->a, f->b};
     key(f, "shared-lease", k);
-    int allowed = run_lease_users(both, 2, 4, k, 1000, f->window, 400, &leased);
-    if (leased == 0)
+    struct thread_arg sum = lease_run(both, 2, 4, k, 1000, f->window, 400);
+    if (sum.leased == 0)
         fail_msg("no check was decided from a lease");
-    if (allowed > 1000 || allowed < 1000 - 64)
-        fail_msg("%d allowed against a shared limit of 1000", allowed);
+    if (sum.allowed > 1000 || sum.allowed < 1000 - 64)
+        fail_msg("%d allowed against a shared limit of 1000", sum.allowed);
 }
 
 static void test_lh_ratelimit_try_lease_local_only_never(void **state)
