@@ -46,6 +46,18 @@ local SAFE = {
     string = string, math = math, table = table, os = { date = os.date, time = os.time },
 }
 
+-- The three tags: {% code %}, {{{ raw value }}} and {{ escaped value }}.
+local function appended(fn)
+    return function(body)
+        return "_o[#_o+1]=" .. fn .. "(" .. body .. ") "
+    end
+end
+local TAGS = {
+    ["{%"] = { open = "{%", close = "%}", code = function(body) return body .. " " end },
+    ["{{{"] = { open = "{{{", close = "}}}", code = appended("_raw") },
+    ["{{"] = { open = "{{", close = "}}", code = appended("_esc") },
+}
+
 -- The Lua source of a template: every piece appends to _o. %q keeps the
 -- newlines of the text, so error lines match the template's.
 local function translate(source)
@@ -58,31 +70,15 @@ local function translate(source)
         if s > pos then
             out[#out + 1] = format("_o[#_o+1]=%q ", source:sub(pos, s - 1))
         end
-        local body, close
-        if kind == "%" then
-            close = source:find("%}", e + 1, true)
-            if not close then
-                return nil, "unclosed {%"
-            end
-            out[#out + 1] = source:sub(e + 1, close - 1) .. " "
-            pos = close + 2
-        elseif source:sub(e + 1, e + 1) == "{" then
-            close = source:find("}}}", e + 2, true)
-            if not close then
-                return nil, "unclosed {{{"
-            end
-            body = source:sub(e + 2, close - 1)
-            out[#out + 1] = "_o[#_o+1]=_raw(" .. body .. ") "
-            pos = close + 3
-        else
-            close = source:find("}}", e + 1, true)
-            if not close then
-                return nil, "unclosed {{"
-            end
-            body = source:sub(e + 1, close - 1)
-            out[#out + 1] = "_o[#_o+1]=_esc(" .. body .. ") "
-            pos = close + 2
+        local tag = kind == "%" and TAGS["{%"]
+            or source:sub(e + 1, e + 1) == "{" and TAGS["{{{"] or TAGS["{{"]
+        local from = s + #tag.open
+        local close = source:find(tag.close, from, true)
+        if not close then
+            return nil, "unclosed " .. tag.open
         end
+        out[#out + 1] = tag.code(source:sub(from, close - 1))
+        pos = close + #tag.close
     end
     out[#out + 1] = format("_o[#_o+1]=%q ", source:sub(pos))
     out[#out + 1] = "return _concat(_o)"
