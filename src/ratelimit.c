@@ -332,11 +332,6 @@ struct lease {
     int refill_asked;   /* half used: the batcher fetches the next lease early */
 };
 
-/* A group for a lease refill has no real checks (k = 0): first points at a
- * copy of the lease's rules. */
-struct refill {
-    struct lh_ratelimit_check rules;
-};
 
 /* A lease's unused units, to subtract from one Redis counter. */
 struct release {
@@ -386,7 +381,9 @@ struct lh_ratelimit {
     struct group groups[MAX_BATCH];
     struct release releases[MAX_RELEASES];
     size_t nreleases;
-    struct refill refills[MAX_REFILLS];
+    /* Copies of the rules of leases being refilled: a refill's group has no
+     * real checks (k = 0), and first points at one of these. */
+    struct lh_ratelimit_check refills[MAX_REFILLS];
     struct store store;
     redisContext *redis;
     char sha[41];
@@ -534,7 +531,7 @@ static size_t add_refills(struct lh_ratelimit *rl, struct group *groups, size_t 
 
     for (size_t slot = 0; slot < LEASE_SLOTS && n < MAX_REFILLS && ngroups < MAX_BATCH; slot++) {
         struct lease *l = &rl->leases[slot];
-        struct lh_ratelimit_check *c = &rl->refills[n].rules;
+        struct lh_ratelimit_check *c = &rl->refills[n];
         pthread_mutex_lock(lease_lock(rl, slot));
         int asked = l->hash != 0 && l->refill_asked == 1 && now < l->expires;
         if (asked) {
