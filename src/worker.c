@@ -43,6 +43,7 @@
 struct vm {
     lua_State *L;
     int dispatch_ref;
+    int json_encode_ref; /* luahost.json's encode, for res:json's values */
     const struct lh_header_set *default_headers; /* anchored in the registry */
     unsigned inflight; /* calls started and not released */
     unsigned nidle;
@@ -136,6 +137,12 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     vm->default_headers = lh_headers_check_set(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the set alive as long as the VM */
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "luahost.json");
+    if (lua_pcall(L, 1, 1, 1) != 0)
+        goto fail;
+    lua_getfield(L, -1, "encode");
+    vm->json_encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     return vm;
 
@@ -426,9 +433,27 @@ static const char *read_rate(lua_State *co, int t, struct lh_reply *reply)
     return NULL;
 }
 
+/* Encodes res:json's value (at 8) into the body (at 2), when the handler
+ * set no body of its own. Called from C, not from a trace, so that the C
+ * encoder costs LuaJIT no trace exit. */
+static const char *encode_json_body(lua_State *co, int encode_ref)
+{
+    if (!lua_isnil(co, 2) || lua_isnoneornil(co, 8))
+        return NULL;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, encode_ref);
+    lua_pushvalue(co, 8);
+    if (lua_pcall(co, 1, 1, 0) != 0) {
+        const char *why = lua_tostring(co, -1);
+        /* Stays on the stack, for the log, until the call is released. */
+        return lua_pushfstring(co, "res:json: %s", why ? why : "encoding failed");
+    }
+    lua_replace(co, 2);
+    return NULL;
+}
+
 /* Reads dispatch's results (status, body, headers, security header set,
- * nonce, stream, rate limit) from the coroutine stack. */
-static const char *read_reply(lua_State *co, struct lh_reply *reply)
+ * nonce, stream, rate limit, JSON value) from the coroutine stack. */
+static const char *read_reply(lua_State *co, int encode_ref, struct lh_reply *reply)
 {
     lua_Number status = lua_tonumber(co, 1);
     size_t name_len;
@@ -436,6 +461,9 @@ static const char *read_reply(lua_State *co, struct lh_reply *reply)
 
     if (rate_error)
         return rate_error;
+    const char *json_error = encode_json_body(co, encode_ref);
+    if (json_error)
+        return json_error;
     /* Both stay referenced by the stack until the call is released. */
     reply->security = lh_headers_check_set(co, 4);
     reply->nonce = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
@@ -516,7 +544,7 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
             return LH_CALL_PENDING;
         why = "the handler yielded outside a luahost call";
     } else if (rc == 0) {
-        why = read_reply(c->co, reply);
+        why = read_reply(c->co, c->vm->json_encode_ref, reply);
         reply->route = c->route;
         if (why == NULL)
             return LH_CALL_DONE;

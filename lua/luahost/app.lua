@@ -14,9 +14,11 @@
 --       server makes itself (500, 413, 431).
 --   dispatch(method, path, id, client, https)
 --       -> status, body, headers, security header set, CSP nonce, stream
---          ("monitor" or nil); the matched route's metrics id goes to the
---          core first (worker.set_route), so that a failing handler's 500
---          is counted on its route
+--          ("monitor" or nil), rate limit (res.ratelimit), JSON value
+--          (res:json's, not yet encoded: the core encodes it when body is
+--          nil); the matched route's metrics id goes to the core first
+--          (worker.set_route), so that a failing handler's 500 is counted on
+--          its route
 local json = require "luahost.json"
 local metrics = require "luahost.metrics"
 local monitoring = require "luahost.monitoring"
@@ -109,8 +111,9 @@ function M.load(dir, policy, watch)
         if before(route, req, res) then
             handlers[index](req, res)
         end
-        return res.status, res.body, res.headers, header_set(route, res), rawget(req, "csp_nonce"),
-            res.stream, res.ratelimit
+        -- rawget: reading res.body would encode res:json's value here, in Lua.
+        return res.status, rawget(res, "body"), res.headers, header_set(route, res),
+            rawget(req, "csp_nonce"), res.stream, res.ratelimit, rawget(res, "json_value")
     end
 end
 

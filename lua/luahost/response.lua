@@ -3,38 +3,70 @@
 --   res.status    200 unless set
 --   res.headers   header name -> value (a list of values repeats the header)
 --   res.body      string, or nil for an empty body
+--   res.json_value   the value given to res:json, until it is encoded
 --   res.stream    "monitor": the body is the monitor's server-sent events
 --                 (luahost.monitoring's /monitor/stream)
 --   res.ratelimit { limit, remaining, reset (seconds), window } of the
 --                 tightest rate limit: the server sends X-RateLimit-Limit,
 --                 -Remaining, -Reset and RateLimit-Policy, RateLimit
---   res:json(value[, status])     body = luahost.json's encoding, application/json
+--   res:json(value[, status])     body = luahost.json's encoding of value, application/json
 --   res:html(string[, status])    text/html; charset=utf-8
 --   res:text(string[, status])    text/plain; charset=utf-8
 --   res:redirect(url[, status])   Location: url, status 302 unless given
 -- Each helper returns res.
+--
+-- res:json keeps the value and the server encodes it once the handler has
+-- returned: calling a C function from a handler costs LuaJIT a trace exit,
+-- the largest part of a small JSON answer. Reading res.body encodes it at
+-- once. So changes to the value before the handler returns are sent, and a
+-- value that cannot be encoded (a function, a cycle) answers 500, logged
+-- with the encoder's message. Setting res.body after res:json replaces it.
 local json = require "luahost.json"
 
-local encode, setmetatable, type = json.encode, setmetatable, type
+local encode, null, rawget, rawset, setmetatable, type =
+    json.encode, json.null, rawget, rawset, setmetatable, type
 
 local M = {}
 local methods = {}
-local response_mt = { __index = methods }
 
--- Not a tail call from the helpers, so that level 3 is the handler's line.
-local function set_body(res, body, content_type, status)
-    if type(body) ~= "string" then
-        error("body must be a string, got " .. type(body), 3)
-    end
-    res.body = body
+local response_mt = {
+    __index = function(res, key)
+        if key ~= "body" then
+            return methods[key]
+        end
+        local value = rawget(res, "json_value")
+        if value == nil then
+            return nil
+        end
+        local body = encode(value)
+        rawset(res, "json_value", nil)
+        rawset(res, "body", body)
+        return body
+    end,
+}
+
+local function set_type(res, content_type, status)
     res.headers["Content-Type"] = content_type
     if status ~= nil then
         res.status = status
     end
 end
 
+-- Not a tail call from the helpers, so that level 3 is the handler's line.
+local function set_body(res, body, content_type, status)
+    if type(body) ~= "string" then
+        error("body must be a string, got " .. type(body), 3)
+    end
+    res.json_value = nil
+    res.body = body
+    set_type(res, content_type, status)
+end
+
 function methods:json(value, status)
-    set_body(self, encode(value), "application/json", status)
+    self.body = nil
+    -- json.null, so that a nil value is still an answer: null.
+    self.json_value = value == nil and null or value
+    set_type(self, "application/json", status)
     return self
 end
 
@@ -54,6 +86,7 @@ function methods:redirect(url, status)
     end
     self.status = status or 302
     self.headers["Location"] = url
+    self.json_value = nil
     self.body = nil
     return self
 end

@@ -57,8 +57,32 @@ describe("luahost.response", function()
             assert.equal("1", res.headers["X-Trace"])
         end)
 
-        it("raises for a value cjson cannot encode", function()
-            assert.has_error(function() res:json({ f = print }) end)
+        it("keeps the value until res.body is read, then raises for one it cannot encode", function()
+            res:json({ f = print })
+            assert.is_nil(rawget(res, "body"))
+            assert.has_error(function() return res.body end)
+        end)
+
+        it("encodes the value as it is when read, and only once", function()
+            local value = { n = 1 }
+            res:json(value)
+            value.n = 2
+            assert.equal('{"n":2}', res.body)
+            assert.is_nil(res.json_value)
+            value.n = 3
+            assert.equal('{"n":2}', res.body)
+        end)
+
+        it("encodes nil as null", function()
+            assert.equal("null", res:json(nil).body)
+        end)
+
+        it("gives way to a later text or redirect", function()
+            res:json({ a = 1 }):text("plain")
+            assert.equal("plain", res.body)
+            assert.is_nil(res.json_value)
+            res:json({ a = 1 }):redirect("/next")
+            assert.is_nil(res.body)
         end)
 
         it("returns res", function()

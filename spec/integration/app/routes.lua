@@ -48,6 +48,17 @@ return {
         res.body = "never sent"
     end,
 
+    -- res:json's value is encoded after the handler returns.
+    ["GET /json-later"] = function(_, res)
+        local value = { success = true, step = 1 }
+        res:json(value, 201)
+        value.step = 2
+    end,
+
+    ["GET /bad-json"] = function(_, res)
+        res:json({ success = true, callback = print })
+    end,
+
     ["GET /bad-header"] = function(_, res)
         res.headers["X-Injected"] = "evil\r\nSet-Cookie: pwned=1"
         res:text("never sent")
