@@ -1,6 +1,9 @@
-/* src/common.c: status texts and clocks. */
+/* src/common.c: status texts, clocks and cache-line allocation. */
 #include "luahost/common.h"
 
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 const char *lh_status_str(enum lh_status st)
@@ -43,4 +46,14 @@ double lh_monotonic_seconds(void)
 double lh_wall_seconds(void)
 {
     return seconds_of(CLOCK_REALTIME);
+}
+
+void *lh_calloc_lines(size_t n, size_t size)
+{
+    if (n == 0 || size == 0 || size % LH_CACHE_LINE != 0 || n > SIZE_MAX / size)
+        return NULL;
+    void *p = aligned_alloc(LH_CACHE_LINE, n * size);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
 }

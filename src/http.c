@@ -17,7 +17,8 @@
  * only requests beyond it, or malformed ones, get its own plain answers.
  *
  * Per-request state (struct exchange) lives from the first on_request call
- * to on_completed; `inflight` counts them for graceful shutdown.
+ * to on_completed; each thread's `inflight` counts them for graceful
+ * shutdown.
  */
 #include "luahost/http.h"
 
@@ -59,7 +60,6 @@ struct lh_http {
     struct lh_monitor *monitor;
     const struct lh_static *statics;
     int static_route; /* metrics route id of the static files */
-    atomic_uint inflight;
     atomic_uint threads_seen;
     unsigned nthreads;
     struct thread_state *threads; /* one per libmicrohttpd thread */
@@ -67,11 +67,12 @@ struct lh_http {
     int quiesced;
 };
 
-/* Per HTTP thread. */
+/* Per HTTP thread, written on every request by that thread alone. */
 struct thread_state {
-    struct lh_worker *worker;
+    _Alignas(LH_CACHE_LINE) struct lh_worker *worker;
     unsigned index;
     uint64_t seq;
+    atomic_uint inflight; /* exchanges begun and not completed */
 };
 static _Thread_local struct thread_state *thread_state;
 
@@ -472,7 +473,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     x->req.id = x->id;
     x->req.each = each;
     x->req.transport = conn;
-    atomic_fetch_add(&h->inflight, 1);
+    atomic_fetch_add_explicit(&ts->inflight, 1, memory_order_relaxed);
     return x;
 }
 
@@ -593,9 +594,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * latency spike on every dashboard visit. */
     if (lh_metrics_enabled(h->metrics) && !x->streamed)
         count_request(h, x, e.status, e.duration_ms / 1e3);
+    atomic_fetch_sub_explicit(&h->threads[x->thread].inflight, 1, memory_order_relaxed);
     free(x->body);
     free(x);
-    atomic_fetch_sub(&h->inflight, 1);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -660,7 +661,7 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     struct lh_http *h = calloc(1, sizeof(*h));
 
     if (h != NULL)
-        h->threads = calloc(o->threads, sizeof(*h->threads));
+        h->threads = lh_calloc_lines(o->threads, sizeof(*h->threads));
     if (h == NULL || h->threads == NULL) {
         free(h);
         snprintf(err, errlen, "out of memory");
@@ -726,7 +727,10 @@ void lh_http_quiesce(struct lh_http *h)
 
 unsigned lh_http_inflight(const struct lh_http *h)
 {
-    return atomic_load(&((struct lh_http *)h)->inflight);
+    unsigned n = 0;
+    for (unsigned i = 0; i < h->nthreads; i++)
+        n += atomic_load_explicit(&h->threads[i].inflight, memory_order_relaxed);
+    return n;
 }
 
 void lh_http_free(struct lh_http *h)

@@ -66,8 +66,9 @@ struct lh_call {
     struct lh_call *next_free;
 };
 
+/* Its HTTP thread writes free_calls on every request. */
 struct lh_worker {
-    struct lh_workers *ws;
+    _Alignas(LH_CACHE_LINE) struct lh_workers *ws;
     struct vm *vm;
     _Atomic(struct vm *) next;
     struct vm *retired;
@@ -192,7 +193,7 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
     ws->app = strdup(o->app);
     ws->lua_path = strdup(o->lua_path ? o->lua_path : "");
     ws->policy_dir = strdup(o->policy_dir ? o->policy_dir : "");
-    ws->workers = calloc(o->count, sizeof(struct lh_worker));
+    ws->workers = lh_calloc_lines(o->count, sizeof(struct lh_worker));
     if (ws->app == NULL || ws->lua_path == NULL || ws->policy_dir == NULL || ws->workers == NULL)
         goto nomem;
     ws->tasks = o->tasks;

@@ -1,7 +1,12 @@
-/* include/luahost/common.h: status codes and clocks shared by every luahost module.
+/* include/luahost/common.h: status codes, clocks and allocation shared by every luahost module.
  * Thread safety: everything here is constant data. */
 #ifndef LUAHOST_COMMON_H
 #define LUAHOST_COMMON_H
+#include <stddef.h>
+
+/* Per-thread state that is written on every request sits alone on its
+ * cache lines: two threads writing one line slow each other down. */
+#define LH_CACHE_LINE 64
 
 enum lh_status {
     LH_OK = 0,
@@ -22,5 +27,9 @@ const char *lh_status_str(enum lh_status st);
 double lh_monotonic_seconds(void);
 /* Seconds since the Unix epoch (what clients and Redis see). */
 double lh_wall_seconds(void);
+
+/* n zeroed elements of size bytes (a multiple of LH_CACHE_LINE), the first
+ * on a line boundary; NULL when memory runs out. Freed with free(). */
+void *lh_calloc_lines(size_t n, size_t size);
 
 #endif
