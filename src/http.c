@@ -389,35 +389,28 @@ static enum MHD_Result dispatch(struct exchange *x)
 
 /* -- libmicrohttpd callbacks --------------------------------------------------- */
 
-struct header_size {
-    size_t total;
-};
-
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
-{
-    struct header_size *s = cls;
-    (void)kind;
-    s->total += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
-    return MHD_YES;
-}
-
-struct framing {
+/* What on_request checks of a request's headers, gathered in one pass. */
+struct header_scan {
+    size_t bytes;       /* request line, headers and query, as sent */
     const char *length; /* the first Content-Length */
     int lengths_differ, transfer_encoding;
 };
 
-static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
 {
-    struct framing *f = cls;
-    (void)kind;
+    struct header_scan *s = cls;
+
+    s->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    if (kind != MHD_HEADER_KIND)
+        return MHD_YES;
     if (strcasecmp(key, "Transfer-Encoding") == 0) {
-        f->transfer_encoding = 1;
+        s->transfer_encoding = 1;
     } else if (strcasecmp(key, "Content-Length") == 0) {
-        if (f->length != NULL && strcmp(f->length, value ? value : "") != 0)
-            f->lengths_differ = 1;
-        f->length = value ? value : "";
+        if (s->length != NULL && strcmp(s->length, value ? value : "") != 0)
+            s->lengths_differ = 1;
+        if (s->length == NULL)
+            s->length = value ? value : "";
     }
     return MHD_YES;
 }
@@ -426,17 +419,9 @@ static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const ch
  * Transfer-Encoding together, or two different Content-Lengths) could be
  * read differently by a proxy in front: RFC 9112 section 6.3 lets the
  * server refuse it, and we do, closing the connection. */
-static int ambiguous_framing(struct MHD_Connection *conn)
+static int ambiguous_framing(const struct header_scan *s)
 {
-    struct framing f = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, note_framing, &f);
-    return f.lengths_differ || (f.transfer_encoding && f.length != NULL);
-}
-
-static unsigned long long content_length(struct MHD_Connection *conn)
-{
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    return cl ? strtoull(cl, NULL, 10) : 0; /* libmicrohttpd has validated it */
+    return s->lengths_differ || (s->transfer_encoding && s->length != NULL);
 }
 
 static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *conn,
@@ -521,17 +506,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
         /* The request line's query string counts too: libmicrohttpd has
          * already split it into arguments. */
-        struct header_size size = {strlen(method) + strlen(url) + 12};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size,
-                                  &size);
-        if (size.total > h->max_header_bytes)
+        struct header_scan scan = {.bytes = strlen(method) + strlen(url) + 12};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header,
+                                  &scan);
+        if (scan.bytes > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
-        if (ambiguous_framing(conn))
+        if (ambiguous_framing(&scan))
             return queue_error(x, 400, ERR_400_FRAMING, sizeof(ERR_400_FRAMING) - 1);
         /* Answering now, before the body, makes libmicrohttpd close the
          * connection: right for an oversized body, wrong for any other request,
-         * which is dispatched on the next call, once the request is complete. */
-        if (content_length(conn) > h->max_body_bytes)
+         * which is dispatched on the next call, once the request is complete.
+         * libmicrohttpd has validated the length. */
+        if (scan.length != NULL && strtoull(scan.length, NULL, 10) > h->max_body_bytes)
             return queue_error(x, 413, ERR_413, sizeof(ERR_413) - 1);
         return MHD_YES;
     }
