@@ -5,7 +5,11 @@ local S = require "integration.support.server"
 
 local SLEEPERS = 8
 local ROUNDS = 4 -- each sleeper asks 4 times in a row: 8 requests blocked during all of wrk's 3 s
-local P99_LIMIT_MS = 20
+-- A request stuck behind a sleeper would wait up to the sleeper's 1 s, so a
+-- p99 far below that shows there is no head-of-line blocking. Not tighter:
+-- on a shared 2-core machine, wrk and the server alone see p99 spikes past
+-- 20 ms now and then; latency figures belong to bench/.
+local P99_LIMIT_MS = 250
 
 local function parse_wrk(out)
     local line = out:match("WRK_RESULT[^\n]*")
@@ -23,7 +27,7 @@ describe("head-of-line #integration", function()
         S.stop_all()
     end)
 
-    it("keeps /hello p99 under 20 ms with no errors while 8 requests sleep 1 s", function()
+    it("keeps /hello p99 far below the sleeps (250 ms) with no errors while 8 requests sleep 1 s", function()
         if S.sanitized() then
             pending("latencies are not meaningful under a sanitizer")
             return
