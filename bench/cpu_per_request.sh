@@ -6,6 +6,10 @@
 #
 #   bench/cpu_per_request.sh [route] [threads:connections] [rounds] [seconds]
 #
+# PIN=1: one worker each, pinned to core 1, and wrk pinned to core 0 (the
+# load is then 1:<connections>): repeats within about 0.05 µs, for telling
+# small changes apart; the default measures the servers as deployed.
+#
 # Defaults: /secure, 2:100, 3 rounds of 5 s. Needs nginx and its Lua module
 # as ../shared/anchors/run.sh extracts them (run `bench/run.sh --anchors`
 # once). Redis for luahost's limits as in bench/run.sh.
@@ -31,11 +35,19 @@ if [ -z "${LUAHOST_REDIS_URL:-}" ]; then
 fi
 
 mkdir -p "$ANCHORS/.work/run/nginx-tmp" "$ROOT/bench/results"
+NGINX_CONF=$ANCHORS/nginx/nginx.conf
+SERVER_CPU=() WRK_CPU=() WORKERS=()
+if [ -n "${PIN:-}" ]; then
+    NGINX_CONF=$ROOT/bench/results/nginx-one-worker.conf
+    sed 's/^worker_processes .*/worker_processes 1;/' "$ANCHORS/nginx/nginx.conf" >"$NGINX_CONF"
+    SERVER_CPU=(taskset -c 1) WRK_CPU=(taskset -c 0) WORKERS=(--workers 1)
+    LOAD=1:${LOAD##*:}
+fi
 (cd "$ANCHORS" && FINGERPRINT_SECRET=anchor-bench-secret LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu" \
-    exec "$DEPS/usr/sbin/nginx" -p "$ANCHORS/" -c nginx/nginx.conf >/dev/null 2>&1) &
+    exec "${SERVER_CPU[@]}" "$DEPS/usr/sbin/nginx" -p "$ANCHORS/" -c "$NGINX_CONF" >/dev/null 2>&1) &
 NGINX=$!
-"$ROOT/build/luahost" --app "$ROOT/bench/app" --port "$PORT" --access-log off \
-    --error-log "$ROOT/bench/results/cpu_per_request.log" &
+"${SERVER_CPU[@]}" "$ROOT/build/luahost" --app "$ROOT/bench/app" --port "$PORT" --access-log off \
+    "${WORKERS[@]}" --error-log "$ROOT/bench/results/cpu_per_request.log" &
 LUAHOST=$!
 trap 'kill -QUIT $NGINX 2>/dev/null; kill -TERM $LUAHOST 2>/dev/null; wait 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do
@@ -61,10 +73,11 @@ for round in $(seq 1 "$ROUNDS"); do
             url=http://127.0.0.1:$PORT$ROUTE
             pids=$LUAHOST
         fi
-        wrk -t"${LOAD%%:*}" -c"${LOAD##*:}" -d1s "$url" >/dev/null # warm-up
+        "${WRK_CPU[@]}" wrk -t"${LOAD%%:*}" -c"${LOAD##*:}" -d1s "$url" >/dev/null # warm-up
         # shellcheck disable=SC2086
         before=$(ticks $pids)
-        rps=$(wrk -t"${LOAD%%:*}" -c"${LOAD##*:}" -d"${SECONDS_PER_RUN}s" "$url" | awk '/Requests\/sec/{print $2}')
+        rps=$("${WRK_CPU[@]}" wrk -t"${LOAD%%:*}" -c"${LOAD##*:}" -d"${SECONDS_PER_RUN}s" "$url" |
+            awk '/Requests\/sec/{print $2}')
         # shellcheck disable=SC2086
         after=$(ticks $pids)
         printf "| %d | %s | %.0f | %.2f |\n" "$round" "$server" "$rps" \
