@@ -106,6 +106,15 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* Pushes require(name), or the error with its traceback (the traceback
+ * handler is at index 1); the status of the call. */
+static int require_module(lua_State *L, const char *name)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, name);
+    return lua_pcall(L, 1, 1, 1);
+}
+
 /* Loads the application into a new VM; NULL and the script error in err. */
 static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
 {
@@ -125,9 +134,7 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
 
     lua_pushcfunction(L, traceback);
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "luahost.app");
-    if (lua_pcall(L, 1, 1, 1) != 0)
+    if (require_module(L, "luahost.app") != 0)
         goto fail;
     lua_getfield(L, -1, "start");
     lua_pushstring(L, ws->app);
@@ -138,9 +145,7 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     vm->default_headers = lh_headers_check_set(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the set alive as long as the VM */
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "luahost.json");
-    if (lua_pcall(L, 1, 1, 1) != 0)
+    if (require_module(L, "luahost.json") != 0)
         goto fail;
     lua_getfield(L, -1, "encode");
     vm->json_encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
