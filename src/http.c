@@ -361,9 +361,13 @@ static enum MHD_Result settle(struct exchange *x, enum lh_call_state state, stru
         lh_call_wait(x->call, wake, x);
         return MHD_YES;
     }
+    /* Not copied: the body (a string on the call's coroutine stack, or a
+     * constant) lives until on_completed releases the call, once it is sent.
+     * An event stream has no body and may last for hours: its call goes now,
+     * so that a reload can retire the old Lua state. */
     enum MHD_Result ret =
-        queue(x, reply->status, reply->body, reply->body_len, MHD_RESPMEM_MUST_COPY, reply);
-    if (x->call) {
+        queue(x, reply->status, reply->body, reply->body_len, MHD_RESPMEM_PERSISTENT, reply);
+    if (reply->stream != LH_STREAM_NONE && x->call) {
         lh_call_release(x->call);
         x->call = NULL;
     }
@@ -560,8 +564,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (x == NULL)
         return;
     *con_cls = NULL;
-    if (x->call) { /* the connection went away before the answer was queued */
-        x->route = lh_call_route(x->call);
+    if (x->call) {
+        if (x->status == 0) /* the connection went away before the answer was queued */
+            x->route = lh_call_route(x->call);
         lh_call_release(x->call);
     }
     clock_gettime(CLOCK_MONOTONIC, &now);

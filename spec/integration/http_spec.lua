@@ -403,6 +403,53 @@ return {
         end)
     end)
 
+    -- Bodies are sent from the Lua string itself, not a copy: the string
+    -- must stay referenced until the last byte is out. A slow reader of a
+    -- large body on one worker, while other requests keep the GC busy,
+    -- shows whether it does.
+    describe("large bodies", function()
+        it("sends a body intact to a slow reader while the GC runs meanwhile", function()
+            local app = S.tmpdir()
+            S.write_file(app .. "/routes.lua", [[
+return {
+    ["GET /big"] = function(req, res)
+        -- 24 MiB: more than loopback's socket buffers take at once
+        res:text(("%08d"):format(tonumber(req.query.seed)):rep(3 * 1024 * 1024))
+    end,
+    ["GET /churn"] = function(_, res)
+        collectgarbage("setpause", 0)
+        local t = {}
+        for i = 1, 20000 do
+            t[i] = ("x"):rep(i % 50) .. i
+        end
+        collectgarbage("step", 0)
+        res:text(tostring(#t))
+    end,
+}
+]])
+            local gc = S.start({ app = app, workers = 1 })
+            finally(function()
+                gc:stop()
+            end)
+            local out = app .. "/big.out"
+            local reader = S.spawn({ "curl", "-sS", "--limit-rate", "12M", "-o", out,
+                "http://127.0.0.1:" .. gc.port .. "/big?seed=4242" })
+            local c = assert(gc:client())
+            finally(function()
+                c:close()
+            end)
+            for _ = 1, 40 do
+                assert.are.equal(200, assert(c:request("GET", "/churn")).status)
+                S.sleep(0.02)
+            end
+            assert.are.equal(0, S.wait_pid(reader, 30), "curl failed")
+            local body = S.read_file(out)
+            assert.are.equal(24 * 1024 * 1024, #body)
+            assert.is_true(body == ("00004242"):rep(3 * 1024 * 1024), "the body came out changed")
+            assert.is_true(gc:running(), "the server died:\n" .. gc:error_log())
+        end)
+    end)
+
     describe("access log", function()
         it("is flushed within a second while the server keeps running (buffered, 100 ms)", function()
             local res = assert(srv:request("GET", "/hello?flush=1"))
