@@ -16,9 +16,10 @@
  * libmicrohttpd's connection memory is sized well above the header limit;
  * only requests beyond it, or malformed ones, get its own plain answers.
  *
- * Per-request state (struct exchange) lives from the first on_request call
- * to on_completed; each thread's `inflight` counts them for graceful
- * shutdown.
+ * Per-request state (struct exchange) lives in its connection's context
+ * and is in use from the first on_request call to on_completed; each
+ * thread's `inflight` counts those for graceful shutdown. The Date header
+ * is ours, formatted once a second per thread.
  */
 #include "luahost/http.h"
 
@@ -73,6 +74,8 @@ struct thread_state {
     unsigned index;
     uint64_t seq;
     atomic_uint inflight; /* exchanges begun and not completed */
+    time_t date_second;   /* the second `date` shows */
+    char date[32];        /* the Date header, e.g. "Wed, 25 Nov 2026 09:34:45 GMT" */
 };
 static _Thread_local struct thread_state *thread_state;
 
@@ -93,6 +96,14 @@ struct exchange {
     unsigned status;
     size_t bytes;
     struct timespec start;
+};
+
+/* Per connection, from libmicrohttpd's connect notification to its close:
+ * requests on a connection come one at a time, so one exchange serves them
+ * all, with no allocation per request. */
+struct connection {
+    char client[INET6_ADDRSTRLEN];
+    struct exchange x;
 };
 
 static const char ERR_413[] = "{\"success\":false,\"message\":\"Request body too large\"}";
@@ -131,6 +142,21 @@ static void make_request_id(struct lh_http *h, struct thread_state *ts, char out
     for (int i = REQUEST_ID_LEN - 1; i >= 10; i--, seq >>= 4)
         out[i] = hex[seq & 15];
     out[REQUEST_ID_LEN] = '\0';
+}
+
+/* The Date header's value, formatted once a second per thread: gmtime takes
+ * a process-wide lock. */
+static const char *http_date(struct thread_state *ts, char spare[32])
+{
+    time_t now = time(NULL);
+    char *out = ts ? ts->date : spare;
+
+    if (ts == NULL || now != ts->date_second) {
+        lh_static_http_date(now, out, 32);
+        if (ts)
+            ts->date_second = now;
+    }
+    return out;
 }
 
 /* -- Request data for the workers --------------------------------------------- */
@@ -220,6 +246,8 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
 
     if (resp == NULL)
         return MHD_NO;
+    char spare[32];
+    MHD_add_response_header(resp, "Date", http_date(this_thread(x->h), spare));
     if (reply->security != NULL) {
         char fresh[LH_NONCE_LEN + 1];
         const char *nonce = reply->nonce;
@@ -401,11 +429,11 @@ struct header_scan {
 };
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+                                   size_t key_len, const char *value, size_t value_len)
 {
     struct header_scan *s = cls;
 
-    s->bytes += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    s->bytes += key_len + value_len + 4; /* ": " and CRLF */
     if (kind != MHD_HEADER_KIND)
         return MHD_YES;
     if (strcasecmp(key, "Transfer-Encoding") == 0) {
@@ -431,21 +459,21 @@ static int ambiguous_framing(const struct header_scan *s)
 static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *conn,
                                      const char *url, const char *method)
 {
-    struct exchange *x = calloc(1, sizeof(*x));
     struct thread_state *ts = this_thread(h);
-    const union MHD_ConnectionInfo *ci;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct connection *c = ci ? ci->socket_context : NULL;
 
-    if (x == NULL || ts == NULL) {
-        free(x);
+    if (c == NULL || ts == NULL) /* out of memory at connect time */
         return NULL;
-    }
+    struct exchange *x = &c->x;
+    memset(x, 0, sizeof(*x));
     clock_gettime(CLOCK_MONOTONIC, &x->start);
     x->h = h;
     x->conn = conn;
     x->thread = ts->index;
     make_request_id(h, ts, x->id);
-    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    x->req.client = ci && ci->socket_context ? ci->socket_context : "-";
+    x->req.client = c->client;
     if (h->trusted != NULL && lh_cidr_set_contains(h->trusted, x->req.client)) {
         const char *proto =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
@@ -511,8 +539,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* The request line's query string counts too: libmicrohttpd has
          * already split it into arguments. */
         struct header_scan scan = {.bytes = strlen(method) + strlen(url) + 12};
-        MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header,
-                                  &scan);
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header,
+                                    &scan);
         if (scan.bytes > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
         if (ambiguous_framing(&scan))
@@ -587,7 +615,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         count_request(h, x, e.status, e.duration_ms / 1e3);
     atomic_fetch_sub_explicit(&h->threads[x->thread].inflight, 1, memory_order_relaxed);
     free(x->body);
-    free(x);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -601,18 +628,19 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    char *client = malloc(INET6_ADDRSTRLEN);
-    if (client == NULL || ci == NULL || ci->client_addr == NULL) {
-        free(client);
+    struct connection *c = malloc(sizeof(*c));
+    if (c == NULL)
         return;
+    snprintf(c->client, sizeof(c->client), "-");
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa != NULL) {
+        const void *addr = sa->sa_family == AF_INET6
+                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+        if (inet_ntop(sa->sa_family, addr, c->client, sizeof(c->client)) == NULL)
+            snprintf(c->client, sizeof(c->client), "-");
     }
-    const struct sockaddr *sa = ci->client_addr;
-    const void *addr = sa->sa_family == AF_INET6
-                           ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                           : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-    if (inet_ntop(sa->sa_family, addr, client, INET6_ADDRSTRLEN) == NULL)
-        snprintf(client, INET6_ADDRSTRLEN, "-");
-    *socket_context = client;
+    *socket_context = c;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -680,7 +708,7 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     h->id_prefix = random_prefix();
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* Room for headers half again past the limit, so that our 431 answers

@@ -68,6 +68,25 @@ describe("http #integration", function()
             end
         end)
 
+        it("sends a Date header in IMF-fixdate with the current time, also seconds later", function()
+            local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
+                Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+            local function sent_time(res)
+                local date = assert(res.headers["Date"], "no Date header")
+                local d, mon, y, h, mi, s = date:match(
+                    "^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+                assert.is_truthy(d, "not an IMF-fixdate: " .. date)
+                -- os.time reads a table as local time; the offset of the epoch undoes it.
+                local utc = os.time({ year = y, month = months[mon], day = d, hour = h, min = mi, sec = s })
+                return utc - os.time(os.date("!*t", 0))
+            end
+            for _ = 1, 3 do -- a Date stuck at the first second would be 2 s off by the last
+                local res = assert(srv:request("GET", "/hello"))
+                assert.is_true(math.abs(sent_time(res) - os.time()) <= 1)
+                S.sleep(1.1)
+            end
+        end)
+
         it("serves three requests on one keep-alive connection", function()
             local c = assert(srv:client())
             finally(function()
