@@ -247,6 +247,7 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
     if (resp == NULL)
         return MHD_NO;
     char spare[32];
+    /* First: a Date the application sets replaces it (libmicrohttpd keeps one). */
     MHD_add_response_header(resp, "Date", http_date(this_thread(x->h), spare));
     if (reply->security != NULL) {
         char fresh[LH_NONCE_LEN + 1];
@@ -464,7 +465,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct connection *c = ci ? ci->socket_context : NULL;
 
-    if (c == NULL || ts == NULL) /* out of memory at connect time */
+    if (c == NULL || ts == NULL) /* out of memory at connect time, or no thread slot */
         return NULL;
     struct exchange *x = &c->x;
     memset(x, 0, sizeof(*x));

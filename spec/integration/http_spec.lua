@@ -68,6 +68,15 @@ describe("http #integration", function()
             end
         end)
 
+        it("sends a handler's own Date instead of the server's, once", function()
+            local raw = srv:raw("GET /dated HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            local dates = {}
+            for value in raw:gmatch("\r\n[Dd]ate: ([^\r]*)") do
+                dates[#dates + 1] = value
+            end
+            assert.are.same({ "Thu, 01 Jan 1970 00:00:00 GMT" }, dates)
+        end)
+
         it("sends a Date header in IMF-fixdate with the current time, also seconds later", function()
             local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,
                 Sep = 9, Oct = 10, Nov = 11, Dec = 12 }

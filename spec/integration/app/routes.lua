@@ -86,6 +86,12 @@ return {
         res:text("plain text")
     end,
 
+    -- A handler's own Date replaces the server's.
+    ["GET /dated"] = function(_, res)
+        res.headers["Date"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+        res:text("old")
+    end,
+
     ["GET /cookies"] = function(_, res)
         res.headers["Set-Cookie"] = { "a=1", "b=2" }
         res:json({ success = true })
