@@ -59,57 +59,77 @@ void lh_json_raw(struct lh_json_buf *b, const char *s, size_t len)
     }
 }
 
+/* Bytes a JSON string cannot hold as they are. DEL is allowed by RFC 8259
+ * but escaped, as some terminals and logs act on it. */
+static int needs_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\' || c == 0x7f;
+}
+
 void lh_json_string(struct lh_json_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
 
-    /* Worst case: every byte becomes \u00XX. */
-    if (!reserve(b, 6 * len + 2))
-        return;
-    char *out = b->data + b->len;
-    *out++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
+    lh_json_char(b, '"');
+    while (i < len) {
+        /* Runs of bytes that need no escape go in with one copy. */
+        size_t run = i;
+        while (run < len && !needs_escape((unsigned char)s[run]))
+            run++;
+        lh_json_raw(b, s + i, run - i);
+        if (run == len)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        char esc[6] = {'\\', (char)c};
+        size_t n = 2;
         switch (c) {
         case '"':
-            *out++ = '\\';
-            *out++ = '"';
-            break;
         case '\\':
-            *out++ = '\\';
-            *out++ = '\\';
             break;
         case '\n':
-            *out++ = '\\';
-            *out++ = 'n';
+            esc[1] = 'n';
             break;
         case '\r':
-            *out++ = '\\';
-            *out++ = 'r';
+            esc[1] = 'r';
             break;
         case '\t':
-            *out++ = '\\';
-            *out++ = 't';
+            esc[1] = 't';
             break;
         default:
-            if (c < 0x20 || c == 0x7f) {
-                memcpy(out, "\\u00", 4);
-                out[4] = hex[c >> 4];
-                out[5] = hex[c & 15];
-                out += 6;
-            } else {
-                *out++ = (char)c;
-            }
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
         }
+        lh_json_raw(b, esc, n);
+        i = run + 1;
     }
-    *out++ = '"';
-    b->len = (size_t)(out - b->data);
+    lh_json_char(b, '"');
+}
+
+/* v in decimal: snprintf costs hundreds of instructions per number. */
+static size_t format_integer(char out[24], long long v)
+{
+    char digits[24];
+    size_t n = 0, len = 0;
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        digits[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[len++] = '-';
+    while (n > 0)
+        out[len++] = digits[--n];
+    return len;
 }
 
 enum lh_status lh_json_number(struct lh_json_buf *b, double n)
 {
     char text[32];
-    int len;
+    int len = 0;
 
     if (!isfinite(n))
         return LH_ERR_INVALID;
@@ -117,7 +137,7 @@ enum lh_status lh_json_number(struct lh_json_buf *b, double n)
      * whole. Other numbers: the shortest of 15, 16, 17 digits that reads back
      * as the same double. */
     if (n == floor(n) && fabs(n) < 9007199254740992.0) {
-        len = snprintf(text, sizeof(text), "%lld", (long long)n);
+        len = (int)format_integer(text, (long long)n);
     } else {
         for (int digits = 15; digits <= 17; digits++) {
             len = snprintf(text, sizeof(text), "%.*g", digits, n);

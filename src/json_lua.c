@@ -127,18 +127,18 @@ static void encode_table(lua_State *L, struct lh_json_buf *b, int idx, int depth
     size_t n = array_length(L, idx);
 
     if (n > 0 || (array_mt && is_empty(L, idx))) {
-        lh_json_raw(b, "[", 1);
+        lh_json_char(b, '[');
         for (size_t i = 1; i <= n; i++) {
             if (i > 1)
-                lh_json_raw(b, ",", 1);
+                lh_json_char(b, ',');
             lua_rawgeti(L, idx, (int)i);
             encode(L, b, lua_gettop(L), depth + 1);
             lua_pop(L, 1);
         }
-        lh_json_raw(b, "]", 1);
+        lh_json_char(b, ']');
         return;
     }
-    lh_json_raw(b, "{", 1);
+    lh_json_char(b, '{');
     int first = 1;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
@@ -147,17 +147,17 @@ static void encode_table(lua_State *L, struct lh_json_buf *b, int idx, int depth
         if (kt != LUA_TSTRING && kt != LUA_TNUMBER)
             luaL_error(L, "json: cannot encode a table key of type %s", lua_typename(L, kt));
         if (!first)
-            lh_json_raw(b, ",", 1);
+            lh_json_char(b, ',');
         first = 0;
         lua_pushvalue(L, -2); /* a copy: tostring on a number key would break lua_next */
         const char *key = lua_tolstring(L, -1, &len);
         lh_json_string(b, key, len);
         lua_pop(L, 1);
-        lh_json_raw(b, ":", 1);
+        lh_json_char(b, ':');
         encode(L, b, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
-    lh_json_raw(b, "}", 1);
+    lh_json_char(b, '}');
 }
 
 static void encode(lua_State *L, struct lh_json_buf *b, int idx, int depth)

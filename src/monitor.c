@@ -218,13 +218,13 @@ static void evaluate(struct lh_monitor *mon, const struct sample *s)
 static void alerts_json(struct lh_monitor *mon, struct lh_json_buf *b)
 {
     int first = 1;
-    lh_json_raw(b, "[", 1);
+    lh_json_char(b, '[');
     for (size_t i = 0; i < mon->nrules; i++) {
         const struct rule_state *r = &mon->rules[i];
         if (r->firing_since == 0)
             continue;
         if (!first)
-            lh_json_raw(b, ",", 1);
+            lh_json_char(b, ',');
         first = 0;
         lh_json_raw(b, "{\"name\":", 8);
         lh_json_string(b, r->rule.name, strlen(r->rule.name));
@@ -240,9 +240,9 @@ static void alerts_json(struct lh_monitor *mon, struct lh_json_buf *b)
         lh_json_number(b, r->value);
         lh_json_raw(b, ",\"threshold\":", 13);
         lh_json_number(b, r->rule.threshold);
-        lh_json_raw(b, "}", 1);
+        lh_json_char(b, '}');
     }
-    lh_json_raw(b, "]", 1);
+    lh_json_char(b, ']');
 }
 
 static int metric_index(const char *name)
@@ -319,35 +319,35 @@ static void sample_event(struct lh_monitor *mon, const struct sample *s, struct 
 {
     lh_json_raw(b, "event: sample\ndata: {", 21);
     number_field(b, "t", s->t);
-    lh_json_raw(b, ",", 1);
+    lh_json_char(b, ',');
     static const int TOP[] = {M_RPS,      M_P50,         M_P95,          M_P99,
                               M_ERROR_RATE, M_INFLIGHT, M_DB_HEALTHY, M_REDIS_UP, M_RSS_MB};
     for (size_t i = 0; i < sizeof(TOP) / sizeof(TOP[0]); i++) {
         number_field(b, lh_monitor_metric_names[TOP[i]], s->v[TOP[i]]);
-        lh_json_raw(b, ",", 1);
+        lh_json_char(b, ',');
     }
     number_field(b, "ratelimit_rejections_per_s", s->v[M_RATELIMIT]);
-    lh_json_raw(b, ",", 1);
+    lh_json_char(b, ',');
     number_field(b, "bot_detections_per_s", s->v[M_BOT]);
     lh_json_raw(b, ",\"pool\":", 8);
     if (s->pool) {
-        lh_json_raw(b, "{", 1);
+        lh_json_char(b, '{');
         number_field(b, "size", s->pool_size);
-        lh_json_raw(b, ",", 1);
+        lh_json_char(b, ',');
         number_field(b, "active", s->v[M_POOL_ACTIVE]);
-        lh_json_raw(b, ",", 1);
+        lh_json_char(b, ',');
         number_field(b, "idle", s->pool_idle);
-        lh_json_raw(b, ",", 1);
+        lh_json_char(b, ',');
         number_field(b, "waiting", s->v[M_POOL_WAITING]);
-        lh_json_raw(b, ",", 1);
+        lh_json_char(b, ',');
         number_field(b, "waits_per_s", s->pool_waits_per_s);
-        lh_json_raw(b, "}", 1);
+        lh_json_char(b, '}');
     } else {
         lh_json_raw(b, "null", 4);
     }
     lh_json_raw(b, ",\"cache\":{", 10);
     number_field(b, "l1_hit_rate", s->v[M_CACHE_L1_HIT_RATE]);
-    lh_json_raw(b, ",", 1);
+    lh_json_char(b, ',');
     number_field(b, "l2_hit_rate", s->l2_hit_rate);
     lh_json_raw(b, "},\"alerts\":", 11);
     alerts_json(mon, b);

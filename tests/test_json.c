@@ -38,6 +38,43 @@ static void test_lh_json_string_keeps_nul_bytes_escaped(void **state)
     lh_json_buf_free(&b);
 }
 
+static void test_lh_json_string_escapes_runs_and_every_control_byte(void **state)
+{
+    struct lh_json_buf b;
+    (void)state;
+    lh_json_buf_init(&b, 1024);
+    lh_json_string(&b, "", 0);
+    lh_json_string(&b, "\"\"", 2);
+    lh_json_string(&b, "\x1f\x7f\rx", 4);
+    lh_json_string(&b, "\\", 1);
+    expect_text(&b, "\"\"\"\\\"\\\"\"\"\\u001f\\u007f\\rx\"\"\\\\\"");
+    lh_json_buf_free(&b);
+}
+
+/* Escaping grows a string by 6 bytes at most per byte; a string that needs
+ * none fits a buffer of its length plus the quotes. */
+static void test_lh_json_string_fits_a_buffer_of_its_own_size(void **state)
+{
+    enum { LEN = 100000 };
+    struct lh_json_buf b;
+    char *s = malloc(LEN);
+    (void)state;
+    assert_non_null(s);
+    memset(s, 'a', LEN);
+    lh_json_buf_init(&b, LEN + 2);
+    lh_json_string(&b, s, LEN);
+    assert_false(b.failed);
+    assert_int_equal(b.len, LEN + 2);
+    assert_int_equal(b.data[0], '"');
+    assert_int_equal(b.data[LEN + 1], '"');
+    lh_json_buf_reset(&b);
+    s[LEN / 2] = '\n'; /* one byte more than the cap */
+    lh_json_string(&b, s, LEN);
+    assert_true(b.failed);
+    lh_json_buf_free(&b);
+    free(s);
+}
+
 static void test_lh_json_number_prints_integers_exactly(void **state)
 {
     struct lh_json_buf b;
@@ -48,7 +85,18 @@ static void test_lh_json_number_prints_integers_exactly(void **state)
     assert_int_equal(lh_json_number(&b, 9007199254740991.0), LH_OK);
     lh_json_raw(&b, " ", 1);
     assert_int_equal(lh_json_number(&b, -42.0), LH_OK);
-    expect_text(&b, "123456789012345 9007199254740991 -42");
+    lh_json_raw(&b, " ", 1);
+    assert_int_equal(lh_json_number(&b, -9007199254740991.0), LH_OK);
+    lh_json_raw(&b, " ", 1);
+    assert_int_equal(lh_json_number(&b, 0.0), LH_OK);
+    lh_json_raw(&b, " ", 1);
+    assert_int_equal(lh_json_number(&b, -0.0), LH_OK);
+    lh_json_raw(&b, " ", 1);
+    assert_int_equal(lh_json_number(&b, 10.0), LH_OK);
+    lh_json_raw(&b, " ", 1);
+    assert_int_equal(lh_json_number(&b, 9007199254740992.0), LH_OK); /* 2^53: not below */
+    expect_text(&b, "123456789012345 9007199254740991 -42 -9007199254740991 0 0 10 "
+                    "9007199254740992");
     lh_json_buf_free(&b);
 }
 
@@ -470,6 +518,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lh_json_string_escapes_quotes_backslashes_and_controls),
         cmocka_unit_test(test_lh_json_string_keeps_nul_bytes_escaped),
+        cmocka_unit_test(test_lh_json_string_escapes_runs_and_every_control_byte),
+        cmocka_unit_test(test_lh_json_string_fits_a_buffer_of_its_own_size),
         cmocka_unit_test(test_lh_json_number_prints_integers_exactly),
         cmocka_unit_test(test_lh_json_number_prints_the_shortest_exact_fraction),
         cmocka_unit_test(test_lh_json_number_refuses_nan_and_infinity),

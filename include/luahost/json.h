@@ -21,6 +21,14 @@ void lh_json_buf_free(struct lh_json_buf *b);
 void lh_json_buf_reset(struct lh_json_buf *b);
 
 void lh_json_raw(struct lh_json_buf *b, const char *s, size_t len);
+/* One byte: lh_json_raw without a call while there is room. */
+static inline void lh_json_char(struct lh_json_buf *b, char c)
+{
+    if (b->len < b->cap && !b->failed) /* cap never exceeds max */
+        b->data[b->len++] = c;
+    else
+        lh_json_raw(b, &c, 1);
+}
 /* s as a JSON string, quotes included: ", \ and control characters escaped
  * (\n, \t, ... or \u00XX); '/' and non-ASCII bytes are kept as they are. */
 void lh_json_string(struct lh_json_buf *b, const char *s, size_t len);
