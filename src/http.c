@@ -437,9 +437,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     s->bytes += key_len + value_len + 4; /* ": " and CRLF */
     if (kind != MHD_HEADER_KIND)
         return MHD_YES;
-    if (strcasecmp(key, "Transfer-Encoding") == 0) {
+    /* Lengths first: most headers are neither. */
+    if (key_len == 17 && strcasecmp(key, "Transfer-Encoding") == 0) {
         s->transfer_encoding = 1;
-    } else if (strcasecmp(key, "Content-Length") == 0) {
+    } else if (key_len == 14 && strcasecmp(key, "Content-Length") == 0) {
         if (s->length != NULL && strcmp(s->length, value ? value : "") != 0)
             s->lengths_differ = 1;
         if (s->length == NULL)
