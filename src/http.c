@@ -146,17 +146,15 @@ static void make_request_id(struct lh_http *h, struct thread_state *ts, char out
 
 /* The Date header's value, formatted once a second per thread: gmtime takes
  * a process-wide lock. */
-static const char *http_date(struct thread_state *ts, char spare[32])
+static const char *http_date(struct thread_state *ts)
 {
     time_t now = time(NULL);
-    char *out = ts ? ts->date : spare;
 
-    if (ts == NULL || now != ts->date_second) {
-        lh_static_http_date(now, out, 32);
-        if (ts)
-            ts->date_second = now;
+    if (now != ts->date_second) {
+        lh_static_http_date(now, ts->date, sizeof(ts->date));
+        ts->date_second = now;
     }
-    return out;
+    return ts->date;
 }
 
 /* -- Request data for the workers --------------------------------------------- */
@@ -246,9 +244,8 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
 
     if (resp == NULL)
         return MHD_NO;
-    char spare[32];
     /* First: a Date the application sets replaces it (libmicrohttpd keeps one). */
-    MHD_add_response_header(resp, "Date", http_date(this_thread(x->h), spare));
+    MHD_add_response_header(resp, "Date", http_date(&x->h->threads[x->thread]));
     if (reply->security != NULL) {
         char fresh[LH_NONCE_LEN + 1];
         const char *nonce = reply->nonce;
@@ -619,6 +616,19 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(x->body);
 }
 
+/* The peer's address as text, or "-" when there is none. */
+static void format_client(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
+{
+    if (sa != NULL) {
+        const void *addr = sa->sa_family == AF_INET6
+                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+        if (inet_ntop(sa->sa_family, addr, out, INET6_ADDRSTRLEN) != NULL)
+            return;
+    }
+    snprintf(out, INET6_ADDRSTRLEN, "-");
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -633,15 +643,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     struct connection *c = malloc(sizeof(*c));
     if (c == NULL)
         return;
-    snprintf(c->client, sizeof(c->client), "-");
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa != NULL) {
-        const void *addr = sa->sa_family == AF_INET6
-                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-        if (inet_ntop(sa->sa_family, addr, c->client, sizeof(c->client)) == NULL)
-            snprintf(c->client, sizeof(c->client), "-");
-    }
+    format_client(ci ? ci->client_addr : NULL, c->client);
     *socket_context = c;
 }
 

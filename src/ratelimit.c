@@ -332,7 +332,6 @@ struct lease {
     int refill_asked;   /* half used: the batcher fetches the next lease early */
 };
 
-
 /* A lease's unused units, to subtract from one Redis counter. */
 struct release {
     char key[LH_RATELIMIT_KEY_MAX + 48];
