@@ -715,10 +715,16 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    /* Room for headers half again past the limit, so that our 431 answers
-     * them. Not more: libmicrohttpd zeroes a connection's whole memory pool
-     * between keep-alive requests, so its size is paid on every request. */
-    size_t memory = o->max_header_bytes + o->max_header_bytes / 2 + 4096;
+    /* libmicrohttpd keeps the request head in the connection's pool, with a
+     * record of about 64 bytes per header line, and builds the reply's header
+     * block in what is left. Room for the head up to the limit, records for
+     * 100 lines or half the limit in bytes, whichever is more (so that a head
+     * a little over the limit still reaches our JSON 431), and 2 KiB of reply
+     * headers. Not more: libmicrohttpd zeroes the whole pool after each
+     * request and half of it again while building the reply, so every KiB
+     * here is paid by every request. */
+    size_t records = o->max_header_bytes / 2 > 100 * 64 ? o->max_header_bytes / 2 : 100 * 64;
+    size_t memory = o->max_header_bytes + records + 2048;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,

@@ -272,14 +272,44 @@ describe("http #integration", function()
             assert_request_id(res)
             -- Many small headers count too.
             local headers = {}
-            for i = 1, 100 do
+            for i = 1, 60 do
                 headers[#headers + 1] = { "X-H" .. i, ("v"):rep(30) }
             end
             res = assert(srv:request("GET", "/hello", headers))
             assert.are.equal(431, res.status)
+            assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
             -- Under the limit is fine.
             res = assert(srv:request("GET", "/hello", { { "X-Small", ("s"):rep(math.floor(MAX_HEADER / 2)) } }))
             assert.are.equal(200, res.status)
+            assert_still_serving()
+        end)
+
+        -- libmicrohttpd keeps a record per header line in the connection's
+        -- memory: a head of many short lines must still be ours to answer.
+        it("serves 100 header lines up to --max-header-bytes, and answers 431 JSON a little over", function()
+            local function head_of(bytes)
+                local start = "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                local lines, used = {}, #start + 2
+                for i = 1, 100 do
+                    lines[i] = ("X-H%03d: "):format(i)
+                    used = used + #lines[i] + 2
+                end
+                local room = bytes - used
+                for i = 1, 100 do
+                    lines[i] = lines[i] .. ("v"):rep(math.floor(room / 100) + (i <= room % 100 and 1 or 0)) .. "\r\n"
+                end
+                local head = start .. table.concat(lines) .. "\r\n"
+                assert.are.equal(bytes, #head)
+                return head
+            end
+            local raw, res = srv:raw(head_of(MAX_HEADER - 32))
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(200, res.status)
+            assert.are.same(HELLO, json(res))
+            raw, res = srv:raw(head_of(MAX_HEADER + 300))
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(431, res.status)
+            assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
             assert_still_serving()
         end)
 
