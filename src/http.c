@@ -13,8 +13,9 @@
  * Limits are enforced here so that their answers are JSON with a request id:
  * headers over max_header_bytes get 431, bodies over max_body_bytes 413
  * (from Content-Length before reading, or while reading a chunked body).
- * libmicrohttpd's connection memory is sized well above the header limit;
- * only requests beyond it, or malformed ones, get its own plain answers.
+ * libmicrohttpd's connection memory holds a head up to the limit with 100
+ * lines, and a little more (see lh_http_new); only heads past it, or
+ * malformed ones, get its own plain answers.
  *
  * Per-request state (struct exchange) lives in its connection's context
  * and is in use from the first on_request call to on_completed; each
