@@ -203,19 +203,14 @@ void lh_fingerprint_free(struct lh_fingerprint *fp)
     free(fp);
 }
 
-static int update(EVP_MAC_CTX *ctx, const char *s)
-{
-    return EVP_MAC_update(ctx, (const unsigned char *)s, strlen(s)) == 1;
-}
-
-enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip,
-                                      const char *user_agent, const char *accept_language,
-                                      const char *forwarded_for, char out[LH_FINGERPRINT_HEX + 1])
+/* The first LH_FINGERPRINT_HEX hex digits of the HMAC of the n parts. */
+static enum lh_status digest(const struct lh_fingerprint *fp, const char *const *parts,
+                             const size_t *lens, int n, char out[LH_FINGERPRINT_HEX + 1])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t md_len = 0;
-    int owned, ok;
+    int owned, ok = 1;
     EVP_MAC_CTX *ctx;
 
     if (fp == NULL || out == NULL)
@@ -223,12 +218,10 @@ enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const cha
     ctx = thread_ctx(fp, &owned);
     if (ctx == NULL)
         return LH_ERR_INVALID;
-    /* "<ip>:<ua>:<lang>:<xff>", fed in parts: no message buffer. */
-    ok = update(ctx, ip ? ip : DEFAULT_IP) && update(ctx, ":") &&
-         update(ctx, user_agent ? user_agent : DEFAULT_HEADER) && update(ctx, ":") &&
-         update(ctx, accept_language ? accept_language : DEFAULT_HEADER) && update(ctx, ":") &&
-         update(ctx, forwarded_for ? forwarded_for : "") &&
-         EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1 && md_len >= LH_FINGERPRINT_HEX / 2;
+    for (int i = 0; i < n && ok; i++)
+        ok = EVP_MAC_update(ctx, (const unsigned char *)parts[i], lens[i]) == 1;
+    ok = ok && EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1 &&
+         md_len >= LH_FINGERPRINT_HEX / 2;
     if (owned)
         EVP_MAC_CTX_free(ctx);
     if (!ok)
@@ -238,6 +231,68 @@ enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const cha
         out[2 * i + 1] = hex[md[i] & 0x0f];
     }
     out[LH_FINGERPRINT_HEX] = '\0';
+    return LH_OK;
+}
+
+/* The message's seven parts, "<ip>", ":", "<ua>", ":", "<lang>", ":", "<xff>",
+ * with the reference's defaults; returns the message's length. */
+static size_t message_parts(const char *ip, const char *user_agent, const char *accept_language,
+                            const char *forwarded_for, const char *parts[7], size_t lens[7])
+{
+    size_t total = 0;
+
+    parts[0] = ip ? ip : DEFAULT_IP;
+    parts[2] = user_agent ? user_agent : DEFAULT_HEADER;
+    parts[4] = accept_language ? accept_language : DEFAULT_HEADER;
+    parts[6] = forwarded_for ? forwarded_for : "";
+    parts[1] = parts[3] = parts[5] = ":";
+    for (int i = 0; i < 7; i++)
+        total += lens[i] = strlen(parts[i]);
+    return total;
+}
+
+enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip,
+                                      const char *user_agent, const char *accept_language,
+                                      const char *forwarded_for, char out[LH_FINGERPRINT_HEX + 1])
+{
+    return lh_fingerprint_compute_memo(fp, NULL, ip, user_agent, accept_language, forwarded_for,
+                                       out);
+}
+
+enum lh_status lh_fingerprint_compute_memo(const struct lh_fingerprint *fp,
+                                           struct lh_fingerprint_memo *memo, const char *ip,
+                                           const char *user_agent, const char *accept_language,
+                                           const char *forwarded_for,
+                                           char out[LH_FINGERPRINT_HEX + 1])
+{
+    const char *parts[7];
+    size_t lens[7];
+    char message[LH_FINGERPRINT_MEMO_MAX];
+
+    if (fp == NULL || out == NULL)
+        return LH_ERR_INVALID;
+    size_t len = message_parts(ip, user_agent, accept_language, forwarded_for, parts, lens);
+    if (memo == NULL || len > sizeof(message))
+        return digest(fp, parts, lens, 7, out);
+
+    size_t at = 0;
+    for (int i = 0; i < 7; i++) {
+        memcpy(message + at, parts[i], lens[i]);
+        at += lens[i];
+    }
+    if (memo->generation == fp->generation && memo->len == len &&
+        memcmp(memo->message, message, len) == 0) {
+        memcpy(out, memo->hex, sizeof(memo->hex));
+        return LH_OK;
+    }
+    const char *whole = message;
+    enum lh_status st = digest(fp, &whole, &len, 1, out);
+    if (st != LH_OK)
+        return st;
+    memo->generation = fp->generation;
+    memo->len = len;
+    memcpy(memo->message, message, len);
+    memcpy(memo->hex, out, sizeof(memo->hex));
     return LH_OK;
 }
 

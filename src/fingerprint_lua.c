@@ -177,7 +177,8 @@ static int l_of_request(lua_State *L)
         lua_pushliteral(L, "a fingerprint header is repeated");
         return 2;
     }
-    if (lh_fingerprint_compute(fp, req->client, h.value[0], h.value[1], h.value[2], out) != LH_OK)
+    if (lh_fingerprint_compute_memo(fp, req->fingerprint_memo, req->client, h.value[0], h.value[1],
+                                    h.value[2], out) != LH_OK)
         return luaL_error(L, "fingerprint failed");
     lua_pushlstring(L, out, LH_FINGERPRINT_HEX);
     return 1;

@@ -40,6 +40,7 @@
 
 #include <microhttpd.h>
 
+#include "luahost/fingerprint.h"
 #include "luahost/headers.h"
 #include "luahost/log.h"
 #include "luahost/metrics.h"
@@ -104,6 +105,7 @@ struct exchange {
  * all, with no allocation per request. */
 struct connection {
     char client[INET6_ADDRSTRLEN];
+    struct lh_fingerprint_memo fingerprint_memo;
     struct exchange x;
 };
 
@@ -490,6 +492,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     x->req.id = x->id;
     x->req.each = each;
     x->req.transport = conn;
+    x->req.fingerprint_memo = &c->fingerprint_memo;
     atomic_fetch_add_explicit(&ts->inflight, 1, memory_order_relaxed);
     return x;
 }
@@ -645,6 +648,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (c == NULL)
         return;
     format_client(ci ? ci->client_addr : NULL, c->client);
+    c->fingerprint_memo.generation = 0;
     *socket_context = c;
 }
 

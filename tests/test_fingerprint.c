@@ -248,6 +248,87 @@ static void test_lh_fingerprint_compute_threads_agree(void **state)
     lh_fingerprint_free(fp);
 }
 
+/* -- lh_fingerprint_compute_memo --------------------------------------------- */
+
+/* Asserts that the memo answers as lh_fingerprint_compute does. */
+static void expect_memo(const struct lh_fingerprint *fp, struct lh_fingerprint_memo *memo,
+                        const char *ip, const char *ua, const char *lang, const char *xff)
+{
+    char direct[LH_FINGERPRINT_HEX + 1], memoized[LH_FINGERPRINT_HEX + 1];
+    assert_int_equal(lh_fingerprint_compute(fp, ip, ua, lang, xff, direct), LH_OK);
+    assert_int_equal(lh_fingerprint_compute_memo(fp, memo, ip, ua, lang, xff, memoized), LH_OK);
+    assert_string_equal(memoized, direct);
+}
+
+static void test_lh_fingerprint_compute_memo_agrees_with_compute(void **state)
+{
+    (void)state;
+    struct lh_fingerprint *fp = new_fp(BENCH_SECRET);
+    struct lh_fingerprint_memo memo = {0};
+    char long_ua[LH_FINGERPRINT_MEMO_MAX + 10];
+
+    memset(long_ua, 'u', sizeof(long_ua) - 1);
+    long_ua[sizeof(long_ua) - 1] = '\0';
+    for (int i = 0; i < 3; i++) {
+        expect_memo(fp, &memo, "127.0.0.1", "x", NULL, NULL);
+        expect_memo(fp, &memo, "127.0.0.1", "x", NULL, NULL); /* a repeat */
+        expect_memo(fp, &memo, "127.0.0.1", "y", NULL, NULL); /* one header changed */
+        expect_memo(fp, &memo, "127.0.0.2", "y", NULL, NULL); /* the address changed */
+        expect_memo(fp, &memo, "127.0.0.2", "y", "", "10.0.0.1");
+        expect_memo(fp, &memo, "127.0.0.2", long_ua, NULL, NULL); /* too long to remember */
+        expect_memo(fp, &memo, "127.0.0.2", long_ua, NULL, NULL);
+    }
+    char out[LH_FINGERPRINT_HEX + 1];
+    assert_int_equal(lh_fingerprint_compute_memo(fp, &memo, "127.0.0.1", "x", NULL, NULL, out),
+                     LH_OK);
+    assert_string_equal(out, "b292482bc73b767f");
+    lh_fingerprint_free(fp);
+}
+
+static void test_lh_fingerprint_compute_memo_answers_a_repeat_from_the_memo(void **state)
+{
+    (void)state;
+    struct lh_fingerprint *fp = new_fp(BENCH_SECRET);
+    struct lh_fingerprint_memo memo = {0};
+    char out[LH_FINGERPRINT_HEX + 1];
+
+    assert_int_equal(lh_fingerprint_compute_memo(fp, &memo, "127.0.0.1", "x", NULL, NULL, out),
+                     LH_OK);
+    assert_string_equal(memo.hex, "b292482bc73b767f");
+    /* Marked, so that an answer from the memo shows. */
+    memcpy(memo.hex, "0123456789abcdef", sizeof(memo.hex));
+    assert_int_equal(lh_fingerprint_compute_memo(fp, &memo, "127.0.0.1", "x", NULL, NULL, out),
+                     LH_OK);
+    assert_string_equal(out, "0123456789abcdef");
+    /* A different message is worked out again. */
+    assert_int_equal(lh_fingerprint_compute_memo(fp, &memo, "127.0.0.1", "x", "", NULL, out),
+                     LH_OK);
+    assert_string_not_equal(out, "0123456789abcdef");
+    lh_fingerprint_free(fp);
+}
+
+static void test_lh_fingerprint_compute_memo_is_per_key(void **state)
+{
+    (void)state;
+    struct lh_fingerprint *a = new_fp("k1");
+    struct lh_fingerprint *b = new_fp("k2");
+    struct lh_fingerprint_memo memo = {0};
+    char out[LH_FINGERPRINT_HEX + 1];
+
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(lh_fingerprint_compute_memo(a, &memo, "1.2.3.4", "ua", "lang", "xff", out),
+                         LH_OK);
+        assert_string_equal(out, "a2764e49dc1bf04f");
+        assert_int_equal(lh_fingerprint_compute_memo(b, &memo, "1.2.3.4", "ua", "lang", "xff", out),
+                         LH_OK);
+        assert_string_equal(out, "4a62f105955bf72f");
+    }
+    assert_int_equal(lh_fingerprint_compute_memo(NULL, &memo, "1.2.3.4", "ua", "lang", "xff", out),
+                     LH_ERR_INVALID);
+    lh_fingerprint_free(a);
+    lh_fingerprint_free(b);
+}
+
 /* -- lh_fingerprint_new / lh_fingerprint_free -------------------------------- */
 
 static void test_lh_fingerprint_new_rejects_empty_key(void **state)
@@ -455,6 +536,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lh_fingerprint_compute_reference_vector_defaults),
+        cmocka_unit_test(test_lh_fingerprint_compute_memo_agrees_with_compute),
+        cmocka_unit_test(test_lh_fingerprint_compute_memo_answers_a_repeat_from_the_memo),
+        cmocka_unit_test(test_lh_fingerprint_compute_memo_is_per_key),
         cmocka_unit_test(test_lh_fingerprint_compute_reference_vector_wrk),
         cmocka_unit_test(test_lh_fingerprint_compute_null_arguments_take_defaults),
         cmocka_unit_test(test_lh_fingerprint_compute_empty_strings_stay_empty),

@@ -9,6 +9,7 @@
 #ifndef LUAHOST_FINGERPRINT_H
 #define LUAHOST_FINGERPRINT_H
 #include <stddef.h>
+#include <stdint.h>
 #include "luahost/common.h"
 
 #define LH_FINGERPRINT_HEX 16
@@ -30,6 +31,27 @@ enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const cha
                                       const char *user_agent, const char *accept_language,
                                       const char *forwarded_for,
                                       char out[LH_FINGERPRINT_HEX + 1]);
+
+/* The last fingerprint worked out on one client connection. Requests on a
+ * keep-alive connection mostly repeat its address and headers, and the HMAC
+ * is the dearest step of a rate-limited request: a memo answers a repeat
+ * with a comparison. It belongs to one connection, so a request learns
+ * nothing about other connections' clients. Zero it before first use. */
+#define LH_FINGERPRINT_MEMO_MAX 256 /* longer messages are not remembered */
+struct lh_fingerprint_memo {
+    uint64_t generation; /* of the fingerprint object that filled it; 0: empty */
+    size_t len;
+    char message[LH_FINGERPRINT_MEMO_MAX]; /* "<ip>:<ua>:<lang>:<xff>" */
+    char hex[LH_FINGERPRINT_HEX + 1];
+};
+
+/* lh_fingerprint_compute, answered from memo when the message is the one it
+ * holds, and remembered in it otherwise. memo may be NULL. */
+enum lh_status lh_fingerprint_compute_memo(const struct lh_fingerprint *fp,
+                                           struct lh_fingerprint_memo *memo, const char *ip,
+                                           const char *user_agent, const char *accept_language,
+                                           const char *forwarded_for,
+                                           char out[LH_FINGERPRINT_HEX + 1]);
 
 /* One-shot HMAC-SHA256 (for tests and tools; the hot path uses compute). */
 enum lh_status lh_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,

@@ -24,6 +24,7 @@ struct lh_worker;  /* opaque: one HTTP thread's worker */
 struct lh_call;    /* opaque: one request in a coroutine */
 
 struct lh_fingerprint;
+struct lh_fingerprint_memo;
 struct lh_cidr_set;
 struct lh_ratelimit;
 struct lh_db;
@@ -96,6 +97,8 @@ struct lh_request {
     void (*each)(const struct lh_request *req, enum lh_request_part part, lh_request_pair_fn fn,
                  void *arg);
     void *transport;
+    /* The connection's last fingerprint (see fingerprint.h), or NULL. */
+    struct lh_fingerprint_memo *fingerprint_memo;
 };
 
 #define LH_REPLY_MAX_HEADERS 64
