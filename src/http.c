@@ -390,8 +390,9 @@ static enum MHD_Result settle(struct exchange *x, enum lh_call_state state, stru
         lh_call_wait(x->call, wake, x);
         return MHD_YES;
     }
-    /* Not copied: the body (a string on the call's coroutine stack, or a
-     * constant) lives until on_completed releases the call, once it is sent.
+    /* Not copied: the body (a string on the call's coroutine stack, the
+     * call's JSON buffer, or a constant) lives until on_completed releases
+     * the call, once it is sent.
      * An event stream has no body and may last for hours: its call goes now,
      * so that a reload can retire the old Lua state. */
     enum MHD_Result ret =

@@ -32,7 +32,6 @@
 #include "lua_modules.h"
 #include "luahost/json.h"
 
-#define MAX_BYTES (64 * 1024 * 1024)
 #define BUF_MT "luahost.json.buffer"
 #define RAW_MT "luahost.json.raw"
 #define ARRAY_MT "luahost.json.array"
@@ -205,6 +204,15 @@ static void encode(lua_State *L, struct lh_json_buf *b, int idx, int depth)
     }
 }
 
+/* Encodes the value at idx into b, from empty; raises on failure. */
+static void encode_value(lua_State *L, struct lh_json_buf *b, int idx)
+{
+    lh_json_buf_reset(b);
+    encode(L, b, idx, 0);
+    if (b->failed)
+        luaL_error(L, "json: out of memory or over %d bytes", LH_JSON_ENCODE_MAX);
+}
+
 /* json.encode(value) -> string */
 static int l_encode(lua_State *L)
 {
@@ -212,13 +220,16 @@ static int l_encode(lua_State *L)
 
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    lh_json_buf_reset(b);
-    encode(L, b, 1, 0);
-    if (b->failed)
-        return luaL_error(L, "json: out of memory or over %d bytes", MAX_BYTES);
+    encode_value(L, b, 1);
     lua_pushlstring(L, b->data, b->len);
     trim(b);
     return 1;
+}
+
+int lh_json_lua_encode_into(lua_State *L)
+{
+    encode_value(L, lua_touserdata(L, 1), 2);
+    return 0;
 }
 
 /* -- Decoding ---- */
@@ -406,7 +417,7 @@ int luaopen_luahost_json(lua_State *L)
     lua_pop(L, 1);
     lua_createtable(L, 0, 7);
     luaL_setfuncs(L, functions, 0);
-    push_buffer(L, MAX_BYTES);
+    push_buffer(L, LH_JSON_ENCODE_MAX);
     lua_pushcclosure(L, l_encode, 1);
     lua_setfield(L, -2, "encode");
     /* Decoded text is never longer than the input, which bounds the scratch. */

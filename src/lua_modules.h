@@ -36,6 +36,10 @@ int luaopen_luahost_headers(struct lua_State *L);
 int luaopen_luahost_ratelimit(struct lua_State *L);
 int luaopen_luahost_db(struct lua_State *L);
 int luaopen_luahost_json(struct lua_State *L);
+/* A lua_CFunction for the core, not for Lua code: (buffer, value) encodes
+ * value into buffer (a light userdata, struct lh_json_buf *, reset first) as
+ * json.encode would, raising its errors; returns nothing. */
+int lh_json_lua_encode_into(struct lua_State *L);
 int luaopen_luahost_password(struct lua_State *L);
 int luaopen_luahost_svg(struct lua_State *L);
 int luaopen_luahost_cache_core(struct lua_State *L);

@@ -33,17 +33,20 @@
 
 #include "lua_modules.h"
 #include "luahost/headers.h"
+#include "luahost/json.h"
 #include "luahost/log.h"
 #include "luahost/metrics.h"
 
 #define IDLE_COROUTINES 256
 #define HOST_KEY "luahost.host"
 #define SERVER_ERROR_BODY "{\"success\":false,\"message\":\"Server error\"}"
+/* A call keeps its JSON buffer for the next request up to this size. */
+#define JSON_BUFFER_KEPT (64 * 1024)
 
 struct vm {
     lua_State *L;
     int dispatch_ref;
-    int json_encode_ref; /* luahost.json's encode, for res:json's values */
+    int json_encode_ref; /* lh_json_lua_encode_into, for res:json's values */
     const struct lh_header_set *default_headers; /* anchored in the registry */
     unsigned inflight; /* calls started and not released */
     unsigned nidle;
@@ -64,6 +67,7 @@ struct lh_call {
     void (*wake)(void *arg);
     void *wake_arg;
     struct lh_call *next_free;
+    struct lh_json_buf json; /* res:json's body, sent from here; kept across calls */
 };
 
 /* Its HTTP thread writes free_calls on every request. */
@@ -145,9 +149,7 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     vm->default_headers = lh_headers_check_set(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the set alive as long as the VM */
     vm->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (require_module(L, "luahost.json") != 0)
-        goto fail;
-    lua_getfield(L, -1, "encode");
+    lua_pushcfunction(L, lh_json_lua_encode_into);
     vm->json_encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_settop(L, 0);
     return vm;
@@ -226,6 +228,7 @@ static void free_calls(struct lh_worker *w)
     while (w->free_calls) {
         struct lh_call *c = w->free_calls;
         w->free_calls = c->next_free;
+        lh_json_buf_free(&c->json);
         free(c);
     }
 }
@@ -314,14 +317,20 @@ static struct lh_call *call_acquire(struct lh_worker *w)
             w->vm = fresh;
         }
     }
+    struct lh_json_buf json;
     struct lh_call *c = w->free_calls;
-    if (c != NULL)
+    if (c != NULL) {
         w->free_calls = c->next_free;
-    else if ((c = malloc(sizeof(*c))) == NULL)
+        json = c->json;
+    } else if ((c = malloc(sizeof(*c))) != NULL) {
+        lh_json_buf_init(&json, LH_JSON_ENCODE_MAX);
+    } else {
         return NULL;
+    }
 
     struct vm *vm = w->vm;
     memset(c, 0, sizeof(*c));
+    c->json = json;
     c->w = w;
     c->vm = vm;
     if (vm->nidle > 0) {
@@ -361,6 +370,10 @@ void lh_call_release(struct lh_call *c)
     vm->inflight--;
     if (vm != w->vm && vm->inflight == 0)
         vm_release_retired(w, vm);
+    if (c->json.cap > JSON_BUFFER_KEPT) {
+        lh_json_buf_free(&c->json);
+        lh_json_buf_init(&c->json, LH_JSON_ENCODE_MAX);
+    }
     c->next_free = w->free_calls;
     w->free_calls = c;
 }
@@ -439,37 +452,42 @@ static const char *read_rate(lua_State *co, int t, struct lh_reply *reply)
     return NULL;
 }
 
-/* Encodes res:json's value (at 8) into the body (at 2), when the handler
- * set no body of its own. Called from C, not from a trace, so that the C
- * encoder costs LuaJIT no trace exit. */
-static const char *encode_json_body(lua_State *co, int encode_ref)
+/* Encodes res:json's value (at 8) into json, when the handler set no body
+ * (at 2) of its own: 1 if it did, 0 if there is no value, -1 on failure with
+ * the message in *why. Called from C, not from a trace, so that the C encoder
+ * costs LuaJIT no trace exit; the text goes out from json as it is, without
+ * becoming a Lua string. */
+static int encode_json_body(lua_State *co, int encode_ref, struct lh_json_buf *json,
+                            const char **why)
 {
     if (!lua_isnil(co, 2) || lua_isnoneornil(co, 8))
-        return NULL;
+        return 0;
     lua_rawgeti(co, LUA_REGISTRYINDEX, encode_ref);
+    lua_pushlightuserdata(co, json);
     lua_pushvalue(co, 8);
-    if (lua_pcall(co, 1, 1, 0) != 0) {
-        const char *why = lua_tostring(co, -1);
+    if (lua_pcall(co, 2, 0, 0) != 0) {
+        const char *msg = lua_tostring(co, -1);
         /* Stays on the stack, for the log, until the call is released. */
-        return lua_pushfstring(co, "res:json: %s", why ? why : "encoding failed");
+        *why = lua_pushfstring(co, "res:json: %s", msg ? msg : "encoding failed");
+        return -1;
     }
-    lua_replace(co, 2);
-    return NULL;
+    return 1;
 }
 
 /* Reads dispatch's results (status, body, headers, security header set,
  * nonce, stream, rate limit, JSON value) from the coroutine stack. */
-static const char *read_reply(lua_State *co, int encode_ref, struct lh_reply *reply)
+static const char *read_reply(lua_State *co, int encode_ref, struct lh_json_buf *json,
+                              struct lh_reply *reply)
 {
     lua_Number status = lua_tonumber(co, 1);
     size_t name_len;
-    const char *rate_error = read_rate(co, 7, reply);
+    const char *why = read_rate(co, 7, reply);
 
-    if (rate_error)
-        return rate_error;
-    const char *json_error = encode_json_body(co, encode_ref);
-    if (json_error)
-        return json_error;
+    if (why)
+        return why;
+    int encoded = encode_json_body(co, encode_ref, json, &why);
+    if (encoded < 0)
+        return why;
     /* Both stay referenced by the stack until the call is released. */
     reply->security = lh_headers_check_set(co, 4);
     reply->nonce = lua_type(co, 5) == LUA_TSTRING ? lua_tostring(co, 5) : NULL;
@@ -484,7 +502,10 @@ static const char *read_reply(lua_State *co, int encode_ref, struct lh_reply *re
         status != (lua_Number)(unsigned)status)
         return "res.status must be a whole number from 100 to 599";
     reply->status = (unsigned)status;
-    if (lua_type(co, 2) == LUA_TSTRING) {
+    if (encoded) {
+        reply->body = json->data;
+        reply->body_len = json->len;
+    } else if (lua_type(co, 2) == LUA_TSTRING) {
         reply->body = lua_tolstring(co, 2, &reply->body_len);
     } else if (lua_isnil(co, 2) || lua_isnone(co, 2)) {
         reply->body = "";
@@ -498,7 +519,7 @@ static const char *read_reply(lua_State *co, int encode_ref, struct lh_reply *re
     lua_settop(co, 5);
     lua_pushnil(co);
     while (lua_next(co, 3) != 0) { /* key at 6, value at 7 */
-        const char *why = NULL;
+        why = NULL;
         const char *name = lua_type(co, 6) == LUA_TSTRING ? lua_tolstring(co, 6, &name_len) : NULL;
         if (name == NULL || !valid_header_name(name, name_len)) {
             why = "header names must be tokens";
@@ -550,7 +571,7 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
             return LH_CALL_PENDING;
         why = "the handler yielded outside a luahost call";
     } else if (rc == 0) {
-        why = read_reply(c->co, c->vm->json_encode_ref, reply);
+        why = read_reply(c->co, c->vm->json_encode_ref, &c->json, reply);
         reply->route = c->route;
         if (why == NULL)
             return LH_CALL_DONE;

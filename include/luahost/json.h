@@ -35,6 +35,9 @@ void lh_json_string(struct lh_json_buf *b, const char *s, size_t len);
 /* LH_ERR_INVALID for NaN and infinities, which JSON cannot hold. */
 enum lh_status lh_json_number(struct lh_json_buf *b, double n);
 
+/* The most bytes an encoder of Lua values writes. */
+#define LH_JSON_ENCODE_MAX (64 * 1024 * 1024)
+
 /* Arrays and objects nested deeper than this are refused (by encoders too). */
 #define LH_JSON_MAX_DEPTH 100
 

@@ -461,18 +461,25 @@ return {
         end)
     end)
 
-    -- Bodies are sent from the Lua string itself, not a copy: the string
-    -- must stay referenced until the last byte is out. A slow reader of a
-    -- large body on one worker, while other requests keep the GC busy,
-    -- shows whether it does.
+    -- Bodies are sent from the Lua string itself, or from the call's JSON
+    -- buffer, not a copy: either must stay untouched until the last byte is
+    -- out. Slow readers of large bodies on one worker, while other requests
+    -- keep the GC busy and encode JSON of their own, show whether it does.
     describe("large bodies", function()
-        it("sends a body intact to a slow reader while the GC runs meanwhile", function()
+        it("sends bodies intact to slow readers while the GC and other JSON answers run", function()
             local app = S.tmpdir()
             S.write_file(app .. "/routes.lua", [[
 return {
     ["GET /big"] = function(req, res)
         -- 24 MiB: more than loopback's socket buffers take at once
         res:text(("%08d"):format(tonumber(req.query.seed)):rep(3 * 1024 * 1024))
+    end,
+    ["GET /bigjson"] = function(req, res)
+        local t = {}
+        for i = 1, 1024 * 1024 do
+            t[i] = ("%08d"):format(tonumber(req.query.seed))
+        end
+        res:json(t)
     end,
     ["GET /churn"] = function(_, res)
         collectgarbage("setpause", 0)
@@ -481,7 +488,7 @@ return {
             t[i] = ("x"):rep(i % 50) .. i
         end
         collectgarbage("step", 0)
-        res:text(tostring(#t))
+        res:json({ count = #t, last = t[#t] })
     end,
 }
 ]])
@@ -489,10 +496,14 @@ return {
             finally(function()
                 gc:stop()
             end)
-            local out = app .. "/big.out"
-            -- Without the sanitizer build's LD_PRELOAD of libasan, which hangs curl.
-            local reader = S.spawn({ "env", "-u", "LD_PRELOAD", "curl", "-sS", "--limit-rate", "12M",
-                "-o", out, "http://127.0.0.1:" .. gc.port .. "/big?seed=4242" })
+            local function slow_read(path, out)
+                -- Without the sanitizer build's LD_PRELOAD of libasan, which hangs curl.
+                return S.spawn({ "env", "-u", "LD_PRELOAD", "curl", "-sS", "--limit-rate", "12M",
+                    "-o", out, "http://127.0.0.1:" .. gc.port .. path })
+            end
+            local out, json_out = app .. "/big.out", app .. "/bigjson.out"
+            local reader = slow_read("/big?seed=4242", out)
+            local json_reader = slow_read("/bigjson?seed=4343", json_out)
             local c = assert(gc:client())
             finally(function()
                 c:close()
@@ -505,6 +516,10 @@ return {
             local body = S.read_file(out)
             assert.are.equal(24 * 1024 * 1024, #body)
             assert.is_true(body == ("00004242"):rep(3 * 1024 * 1024), "the body came out changed")
+            assert.are.equal(0, S.wait_pid(json_reader, 30), "curl failed on the JSON body")
+            local json_body = S.read_file(json_out)
+            assert.is_true(json_body == '["' .. ('00004343","'):rep(1024 * 1024 - 1) .. '00004343"]',
+                "the JSON body came out changed")
             assert.is_true(gc:running(), "the server died:\n" .. gc:error_log())
         end)
     end)
