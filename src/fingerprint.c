@@ -211,11 +211,8 @@ static enum lh_status digest(const struct lh_fingerprint *fp, const char *const 
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t md_len = 0;
     int owned, ok = 1;
-    EVP_MAC_CTX *ctx;
+    EVP_MAC_CTX *ctx = thread_ctx(fp, &owned);
 
-    if (fp == NULL || out == NULL)
-        return LH_ERR_INVALID;
-    ctx = thread_ctx(fp, &owned);
     if (ctx == NULL)
         return LH_ERR_INVALID;
     for (int i = 0; i < n && ok; i++)

@@ -25,6 +25,15 @@ void lh_json_buf_reset(struct lh_json_buf *b)
     b->failed = 0;
 }
 
+void lh_json_buf_shrink(struct lh_json_buf *b, size_t keep)
+{
+    if (b->cap > keep) {
+        size_t max = b->max;
+        lh_json_buf_free(b);
+        lh_json_buf_init(b, max);
+    }
+}
+
 static int reserve(struct lh_json_buf *b, size_t more)
 {
     if (b->failed)

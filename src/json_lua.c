@@ -33,6 +33,7 @@
 #include "luahost/json.h"
 
 #define BUF_MT "luahost.json.buffer"
+#define BUFFER_KEPT (1024 * 1024) /* what the state's buffers keep for later calls */
 #define RAW_MT "luahost.json.raw"
 #define ARRAY_MT "luahost.json.array"
 
@@ -68,16 +69,6 @@ static void push_buffer(lua_State *L, size_t max)
     lh_json_buf_init(b, max);
     luaL_getmetatable(L, BUF_MT);
     lua_setmetatable(L, -2);
-}
-
-/* Does not keep a huge buffer for every later call. */
-static void trim(struct lh_json_buf *b)
-{
-    if (b->cap > 1024 * 1024) {
-        size_t max = b->max;
-        lh_json_buf_free(b);
-        lh_json_buf_init(b, max);
-    }
 }
 
 /* -- Encoding ---- */
@@ -222,7 +213,7 @@ static int l_encode(lua_State *L)
     lua_settop(L, 1);
     encode_value(L, b, 1);
     lua_pushlstring(L, b->data, b->len);
-    trim(b);
+    lh_json_buf_shrink(b, BUFFER_KEPT);
     return 1;
 }
 
@@ -353,7 +344,7 @@ static int l_decode(lua_State *L)
     d.L = L;
     d.depth = 0;
     enum lh_status st = lh_json_parse(text, len, &decode_visitor, &d, scratch, err, sizeof(err));
-    trim(scratch);
+    lh_json_buf_shrink(scratch, BUFFER_KEPT);
     if (st == LH_ERR_NOMEM)
         return luaL_error(L, "%s", err);
     if (st != LH_OK) {

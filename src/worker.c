@@ -370,10 +370,7 @@ void lh_call_release(struct lh_call *c)
     vm->inflight--;
     if (vm != w->vm && vm->inflight == 0)
         vm_release_retired(w, vm);
-    if (c->json.cap > JSON_BUFFER_KEPT) {
-        lh_json_buf_free(&c->json);
-        lh_json_buf_init(&c->json, LH_JSON_ENCODE_MAX);
-    }
+    lh_json_buf_shrink(&c->json, JSON_BUFFER_KEPT);
     c->next_free = w->free_calls;
     w->free_calls = c;
 }

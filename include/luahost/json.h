@@ -19,6 +19,9 @@ struct lh_json_buf {
 void lh_json_buf_init(struct lh_json_buf *b, size_t max);
 void lh_json_buf_free(struct lh_json_buf *b);
 void lh_json_buf_reset(struct lh_json_buf *b);
+/* Frees the memory of a buffer grown past keep bytes, so that one large
+ * text does not stay allocated for every later use; it stays usable. */
+void lh_json_buf_shrink(struct lh_json_buf *b, size_t keep);
 
 void lh_json_raw(struct lh_json_buf *b, const char *s, size_t len);
 /* One byte: lh_json_raw without a call while there is room. */
