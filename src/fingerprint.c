@@ -217,8 +217,7 @@ static enum lh_status digest(const struct lh_fingerprint *fp, const char *const 
         return LH_ERR_INVALID;
     for (int i = 0; i < n && ok; i++)
         ok = EVP_MAC_update(ctx, (const unsigned char *)parts[i], lens[i]) == 1;
-    ok = ok && EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1 &&
-         md_len >= LH_FINGERPRINT_HEX / 2;
+    ok = ok && EVP_MAC_final(ctx, md, &md_len, sizeof(md)) == 1 && md_len >= LH_FINGERPRINT_HEX / 2;
     if (owned)
         EVP_MAC_CTX_free(ctx);
     if (!ok)
