@@ -720,10 +720,13 @@ local function write_report(runs, o, verdict)
     local md = {
         fmt("# Load test %s\n\n`luajit bench/loadtest.lua %s`\n", stack.run_id, table.concat(arg, " ")),
         fmt("%s run, %d s per scenario, wrk %d threads; %d cores. Latencies are wrk's, measured from "
-            .. "each request's actual send (see bench/README.md on coordinated omission): in `closed` "
-            .. "mode each connection sends its next request when the previous one is answered; in "
-            .. "`rate` mode requests leave on a fixed schedule, and the achieved rate must be read "
-            .. "next to the target.\n", o.smoke and "Smoke" or "Full", o.duration, THREADS,
+            .. "each request's actual send and corrected by wrk for coordinated omission (see "
+            .. "bench/README.md): in `closed` mode each connection sends its next request when the "
+            .. "previous one is answered, and wrk adds the samples of the requests a stall held "
+            .. "back, at the mean interval, so a mix with slow requests (the gallery's sign-ins) "
+            .. "shows their latency from p90 up; in `rate` mode requests leave on a fixed schedule, "
+            .. "and the achieved rate must be read next to the target.\n",
+            o.smoke and "Smoke" or "Full", o.duration, THREADS,
             tonumber(sh_output("nproc")) or 0),
         fmt("The baseline, `GET /hello` on bench/app (closed, c%d), runs before the first scenario "
             .. "and after each one; a scenario's `÷ baseline` divides its req/s by the mean of the "

@@ -52,6 +52,8 @@ static const struct option_def defs[] = {
             "seconds that in-flight requests get to finish on SIGTERM/SIGINT"),
     NUM_OPT(blocking_threads, "16", 1, 1024,
             "threads that run blocking calls (sleep, database, redis)"),
+    NUM_OPT(cpu_threads, "0", 0, 256,
+            "threads that hash passwords, at a lower CPU priority; 0: one per core"),
     TEXT_OPT(access_log, "-", "access log file; '-' for stdout, 'off' for none"),
     TEXT_OPT(error_log, "-", "error log file; '-' for stderr"),
     TEXT_OPT(log_level, "info", "error log level: debug, info, warn, error"),

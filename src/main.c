@@ -34,6 +34,11 @@
 
 extern char **environ;
 
+/* The nice value of the password-hashing threads: competing with the HTTP
+ * threads they get about a tenth of a core (CFS weight 110 against 1024),
+ * alone they get every core they need. */
+#define CPU_THREADS_NICE 10
+
 enum { FLAG_CONFIG = 1000, FLAG_CHECK, FLAG_HELP, FLAG_VERSION, FLAG_FIRST_OPTION };
 
 static void usage(FILE *out)
@@ -155,10 +160,11 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
         fprintf(stderr, "luahost: configuration: %s\n", err);
         return 1;
     }
-    if (cfg->workers == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cfg->workers == 0)
         cfg->workers = cores > 0 ? cores : 1;
-    }
+    if (cfg->cpu_threads == 0)
+        cfg->cpu_threads = cores > 0 ? cores : 1;
     return 0;
 fail:
     free(opts);
@@ -182,7 +188,8 @@ static int drain(struct lh_http *http, const sigset_t *set, double seconds)
 }
 
 static void serve(const struct lh_config *cfg, const struct lh_host *host, struct lh_http *http,
-                  struct lh_workers *ws, struct lh_task_pool *tasks, const sigset_t *set)
+                  struct lh_workers *ws, struct lh_task_pool *tasks, struct lh_task_pool *cpu_tasks,
+                  const sigset_t *set)
 {
     char err[512];
 
@@ -215,6 +222,7 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
      * to answer: the server cannot stop with connections suspended. */
     lh_workers_stopping(ws);
     lh_task_pool_stop(tasks);
+    lh_task_pool_stop(cpu_tasks);
     lh_ratelimit_stop(host->ratelimit);
     drain(http, set, 1.0);
 }
@@ -524,7 +532,7 @@ int main(int argc, char **argv)
     char *policies = policy_dir(&cfg);
     struct lh_host host = {0};
     if (fl.check) {
-        struct lh_workers_options wo = {cfg.app, cfg.lua_path, policies, 1, NULL, NULL};
+        struct lh_workers_options wo = {cfg.app, cfg.lua_path, policies, 1, NULL, NULL, NULL};
         struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
         int weak = strcmp(cfg.env, "production") == 0 &&
                    lh_fingerprint_check_secret(getenv("FINGERPRINT_SECRET"), &why) != LH_OK;
@@ -555,7 +563,7 @@ int main(int argc, char **argv)
         lh_config_free(&cfg);
         return 1;
     }
-    struct lh_task_pool *tasks = NULL;
+    struct lh_task_pool *tasks = NULL, *cpu_tasks = NULL;
     struct lh_workers *ws = NULL;
     struct lh_redis_subscriber *subscriber = NULL;
     if ((migrate_only || new_user) && cfg.db_url[0] == '\0') {
@@ -591,10 +599,12 @@ int main(int argc, char **argv)
         goto out_host;
     }
     host.ratelimit = make_ratelimit(&cfg, err, sizeof(err));
-    tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, &why);
-    if (host.ratelimit == NULL || tasks == NULL || !make_cache(&cfg, &host, &subscriber)) {
+    tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, 0, &why);
+    if (tasks != NULL)
+        cpu_tasks = lh_task_pool_new((unsigned)cfg.cpu_threads, CPU_THREADS_NICE, &why);
+    if (host.ratelimit == NULL || cpu_tasks == NULL || !make_cache(&cfg, &host, &subscriber)) {
         lh_log(LH_LOG_ERROR, NULL, "%s",
-               host.ratelimit == NULL ? err : tasks == NULL ? why : "cache: out of memory");
+               host.ratelimit == NULL ? err : cpu_tasks == NULL ? why : "cache: out of memory");
         rc = 1;
         goto out_host;
     }
@@ -606,7 +616,7 @@ int main(int argc, char **argv)
     if (policies[0] == '\0')
         lh_log(LH_LOG_WARN, NULL, "no policy directory: no rate limits and no security headers");
     struct lh_workers_options wo = {cfg.app,  cfg.lua_path, policies, (unsigned)cfg.workers,
-                                    tasks,    &host};
+                                    tasks,    cpu_tasks,    &host};
     ws = lh_workers_new(&wo, err, sizeof(err));
     if (ws == NULL) {
         lh_log(LH_LOG_ERROR, NULL, "cannot load %s: %s", cfg.app, err);
@@ -637,12 +647,13 @@ int main(int argc, char **argv)
            LUAHOST_VERSION, cfg.app, strchr(cfg.host, ':') ? "[" : "", cfg.host,
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
 
-    serve(&cfg, &host, http, ws, tasks, &set);
+    serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
 out_host:
     lh_workers_free(ws);
     lh_task_pool_free(tasks);
+    lh_task_pool_free(cpu_tasks);
     lh_monitor_free(host.monitor);
     lh_metrics_free(host.metrics);
     lh_cidr_set_free(host.monitor_allow);

@@ -3,7 +3,8 @@
  *   password.hash(password[, iterations]) -> hash | nil, err
  *   password.verify(password, hash) -> true | false | nil, err
  *       Both take a few hundred milliseconds at the default cost: inside a
- *       request they run on a blocking thread while the worker serves others.
+ *       request they run on a CPU thread, at a lower priority, while the
+ *       worker serves others.
  *   password.sha256_hex(data) -> 64 hex characters
  */
 #include <stdlib.h>
@@ -97,6 +98,7 @@ static int start(lua_State *L, int verify)
     memcpy(op->password, pw, len + 1);
     op->len = len;
     op->a.task.run = kdf_run;
+    op->a.cpu_bound = 1;
     op->a.push = kdf_push;
     op->a.free = kdf_free;
     return lh_worker_await(L, &op->a);

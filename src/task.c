@@ -1,4 +1,4 @@
-/* src/task.c: the blocking-work pool.
+/* src/task.c: the pools of blocking and of CPU-heavy work.
  *
  * DESIGN
  * ------
@@ -14,7 +14,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 struct lh_task_pool {
     pthread_mutex_t lock;
@@ -24,13 +27,28 @@ struct lh_task_pool {
     int stopping;
     int stopped;
     unsigned nthreads;
+    int nice;
     pthread_t *threads;
 };
+
+/* On Linux, PRIO_PROCESS with a thread id sets that one thread's nice value.
+ * Raising it needs no privilege; if it fails the pool works all the same. */
+static void lower_priority(int nice)
+{
+    id_t tid = (id_t)syscall(SYS_gettid);
+
+    errno = 0;
+    int current = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0)
+        (void)setpriority(PRIO_PROCESS, tid, current + nice);
+}
 
 static void *thread_main(void *arg)
 {
     struct lh_task_pool *p = arg;
 
+    if (p->nice > 0)
+        lower_priority(p->nice);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (p->head == NULL && !p->stopping)
@@ -52,7 +70,7 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-struct lh_task_pool *lh_task_pool_new(unsigned threads, const char **err)
+struct lh_task_pool *lh_task_pool_new(unsigned threads, int nice, const char **err)
 {
     struct lh_task_pool *p = calloc(1, sizeof(*p));
     pthread_attr_t attr;
@@ -68,6 +86,7 @@ struct lh_task_pool *lh_task_pool_new(unsigned threads, const char **err)
         *err = "out of memory";
         return NULL;
     }
+    p->nice = nice;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->stop, NULL);

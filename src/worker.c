@@ -85,6 +85,7 @@ struct lh_workers {
     char *lua_path;
     char *policy_dir;
     struct lh_task_pool *tasks;
+    struct lh_task_pool *cpu_tasks;
     unsigned count;
     atomic_uint claimed;
     atomic_int stopping;
@@ -204,6 +205,7 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
     if (ws->app == NULL || ws->lua_path == NULL || ws->policy_dir == NULL || ws->workers == NULL)
         goto nomem;
     ws->tasks = o->tasks;
+    ws->cpu_tasks = o->cpu_tasks ? o->cpu_tasks : o->tasks;
     ws->host = o->host;
     ws->count = o->count;
     for (unsigned i = 0; i < o->count; i++) {
@@ -630,7 +632,7 @@ void lh_call_wait(struct lh_call *c, void (*wake)(void *arg), void *arg)
         wake(arg);
         return;
     }
-    lh_task_submit(c->w->ws->tasks, &a->task);
+    lh_task_submit(a->cpu_bound ? c->w->ws->cpu_tasks : c->w->ws->tasks, &a->task);
 }
 
 enum lh_call_state lh_call_resume(struct lh_call *c, struct lh_reply *reply)

@@ -5,11 +5,15 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "luahost/task.h"
 
@@ -130,7 +134,7 @@ static void test_lh_task_pool_new_zero_threads_fails(void **state)
     const char *err = NULL;
     (void)state;
 
-    assert_null(lh_task_pool_new(0, &err));
+    assert_null(lh_task_pool_new(0, 0, &err));
     assert_non_null(err);
     assert_true(err[0] != '\0');
 }
@@ -146,7 +150,7 @@ static void test_lh_task_pool_new_and_free_idle(void **state)
     const char *err = NULL;
     (void)state;
 
-    struct lh_task_pool *p = lh_task_pool_new(3, &err);
+    struct lh_task_pool *p = lh_task_pool_new(3, 0, &err);
     assert_non_null(p);
     lh_task_pool_free(p); /* stops idle threads; valgrind checks the rest */
 }
@@ -160,7 +164,7 @@ static void test_lh_task_submit_runs_each_task_once(void **state)
     (void)state;
 
     assert_non_null(tasks);
-    s->pool = lh_task_pool_new(4, &err);
+    s->pool = lh_task_pool_new(4, 0, &err);
     assert_non_null(s->pool);
     for (int i = 0; i < N; i++) {
         init_task(&tasks[i], s, i, counted_run);
@@ -194,7 +198,7 @@ static void test_lh_task_submit_fifo_with_one_thread(void **state)
     (void)state;
 
     assert_non_null(tasks);
-    s->pool = lh_task_pool_new(1, &err);
+    s->pool = lh_task_pool_new(1, 0, &err);
     assert_non_null(s->pool);
     /* A first task occupies the thread so that all N queue up behind it. */
     init_task(gate, s, -1, short_sleep_run);
@@ -223,7 +227,7 @@ static void test_lh_task_pool_stop_cancels_queued(void **state)
     struct counted_task blocker, queued[QUEUED];
     (void)state;
 
-    s->pool = lh_task_pool_new(1, &err);
+    s->pool = lh_task_pool_new(1, 0, &err);
     assert_non_null(s->pool);
     init_task(&blocker, s, -1, blocking_run);
     lh_task_submit(s->pool, &blocker.task);
@@ -262,7 +266,7 @@ static void test_lh_task_pool_stop_interrupts_every_sleep(void **state)
     struct counted_task sleepers[THREADS];
     (void)state;
 
-    s->pool = lh_task_pool_new(THREADS, &err);
+    s->pool = lh_task_pool_new(THREADS, 0, &err);
     assert_non_null(s->pool);
     for (int i = 0; i < THREADS; i++) {
         init_task(&sleepers[i], s, i, sleeper_run);
@@ -288,7 +292,7 @@ static void test_lh_task_submit_after_stop_cancels_inline(void **state)
     struct counted_task t;
     (void)state;
 
-    s->pool = lh_task_pool_new(2, &err);
+    s->pool = lh_task_pool_new(2, 0, &err);
     assert_non_null(s->pool);
     lh_task_pool_stop(s->pool);
 
@@ -313,7 +317,7 @@ static void test_lh_task_sleep_in_pool_full_time_ok(void **state)
     struct counted_task t;
     (void)state;
 
-    s->pool = lh_task_pool_new(1, &err);
+    s->pool = lh_task_pool_new(1, 0, &err);
     assert_non_null(s->pool);
     init_task(&t, s, 0, short_sleep_run);
     lh_task_submit(s->pool, &t.task);
@@ -336,11 +340,62 @@ static void test_lh_task_pool_stop_twice_safe(void **state)
     const char *err = NULL;
     (void)state;
 
-    struct lh_task_pool *p = lh_task_pool_new(2, &err);
+    struct lh_task_pool *p = lh_task_pool_new(2, 0, &err);
     assert_non_null(p);
     lh_task_pool_stop(p);
     lh_task_pool_stop(p);
     lh_task_pool_free(p);
+}
+
+/* A task that reads the nice value of the thread it runs on. */
+struct priority_task {
+    struct lh_task task;
+    atomic_int nice;
+    atomic_int done;
+};
+
+static int thread_nice(void)
+{
+    errno = 0;
+    int n = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    assert_int_equal(errno, 0);
+    return n;
+}
+
+static void priority_run(struct lh_task *t)
+{
+    atomic_store(&((struct priority_task *)t)->nice, thread_nice());
+}
+
+static void priority_done(struct lh_task *t)
+{
+    atomic_store(&((struct priority_task *)t)->done, 1);
+}
+
+/* The nice value a task of a pool made with nice runs at. */
+static int nice_inside_pool(int nice)
+{
+    const char *err = NULL;
+    struct priority_task t = {{priority_run, priority_done, NULL, 0, NULL}, -100, 0};
+    struct lh_task_pool *p = lh_task_pool_new(1, nice, &err);
+    assert_non_null(p);
+    lh_task_submit(p, &t.task);
+    for (int i = 0; i < 5000 && !atomic_load(&t.done); i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    lh_task_pool_free(p);
+    assert_true(atomic_load(&t.done));
+    return atomic_load(&t.nice);
+}
+
+static void test_lh_task_pool_new_nice_lowers_only_its_threads(void **state)
+{
+    (void)state;
+    int base = thread_nice();
+    int expected = base + 5 > 19 ? 19 : base + 5;
+
+    assert_int_equal(nice_inside_pool(5), expected);
+    assert_int_equal(thread_nice(), base); /* the caller keeps its priority */
+    assert_int_equal(nice_inside_pool(0), base);
 }
 
 int main(void)
@@ -357,6 +412,7 @@ int main(void)
         cmocka_unit_test(test_lh_task_sleep_in_pool_full_time_ok),
         cmocka_unit_test(test_lh_task_sleep_null_pool_ok),
         cmocka_unit_test(test_lh_task_pool_stop_twice_safe),
+        cmocka_unit_test(test_lh_task_pool_new_nice_lowers_only_its_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

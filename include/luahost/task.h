@@ -1,5 +1,6 @@
 /* include/luahost/task.h: a fixed pool of threads that run blocking work
- * (sleeps, database and Redis calls) away from the HTTP worker threads.
+ * (sleeps, database and Redis calls) or CPU-heavy work (password hashing)
+ * away from the HTTP worker threads.
  * Thread safety: submit from any thread; free from one thread, once. */
 #ifndef LUAHOST_TASK_H
 #define LUAHOST_TASK_H
@@ -19,8 +20,11 @@ struct lh_task {
     struct lh_task *_next;
 };
 
-/* Starts threads; NULL and *err (static text) on failure. */
-struct lh_task_pool *lh_task_pool_new(unsigned threads, const char **err);
+/* Starts threads; NULL and *err (static text) on failure. nice > 0 lowers
+ * the threads' CPU priority by that much (Linux nice steps, best effort):
+ * CPU-heavy tasks then yield to the HTTP threads instead of slowing every
+ * request down. */
+struct lh_task_pool *lh_task_pool_new(unsigned threads, int nice, const char **err);
 /* Queues t; tasks start in submission order. Once the pool is stopping, the
  * task is cancelled: done() runs at once on the caller's thread. */
 void lh_task_submit(struct lh_task_pool *p, struct lh_task *t);

@@ -55,6 +55,10 @@ struct lh_workers_options {
     const char *policy_dir;     /* limits.lua, bot.lua, headers.lua, csp.lua; "" for none */
     unsigned count;             /* one per HTTP thread */
     struct lh_task_pool *tasks; /* runs blocking work; outlives the workers */
+    /* Runs CPU-heavy work (lh_async.cpu_bound) at a lower priority, so that
+     * it neither holds up blocking calls nor slows the HTTP threads; NULL:
+     * tasks does. Outlives the workers. */
+    struct lh_task_pool *cpu_tasks;
     const struct lh_host *host; /* may be NULL */
 };
 
@@ -156,6 +160,7 @@ struct lh_async {
     void (*start)(struct lh_async *a);
     int (*push)(struct lh_async *a, struct lua_State *L);
     void (*free)(struct lh_async *a);
+    int cpu_bound; /* task.run computes rather than waits: the CPU pool runs it */
     struct lh_call *_call;
     void *_waiter;
 };

@@ -1,7 +1,11 @@
 -- Head-of-line acceptance: with 2 worker threads, 8 requests parked in
 -- worker.sleep must not delay anybody else. wrk hammers /hello meanwhile and
--- reports p99 latency and errors through support/wrk_report.lua.
+-- reports p99 latency and errors through support/wrk_report.lua. And sign-ins
+-- hashing passwords must not hold up the gallery's database calls.
 local S = require "integration.support.server"
+local G = require "integration.support.gallery"
+local cjson = require "cjson"
+local socket = require "socket"
 
 local SLEEPERS = 8
 local ROUNDS = 4 -- each sleeper asks 4 times in a row: 8 requests blocked during all of wrk's 3 s
@@ -80,6 +84,49 @@ describe("head-of-line #integration", function()
                 assert.is_true(tonumber(seconds) >= 0.95, ("sleeper %d took only %s s"):format(i, seconds))
             end
             assert.are.equal(ROUNDS, answers, "sleeper " .. i .. ": " .. tostring(S.read_file(s.out)))
+        end
+        assert.is_true(srv:running())
+    end)
+
+    it("answers a database request while more sign-ins hash passwords than there are blocking threads", function()
+        -- 2 blocking threads, 1 CPU thread: 4 sign-ins queue on the CPU
+        -- thread (each PBKDF2 takes a few hundred ms) while the list page's
+        -- query goes to a free blocking thread. With one shared pool the
+        -- query would wait behind 2 hashes.
+        local srv = G.start({ "--blocking-threads", "2", "--cpu-threads", "1",
+            "--trusted-proxies", "127.0.0.1/32" })
+        local signins = {}
+        finally(function()
+            for _, c in ipairs(signins) do
+                c:close()
+            end
+        end)
+        for i = 1, 4 do
+            local c = assert(S.client(srv.port))
+            -- Unknown accounts from distinct addresses: the login limits stay out of it.
+            local body = cjson.encode({ username = G.unique_name("nobody" .. i), password = "wrong" })
+            assert(c:send(S.format_request("POST", "/api/login", {
+                ["Content-Type"] = "application/json",
+                ["X-Forwarded-For"] = ("10.9.%d.%d"):format(math.random(0, 255), i),
+            }, body)))
+            signins[i] = c
+        end
+        S.sleep(0.1) -- the sign-ins have reached the CPU thread
+
+        local list = assert(srv:request("GET", "/api/svg/list?page=3&per_page=7"))
+        assert.are.equal(200, list.status, list.body)
+        local ready = socket.select((function()
+            local socks = {}
+            for i, c in ipairs(signins) do
+                socks[i] = c.sock
+            end
+            return socks
+        end)(), nil, 0)
+        assert.are.equal(0, #ready, "a sign-in finished before the list page's query")
+
+        for i, c in ipairs(signins) do
+            local res = assert(c:read_response("POST"))
+            assert.are.equal(401, res.status, "sign-in " .. i .. ": " .. res.body)
         end
         assert.is_true(srv:running())
     end)
