@@ -348,13 +348,16 @@ static unsigned http_inflight(void *arg)
 }
 
 /* Tells the metrics where the figures are, then starts sampling. */
-static int start_monitor(const struct lh_host *host, struct lh_http *http, char *err,
+static int start_monitor(const struct lh_host *host, struct lh_http *http,
+                         struct lh_task_pool *tasks, struct lh_task_pool *cpu_tasks, char *err,
                          size_t errlen)
 {
     struct lh_metrics_sources src = {
         .db = host->db,
         .cache = host->cache,
         .redis = host->redis,
+        .blocking_tasks = tasks,
+        .cpu_tasks = cpu_tasks,
         .inflight = http_inflight,
         .inflight_arg = http,
     };
@@ -637,8 +640,9 @@ int main(int argc, char **argv)
         .statics = host.statics,
     };
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
-    if (http == NULL || !start_monitor(&host, http, err, sizeof(err))) {
+    if (http == NULL || !start_monitor(&host, http, tasks, cpu_tasks, err, sizeof(err))) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
+        lh_monitor_stop(host.monitor);
         lh_http_free(http);
         rc = 1;
         goto out_host;
@@ -648,6 +652,7 @@ int main(int argc, char **argv)
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
 
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
+    lh_monitor_stop(host.monitor); /* its sampler reads the transport and the pools */
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
 out_host:

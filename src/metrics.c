@@ -18,6 +18,7 @@
 #include "luahost/db.h"
 #include "luahost/json.h"
 #include "luahost/redis.h"
+#include "luahost/task.h"
 
 #define MAX_NAMED 256
 #define DEFAULT_SLOW 0.5
@@ -595,6 +596,39 @@ static void counter(struct lh_json_buf *b, const char *name, const char *help, d
     printf_buf(b, "%s %.17g\n", name, v);
 }
 
+static const char *const pool_names[2] = {"blocking", "cpu"};
+
+/* One figure of the task pools that exist, labelled by pool. */
+static void pool_gauge(struct lh_json_buf *b, const char *name, const char *help,
+                       struct lh_task_pool *const pools[2], const unsigned value[2])
+{
+    header(b, name, "gauge", help);
+    for (int i = 0; i < 2; i++)
+        if (pools[i])
+            printf_buf(b, "%s{pool=\"%s\"} %u\n", name, pool_names[i], value[i]);
+}
+
+static void render_pools(const struct lh_metrics_sources *s, struct lh_json_buf *b)
+{
+    struct lh_task_pool *const pools[2] = {s->blocking_tasks, s->cpu_tasks};
+    unsigned threads[2] = {0, 0}, busy[2] = {0, 0}, queued[2] = {0, 0};
+
+    if (pools[0] == NULL && pools[1] == NULL)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct lh_task_pool_stats st;
+        if (pools[i] == NULL)
+            continue;
+        lh_task_pool_stats(pools[i], &st);
+        threads[i] = st.threads;
+        busy[i] = st.busy;
+        queued[i] = st.queued;
+    }
+    pool_gauge(b, "luahost_task_pool_threads", "Threads of each task pool.", pools, threads);
+    pool_gauge(b, "luahost_task_pool_busy", "Threads running a task now.", pools, busy);
+    pool_gauge(b, "luahost_task_pool_queued", "Tasks waiting for a thread now.", pools, queued);
+}
+
 static void render_sources(struct lh_metrics *m, struct lh_json_buf *b)
 {
     const struct lh_metrics_sources *s = lh_metrics_sources(m);
@@ -602,6 +636,7 @@ static void render_sources(struct lh_metrics *m, struct lh_json_buf *b)
     if (s->inflight)
         gauge(b, "luahost_http_requests_in_flight", "Requests being handled now.",
               s->inflight(s->inflight_arg));
+    render_pools(s, b);
     if (s->db) {
         struct lh_db_stats d;
         lh_db_stats(s->db, &d);

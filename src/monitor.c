@@ -504,7 +504,7 @@ enum lh_status lh_monitor_start(struct lh_monitor *mon, char *err, size_t errlen
     return LH_OK;
 }
 
-void lh_monitor_free(struct lh_monitor *mon)
+void lh_monitor_stop(struct lh_monitor *mon)
 {
     if (mon == NULL)
         return;
@@ -516,6 +516,14 @@ void lh_monitor_free(struct lh_monitor *mon)
         pthread_join(mon->sampler, NULL);
     if (mon->prober_started)
         pthread_join(mon->prober, NULL);
+    mon->sampler_started = mon->prober_started = 0;
+}
+
+void lh_monitor_free(struct lh_monitor *mon)
+{
+    if (mon == NULL)
+        return;
+    lh_monitor_stop(mon);
     lh_monitor_end_streams(mon);
     while (mon->streams) /* the transport has stopped: nobody reads them any more */
         lh_monitor_stream_close(mon->streams);

@@ -27,6 +27,7 @@ struct lh_task_pool {
     int stopping;
     int stopped;
     unsigned nthreads;
+    unsigned busy, queued;
     int nice;
     pthread_t *threads;
 };
@@ -59,12 +60,15 @@ static void *thread_main(void *arg)
         p->head = t->_next;
         if (p->head == NULL)
             p->tail = NULL;
+        p->queued--;
+        p->busy++;
         t->cancelled = p->stopping;
         pthread_mutex_unlock(&p->lock);
         if (!t->cancelled)
             t->run(t);
         t->done(t);
         pthread_mutex_lock(&p->lock);
+        p->busy--;
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -122,6 +126,7 @@ void lh_task_submit(struct lh_task_pool *p, struct lh_task *t)
     else
         p->head = t;
     p->tail = t;
+    p->queued++;
     pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->lock);
 }
@@ -156,6 +161,15 @@ enum lh_status lh_task_sleep(struct lh_task_pool *p, double seconds)
         st = LH_ERR_CLOSED;
     pthread_mutex_unlock(&p->lock);
     return st;
+}
+
+void lh_task_pool_stats(struct lh_task_pool *p, struct lh_task_pool_stats *out)
+{
+    pthread_mutex_lock(&p->lock);
+    out->threads = p->nthreads;
+    out->busy = p->busy;
+    out->queued = p->queued;
+    pthread_mutex_unlock(&p->lock);
 }
 
 void lh_task_pool_stop(struct lh_task_pool *p)

@@ -13,6 +13,7 @@
 
 #include "luahost/json.h"
 #include "luahost/metrics.h"
+#include "luahost/task.h"
 
 #define THREADS 4
 #define REQUESTS 20000
@@ -101,6 +102,34 @@ static void test_disabled_counts_nothing(void **state)
     lh_metrics_free(m);
 }
 
+static void test_task_pools_as_gauges(void **state)
+{
+    (void)state;
+    const char *err = NULL;
+    struct lh_metrics *m = lh_metrics_new(1, 1);
+    struct lh_task_pool *blocking = lh_task_pool_new(3, 0, &err);
+    struct lh_task_pool *cpu = lh_task_pool_new(2, 0, &err);
+    assert_non_null(blocking);
+    assert_non_null(cpu);
+
+    char *text = render(m); /* no sources yet: no pool figures */
+    assert_null(strstr(text, "luahost_task_pool"));
+    free(text);
+
+    struct lh_metrics_sources src = {.blocking_tasks = blocking, .cpu_tasks = cpu};
+    lh_metrics_set_sources(m, &src);
+    text = render(m);
+    assert_line(text, "luahost_task_pool_threads{pool=\"blocking\"} 3");
+    assert_line(text, "luahost_task_pool_threads{pool=\"cpu\"} 2");
+    assert_line(text, "luahost_task_pool_busy{pool=\"cpu\"} 0");
+    assert_line(text, "luahost_task_pool_queued{pool=\"blocking\"} 0");
+    assert_line(text, "# TYPE luahost_task_pool_queued gauge");
+    free(text);
+    lh_task_pool_free(blocking);
+    lh_task_pool_free(cpu);
+    lh_metrics_free(m);
+}
+
 static void test_named_metrics(void **state)
 {
     (void)state;
@@ -170,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_counts_from_every_thread),
         cmocka_unit_test(test_disabled_counts_nothing),
         cmocka_unit_test(test_named_metrics),
+        cmocka_unit_test(test_task_pools_as_gauges),
         cmocka_unit_test(test_route_names_and_slow_thresholds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -237,7 +237,15 @@ static void test_lh_task_pool_stop_cancels_queued(void **state)
         init_task(&queued[i], s, i, counted_run);
         lh_task_submit(s->pool, &queued[i].task);
     }
+    struct lh_task_pool_stats st;
+    lh_task_pool_stats(s->pool, &st);
+    assert_int_equal(st.threads, 1);
+    assert_int_equal(st.busy, 1);
+    assert_int_equal(st.queued, QUEUED);
     lh_task_pool_stop(s->pool);
+    lh_task_pool_stats(s->pool, &st);
+    assert_int_equal(st.busy, 0);
+    assert_int_equal(st.queued, 0);
 
     /* stop returns after every done(): nothing to wait for. */
     assert_int_equal(atomic_load(&blocker.runs), 1);

@@ -20,6 +20,7 @@ struct lh_json_buf;
 struct lh_db;
 struct lh_cache;
 struct lh_redis;
+struct lh_task_pool;
 
 #define LH_METRICS_MAX_ROUTES 512
 #define LH_METRICS_ROUTE_NONE 0 /* no route: 404, 405 and the server's own answers */
@@ -102,6 +103,8 @@ struct lh_metrics_sources {
     struct lh_db *db;
     struct lh_cache *cache;
     struct lh_redis *redis;
+    struct lh_task_pool *blocking_tasks; /* sleeps, database and Redis calls */
+    struct lh_task_pool *cpu_tasks;      /* password hashing */
     unsigned (*inflight)(void *arg);
     void *inflight_arg;
 };

@@ -44,6 +44,9 @@ extern const char *const lh_monitor_metric_names[];
 struct lh_monitor *lh_monitor_new(struct lh_metrics *m, double interval);
 /* Starts the threads, once the metrics' sources are set. */
 enum lh_status lh_monitor_start(struct lh_monitor *mon, char *err, size_t errlen);
+/* Stops the threads, which read the metrics' sources: before any source
+ * goes. Streams stay open. Again, or NULL: a no-op. */
+void lh_monitor_stop(struct lh_monitor *mon);
 /* Stops the threads, ends every stream, frees. NULL is a no-op. */
 void lh_monitor_free(struct lh_monitor *mon);
 

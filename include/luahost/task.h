@@ -35,6 +35,13 @@ enum lh_status lh_task_sleep(struct lh_task_pool *p, double seconds);
 /* Cancels queued tasks (their done() runs), wakes lh_task_sleep callers,
  * waits for running tasks to finish, then joins the threads. */
 void lh_task_pool_stop(struct lh_task_pool *p);
+/* What a pool is doing now, for /metrics. */
+struct lh_task_pool_stats {
+    unsigned threads; /* started */
+    unsigned busy;    /* running a task */
+    unsigned queued;  /* submitted, not started */
+};
+void lh_task_pool_stats(struct lh_task_pool *p, struct lh_task_pool_stats *out);
 /* Stops the pool if needed and frees it; NULL is a no-op. */
 void lh_task_pool_free(struct lh_task_pool *p);
 

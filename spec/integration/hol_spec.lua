@@ -1,7 +1,8 @@
 -- Head-of-line acceptance: with 2 worker threads, 8 requests parked in
 -- worker.sleep must not delay anybody else. wrk hammers /hello meanwhile and
 -- reports p99 latency and errors through support/wrk_report.lua. And sign-ins
--- hashing passwords must not hold up the gallery's database calls.
+-- hashing passwords must not hold up the gallery's database calls, their
+-- queue showing in /metrics.
 local S = require "integration.support.server"
 local G = require "integration.support.gallery"
 local cjson = require "cjson"
@@ -125,6 +126,11 @@ describe("head-of-line #integration", function()
         -- hashes ahead of it: two sign-ins done. Here at most the first one
         -- can be, on a CPU fast enough to hash in under 50 ms.
         assert.is_true(#ready <= 1, #ready .. " sign-ins finished before the list page's query")
+        -- /metrics shows the queue: one hash running, the others waiting.
+        local metrics = assert(srv:request("GET", "/metrics")).body
+        assert.are.equal("1", metrics:match('luahost_task_pool_busy{pool="cpu"} (%d+)'), metrics)
+        assert.is_true(tonumber(metrics:match('luahost_task_pool_queued{pool="cpu"} (%d+)')) >= 2)
+        assert.are.equal("2", metrics:match('luahost_task_pool_threads{pool="blocking"} (%d+)'))
 
         for i, c in ipairs(signins) do
             local res = assert(c:read_response("POST"))
