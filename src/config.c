@@ -54,6 +54,9 @@ static const struct option_def defs[] = {
             "threads that run blocking calls (sleep, database, redis)"),
     NUM_OPT(cpu_threads, "0", 0, 256,
             "threads that hash passwords, at a lower CPU priority; 0: one per core"),
+    NUM_OPT(cpu_queue, "64", 0, 1000000,
+            "password checks that may wait for a CPU thread; beyond, they fail at once "
+            "(sign-ins get 503); 0: no limit"),
     TEXT_OPT(access_log, "-", "access log file; '-' for stdout, 'off' for none"),
     TEXT_OPT(error_log, "-", "error log file; '-' for stderr"),
     TEXT_OPT(log_level, "info", "error log level: debug, info, warn, error"),

@@ -605,6 +605,8 @@ int main(int argc, char **argv)
     tasks = lh_task_pool_new((unsigned)cfg.blocking_threads, 0, &why);
     if (tasks != NULL)
         cpu_tasks = lh_task_pool_new((unsigned)cfg.cpu_threads, CPU_THREADS_NICE, &why);
+    if (cpu_tasks != NULL)
+        lh_task_pool_set_max_queued(cpu_tasks, (unsigned)cfg.cpu_queue);
     if (host.ratelimit == NULL || cpu_tasks == NULL || !make_cache(&cfg, &host, &subscriber)) {
         lh_log(LH_LOG_ERROR, NULL, "%s",
                host.ratelimit == NULL ? err : cpu_tasks == NULL ? why : "cache: out of memory");

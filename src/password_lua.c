@@ -4,7 +4,8 @@
  *   password.verify(password, hash) -> true | false | nil, err
  *       Both take a few hundred milliseconds at the default cost: inside a
  *       request they run on a CPU thread, at a lower priority, while the
- *       worker serves others.
+ *       worker serves others. When cpu_queue of them already wait for a
+ *       thread, they fail at once with "busy: ..." (the caller answers 503).
  *   password.sha256_hex(data) -> 64 hex characters
  */
 #include <stdlib.h>
@@ -42,7 +43,10 @@ static int kdf_push(struct lh_async *a, lua_State *L)
 
     if (a->task.cancelled) {
         lua_pushnil(L);
-        lua_pushliteral(L, "server shutting down");
+        if (a->task.refused)
+            lua_pushliteral(L, "busy: too many password checks waiting");
+        else
+            lua_pushliteral(L, "server shutting down");
         return 2;
     }
     if (op->verify && (op->st == LH_OK || op->st == LH_ERR_NOT_FOUND)) {

@@ -27,7 +27,7 @@ struct lh_task_pool {
     int stopping;
     int stopped;
     unsigned nthreads;
-    unsigned busy, queued;
+    unsigned busy, queued, max_queued;
     int nice;
     pthread_t *threads;
 };
@@ -114,8 +114,10 @@ void lh_task_submit(struct lh_task_pool *p, struct lh_task *t)
     t->pool = p;
     t->_next = NULL;
     t->cancelled = 0;
+    t->refused = 0;
     pthread_mutex_lock(&p->lock);
-    if (p->stopping) {
+    if (p->stopping || (p->max_queued && p->queued >= p->max_queued)) {
+        t->refused = !p->stopping;
         pthread_mutex_unlock(&p->lock);
         t->cancelled = 1;
         t->done(t);
@@ -161,6 +163,13 @@ enum lh_status lh_task_sleep(struct lh_task_pool *p, double seconds)
         st = LH_ERR_CLOSED;
     pthread_mutex_unlock(&p->lock);
     return st;
+}
+
+void lh_task_pool_set_max_queued(struct lh_task_pool *p, unsigned max)
+{
+    pthread_mutex_lock(&p->lock);
+    p->max_queued = max;
+    pthread_mutex_unlock(&p->lock);
 }
 
 void lh_task_pool_stats(struct lh_task_pool *p, struct lh_task_pool_stats *out)

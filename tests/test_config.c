@@ -96,6 +96,7 @@ static void test_lh_config_init_defaults(void **state)
     assert_int_equal(c->shutdown_timeout, 10);
     assert_int_equal(c->blocking_threads, 16);
     assert_int_equal(c->cpu_threads, 0);
+    assert_int_equal(c->cpu_queue, 64);
     assert_string_equal(c->access_log, "-");
     assert_string_equal(c->error_log, "-");
     assert_string_equal(c->log_level, "info");
@@ -111,7 +112,7 @@ static void test_lh_config_option_at_lists_every_option(void **state)
     size_t n = lh_config_option_count();
     int seen_port = 0, seen_db_url = 0;
 
-    assert_int_equal(n, 32); /* one per field of struct lh_config */
+    assert_int_equal(n, 33); /* one per field of struct lh_config */
     for (size_t i = 0; i < n; i++) {
         const struct lh_config_option *o = lh_config_option_at(i);
         assert_non_null(o);
@@ -200,6 +201,8 @@ static void test_lh_config_set_number_bounds(void **state)
     set_ok(&f->cfg, "cpu_threads", "0");
     set_ok(&f->cfg, "cpu_threads", "256");
     set_invalid(&f->cfg, "cpu_threads", "257");
+    set_ok(&f->cfg, "cpu_queue", "0");
+    set_invalid(&f->cfg, "cpu_queue", "-1");
     set_ok(&f->cfg, "shutdown_timeout", "0");
     set_invalid(&f->cfg, "idle_timeout", "0");
 }

@@ -355,6 +355,49 @@ static void test_lh_task_pool_stop_twice_safe(void **state)
     lh_task_pool_free(p);
 }
 
+/* done() records whether the task was refused. */
+static void refused_done(struct lh_task *t)
+{
+    struct counted_task *ct = (struct counted_task *)t;
+    atomic_store(&ct->cancelled_at_done, t->cancelled + 2 * t->refused);
+    atomic_fetch_add(&ct->dones, 1);
+}
+
+static void test_lh_task_submit_refuses_beyond_max_queued(void **state)
+{
+    const char *err = NULL;
+    struct shared *s = new_shared();
+    struct counted_task blocker, queued[3];
+    (void)state;
+
+    s->pool = lh_task_pool_new(1, 0, &err);
+    assert_non_null(s->pool);
+    lh_task_pool_set_max_queued(s->pool, 2);
+    init_task(&blocker, s, -1, blocking_run);
+    lh_task_submit(s->pool, &blocker.task);
+    assert_true(wait_for(&s->blocker_started, 1)); /* running: not counted as queued */
+    for (int i = 0; i < 3; i++) {
+        init_task(&queued[i], s, i, counted_run);
+        queued[i].task.done = refused_done;
+        lh_task_submit(s->pool, &queued[i].task);
+    }
+    /* The third found the queue full: done() ran at once, cancelled and refused. */
+    assert_int_equal(atomic_load(&queued[2].dones), 1);
+    assert_int_equal(atomic_load(&queued[2].cancelled_at_done), 1 + 2);
+    assert_int_equal(atomic_load(&queued[0].dones), 0);
+    assert_int_equal(atomic_load(&queued[1].dones), 0);
+    struct lh_task_pool_stats st;
+    lh_task_pool_stats(s->pool, &st);
+    assert_int_equal(st.queued, 2);
+
+    /* Stopping cancels the two that waited, without calling them refused. */
+    lh_task_pool_stop(s->pool);
+    assert_int_equal(atomic_load(&queued[0].cancelled_at_done), 1);
+    assert_int_equal(atomic_load(&queued[1].cancelled_at_done), 1);
+    lh_task_pool_free(s->pool);
+    free(s);
+}
+
 /* A task that reads the nice value of the thread it runs on. */
 struct priority_task {
     struct lh_task task;
@@ -384,7 +427,7 @@ static void priority_done(struct lh_task *t)
 static int nice_inside_pool(int nice)
 {
     const char *err = NULL;
-    struct priority_task t = {{priority_run, priority_done, NULL, 0, NULL}, -100, 0};
+    struct priority_task t = {{priority_run, priority_done, NULL, 0, NULL, 0}, -100, 0};
     struct lh_task_pool *p = lh_task_pool_new(1, nice, &err);
     assert_non_null(p);
     lh_task_submit(p, &t.task);
@@ -421,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_lh_task_sleep_null_pool_ok),
         cmocka_unit_test(test_lh_task_pool_stop_twice_safe),
         cmocka_unit_test(test_lh_task_pool_new_nice_lowers_only_its_threads),
+        cmocka_unit_test(test_lh_task_submit_refuses_beyond_max_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

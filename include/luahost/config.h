@@ -24,6 +24,7 @@ struct lh_config {
     long shutdown_timeout; /* seconds in-flight requests get on SIGTERM */
     long blocking_threads; /* threads that run blocking calls (sleep, db, redis) */
     long cpu_threads;      /* threads that hash passwords, niced; 0: one per core */
+    long cpu_queue;        /* password checks that may wait for them; 0: no limit */
     char *access_log;      /* file, "-" for stdout, "off" */
     char *error_log;       /* file, "-" for stderr */
     char *log_level;       /* debug, info, warn, error */

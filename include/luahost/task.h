@@ -18,6 +18,7 @@ struct lh_task {
     struct lh_task_pool *pool; /* set by lh_task_submit */
     int cancelled;
     struct lh_task *_next;
+    int refused; /* with cancelled: the pool's queue was full */
 };
 
 /* Starts threads; NULL and *err (static text) on failure. nice > 0 lowers
@@ -25,9 +26,12 @@ struct lh_task {
  * CPU-heavy tasks then yield to the HTTP threads instead of slowing every
  * request down. */
 struct lh_task_pool *lh_task_pool_new(unsigned threads, int nice, const char **err);
-/* Queues t; tasks start in submission order. Once the pool is stopping, the
- * task is cancelled: done() runs at once on the caller's thread. */
+/* Queues t; tasks start in submission order. Once the pool is stopping, or
+ * when its queue is full, the task is cancelled (and, for a full queue,
+ * refused): done() runs at once on the caller's thread. */
 void lh_task_submit(struct lh_task_pool *p, struct lh_task *t);
+/* At most max tasks wait for a thread, 0 for no limit (the default). */
+void lh_task_pool_set_max_queued(struct lh_task_pool *p, unsigned max);
 /* For run(): sleeps up to seconds, returning early with LH_ERR_CLOSED when
  * the pool starts stopping; LH_OK after the full time. With p NULL (a task
  * run inline, outside a pool) it simply sleeps. */

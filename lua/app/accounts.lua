@@ -117,7 +117,12 @@ local function login(req, res)
         log.error("login: " .. err)
         return fail(res, (kind == "sql") and 500 or 503, "Server error")
     end
-    local ok = password.verify(secret, user and user.password_hash or DUMMY_HASH)
+    local ok, verr = password.verify(secret, user and user.password_hash or DUMMY_HASH)
+    if ok == nil then -- not checked: too many sign-ins waiting, or shutting down
+        log.warn("login: password not checked: " .. verr)
+        res.headers["Retry-After"] = "1"
+        return fail(res, 503, "Server busy, try again")
+    end
     if not (user and ok) then
         return fail(res, 401, "Invalid username or password")
     end

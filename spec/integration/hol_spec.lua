@@ -27,6 +27,29 @@ local function parse_wrk(out)
     return r
 end
 
+-- Sends n sign-ins at once, each on its own connection, without reading the
+-- answers: unknown accounts from distinct addresses, so that the login
+-- limits stay out of it. The gallery trusts 127.0.0.1 as a proxy.
+local function send_signins(srv, n)
+    local signins = {}
+    for i = 1, n do
+        local c = assert(S.client(srv.port))
+        local body = cjson.encode({ username = G.unique_name("nobody" .. i), password = "wrong" })
+        assert(c:send(S.format_request("POST", "/api/login", {
+            ["Content-Type"] = "application/json",
+            ["X-Forwarded-For"] = ("10.9.%d.%d"):format(math.random(0, 255), i),
+        }, body)))
+        signins[i] = c
+    end
+    return signins
+end
+
+local function close_all(clients)
+    for _, c in ipairs(clients) do
+        c:close()
+    end
+end
+
 describe("head-of-line #integration", function()
     after_each(function()
         S.stop_all()
@@ -95,22 +118,10 @@ describe("head-of-line #integration", function()
         -- query goes to a free blocking thread.
         local srv = G.start({ "--blocking-threads", "2", "--cpu-threads", "1",
             "--trusted-proxies", "127.0.0.1/32" })
-        local signins = {}
+        local signins = send_signins(srv, 4)
         finally(function()
-            for _, c in ipairs(signins) do
-                c:close()
-            end
+            close_all(signins)
         end)
-        for i = 1, 4 do
-            local c = assert(S.client(srv.port))
-            -- Unknown accounts from distinct addresses: the login limits stay out of it.
-            local body = cjson.encode({ username = G.unique_name("nobody" .. i), password = "wrong" })
-            assert(c:send(S.format_request("POST", "/api/login", {
-                ["Content-Type"] = "application/json",
-                ["X-Forwarded-For"] = ("10.9.%d.%d"):format(math.random(0, 255), i),
-            }, body)))
-            signins[i] = c
-        end
         S.sleep(0.05) -- the sign-ins have reached the CPU thread (a hash takes longer)
 
         local list = assert(srv:request("GET", "/api/svg/list?page=3&per_page=7"))
@@ -136,6 +147,30 @@ describe("head-of-line #integration", function()
             local res = assert(c:read_response("POST"))
             assert.are.equal(401, res.status, "sign-in " .. i .. ": " .. res.body)
         end
+        assert.is_true(srv:running())
+    end)
+
+    it("answers 503 with Retry-After to the sign-ins beyond cpu_queue, and checks the others", function()
+        -- 1 CPU thread and room for 1 waiting: of 4 sign-ins at once, one
+        -- hashes, one waits, two are turned away without a hash.
+        local srv = G.start({ "--cpu-threads", "1", "--cpu-queue", "1",
+            "--trusted-proxies", "127.0.0.1/32" })
+        local signins = send_signins(srv, 4)
+        finally(function()
+            close_all(signins)
+        end)
+        local statuses = {}
+        for i, c in ipairs(signins) do
+            local res = assert(c:read_response("POST"))
+            statuses[i] = res.status
+            if res.status == 503 then
+                assert.are.equal("1", res.headers["retry-after"])
+                assert.is_false(cjson.decode(res.body).success)
+            end
+        end
+        table.sort(statuses)
+        assert.are.same({ 401, 401, 503, 503 }, statuses)
+        assert.is_truthy(srv:error_log("password not checked: busy", 5, true))
         assert.is_true(srv:running())
     end)
 end)
