@@ -645,6 +645,10 @@ int main(int argc, char **argv)
     if (http == NULL || !start_monitor(&host, http, tasks, cpu_tasks, err, sizeof(err))) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
         lh_monitor_stop(host.monitor);
+        /* As serve() ends: no task may wake a connection of a freed daemon. */
+        lh_workers_stopping(ws);
+        lh_task_pool_stop(tasks);
+        lh_task_pool_stop(cpu_tasks);
         lh_http_free(http);
         rc = 1;
         goto out_host;
@@ -654,7 +658,7 @@ int main(int argc, char **argv)
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
 
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
-    lh_monitor_stop(host.monitor); /* its sampler reads the transport and the pools */
+    lh_monitor_stop(host.monitor); /* its sampler reads the transport */
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
 out_host:

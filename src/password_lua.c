@@ -6,6 +6,9 @@
  *       request they run on a CPU thread, at a lower priority, while the
  *       worker serves others. When cpu_queue of them already wait for a
  *       thread, they fail at once with "busy: ..." (the caller answers 503).
+ *   password.busy() -> boolean
+ *       Whether a hash or verify started now would fail so: lets a caller
+ *       answer before the attempt counts against its limits.
  *   password.sha256_hex(data) -> 64 hex characters
  */
 #include <stdlib.h>
@@ -108,6 +111,12 @@ static int start(lua_State *L, int verify)
     return lh_worker_await(L, &op->a);
 }
 
+static int l_busy(lua_State *L)
+{
+    lua_pushboolean(L, lh_worker_cpu_full());
+    return 1;
+}
+
 /* password.hash(password[, iterations]) -> hash | nil, err */
 static int l_hash(lua_State *L)
 {
@@ -131,8 +140,11 @@ static int l_sha256_hex(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg functions[] = {
-    {"hash", l_hash}, {"verify", l_verify}, {"sha256_hex", l_sha256_hex}, {NULL, NULL}};
+static const luaL_Reg functions[] = {{"hash", l_hash},
+                                     {"verify", l_verify},
+                                     {"busy", l_busy},
+                                     {"sha256_hex", l_sha256_hex},
+                                     {NULL, NULL}};
 
 int luaopen_luahost_password(lua_State *L)
 {

@@ -109,6 +109,13 @@ struct lh_task_pool *lh_task_pool_new(unsigned threads, int nice, const char **e
     return p;
 }
 
+/* Whether max_queued tasks already wait beyond the idle threads: a task
+ * just handed to an idle thread that has not yet taken it is not waiting. */
+static int full_locked(const struct lh_task_pool *p)
+{
+    return p->max_queued && p->queued + p->busy >= p->nthreads + p->max_queued;
+}
+
 void lh_task_submit(struct lh_task_pool *p, struct lh_task *t)
 {
     t->pool = p;
@@ -116,7 +123,7 @@ void lh_task_submit(struct lh_task_pool *p, struct lh_task *t)
     t->cancelled = 0;
     t->refused = 0;
     pthread_mutex_lock(&p->lock);
-    if (p->stopping || (p->max_queued && p->queued >= p->max_queued)) {
+    if (p->stopping || full_locked(p)) {
         t->refused = !p->stopping;
         pthread_mutex_unlock(&p->lock);
         t->cancelled = 1;
@@ -172,6 +179,14 @@ void lh_task_pool_set_max_queued(struct lh_task_pool *p, unsigned max)
     pthread_mutex_unlock(&p->lock);
 }
 
+int lh_task_pool_full(struct lh_task_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int full = p->stopping || full_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    return full;
+}
+
 void lh_task_pool_stats(struct lh_task_pool *p, struct lh_task_pool_stats *out)
 {
     pthread_mutex_lock(&p->lock);
@@ -196,6 +211,9 @@ void lh_task_pool_stop(struct lh_task_pool *p)
     /* The threads drain the queue, cancelling, before they exit. */
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    pthread_mutex_lock(&p->lock);
+    p->nthreads = 0; /* for the stats: none left */
+    pthread_mutex_unlock(&p->lock);
 }
 
 void lh_task_pool_free(struct lh_task_pool *p)

@@ -699,6 +699,12 @@ int lh_worker_await(lua_State *L, struct lh_async *a)
     return n;
 }
 
+int lh_worker_cpu_full(void)
+{
+    const struct lh_call *c = current_call;
+    return c != NULL && c->w->ws->cpu_tasks != NULL && lh_task_pool_full(c->w->ws->cpu_tasks);
+}
+
 const struct lh_header_set *lh_worker_default_headers(const struct lh_worker *w)
 {
     return w->vm->default_headers;

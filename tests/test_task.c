@@ -376,6 +376,7 @@ static void test_lh_task_submit_refuses_beyond_max_queued(void **state)
     init_task(&blocker, s, -1, blocking_run);
     lh_task_submit(s->pool, &blocker.task);
     assert_true(wait_for(&s->blocker_started, 1)); /* running: not counted as queued */
+    assert_false(lh_task_pool_full(s->pool));
     for (int i = 0; i < 3; i++) {
         init_task(&queued[i], s, i, counted_run);
         queued[i].task.done = refused_done;
@@ -389,11 +390,40 @@ static void test_lh_task_submit_refuses_beyond_max_queued(void **state)
     struct lh_task_pool_stats st;
     lh_task_pool_stats(s->pool, &st);
     assert_int_equal(st.queued, 2);
+    assert_true(lh_task_pool_full(s->pool));
 
     /* Stopping cancels the two that waited, without calling them refused. */
     lh_task_pool_stop(s->pool);
+    assert_true(lh_task_pool_full(s->pool)); /* stopping: nothing more runs */
+    lh_task_pool_stats(s->pool, &st);
+    assert_int_equal(st.threads, 0);
     assert_int_equal(atomic_load(&queued[0].cancelled_at_done), 1);
     assert_int_equal(atomic_load(&queued[1].cancelled_at_done), 1);
+    lh_task_pool_free(s->pool);
+    free(s);
+}
+
+static void test_lh_task_submit_counts_idle_threads_before_refusing(void **state)
+{
+    const char *err = NULL;
+    struct shared *s = new_shared();
+    struct counted_task t[3];
+    (void)state;
+
+    /* Two idle threads and room for one waiting: three submitted back to
+     * back all run, however soon the threads wake to take them. */
+    s->pool = lh_task_pool_new(2, 10, &err);
+    assert_non_null(s->pool);
+    lh_task_pool_set_max_queued(s->pool, 1);
+    for (int i = 0; i < 3; i++) {
+        init_task(&t[i], s, i, counted_run);
+        lh_task_submit(s->pool, &t[i].task);
+    }
+    assert_true(wait_for(&s->total_dones, 3));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&t[i].runs), 1);
+        assert_int_equal(atomic_load(&t[i].cancelled_at_done), 0);
+    }
     lh_task_pool_free(s->pool);
     free(s);
 }
@@ -438,9 +468,25 @@ static int nice_inside_pool(int nice)
     return atomic_load(&t.nice);
 }
 
+/* Whether this system lets a thread lower its own priority (a sandbox may
+ * not; the pool then runs at normal priority, as documented). */
+static void *try_lowering(void *arg)
+{
+    errno = 0;
+    int n = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+    *(int *)arg = errno == 0 && setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), n + 1) == 0;
+    return NULL;
+}
+
 static void test_lh_task_pool_new_nice_lowers_only_its_threads(void **state)
 {
     (void)state;
+    int allowed = 0;
+    pthread_t probe;
+    assert_int_equal(pthread_create(&probe, NULL, try_lowering, &allowed), 0);
+    pthread_join(probe, NULL);
+    if (!allowed)
+        skip();
     int base = thread_nice();
     int expected = base + 5 > 19 ? 19 : base + 5;
 
@@ -465,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_lh_task_pool_stop_twice_safe),
         cmocka_unit_test(test_lh_task_pool_new_nice_lowers_only_its_threads),
         cmocka_unit_test(test_lh_task_submit_refuses_beyond_max_queued),
+        cmocka_unit_test(test_lh_task_submit_counts_idle_threads_before_refusing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

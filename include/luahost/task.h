@@ -30,8 +30,12 @@ struct lh_task_pool *lh_task_pool_new(unsigned threads, int nice, const char **e
  * when its queue is full, the task is cancelled (and, for a full queue,
  * refused): done() runs at once on the caller's thread. */
 void lh_task_submit(struct lh_task_pool *p, struct lh_task *t);
-/* At most max tasks wait for a thread, 0 for no limit (the default). */
+/* At most max tasks wait for a thread (tasks an idle thread is about to
+ * take do not count), 0 for no limit (the default). */
 void lh_task_pool_set_max_queued(struct lh_task_pool *p, unsigned max);
+/* Whether lh_task_submit would refuse a task now (queue full or stopping):
+ * for callers that would rather not start what cannot run. */
+int lh_task_pool_full(struct lh_task_pool *p);
 /* For run(): sleeps up to seconds, returning early with LH_ERR_CLOSED when
  * the pool starts stopping; LH_OK after the full time. With p NULL (a task
  * run inline, outside a pool) it simply sleeps. */

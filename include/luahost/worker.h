@@ -171,6 +171,10 @@ struct lh_async {
  * inline. Either way a is freed and its results are returned to Lua. */
 int lh_worker_await(struct lua_State *L, struct lh_async *a);
 
+/* Whether CPU-bound work (cpu_bound) started now would be refused, its
+ * pool's queue being full; 0 outside a request. */
+int lh_worker_cpu_full(void);
+
 /* The host objects of the state L belongs to; NULL outside a server. */
 const struct lh_host *lh_worker_host(struct lua_State *L);
 

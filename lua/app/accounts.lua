@@ -94,6 +94,12 @@ function M.check_csrf(req, res, session)
     return true
 end
 
+-- No capacity to check a password now: a retry soon may find some.
+local function busy(res)
+    res.headers["Retry-After"] = "1"
+    return fail(res, 503, "Server busy, try again")
+end
+
 local function login(req, res)
     local body = cjson_safe.decode(req.body)
     local name = type(body) == "table" and body.username
@@ -101,6 +107,10 @@ local function login(req, res)
     if type(name) ~= "string" or type(secret) ~= "string" or #name == 0 or #name > 64
         or #secret == 0 or #secret > 1024 then
         return fail(res, 400, "Want JSON {\"username\": ..., \"password\": ...}")
+    end
+    -- Said before the limits count the attempt: a refused check is no attempt.
+    if password.busy() then
+        return busy(res)
     end
     local limiter = ratelimit.host()
     if limiter then
@@ -118,10 +128,14 @@ local function login(req, res)
         return fail(res, (kind == "sql") and 500 or 503, "Server error")
     end
     local ok, verr = password.verify(secret, user and user.password_hash or DUMMY_HASH)
-    if ok == nil then -- not checked: too many sign-ins waiting, or shutting down
-        log.warn("login: password not checked: " .. verr)
-        res.headers["Retry-After"] = "1"
-        return fail(res, 503, "Server busy, try again")
+    if ok == nil then
+        if verr:find("^busy:") or verr == "server shutting down" then
+            log.warn("login: password not checked: " .. verr)
+            return busy(res)
+        end
+        -- A stored hash that cannot be read: the operator's to fix. The client
+        -- gets what a wrong password gets, so accounts cannot be told apart.
+        log.error(("login: password of %q not checked: %s"):format(name, verr))
     end
     if not (user and ok) then
         return fail(res, 401, "Invalid username or password")

