@@ -187,6 +187,16 @@ static int drain(struct lh_http *http, const sigset_t *set, double seconds)
     return lh_http_inflight(http) == 0;
 }
 
+/* Blocking calls fail fast from now on, queued tasks are cancelled and
+ * running ones finished: every suspended connection gets its wake-up. */
+static void stop_tasks(struct lh_workers *ws, struct lh_task_pool *tasks,
+                       struct lh_task_pool *cpu_tasks)
+{
+    lh_workers_stopping(ws);
+    lh_task_pool_stop(tasks);
+    lh_task_pool_stop(cpu_tasks);
+}
+
 static void serve(const struct lh_config *cfg, const struct lh_host *host, struct lh_http *http,
                   struct lh_workers *ws, struct lh_task_pool *tasks, struct lh_task_pool *cpu_tasks,
                   const sigset_t *set)
@@ -220,9 +230,7 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
                lh_http_inflight(http));
     /* Wake every request parked in a blocking call, then give them a moment
      * to answer: the server cannot stop with connections suspended. */
-    lh_workers_stopping(ws);
-    lh_task_pool_stop(tasks);
-    lh_task_pool_stop(cpu_tasks);
+    stop_tasks(ws, tasks, cpu_tasks);
     lh_ratelimit_stop(host->ratelimit);
     drain(http, set, 1.0);
 }
@@ -645,10 +653,7 @@ int main(int argc, char **argv)
     if (http == NULL || !start_monitor(&host, http, tasks, cpu_tasks, err, sizeof(err))) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
         lh_monitor_stop(host.monitor);
-        /* As serve() ends: no task may wake a connection of a freed daemon. */
-        lh_workers_stopping(ws);
-        lh_task_pool_stop(tasks);
-        lh_task_pool_stop(cpu_tasks);
+        stop_tasks(ws, tasks, cpu_tasks); /* no task may wake a connection of a freed daemon */
         lh_http_free(http);
         rc = 1;
         goto out_host;

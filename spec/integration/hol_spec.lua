@@ -29,7 +29,7 @@ end
 
 -- Sends n sign-ins at once, each on its own connection, without reading the
 -- answers: unknown accounts from distinct addresses, so that the login
--- limits stay out of it. The gallery trusts 127.0.0.1 as a proxy.
+-- limits stay out of it.
 local function send_signins(srv, n)
     local signins = {}
     for i = 1, n do
@@ -44,10 +44,19 @@ local function send_signins(srv, n)
     return signins
 end
 
-local function close_all(clients)
-    for _, c in ipairs(clients) do
-        c:close()
-    end
+-- The gallery with args (loopback a trusted proxy), and n sign-ins sent to
+-- it at once; their connections are closed when the test ends.
+local function gallery_with_signins(args, n)
+    args[#args + 1] = "--trusted-proxies"
+    args[#args + 1] = "127.0.0.1/32"
+    local srv = G.start(args)
+    local signins = send_signins(srv, n)
+    finally(function()
+        for _, c in ipairs(signins) do
+            c:close()
+        end
+    end)
+    return srv, signins
 end
 
 describe("head-of-line #integration", function()
@@ -116,23 +125,16 @@ describe("head-of-line #integration", function()
         -- 2 blocking threads, 1 CPU thread: 4 sign-ins queue on the CPU
         -- thread (each PBKDF2 takes 0.1 s or more) while the list page's
         -- query goes to a free blocking thread.
-        local srv = G.start({ "--blocking-threads", "2", "--cpu-threads", "1",
-            "--trusted-proxies", "127.0.0.1/32" })
-        local signins = send_signins(srv, 4)
-        finally(function()
-            close_all(signins)
-        end)
+        local srv, signins = gallery_with_signins({ "--blocking-threads", "2", "--cpu-threads", "1" }, 4)
         S.sleep(0.05) -- the sign-ins have reached the CPU thread (a hash takes longer)
 
         local list = assert(srv:request("GET", "/api/svg/list?page=3&per_page=7"))
         assert.are.equal(200, list.status, list.body)
-        local ready = socket.select((function()
-            local socks = {}
-            for i, c in ipairs(signins) do
-                socks[i] = c.sock
-            end
-            return socks
-        end)(), nil, 0)
+        local socks = {}
+        for i, c in ipairs(signins) do
+            socks[i] = c.sock
+        end
+        local ready = socket.select(socks, nil, 0)
         -- One shared pool would have answered the query only after the two
         -- hashes ahead of it: two sign-ins done. Here at most the first one
         -- can be, on a CPU fast enough to hash in under 50 ms.
@@ -155,12 +157,7 @@ describe("head-of-line #integration", function()
         -- hashes, one waits, the others are turned away without a hash (all
         -- 4 if they arrive within the first hash, as they do here; fewer on
         -- a machine slow to look the accounts up).
-        local srv = G.start({ "--cpu-threads", "1", "--cpu-queue", "1",
-            "--trusted-proxies", "127.0.0.1/32" })
-        local signins = send_signins(srv, 6)
-        finally(function()
-            close_all(signins)
-        end)
+        local srv, signins = gallery_with_signins({ "--cpu-threads", "1", "--cpu-queue", "1" }, 6)
         local count = { [401] = 0, [503] = 0 }
         for i, c in ipairs(signins) do
             local res = assert(c:read_response("POST"))
