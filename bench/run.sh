@@ -4,9 +4,13 @@
 #   bench/run.sh [route ...]      luahost alone: req/s, p50/p99, RSS per route and load
 #   bench/run.sh --anchors        side by side with nginx + lua-nginx-module and Flask,
 #                                 through ../shared/anchors/run.sh (needs that folder)
+#   bench/run.sh --anchors-rate   luahost and nginx + lua-nginx-module at fixed request
+#                                 rates below saturation (wrk paced by bench/scenarios),
+#                                 interleaved: latency at equal load, not peak req/s
 #
 # Knobs: DURATION (10 s), LOADS ("1:50 2:100" = wrk threads:connections),
 # PORT (18088), WORKERS (luahost --workers, default: one per core),
+# for --anchors-rate RATES ("20000 40000" req/s) and ROUNDS (3),
 # ACCESS_LOG (off). Redis comes from LUAHOST_REDIS_URL, else the local services.
 # The access log is off by default, as in the anchors; ACCESS_LOG=file turns it on.
 set -euo pipefail
@@ -31,10 +35,60 @@ PID=$!
 trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/hello" >/dev/null && break; sleep 0.1; done
 
+ANCHORS=$ROOT/../shared/anchors
+if [[ "${1:-}" == --anchors* ]] && [ ! -x "$ANCHORS/run.sh" ]; then
+    echo "bench: $ANCHORS/run.sh not found" >&2
+    exit 1
+fi
 if [ "${1:-}" = "--anchors" ]; then
-    ANCHORS=$ROOT/../shared/anchors
-    [ -x "$ANCHORS/run.sh" ] || { echo "bench: $ANCHORS/run.sh not found" >&2; exit 1; }
     C_PID=$PID "$ANCHORS/run.sh" "http://127.0.0.1:$PORT"
+    exit
+fi
+
+# One paced wrk run: prints "rps p50_us p99_us errors" from the scenario's RESULT line.
+paced() { # rate threads connections route url
+    local line
+    line=$(RATE=$1 THREADS=$2 wrk -t"$2" -c"$3" -d"${DURATION}s" -s "$ROOT/bench/scenarios/$4.lua" "$5" |
+        grep '^RESULT') || { echo "bench: no result from wrk against $5" >&2; return 1; }
+    eval "$(echo "${line#RESULT }" | tr ' ' '\n' | grep -E '^(rps|p50_us|p99_us|bad|errors)=' | sed 's/^/r_/')"
+    echo "$r_rps $r_p50_us $r_p99_us $((r_bad + r_errors))"
+}
+
+if [ "${1:-}" = "--anchors-rate" ]; then
+    "$ANCHORS/run.sh" start >/dev/null
+    trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null || true; "$ANCHORS/run.sh" stop >/dev/null' EXIT
+    raw=$OUT/anchors-rate-$(date -u +%Y%m%d-%H%M%S).tsv
+    for round in $(seq 1 "${ROUNDS:-3}"); do
+        for rate in ${RATES:-20000 40000}; do
+            for load in $LOADS; do
+                for route in hello secure cached; do
+                    for server in A:18080 C:$PORT; do
+                        result=$(paced "$rate" "${load%%:*}" "${load##*:}" "$route" "http://127.0.0.1:${server#*:}")
+                        echo "$rate	$load	$route	${server%%:*}	$result" >>"$raw"
+                    done
+                done
+            done
+        done
+        echo "bench: round $round of ${ROUNDS:-3} done" >&2
+    done
+    echo "Fixed-rate runs, medians of ${ROUNDS:-3} rounds of ${DURATION} s; A = nginx + lua, C = luahost; raw: $raw"
+    printf "| rate | load | route | achieved A / C | p50 ms A / C | p99 ms A / C | errors A / C |\n"
+    printf "|---:|---|---|---:|---:|---:|---:|\n"
+    awk -F'	' '
+        function median(list,  a, n, i, j, x) { # insertion sort: a few values, and mawk has no asort
+            n = split(list, a, " ")
+            for (i = 2; i <= n; i++) { x = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+            return a[int((n + 1) / 2)] }
+        { key = $1 "|" $2 "|" $3; split($5, v, " ")
+          if (!(key in seen)) { seen[key] = 1; order[++keys] = key }
+          for (i = 1; i <= 4; i++) col[key, $4, i] = col[key, $4, i] " " v[i] }
+        END { for (k = 1; k <= keys; k++) { split(order[k], f, "|")
+            printf "| %s | -t%s -c%s | /%s | %.0f / %.0f | %.2f / %.2f | %.2f / %.2f | %d / %d |\n",
+              f[1], substr(f[2], 1, index(f[2], ":") - 1), substr(f[2], index(f[2], ":") + 1), f[3],
+              median(col[order[k], "A", 1]), median(col[order[k], "C", 1]),
+              median(col[order[k], "A", 2]) / 1000, median(col[order[k], "C", 2]) / 1000,
+              median(col[order[k], "A", 3]) / 1000, median(col[order[k], "C", 3]) / 1000,
+              median(col[order[k], "A", 4]), median(col[order[k], "C", 4]) } }' "$raw"
     exit
 fi
 
