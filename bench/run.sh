@@ -14,6 +14,17 @@
 # ACCESS_LOG (off). Redis comes from LUAHOST_REDIS_URL, else the local services.
 # The access log is off by default, as in the anchors; ACCESS_LOG=file turns it on.
 set -euo pipefail
+case "${1:-}" in
+-h | --help)
+    sed -n '2,/^$/{/^#/s/^# \{0,1\}//p}' "$0"
+    exit 0
+    ;;
+--anchors | --anchors-rate | /* | "") ;;
+*)
+    echo "bench: unknown argument '$1' (routes start with /; see --help)" >&2
+    exit 2
+    ;;
+esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-10}
 LOADS=${LOADS:-"1:50 2:100"}
