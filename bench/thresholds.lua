@@ -5,7 +5,9 @@
 --   max_error_rate      (socket errors + unexpected statuses) / responses; 5xx are always unexpected
 --   max_p50_ms, max_p99_ms   wrk's latency percentiles
 --   min_rps_ratio       closed loop: req/s ÷ the baseline's (GET /hello, runs just before and after)
---   min_rate_achieved   constant rate: req/s ÷ the target rate
+--   min_rate_achieved   constant rate: responses ÷ the requests the schedule called for
+--                       (target rate × the set duration: a server that cannot keep up answers
+--                       fewer; wrk's own run overruns the duration only when wrk is stalled)
 --   expected_429_share  storms: { tolerance = t }: |share of 429s − the share the limits predict| ≤ t
 --   max_computations    stampede: computations of the invalidated page (luahost_cache_computations_total)
 --
