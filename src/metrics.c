@@ -102,6 +102,9 @@ static const struct {
                                  "Reloads refused because a script or policy failed to load."},
     [LH_CORE_SLOW_REQUESTS] = {"luahost_slow_requests_total",
                                "Requests slower than their route's threshold."},
+    [LH_CORE_RATELIMIT_LOCAL] = {"luahost_ratelimit_local_decisions_total",
+                                 "Rate-limit checks decided in this process, not shared through "
+                                 "Redis (none configured, or it did not answer in time)."},
 };
 
 struct lh_metrics *lh_metrics_new(unsigned threads, int enabled)

@@ -90,6 +90,7 @@ enum lh_core_metric {
     LH_CORE_RELOADS,
     LH_CORE_RELOAD_FAILURES,
     LH_CORE_SLOW_REQUESTS,
+    LH_CORE_RATELIMIT_LOCAL,
     LH_CORE_METRICS
 };
 struct lh_metric *lh_metrics_core(struct lh_metrics *m, enum lh_core_metric which);

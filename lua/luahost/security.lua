@@ -184,6 +184,7 @@ function M.load(dir)
     local bot_retry = bot.retry_after or 60
     local rejections = metrics.core("ratelimit_rejections_total")
     local bot_detections = metrics.core("bot_detections_total")
+    local local_decisions = metrics.core("ratelimit_local_decisions_total")
 
     local policy = {}
 
@@ -196,8 +197,11 @@ function M.load(dir)
         if why then
             security_log(req, why)
         end
-        local allowed, retry, limit, remaining, reset, window, count =
+        local allowed, retry, limit, remaining, reset, window, count, is_local =
             limiter:check(rs, req.fingerprint, req.client)
+        if is_local then
+            local_decisions:inc()
+        end
         if bot.is_bot(req, count) then
             security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
             bot_detections:inc()

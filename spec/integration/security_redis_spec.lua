@@ -69,6 +69,13 @@ local function assert_reason(line)
         "no readable reason in the 'unavailable' line: " .. line)
 end
 
+-- luahost_ratelimit_local_decisions_total, from /metrics.
+local function local_decisions(srv)
+    local res = assert(srv:request("GET", "/metrics"))
+    assert.are.equal(200, res.status, res.body)
+    return tonumber(res.body:match("\nluahost_ratelimit_local_decisions_total (%S+)"))
+end
+
 -- The request budget each request keeps to, in seconds: a Redis that is gone
 -- or frozen must never hold a request near this.
 local BUDGET = 1.0
@@ -145,6 +152,7 @@ describe("rate limits in Redis #integration", function()
                 "request " .. i)
         end
         assert.are.equal(2, ip_count(r))
+        assert.are.equal(0, local_decisions(srv))
 
         r:stop()
         -- Answered by the local limiter: 5 allowed, then 429; never 5xx, never slow.
@@ -161,6 +169,9 @@ describe("rate limits in Redis #integration", function()
         local line = srv:error_log("rate limit: redis 127.0.0.1:" .. r.port .. " unavailable", 5, true)
         assert.is_truthy(line, "no 'unavailable' line:\n" .. srv:error_log())
         assert.is_truthy(line:find("limiting in this process", 1, true), line)
+        -- Operators see it in /metrics too: the six checks of the outage,
+        -- and the scrape's own (/metrics is limited like any route).
+        assert.are.equal(7, local_decisions(srv))
 
         -- Retried at most once a second, still down: not logged again.
         S.sleep(1.2)
