@@ -539,12 +539,12 @@ local function run_scenario(sc, o, label)
     -- Checks decided in-process (Redis too slow even for REDIS_TIMEOUT_MS)
     -- start from fresh counters, so no share of 429s can be predicted.
     r.local_decisions = metric(srv, LOCAL_DECISIONS) - local0
-    if r.local_decisions > 0 then
-        r.notes[#r.notes + 1] = fmt("Redis did not answer in time: %d rate-limit checks decided "
-            .. "in-process, 429 share not checked", r.local_decisions)
-    end
     if sc.measure then
         sc.measure(srv, r, o)
+    end
+    if r.local_decisions > 0 then
+        r.notes[#r.notes + 1] = fmt("Redis did not answer in time: %d rate-limit checks decided "
+            .. "in-process%s", r.local_decisions, r.predicted_429 and ", 429 share not checked" or "")
     end
     assert(srv:running(), "the server under test has exited")
     return r
