@@ -56,12 +56,17 @@ if [ "${1:-}" = "--anchors" ]; then
     exit
 fi
 
+# Sets r_<name> for each name=value of a wrk script's "RESULT ..." line.
+read_result() {
+    eval "$(echo "${1#RESULT }" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9.]+$' | sed 's/^/r_/')"
+}
+
 # One paced wrk run: prints "rps p50_us p99_us errors" from the scenario's RESULT line.
 paced() { # rate threads connections route url
     local line
     line=$(RATE=$1 THREADS=$2 wrk -t"$2" -c"$3" -d"${DURATION}s" -s "$ROOT/bench/scenarios/$4.lua" "$5" |
         grep '^RESULT') || { echo "bench: no result from wrk against $5" >&2; return 1; }
-    eval "$(echo "${line#RESULT }" | tr ' ' '\n' | grep -E '^(rps|p50_us|p99_us|bad|errors)=' | sed 's/^/r_/')"
+    read_result "$line"
     echo "$r_rps $r_p50_us $r_p99_us $((r_bad + r_errors))"
 }
 
@@ -114,7 +119,7 @@ for load in $LOADS; do
         line=$(wrk -t"${load%%:*}" -c"${load##*:}" -d"${DURATION}s" -s "$ROOT/bench/wrk/report.lua" \
             "http://127.0.0.1:$PORT$route" | grep '^RESULT')
         wait $sampler
-        eval "$(echo "${line#RESULT }" | tr ' ' '\n' | sed 's/^/r_/')"
+        read_result "$line"
         printf "| -t%s -c%s | %s | %.0f | %.2f | %.2f | %d | %.1f |\n" "${load%%:*}" "${load##*:}" \
             "$route" "$r_rps" "$(echo "$r_p50_us / 1000" | bc -l)" "$(echo "$r_p99_us / 1000" | bc -l)" \
             $((r_connect + r_read + r_write + r_status + r_timeout)) "$(echo "$(cat "$OUT/rss") / 1024" | bc -l)"
