@@ -13,6 +13,8 @@
  * Limits are enforced here so that their answers are JSON with a request id:
  * headers over max_header_bytes get 431, bodies over max_body_bytes 413
  * (from Content-Length before reading, or while reading a chunked body).
+ * So are the checks of the head libmicrohttpd leaves to us (scan_header):
+ * field syntax, Host, framing, and %00 in the target (unescape).
  * libmicrohttpd's connection memory holds a head up to the limit with 100
  * lines, and a little more (see lh_http_new); only heads past it, or
  * malformed ones, get its own plain answers.
@@ -92,6 +94,7 @@ struct exchange {
     size_t body_len, body_cap, discarded;
     int body_too_large;
     int suspended;
+    int bad_target; /* a %00 in the path or query */
     int route; /* metrics route id */
     int streamed;
     unsigned thread;
@@ -105,6 +108,7 @@ struct exchange {
  * all, with no allocation per request. */
 struct connection {
     char client[INET6_ADDRSTRLEN];
+    int bad_target; /* set while libmicrohttpd unescapes the request line */
     struct lh_fingerprint_memo fingerprint_memo;
     struct exchange x;
 };
@@ -114,6 +118,12 @@ static const char ERR_431[] =
     "{\"success\":false,\"message\":\"Request header fields too large\"}";
 static const char ERR_400_FRAMING[] =
     "{\"success\":false,\"message\":\"Conflicting Content-Length or Transfer-Encoding\"}";
+static const char ERR_400_HEADER[] = "{\"success\":false,\"message\":\"Malformed header field\"}";
+static const char ERR_400_HOST[] =
+    "{\"success\":false,\"message\":\"A request needs exactly one Host header\"}";
+static const char ERR_400_TARGET[] = "{\"success\":false,\"message\":\"Bad request target\"}";
+static const char ERR_501_CODING[] =
+    "{\"success\":false,\"message\":\"Transfer-Encoding not supported (only chunked)\"}";
 static const char ERR_503[] = "{\"success\":false,\"message\":\"Service unavailable\"}";
 
 /* -- Threads and ids --------------------------------------------------------- */
@@ -427,8 +437,45 @@ static enum MHD_Result dispatch(struct exchange *x)
 struct header_scan {
     size_t bytes;       /* request line, headers and query, as sent */
     const char *length; /* the first Content-Length */
-    int lengths_differ, transfer_encoding;
+    int lengths_differ, transfer_encoding, unsupported_coding, malformed;
+    unsigned hosts;
 };
+
+/* RFC 9110 section 5.6.2: the characters of a token, which a field name is. */
+static const unsigned char TCHAR[256] = {
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+};
+
+/* A field name of token characters, and a value without control characters
+ * other than tab (RFC 9110 section 5.5). libmicrohttpd keeps what follows
+ * the name up to the colon ("Content-Length : 5" names "Content-Length ")
+ * and glues an obsolete folded line to the name: a proxy in front may read
+ * either differently, so both are refused rather than guessed at. */
+static int well_formed(const char *key, size_t key_len, const char *value, size_t value_len)
+{
+    if (key_len == 0)
+        return 0;
+    for (size_t i = 0; i < key_len; i++)
+        if (!TCHAR[(unsigned char)key[i]])
+            return 0;
+    for (size_t i = 0; i < value_len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+/* A name that starts with a framing field's name and goes on is a folded
+ * line glued to it (see well_formed) when the fold held only token
+ * characters: "Content-Length: 5\r\n 0" arrives as "Content-Length0". */
+static int glued_to_framing(const char *key, size_t key_len)
+{
+    return (key_len > 14 && strncasecmp(key, "Content-Length", 14) == 0) ||
+           (key_len > 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0);
+}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_len, const char *value, size_t value_len)
@@ -438,14 +485,20 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     s->bytes += key_len + value_len + 4; /* ": " and CRLF */
     if (kind != MHD_HEADER_KIND)
         return MHD_YES;
+    if (!well_formed(key, key_len, value, value ? value_len : 0) || glued_to_framing(key, key_len))
+        s->malformed = 1;
     /* Lengths first: most headers are neither. */
     if (key_len == 17 && strcasecmp(key, "Transfer-Encoding") == 0) {
-        s->transfer_encoding = 1;
+        /* Only chunked is read; anything else would be taken as the body. */
+        if (s->transfer_encoding++ || value == NULL || strcasecmp(value, "chunked") != 0)
+            s->unsupported_coding = 1;
     } else if (key_len == 14 && strcasecmp(key, "Content-Length") == 0) {
         if (s->length != NULL && strcmp(s->length, value ? value : "") != 0)
             s->lengths_differ = 1;
         if (s->length == NULL)
             s->length = value ? value : "";
+    } else if (key_len == 4 && strcasecmp(key, "Host") == 0) {
+        s->hosts++;
     }
     return MHD_YES;
 }
@@ -457,6 +510,48 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 static int ambiguous_framing(const struct header_scan *s)
 {
     return s->lengths_differ || (s->transfer_encoding && s->length != NULL);
+}
+
+/* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host; an
+ * HTTP/1.0 one at most one. */
+static int bad_host(const struct header_scan *s, const char *version)
+{
+    return s->hosts > 1 || (s->hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0);
+}
+
+/* The path of an absolute-form target ("http://host/path"), which RFC 9112
+ * section 3.2.2 has a server accept; any other target as it is. */
+static const char *origin_form(const char *url)
+{
+    const char *rest = NULL;
+
+    if (strncasecmp(url, "http://", 7) == 0)
+        rest = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        rest = url + 8;
+    if (rest == NULL)
+        return url;
+    const char *path = strchr(rest, '/');
+    return path ? path : "/";
+}
+
+/* libmicrohttpd's unescaping of the path and of each query key and value,
+ * noting a %00 first: decoded, it would end the string early, and
+ * "/static/app.css%00.png" would serve app.css. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    for (const char *p = strchr(s, '%'); p != NULL; p = strchr(p + 1, '%')) {
+        if (p[1] == '0' && p[2] == '0') {
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+            struct connection *c = ci ? ci->socket_context : NULL;
+            if (c != NULL)
+                c->bad_target = 1;
+            break;
+        }
+    }
+    return MHD_http_unescape(s);
 }
 
 static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *conn,
@@ -487,7 +582,10 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
             x->req.client = x->client;
         x->req.https = proto != NULL && strcasecmp(proto, "https") == 0;
     }
+    x->bad_target = c->bad_target;
+    c->bad_target = 0;
     x->req.method = method;
+    url = origin_form(url);
     x->req.path = url;
     x->req.path_len = strlen(url);
     x->req.id = x->id;
@@ -532,7 +630,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     struct lh_http *h = cls;
     struct exchange *x = *con_cls;
-    (void)version;
 
     if (x == NULL) { /* headers complete */
         x = exchange_new(h, conn, url, method);
@@ -547,8 +644,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                     &scan);
         if (scan.bytes > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
+        if (scan.malformed)
+            return queue_error(x, 400, ERR_400_HEADER, sizeof(ERR_400_HEADER) - 1);
+        if (bad_host(&scan, version))
+            return queue_error(x, 400, ERR_400_HOST, sizeof(ERR_400_HOST) - 1);
+        if (x->bad_target)
+            return queue_error(x, 400, ERR_400_TARGET, sizeof(ERR_400_TARGET) - 1);
         if (ambiguous_framing(&scan))
             return queue_error(x, 400, ERR_400_FRAMING, sizeof(ERR_400_FRAMING) - 1);
+        if (scan.unsupported_coding)
+            return queue_error(x, 501, ERR_501_CODING, sizeof(ERR_501_CODING) - 1);
         /* Answering now, before the body, makes libmicrohttpd close the
          * connection: right for an oversized body, wrong for any other request,
          * which is dispatched on the next call, once the request is complete.
@@ -650,6 +755,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         return;
     format_client(ci ? ci->client_addr : NULL, c->client);
     c->fingerprint_memo.generation = 0;
+    c->bad_target = 0;
     *socket_context = c;
 }
 
@@ -731,14 +837,16 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
      * here is paid by every request. */
     size_t records = o->max_header_bytes / 2 > 100 * 64 ? o->max_header_bytes / 2 : 100 * 64;
     size_t memory = o->max_header_bytes + records + 2048;
+    /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_END);
+        MHD_OPTION_STRICT_FOR_CLIENT, 0, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
+        MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s port %u (in use, or not an address of this host)",

@@ -351,6 +351,83 @@ describe("http #integration", function()
             assert_still_serving()
         end)
 
+        -- Each of these could be read differently by a proxy in front (request
+        -- smuggling) or would be cut short: refused with a JSON 400 and a
+        -- request id, before any body is read.
+        it("answers 400 JSON to malformed header fields", function()
+            local cases = {
+                ["space before the colon of Content-Length"] = "Content-Length : 5\r\n",
+                ["space before the colon of Transfer-Encoding"] = "Transfer-Encoding : chunked\r\n",
+                ["a tab in a name"] = "X\tA: 1\r\n",
+                ["a bare CR in a value"] = "X-A: a\rb\r\n",
+                ["an escape in a value"] = "X-A: a\27[31mb\r\n",
+                ["a folded Content-Length"] = "Content-Length: 5\r\n 0\r\n",
+                ["a folded line with a colon"] = "X-Foo: 1\r\n\tContent-Length: 5\r\n",
+            }
+            for what, line in pairs(cases) do
+                local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. line .. "\r\nhello")
+                assert.is_truthy(res, what .. (": no HTTP response, got %q"):format(raw))
+                assert.are.equal(400, res.status, what)
+                assert.are.same({ success = false, message = "Malformed header field" }, json(res), what)
+                assert_request_id(res)
+            end
+            assert_still_serving()
+        end)
+
+        it("answers 400 JSON to a missing or repeated Host, and serves HTTP/1.0 without one", function()
+            for what, head in pairs({
+                missing = "GET /hello HTTP/1.1\r\n\r\n",
+                repeated = "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            }) do
+                local raw, res = srv:raw(head)
+                assert.is_truthy(res, what .. (": no HTTP response, got %q"):format(raw))
+                assert.are.equal(400, res.status, what)
+                assert.are.same({ success = false, message = "A request needs exactly one Host header" },
+                    json(res), what)
+                assert_request_id(res)
+            end
+            local _, res = srv:raw("GET /hello HTTP/1.0\r\n\r\n")
+            assert.are.equal(200, res.status)
+            assert.are.same(HELLO, json(res))
+        end)
+
+        it("answers 501 JSON to a Transfer-Encoding other than chunked, at once", function()
+            for _, coding in ipairs({ "gzip", "gzip, chunked", "identity" }) do
+                local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
+                    .. coding .. "\r\n\r\nabc", { timeout = 3 })
+                assert.is_truthy(res, coding .. (": no HTTP response, got %q"):format(raw))
+                assert.are.equal(501, res.status, coding)
+                assert.are.same({ success = false, message = "Transfer-Encoding not supported (only chunked)" },
+                    json(res))
+            end
+            assert_still_serving()
+        end)
+
+        it("answers 400 JSON to a %00 in the path or the query instead of cutting it there", function()
+            for _, target in ipairs({ "/hello%00.png", "/echo?q=a%00b", "/echo?a%00=1" }) do
+                local raw, res = srv:raw("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                assert.is_truthy(res, target .. (": no HTTP response, got %q"):format(raw))
+                assert.are.equal(400, res.status, target)
+                assert.are.same({ success = false, message = "Bad request target" }, json(res))
+            end
+            -- Other escapes still decode, and the next request on the connection is clean.
+            local res = assert(srv:request("GET", "/echo?q=a%20b%2500"))
+            assert.are.equal(200, res.status)
+            assert.are.equal("a b%00", json(res).query.q)
+            assert_still_serving()
+        end)
+
+        it("serves an absolute-form request target by its path", function()
+            local raw, res = srv:raw("GET http://127.0.0.1/echo?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert.is_truthy(res, ("no HTTP response, got %q"):format(raw))
+            assert.are.equal(200, res.status)
+            assert.are.equal("/echo", json(res).path)
+            assert.are.equal("1", json(res).query.q)
+            _, res = srv:raw("GET HTTPS://example.org/files/a/b HTTP/1.1\r\nHost: example.org\r\n\r\n")
+            assert.are.equal(200, res.status)
+            assert.are.equal("a/b", json(res).rest)
+        end)
+
         -- Known libmicrohttpd 0.9.75 defect (README, "Known limitations"): its
         -- 400 for a bad Content-Length repeats the header block. luahost never
         -- sees the request, so this stays pending until libmicrohttpd is fixed.
