@@ -18,7 +18,7 @@ end
 
 describe("luahost.log", function()
     it("has debug, info, warn, error and enabled functions", function()
-        for _, name in ipairs({ "debug", "info", "warn", "error", "enabled" }) do
+        for _, name in ipairs({ "debug", "info", "warn", "error", "enabled", "quote" }) do
             assert.is_function(log[name], name)
         end
     end)
@@ -96,6 +96,14 @@ describe("luahost.log", function()
         it("writes an empty message for no values", function()
             local out = run_child([[require("luahost.log").info()]])
             assert.matches("%[info%] \n$", out)
+        end)
+
+        it("quote() makes a client's text one safe token: quotes, escapes, any length", function()
+            assert.are.equal('"a\\"b\\\\c\\x0ad\\x1b\\x00e"', log.quote('a"b\\c\nd\27\0e'))
+            assert.are.equal('"nil"', log.quote(nil))
+            assert.are.equal('"42"', log.quote(42))
+            local long = ("\n"):rep(5000) .. "end"
+            assert.are.equal('"' .. ("\\x0a"):rep(5000) .. 'end"', log.quote(long))
         end)
 
         it("writes a message longer than its line buffer as one line", function()

@@ -149,14 +149,13 @@ void lh_log_flush(void)
     pthread_mutex_unlock(&logger.lock);
 }
 
-/* Copies s into out with ", \ and control bytes escaped; returns bytes written. */
-static size_t escape(char *out, size_t size, const char *s)
+size_t lh_log_escape(char *out, size_t size, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t n = 0;
 
-    for (; *s && n + 4 < size; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < len && n + 4 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
             out[n++] = '\\';
             out[n++] = (char)c;
@@ -183,9 +182,9 @@ void lh_log_access(const struct lh_access_entry *e)
     n = format_time(line, sizeof(line));
     m = snprintf(line + n, 256, " %.64s %.64s \"", e->request_id, e->client);
     n = advance(n, m, 256);
-    n += escape(line + n, 64, e->method);
+    n += lh_log_escape(line + n, 64, e->method, strlen(e->method));
     line[n++] = ' ';
-    n += escape(line + n, sizeof(line) - n - 128, e->path);
+    n += lh_log_escape(line + n, sizeof(line) - n - 128, e->path, strlen(e->path));
     m = snprintf(line + n, sizeof(line) - n, "\" %u %zu %.3fms\n", e->status, e->bytes,
                  e->duration_ms);
     n = advance(n, m, sizeof(line));

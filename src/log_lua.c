@@ -4,6 +4,9 @@
  *       Writes the arguments, joined by spaces, to the error log, tagged with
  *       the id of the request being handled.
  *   log.enabled(level) -> boolean
+ *   log.quote(value) -> string
+ *       tostring(value) in double quotes, with ", \ and control bytes
+ *       escaped: a value from a client, made safe to put in a log line.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -67,8 +70,33 @@ static int l_enabled(lua_State *L)
     return 1;
 }
 
+/* log.quote(value) -> string */
+static int l_quote(lua_State *L)
+{
+    /* Each input byte takes at most 4 output bytes. */
+    enum { CHUNK = (LUAL_BUFFERSIZE - 1) / 4 };
+    size_t len;
+    lua_getglobal(L, "tostring");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    const char *s = lua_tolstring(L, -1, &len);
+    luaL_Buffer b;
+
+    luaL_buffinit(L, &b);
+    luaL_addchar(&b, '"');
+    for (size_t at = 0; at < len; at += CHUNK) {
+        size_t take = len - at < CHUNK ? len - at : CHUNK;
+        char *out = luaL_prepbuffer(&b);
+        luaL_addsize(&b, lh_log_escape(out, LUAL_BUFFERSIZE, s + at, take));
+    }
+    luaL_addchar(&b, '"');
+    luaL_pushresult(&b);
+    return 1;
+}
+
 static const luaL_Reg functions[] = {{"debug", l_debug}, {"info", l_info},   {"warn", l_warn},
-                                     {"error", l_error}, {"enabled", l_enabled}, {NULL, NULL}};
+                                     {"error", l_error}, {"enabled", l_enabled}, {"quote", l_quote},
+                                     {NULL, NULL}};
 
 int luaopen_luahost_log(lua_State *L)
 {

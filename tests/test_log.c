@@ -348,6 +348,22 @@ static void test_lh_log_access_cannot_forge_lines(void **state)
     free(text);
 }
 
+static void test_lh_log_escape_bounds_and_bytes(void **state)
+{
+    char out[16];
+    (void)state;
+
+    /* A NUL inside the value is escaped too: the length says where it ends. */
+    size_t n = lh_log_escape(out, sizeof(out), "a\0\"\x1b", 4);
+    assert_int_equal(n, 1 + 4 + 2 + 4);
+    assert_memory_equal(out, "a\\x00\\\"\\x1b", n);
+    /* Never past size - 1, and never half an escape. */
+    n = lh_log_escape(out, 8, "\n\n\n", 3);
+    assert_int_equal(n, 4);
+    assert_memory_equal(out, "\\x0a", 4);
+    assert_int_equal(lh_log_escape(out, 4, "abc", 3), 0);
+}
+
 static void test_lh_log_access_off_writes_nothing(void **state)
 {
     struct fixture *f = *state;
@@ -513,6 +529,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lh_log_level_parse_round_trip),
         cmocka_unit_test(test_lh_log_level_parse_bad_name),
+        cmocka_unit_test(test_lh_log_escape_bounds_and_bytes),
         T(test_lh_log_writes_error_line),
         T(test_lh_log_without_request_id),
         T(test_lh_log_level_filtering),

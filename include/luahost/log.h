@@ -27,6 +27,12 @@ int lh_log_enabled(enum lh_log_level level);
 void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Copies len bytes of s into out with ", \ and control bytes escaped
+ * (\xNN), so that a logged value from a client can neither end its line nor
+ * forge the next one. Writes at most size - 1 bytes (no terminating NUL)
+ * and returns how many; input past that is dropped. */
+size_t lh_log_escape(char *out, size_t size, const char *s, size_t len);
+
 struct lh_access_entry {
     const char *request_id;
     const char *client;

@@ -135,7 +135,7 @@ local function login(req, res)
         end
         -- A stored hash that cannot be read: the operator's to fix. The client
         -- gets what a wrong password gets, so accounts cannot be told apart.
-        log.error(("login: password of %q not checked: %s"):format(name, verr))
+        log.error(("login: password of %s not checked: %s"):format(log.quote(name), verr))
     end
     if not (user and ok) then
         return fail(res, 401, "Invalid username or password")

@@ -131,8 +131,8 @@ local function security_logger(per_minute)
             return
         end
         lines = lines + 1
-        log.warn(("security: %s from %s (%s %s, User-Agent %q)"):format(why, req.client,
-            req.method, req.path, tostring(req.headers["user-agent"])))
+        log.warn(("security: %s from %s (%s %s, User-Agent %s)"):format(why, req.client,
+            req.method, log.quote(req.path), log.quote(req.headers["user-agent"])))
     end
 end
 
@@ -158,7 +158,7 @@ local function report_handler(security_log)
         end
         local function field(a, b)
             local v = r[a] or r[b]
-            return type(v) == "string" and v:sub(1, 200) or "?"
+            return log.quote(type(v) == "string" and v:sub(1, 200) or "?")
         end
         security_log(req, ("CSP violation: %s blocked %s on %s"):format(
             field("violated-directive", "effectiveDirective"), field("blocked-uri", "blockedURL"),

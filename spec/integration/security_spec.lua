@@ -243,8 +243,8 @@ describe("security headers #integration", function()
         assert.are.equal("", res.body)
         local line = srv:error_log("CSP violation", 5, true)
         assert.is_truthy(line, "no CSP violation line:\n" .. srv:error_log())
-        assert.is_truthy(line:find("security: CSP violation: script-src-elem blocked "
-            .. "https://evil.example/x.js on http://127.0.0.1/gallery", 1, true), line)
+        assert.is_truthy(line:find('security: CSP violation: "script-src-elem" blocked '
+            .. '"https://evil.example/x.js" on "http://127.0.0.1/gallery"', 1, true), line)
 
         -- The Reporting API's format is taken too.
         local modern = cjson.encode({ {
@@ -255,7 +255,7 @@ describe("security headers #integration", function()
         res = assert(srv:request("POST", "/csp-report",
             { ["Content-Type"] = "application/reports+json", ["User-Agent"] = ua }, modern))
         assert.are.equal(204, res.status)
-        assert.is_truthy(srv:error_log("blocked inline on http://127.0.0.1/modern", 5, true),
+        assert.is_truthy(srv:error_log('blocked "inline" on "http://127.0.0.1/modern"', 5, true),
             srv:error_log())
 
         local big = cjson.encode({ ["csp-report"] = { ["document-uri"] = ("x"):rep(20 * 1024) } })
@@ -270,6 +270,30 @@ describe("security headers #integration", function()
             { ["Content-Type"] = "application/json", ["User-Agent"] = fresh_ua("csp") }, '{"a":1}'))
         assert.are.equal(400, res.status, res.body)
         assert.is_true(srv:running())
+    end)
+
+    -- A report is the client's text: it must not end its log line or forge
+    -- the next one (a newline, a terminal escape).
+    it("logs a CSP report's newlines, escapes and quotes escaped, on its own line", function()
+        local forged = "2026-01-01T00:00:00.000Z [error] forged line"
+        local report = cjson.encode({
+            ["csp-report"] = {
+                ["document-uri"] = "http://127.0.0.1/x\n" .. forged,
+                ["violated-directive"] = "script-src\27[2J",
+                ["blocked-uri"] = 'say "hi" \\ bye',
+            },
+        })
+        local res = assert(srv:request("POST", "/csp-report",
+            { ["Content-Type"] = "application/csp-report", ["User-Agent"] = fresh_ua("forge") }, report))
+        assert.are.equal(204, res.status)
+        local line = srv:error_log('blocked "say', 5, true)
+        assert.is_truthy(line, srv:error_log())
+        assert.is_truthy(line:find('"script-src\\x1b[2J" blocked "say \\"hi\\" \\\\ bye" on '
+            .. '"http://127.0.0.1/x\\x0a' .. forged .. '"', 1, true), line)
+        for l in srv:error_log():gmatch("[^\n]+") do
+            assert.are_not.equal(forged, l:sub(1, #forged), "a forged line was written: " .. l)
+            assert.is_falsy(l:find("\27", 1, true), "a raw escape was written: " .. l)
+        end
     end)
 end)
 
