@@ -314,6 +314,7 @@ static enum MHD_Result queue_error(struct exchange *x, unsigned status, const ch
 
 static const char ERR_400_PATH[] = "{\"success\":false,\"message\":\"Bad path\"}";
 static const char ERR_404[] = "{\"success\":false,\"message\":\"Not found\"}";
+static const char ERR_412[] = "{\"success\":false,\"message\":\"Precondition failed\"}";
 
 static void add_header(struct lh_reply *r, const char *name, const char *value)
 {
@@ -321,7 +322,7 @@ static void add_header(struct lh_reply *r, const char *name, const char *value)
     r->values[r->nheaders++] = value;
 }
 
-/* Answers a GET or HEAD of a static file: 200, 206, 304, 416 or 404. */
+/* Answers a GET or HEAD of a static file: 200, 206, 304, 412, 416 or 404. */
 static enum MHD_Result serve_static(struct exchange *x, const char *rel)
 {
     struct lh_http *h = x->h;
@@ -341,6 +342,15 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
         .security = ts && ts->worker ? lh_worker_default_headers(ts->worker) : NULL,
         .route = h->static_route,
     };
+    if (lh_static_precondition_failed(
+            &f, MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Match"),
+            MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Unmodified-Since"))) {
+        close(f.fd);
+        return queue_error(x, 412, ERR_412, sizeof(ERR_412) - 1);
+    }
+    if (range != NULL &&
+        !lh_static_range_applies(&f, MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Range")))
+        range = NULL;
     lh_static_http_date(f.mtime, modified, sizeof(modified));
     add_header(&reply, "ETag", f.etag);
     add_header(&reply, "Last-Modified", modified);

@@ -180,17 +180,19 @@ enum lh_status lh_static_version(const struct lh_static *s, const char *rel,
 
 /* -- Validators, ranges, caching --------------------------------------------- */
 
-/* Whether a comma-separated If-None-Match list holds etag (weakly) or "*". */
-static int etag_listed(const char *list, const char *etag)
+/* Whether a comma-separated If-None-Match or If-Match list holds etag or
+ * "*": weakly (a W/ tag matches too) or strongly (RFC 9110 section 8.8.3.2). */
+static int etag_listed(const char *list, const char *etag, int strong)
 {
     size_t n = strlen(etag);
     for (const char *p = list; *p;) {
         while (*p == ' ' || *p == '\t' || *p == ',')
             p++;
-        if (strncmp(p, "W/", 2) == 0)
+        int weak = strncmp(p, "W/", 2) == 0;
+        if (weak)
             p += 2;
-        if (*p == '*' || (strncmp(p, etag, n) == 0 && (p[n] == '\0' || p[n] == ',' ||
-                                                        p[n] == ' ' || p[n] == '\t')))
+        if (*p == '*' || (!(weak && strong) && strncmp(p, etag, n) == 0 &&
+                          (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t')))
             return 1;
         while (*p && *p != ',')
             p++;
@@ -198,18 +200,50 @@ static int etag_listed(const char *list, const char *etag)
     return 0;
 }
 
+/* An IMF-fixdate; 0 for anything else. */
+static int parse_http_date(const char *text, time_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (end == NULL || *end != '\0')
+        return 0;
+    *out = timegm(&tm);
+    return 1;
+}
+
 int lh_static_not_modified(const struct lh_static_file *f, const char *if_none_match,
                            const char *if_modified_since)
 {
+    time_t since;
+
     if (if_none_match != NULL)
-        return etag_listed(if_none_match, f->etag);
-    if (if_modified_since != NULL) {
-        struct tm tm;
-        memset(&tm, 0, sizeof(tm));
-        const char *end = strptime(if_modified_since, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        return end != NULL && *end == '\0' && f->mtime <= timegm(&tm);
-    }
-    return 0;
+        return etag_listed(if_none_match, f->etag, 0);
+    return if_modified_since != NULL && parse_http_date(if_modified_since, &since) &&
+           f->mtime <= since;
+}
+
+int lh_static_precondition_failed(const struct lh_static_file *f, const char *if_match,
+                                  const char *if_unmodified_since)
+{
+    time_t since;
+
+    if (if_match != NULL)
+        return !etag_listed(if_match, f->etag, 1);
+    /* An unreadable date is ignored (RFC 9110 section 13.1.4). */
+    return if_unmodified_since != NULL && parse_http_date(if_unmodified_since, &since) &&
+           f->mtime > since;
+}
+
+int lh_static_range_applies(const struct lh_static_file *f, const char *if_range)
+{
+    time_t date;
+
+    if (if_range == NULL)
+        return 1;
+    if (if_range[0] == '"')
+        return strcmp(if_range, f->etag) == 0;
+    return parse_http_date(if_range, &date) && date == f->mtime;
 }
 
 /* Parses decimal digits at *p into *out; 0 when there are none or too many. */

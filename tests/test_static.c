@@ -161,6 +161,33 @@ static void test_validators_and_caching(void **state)
     assert_string_equal(lh_static_cache_control("p.html", NULL, &f), "no-cache");
 }
 
+static void test_preconditions_and_if_range(void **state)
+{
+    struct lh_static_file f = {.mtime = 1000000000, .etag = "\"abc-1\""};
+    (void)state;
+
+    /* If-Match compares strongly: a weak tag never matches. */
+    assert_false(lh_static_precondition_failed(&f, "\"abc-1\"", NULL));
+    assert_false(lh_static_precondition_failed(&f, "\"x\", \"abc-1\"", NULL));
+    assert_false(lh_static_precondition_failed(&f, "*", NULL));
+    assert_true(lh_static_precondition_failed(&f, "W/\"abc-1\"", NULL));
+    assert_true(lh_static_precondition_failed(&f, "\"abc-10\"", NULL));
+    /* If-Unmodified-Since, only without If-Match; a bad date is ignored. */
+    assert_false(lh_static_precondition_failed(&f, NULL, "Sun, 09 Sep 2001 01:46:40 GMT"));
+    assert_true(lh_static_precondition_failed(&f, NULL, "Sun, 09 Sep 2001 01:46:39 GMT"));
+    assert_false(lh_static_precondition_failed(&f, NULL, "yesterday"));
+    assert_false(lh_static_precondition_failed(&f, "\"abc-1\"", "Sun, 09 Sep 2001 01:46:39 GMT"));
+    assert_false(lh_static_precondition_failed(&f, NULL, NULL));
+
+    assert_true(lh_static_range_applies(&f, NULL));
+    assert_true(lh_static_range_applies(&f, "\"abc-1\""));
+    assert_false(lh_static_range_applies(&f, "\"abc-2\""));
+    assert_false(lh_static_range_applies(&f, "W/\"abc-1\""));
+    assert_true(lh_static_range_applies(&f, "Sun, 09 Sep 2001 01:46:40 GMT"));
+    assert_false(lh_static_range_applies(&f, "Sun, 09 Sep 2001 01:46:41 GMT"));
+    assert_false(lh_static_range_applies(&f, "garbage"));
+}
+
 static void test_accepts_gzip(void **state)
 {
     (void)state;
@@ -184,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_paths_leaving_the_root_are_refused),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_validators_and_caching),
+        cmocka_unit_test(test_preconditions_and_if_range),
         cmocka_unit_test(test_accepts_gzip),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -56,6 +56,16 @@ enum lh_status lh_static_version(const struct lh_static *s, const char *rel,
 int lh_static_not_modified(const struct lh_static_file *f, const char *if_none_match,
                            const char *if_modified_since);
 
+/* 1 when the request must get 412: If-Match lists neither "*" nor the ETag
+ * (compared strongly), or, without If-Match, the file changed after
+ * If-Unmodified-Since. Either header may be NULL. */
+int lh_static_precondition_failed(const struct lh_static_file *f, const char *if_match,
+                                  const char *if_unmodified_since);
+
+/* 1 when a Range is to be honoured: no If-Range, or one that is the ETag or
+ * exactly the file's Last-Modified; otherwise the whole file is sent. */
+int lh_static_range_applies(const struct lh_static_file *f, const char *if_range);
+
 enum lh_static_range { LH_RANGE_NONE, LH_RANGE_OK, LH_RANGE_UNSATISFIABLE };
 /* A single "bytes=a-b", "bytes=a-" or "bytes=-n" range of a file of size
  * bytes. Anything else (several ranges, other units, garbage) is

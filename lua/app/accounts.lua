@@ -112,20 +112,29 @@ local function login(req, res)
     if password.busy() then
         return busy(res)
     end
+    -- The account limit counts per name as the database compares names
+    -- (case, accents and trailing spaces aside: "Admin " and "ädmin" find
+    -- "admin"), so a variant spelling is no fresh set of attempts; the key is
+    -- the same whether the account exists or not.
+    local user, err, kind = db.query_one([[
+        SELECT SHA2(WEIGHT_STRING(RTRIM(?) COLLATE utf8mb4_unicode_ci), 256) AS name_key,
+               u.id, u.username, u.password_hash, u.is_admin
+        FROM (SELECT 1) AS one LEFT JOIN users u ON u.username = ?]], name, name)
+    if err then
+        log.error("login: " .. err)
+        return fail(res, (kind == "sql") and 500 or 503, "Server error")
+    end
     local limiter = ratelimit.host()
     if limiter then
         local allowed, retry = limiter:check(LOGIN_LIMITS, "login:ip:" .. req.client,
-            "login:user:" .. name:lower())
+            "login:user:" .. user.name_key)
         if not allowed then
             res.headers["Retry-After"] = tostring(retry)
             return fail(res, 429, "Too many sign-in attempts", { retry_after = retry })
         end
     end
-    local user, err, kind = db.query_one(
-        "SELECT id, username, password_hash, is_admin FROM users WHERE username = ?", name)
-    if err then
-        log.error("login: " .. err)
-        return fail(res, (kind == "sql") and 500 or 503, "Server error")
+    if user.id == db.null then -- no such account
+        user = nil
     end
     local ok, verr = password.verify(secret, user and user.password_hash or DUMMY_HASH)
     if ok == nil then

@@ -32,12 +32,21 @@ local function bad_request(res, message)
     return res:json({ success = false, message = message }, 400)
 end
 
+-- The number a string of decimal digits (with at most one point) spells;
+-- nil for anything else tonumber would take: "0x1", "1e1", "nan", " 1".
+local function decimal(value)
+    if type(value) ~= "string" or not value:find("%d") or not value:find("^%d*%.?%d*$") then
+        return nil
+    end
+    return tonumber(value)
+end
+
 -- A whole number from lo to hi, from a query argument; default when absent.
 local function int_arg(value, default, lo, hi)
     if value == nil or value == "" then
         return default
     end
-    local n = tonumber(value)
+    local n = decimal(value)
     if n == nil or n ~= floor(n) or n < lo or n > hi then
         return nil
     end
@@ -45,11 +54,46 @@ local function int_arg(value, default, lo, hi)
 end
 
 local function image_id(req)
-    local id = tonumber(req.params.id)
-    if id == nil or id ~= floor(id) or id < 1 or id > 4294967295 then
-        return nil
+    return int_arg(req.params.id, nil, 1, 4294967295)
+end
+
+-- Characters of a UTF-8 string (what a VARCHAR counts); nil when it is not UTF-8.
+local function utf8_length(s)
+    local n, i, len = 0, 1, #s
+    while i <= len do
+        local c = s:byte(i)
+        local extra = c < 0x80 and 0 or (c >= 0xC2 and c < 0xE0) and 1 or (c >= 0xE0 and c < 0xF0) and 2
+            or (c >= 0xF0 and c < 0xF5) and 3 or nil
+        if extra == nil or i + extra > len then
+            return nil
+        end
+        for k = i + 1, i + extra do
+            local b = s:byte(k)
+            if b < 0x80 or b > 0xBF then
+                return nil
+            end
+        end
+        n, i = n + 1, i + extra + 1
     end
-    return id
+    return n
+end
+
+-- Why an upload's fields do not fit the svg_image columns, or nil.
+local MAX_DESCRIPTION = 65535 -- bytes of a TEXT column
+local function upload_problem(body)
+    if type(body) ~= "table" or type(body.svg) ~= "string" or type(body.filename) ~= "string"
+        or (body.description ~= nil and type(body.description) ~= "string")
+        or (body.is_public ~= nil and type(body.is_public) ~= "boolean") then
+        return "want JSON {filename, svg, description?, is_public? (true or false)}"
+    end
+    local chars = utf8_length(body.filename)
+    if chars == nil or chars == 0 or chars > 255 then
+        return "filename must be 1 to 255 characters of UTF-8"
+    end
+    if body.description and (#body.description > MAX_DESCRIPTION or not utf8_length(body.description)) then
+        return "description must be UTF-8 of at most " .. MAX_DESCRIPTION .. " bytes"
+    end
+    return nil
 end
 
 -- One page of public images, newest first: the reference's shape plus
@@ -174,10 +218,9 @@ local routes = {
             return
         end
         local body = cjson_safe.decode(req.body)
-        if type(body) ~= "table" or type(body.svg) ~= "string" or type(body.filename) ~= "string"
-            or #body.filename == 0 or #body.filename > 255
-            or (body.description ~= nil and type(body.description) ~= "string") then
-            return bad_request(res, "want JSON {filename, svg, description?, is_public?}")
+        local problem = upload_problem(body)
+        if problem then
+            return bad_request(res, problem)
         end
         local safe, why = svg.check(body.svg)
         if not safe then
@@ -204,14 +247,16 @@ local routes = {
         if not id then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        local image, err, kind = db.query_one("SELECT user_id FROM svg_image WHERE id = ?", id)
+        local image, err, kind = db.query_one("SELECT user_id, is_public FROM svg_image WHERE id = ?", id)
         if err then
             return server_error(res, "svg delete", err, kind)
         end
-        if not image then
+        local mine = image and (image.user_id == session.user_id or session.is_admin == 1)
+        -- Someone else's private image is not there for this user at all.
+        if not image or (not mine and image.is_public ~= 1) then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        if image.user_id ~= session.user_id and session.is_admin ~= 1 then
+        if not mine then
             return res:json({ success = false, message = "Only the owner or an administrator" }, 403)
         end
         local deleted
@@ -232,8 +277,8 @@ local routes = {
 
     -- Blocks this request (not the server) for ?seconds=N, at most 10.
     ["GET /sleep"] = function(req, res)
-        local seconds = tonumber(req.query.seconds) or 1
-        if seconds < 0 or seconds > 10 then
+        local seconds = req.query.seconds == nil and 1 or decimal(req.query.seconds)
+        if seconds == nil or seconds > 10 then
             return bad_request(res, "seconds must be from 0 to 10")
         end
         worker.sleep(seconds)

@@ -1,6 +1,6 @@
 -- Accounts against the real MariaDB: `luahost user add`, sign-in and its
 -- cookie, /api/me, logout revoking the session, CSRF on logout, session
--- fixation, and the login limit.
+-- fixation, and the login limit (per name as the database compares names).
 local S = require "integration.support.server"
 local G = require "integration.support.gallery"
 
@@ -18,11 +18,11 @@ local function mariadb(sql)
     return out
 end
 
--- Inserts an image; returns its id.
-local function insert_image(owner_name)
-    local out = mariadb(("INSERT INTO svg_image (filename, svg_content, user_id) SELECT 'mine.svg', "
-        .. "'<svg xmlns=\"http://www.w3.org/2000/svg\"/>', id FROM users WHERE username = '%s'; "
-        .. "SELECT LAST_INSERT_ID();"):format(owner_name))
+-- Inserts an image (public unless is_public is 0); returns its id.
+local function insert_image(owner_name, is_public)
+    local out = mariadb(("INSERT INTO svg_image (filename, svg_content, user_id, is_public) SELECT 'mine.svg', "
+        .. "'<svg xmlns=\"http://www.w3.org/2000/svg\"/>', id, %d FROM users WHERE username = '%s'; "
+        .. "SELECT LAST_INSERT_ID();"):format(is_public or 1, owner_name))
     return assert(tonumber(out:match("(%d+)%s*$")), "insert failed: " .. out)
 end
 
@@ -99,15 +99,18 @@ describe("accounts #integration", function()
         assert.are.equal(401, assert(srv:request("GET", "/api/me", { Cookie = "sid=" .. planted })).status)
     end)
 
-    it("limits sign-in attempts per account: the 11th in 15 minutes is refused", function()
+    -- Every spelling MariaDB takes for the same name (case, accents, trailing
+    -- spaces) counts against one limit.
+    it("limits sign-in attempts per account, however the name is spelt: the 11th in 15 minutes is refused", function()
         local target = name .. "-limited"
+        local spellings = { target, target:upper(), target .. "  ", "\195\185" .. target:sub(2) } -- ù for u
         -- The 12 attempts (each a deliberately slow password check) inside one
         -- 15-minute window: across a boundary the sliding estimate would
         -- rightly let an earlier attempt count for less than one.
         S.fresh_window(900, 60)
         local statuses = {}
         for i = 1, 11 do
-            statuses[i] = login(srv, target, "guess " .. i).status
+            statuses[i] = login(srv, spellings[i % #spellings + 1], "guess " .. i).status
         end
         assert.are.equal("401,401,401,401,401,401,401,401,401,401,429", table.concat(statuses, ","))
         local res = login(srv, target, "again")
@@ -144,6 +147,13 @@ describe("deleting images #integration", function()
         assert.are.equal(401, assert(srv:request("DELETE", "/api/svg/2")).status)
         local h = session_of(other)
         assert.are.equal(403, assert(srv:request("DELETE", "/api/svg/2", { Cookie = h.Cookie })).status)
+    end)
+
+    it("answers 404, not 403, for someone else's private image", function()
+        local private = insert_image(owner, 0)
+        local res = assert(srv:request("DELETE", "/api/svg/" .. private, session_of(other)))
+        assert.are.equal(404, res.status, res.body)
+        assert.are.equal(200, assert(srv:request("DELETE", "/api/svg/" .. private, session_of(owner))).status)
     end)
 
     it("lets the owner or an administrator delete an image, and nobody else", function()
@@ -199,5 +209,29 @@ describe("uploading images #integration", function()
         res = upload(h, { filename = "c.svg", svg = '<svg><script>alert(1)</script></svg>' })
         assert.are.equal(400, res.status)
         assert.are.equal(200, assert(srv:request("DELETE", "/api/svg/" .. id, h)).status)
+    end)
+
+    -- What the columns cannot hold is the client's mistake (400 with the
+    -- reason), never the database's (500).
+    it("refuses fields the columns cannot hold with 400, counting the filename in characters", function()
+        local signin = login(srv, uploader, secret)
+        local h = { Cookie = "sid=" .. sid_of(signin), ["X-CSRF-Token"] = json(signin).csrf_token }
+        local clean = '<svg xmlns="http://www.w3.org/2000/svg"/>'
+        local e = "\195\169" -- é: two bytes, one character
+        local res = upload(h, { filename = e:rep(255), svg = clean, is_public = false })
+        assert.are.equal(201, res.status, res.body)
+        local id = json(res).id
+        assert.are.equal(404, assert(srv:request("GET", "/api/svg/" .. id)).status) -- private
+        assert.are.equal(200, assert(srv:request("DELETE", "/api/svg/" .. id, h)).status)
+        for what, fields in pairs({
+            ["256 characters"] = { filename = e:rep(256), svg = clean },
+            ["no UTF-8"] = { filename = "\255.svg", svg = clean },
+            ["description over 64 KiB"] = { filename = "d.svg", svg = clean, description = ("d"):rep(65536) },
+            ['is_public "no"'] = { filename = "p.svg", svg = clean, is_public = "no" },
+        }) do
+            res = upload(h, fields)
+            assert.are.equal(400, res.status, what .. ": " .. res.body)
+            assert.is_false(json(res).success, what)
+        end
     end)
 end)

@@ -47,11 +47,22 @@ describe("gallery #integration", function()
 
     it("answers 400 JSON for out-of-range or malformed pagination", function()
         for _, q in ipairs({ "page=0", "page=-1", "page=abc", "per_page=0", "per_page=101",
-            "per_page=2.5", "page=1%20OR%201=1" }) do
+            "per_page=2.5", "page=1%20OR%201=1", "page=0x1", "page=1e0", "per_page=nan" }) do
             local res = assert(srv:request("GET", "/api/svg/list?" .. q))
             assert.are.equal(400, res.status, q .. ": " .. res.body)
             assert.is_false(json(res).success)
         end
+    end)
+
+    it("answers 400 JSON for a /sleep duration that is not a decimal from 0 to 10", function()
+        for _, q in ipairs({ "nan", "inf", "-1", "11", "0x1", "1e0", "" }) do
+            local res = assert(srv:request("GET", "/sleep?seconds=" .. q))
+            assert.are.equal(400, res.status, q .. ": " .. res.body)
+            assert.is_false(json(res).success)
+        end
+        local res = assert(srv:request("GET", "/sleep?seconds=0.01"))
+        assert.are.equal(200, res.status)
+        assert.are.equal(0.01, json(res).slept)
     end)
 
     it("counts each view of an image atomically", function()
@@ -73,7 +84,7 @@ describe("gallery #integration", function()
 
     it("answers 404 for a private, missing or malformed image id", function()
         for _, path in ipairs({ "/api/svg/10", "/api/svg/999999", "/api/svg/1%20OR%201=1",
-            "/api/svg/0", "/svg/10.svg", "/svg/abc.svg" }) do
+            "/api/svg/0", "/svg/10.svg", "/svg/abc.svg", "/api/svg/0x1", "/api/svg/1e0", "/svg/0x1.svg" }) do
             local res = assert(srv:request("GET", path))
             assert.are.equal(404, res.status, path .. ": " .. res.body)
         end

@@ -1,10 +1,11 @@
 -- Static files served by the C core over real HTTP, no browser: content
 -- types, ETag and Last-Modified revalidation (304), Cache-Control by kind
 -- and version, gzip variants by Accept-Encoding, byte ranges (206, 416),
--- HEAD, and paths that would leave the root (.., encoded, symlinks) refused.
+-- preconditions (412, If-Range), HEAD, and paths that would leave the root (.., encoded, symlinks) refused.
 --
 -- The app is a copy of spec/integration/staticapp, with symlinks added.
 local S = require "integration.support.server"
+local cjson = require "cjson"
 
 local SRC = "spec/integration/staticapp"
 
@@ -110,6 +111,34 @@ describe("static files #integration", function()
         assert.are.equal(416, res.status)
         assert.are.equal(("bytes */%d"):format(#css), res.headers["content-range"])
         assert.are.equal(200, get("/static/css/site.css", { Range = "bytes=0-1,5-6" }).status)
+    end)
+
+    it("answers 412 to a failed If-Match or If-Unmodified-Since, and drops a stale If-Range", function()
+        local css = S.read_file(dir .. "/static/css/site.css")
+        local first = get("/static/css/site.css")
+        local etag, modified = first.headers["etag"], first.headers["last-modified"]
+        for what, headers in pairs({
+            ["If-Match another tag"] = { ["If-Match"] = '"other"' },
+            ["If-Match a weak tag"] = { ["If-Match"] = "W/" .. etag },
+            ["If-Unmodified-Since before the file"] = { ["If-Unmodified-Since"] = "Thu, 01 Jan 1970 00:00:00 GMT" },
+        }) do
+            local res = get("/static/css/site.css", headers)
+            assert.are.equal(412, res.status, what)
+            assert.are.same({ success = false, message = "Precondition failed" }, cjson.decode(res.body))
+        end
+        assert.are.equal(200, get("/static/css/site.css", { ["If-Match"] = etag }).status)
+        assert.are.equal(200, get("/static/css/site.css", { ["If-Unmodified-Since"] = modified }).status)
+        -- If-Range: the range while the client's copy is current, else the whole file.
+        for _, validator in ipairs({ etag, modified }) do
+            local res = get("/static/css/site.css", { Range = "bytes=0-9", ["If-Range"] = validator })
+            assert.are.equal(206, res.status, validator)
+            assert.are.equal(css:sub(1, 10), res.body)
+        end
+        for _, stale in ipairs({ '"old"', "Thu, 01 Jan 1970 00:00:00 GMT" }) do
+            local res = get("/static/css/site.css", { Range = "bytes=0-9", ["If-Range"] = stale })
+            assert.are.equal(200, res.status, stale)
+            assert.are.equal(css, res.body)
+        end
     end)
 
     it("answers HEAD with the headers alone", function()
