@@ -44,7 +44,12 @@ static const struct option_def defs[] = {
     NUM_OPT(port, "8080", 1, 65535, "port to listen on"),
     NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
     NUM_OPT(max_connections, "4096", 1, 1000000, "open connections at once"),
+    NUM_OPT(max_connections_per_ip, "256", 0, 1000000,
+            "open connections at once from one client address; 0: no limit "
+            "(behind a proxy, every client has the proxy's address)"),
     NUM_OPT(idle_timeout, "60", 1, 86400, "seconds before an idle connection is closed"),
+    NUM_OPT(header_timeout, "10", 1, 86400,
+            "seconds a new connection may stay silent before its first request head is complete"),
     BYTES_OPT(max_header_bytes, "8k", 1024, 1024 * 1024,
               "request line and headers; larger requests get 431"),
     BYTES_OPT(max_body_bytes, "1m", 0, 1024L * 1024 * 1024, "request body; larger bodies get 413"),

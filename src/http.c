@@ -69,6 +69,9 @@ struct lh_http {
     unsigned nthreads;
     struct thread_state *threads; /* one per libmicrohttpd thread */
     uint32_t id_prefix; /* random per process: ids stay unique across instances */
+    unsigned idle_timeout, header_timeout;
+    unsigned connections_per_thread; /* libmicrohttpd's share of the limit */
+    _Atomic long full_warned;        /* when "connection limit reached" was last logged */
     int quiesced;
 };
 
@@ -78,6 +81,7 @@ struct thread_state {
     unsigned index;
     uint64_t seq;
     atomic_uint inflight; /* exchanges begun and not completed */
+    unsigned connections; /* open on this thread */
     time_t date_second;   /* the second `date` shows */
     char date[32];        /* the Date header, e.g. "Wed, 25 Nov 2026 09:34:45 GMT" */
 };
@@ -109,6 +113,7 @@ struct exchange {
 struct connection {
     char client[INET6_ADDRSTRLEN];
     int bad_target; /* set while libmicrohttpd unescapes the request line */
+    int awaiting_first_head; /* under header_timeout, not idle_timeout */
     struct lh_fingerprint_memo fingerprint_memo;
     struct exchange x;
 };
@@ -594,6 +599,10 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     }
     x->bad_target = c->bad_target;
     c->bad_target = 0;
+    if (c->awaiting_first_head) {
+        c->awaiting_first_head = 0;
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, h->idle_timeout);
+    }
     x->req.method = method;
     url = origin_form(url);
     x->req.path = url;
@@ -749,15 +758,36 @@ static void format_client(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
     snprintf(out, INET6_ADDRSTRLEN, "-");
 }
 
+/* libmicrohttpd stops accepting at the limit and says nothing: the
+ * connections wait in the listen backlog. Said here, once a minute. */
+static void count_connection(struct lh_http *h, int delta)
+{
+    struct thread_state *ts = this_thread(h);
+
+    if (ts == NULL)
+        return;
+    ts->connections += delta;
+    if (delta < 0 || ts->connections < h->connections_per_thread)
+        return;
+    long now = (long)time(NULL), last = atomic_load(&h->full_warned);
+    if (now - last >= 60 && atomic_compare_exchange_strong(&h->full_warned, &last, now))
+        lh_log(LH_LOG_WARN, NULL,
+               "connection limit reached (%u per HTTP thread): new connections wait "
+               "(raise --max-connections?)",
+               h->connections_per_thread);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
+    struct lh_http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        count_connection(h, -1);
         free(*socket_context);
         *socket_context = NULL;
         return;
     }
+    count_connection(h, 1);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     struct connection *c = malloc(sizeof(*c));
@@ -766,6 +796,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     format_client(ci ? ci->client_addr : NULL, c->client);
     c->fingerprint_memo.generation = 0;
     c->bad_target = 0;
+    /* A client that connects and then trickles its head holds a slot: until
+     * the first request is complete, silence is cut short. */
+    c->awaiting_first_head = h->header_timeout < h->idle_timeout;
+    if (c->awaiting_first_head)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, h->header_timeout);
     *socket_context = c;
 }
 
@@ -777,7 +812,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    lh_log(LH_LOG_INFO, NULL, "http: %s", msg);
+    /* A refused connection is the operator's to know about. */
+    lh_log(strstr(msg, "limit") ? LH_LOG_WARN : LH_LOG_INFO, NULL, "http: %s", msg);
 }
 
 /* -- Lifecycle --------------------------------------------------------------- */
@@ -832,6 +868,9 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     h->trusted = o->trusted_proxies && lh_cidr_set_count(o->trusted_proxies) ? o->trusted_proxies
                                                                                 : NULL;
     h->id_prefix = random_prefix();
+    h->idle_timeout = o->idle_timeout;
+    h->header_timeout = o->header_timeout;
+    h->connections_per_thread = o->max_connections / o->threads;
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
@@ -852,7 +891,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT,
-        o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
+        o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
         MHD_OPTION_STRICT_FOR_CLIENT, 0, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,

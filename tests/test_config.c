@@ -93,6 +93,8 @@ static void test_lh_config_init_defaults(void **state)
     assert_int_equal(c->workers, 0);
     assert_int_equal(c->max_connections, 4096);
     assert_int_equal(c->idle_timeout, 60);
+    assert_int_equal(c->max_connections_per_ip, 256);
+    assert_int_equal(c->header_timeout, 10);
     assert_int_equal(c->shutdown_timeout, 10);
     assert_int_equal(c->blocking_threads, 16);
     assert_int_equal(c->cpu_threads, 0);
@@ -112,7 +114,7 @@ static void test_lh_config_option_at_lists_every_option(void **state)
     size_t n = lh_config_option_count();
     int seen_port = 0, seen_db_url = 0;
 
-    assert_int_equal(n, 33); /* one per field of struct lh_config */
+    assert_int_equal(n, 35); /* one per field of struct lh_config */
     for (size_t i = 0; i < n; i++) {
         const struct lh_config_option *o = lh_config_option_at(i);
         assert_non_null(o);

@@ -18,7 +18,9 @@ struct lh_config {
     long port;             /* listen port */
     long workers;          /* worker threads; 0 means one per core */
     long max_connections;  /* open connections at once */
+    long max_connections_per_ip; /* from one client address; 0: no limit */
     long idle_timeout;     /* seconds a connection may stay idle */
+    long header_timeout;   /* seconds a new connection may pause in its first head */
     long max_header_bytes; /* request line + headers, beyond: 431 */
     long max_body_bytes;   /* request body, beyond: 413 */
     long shutdown_timeout; /* seconds in-flight requests get on SIGTERM */

@@ -16,7 +16,9 @@ struct lh_http_options {
     unsigned port;
     unsigned threads;        /* must equal the worker count */
     unsigned max_connections;
+    unsigned max_connections_per_ip; /* 0: no limit */
     unsigned idle_timeout;   /* seconds */
+    unsigned header_timeout; /* seconds of silence allowed before a connection's first request */
     size_t max_header_bytes; /* request line + headers; beyond: 431 */
     size_t max_body_bytes;   /* beyond: 413 */
     /* Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are

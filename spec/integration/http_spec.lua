@@ -643,3 +643,67 @@ return {
         end)
     end)
 end)
+
+-- Slow and crowding clients: a connection that trickles its first head is
+-- closed after --header-timeout, and one address cannot hold more than
+-- --max-connections-per-ip connections; refusals are logged as warnings.
+describe("http connection limits #integration", function()
+    local srv
+
+    lazy_setup(function()
+        srv = S.start({ args = { "--header-timeout", "1", "--idle-timeout", "30",
+            "--max-connections-per-ip", "3", "--workers", "2" } })
+    end)
+
+    lazy_teardown(function()
+        S.stop_all()
+    end)
+
+    it("closes a connection whose first request head is not complete after --header-timeout", function()
+        local c = assert(srv:client())
+        c:send("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        local started = S.now()
+        assert.is_true(c:closed_by_peer(5), "still open after 5 s")
+        local took = S.now() - started
+        assert.is_true(took >= 0.9, ("closed after %.2f s"):format(took))
+        c:close()
+        -- Once its first request is in, a connection may idle for --idle-timeout.
+        c = assert(srv:client())
+        assert.are.equal(200, assert(c:request("GET", "/hello")).status)
+        S.sleep(2)
+        assert.are.equal(200, assert(c:request("GET", "/hello")).status)
+        c:close()
+    end)
+
+    it("refuses a connection beyond --max-connections-per-ip, logs it, and serves the others", function()
+        local held = {}
+        for i = 1, 3 do
+            held[i] = assert(srv:client())
+            assert.are.equal(200, assert(held[i]:request("GET", "/hello")).status)
+        end
+        local extra = assert(srv:client())
+        assert.is_true(extra:closed_by_peer(2), "a fourth connection from one address was served")
+        extra:close()
+        assert.is_truthy(srv:error_log("[warn] http: Server reached connection limit", 5, true),
+            srv:error_log())
+        assert.are.equal(200, assert(held[1]:request("GET", "/hello")).status)
+        held[1]:close()
+        -- A slot freed is a slot to take again.
+        local again
+        for _ = 1, 20 do
+            again = assert(srv:client())
+            local res = again:request("GET", "/hello")
+            if res and res.status == 200 then
+                break
+            end
+            again:close()
+            again = nil
+            S.sleep(0.1)
+        end
+        assert.is_truthy(again, "no connection accepted after one closed")
+        again:close()
+        for i = 2, 3 do
+            held[i]:close()
+        end
+    end)
+end)
