@@ -101,6 +101,13 @@ local function busy(res)
 end
 
 local function login(req, res)
+    -- A page elsewhere can post a form (even one whose text/plain body reads
+    -- as JSON) but not an application/json body without CORS's consent: so a
+    -- site cannot sign its visitors in to an account of its choosing.
+    local media_type = (req.headers["content-type"] or ""):lower():match("^%s*([^;%s]+)")
+    if media_type ~= "application/json" then
+        return fail(res, 415, "Want Content-Type: application/json")
+    end
     local body = cjson_safe.decode(req.body)
     local name = type(body) == "table" and body.username
     local secret = type(body) == "table" and body.password

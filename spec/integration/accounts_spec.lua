@@ -3,6 +3,7 @@
 -- fixation, and the login limit (per name as the database compares names).
 local S = require "integration.support.server"
 local G = require "integration.support.gallery"
+local cjson = require "cjson"
 
 local DB_URL, json, add_user, login, sid_of = G.DB_URL, G.json, G.add_user, G.login, G.sid_of
 local start_gallery = G.start
@@ -88,6 +89,20 @@ describe("accounts #integration", function()
             { Cookie = "sid=" .. sid, ["X-CSRF-Token"] = csrf }))
         assert.are.equal(200, out.status)
         assert.are.equal(401, assert(srv:request("GET", "/api/me", cookie)).status)
+    end)
+
+    -- Login CSRF: a cross-site form can send text/plain that reads as JSON.
+    it("answers 415 to a sign-in that is not application/json, setting no cookie", function()
+        local body = cjson.encode({ username = name, password = secret })
+        for _, ctype in ipairs({ "text/plain", "application/x-www-form-urlencoded", "application/jsonp" }) do
+            local res = assert(srv:request("POST", "/api/login", { ["Content-Type"] = ctype }, body))
+            assert.are.equal(415, res.status, ctype)
+            assert.is_nil(res.headers["set-cookie"], ctype)
+        end
+        local res = assert(srv:request("POST", "/api/login", {}, body))
+        assert.are.equal(415, res.status)
+        res = login(srv, name, secret, { ["Content-Type"] = "application/json; charset=utf-8" })
+        assert.are.equal(200, res.status, res.body)
     end)
 
     it("never promotes a session id planted before sign-in (fixation)", function()
