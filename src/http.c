@@ -15,9 +15,9 @@
  * (from Content-Length before reading, or while reading a chunked body).
  * So are the checks of the head libmicrohttpd leaves to us (scan_header):
  * field syntax, Host, framing, and %00 in the target (unescape).
- * libmicrohttpd's connection memory holds a head up to the limit with 100
- * lines, and a little more (see lh_http_new); only heads past it, or
- * malformed ones, get its own plain answers.
+ * libmicrohttpd's connection memory holds a head up to the limit with 180
+ * lines or cookies, and a little more (see lh_http_new); only heads past it,
+ * or malformed ones, get its own plain answers.
  *
  * Per-request state (struct exchange) lives in its connection's context
  * and is in use from the first on_request call to on_completed; each
@@ -877,15 +877,17 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* libmicrohttpd keeps the request head in the connection's pool, with a
-     * record of about 64 bytes per header line, and builds the reply's header
-     * block in what is left. Room for the head up to the limit, records for
-     * 100 lines or half the limit in bytes, whichever is more (so that a head
-     * a little over the limit still reaches our JSON 431), and 2 KiB of reply
-     * headers. Not more: libmicrohttpd zeroes the whole pool after each
+     * record of about 64 bytes per header line and per cookie (it splits the
+     * Cookie header, into a copy of it), and builds the reply's header block
+     * in what is left. Room for the head up to the limit, for a copy of a
+     * Cookie header of half of it, records for 180 cookies (a browser's most
+     * for one site) or half the limit in bytes, whichever is more (so that a
+     * head a little over the limit still reaches our JSON 431), and 2 KiB of
+     * reply headers. Not more: libmicrohttpd zeroes the whole pool after each
      * request and half of it again while building the reply, so every KiB
      * here is paid by every request. */
-    size_t records = o->max_header_bytes / 2 > 100 * 64 ? o->max_header_bytes / 2 : 100 * 64;
-    size_t memory = o->max_header_bytes + records + 2048;
+    size_t records = o->max_header_bytes / 2 > 180 * 64 ? o->max_header_bytes / 2 : 180 * 64;
+    size_t memory = o->max_header_bytes + o->max_header_bytes / 2 + records + 2048;
     /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,

@@ -647,6 +647,7 @@ end)
 -- Slow and crowding clients: a connection that trickles its first head is
 -- closed after --header-timeout, and one address cannot hold more than
 -- --max-connections-per-ip connections; refusals are logged as warnings.
+-- And the default header limit holds a browser's worth of cookies.
 describe("http connection limits #integration", function()
     local srv
 
@@ -673,6 +674,17 @@ describe("http connection limits #integration", function()
         S.sleep(2)
         assert.are.equal(200, assert(c:request("GET", "/hello")).status)
         c:close()
+    end)
+
+    -- libmicrohttpd keeps a record per cookie in the connection's memory.
+    it("serves a head of 180 cookies (a browser's most for one site) under the default 8 KiB", function()
+        local cookies = {}
+        for i = 1, 180 do
+            cookies[i] = ("c%03d=%s"):format(i, ("v"):rep(20))
+        end
+        local res = assert(srv:request("GET", "/hello", { Cookie = table.concat(cookies, "; ") }))
+        assert.are.equal(200, res.status, res.raw)
+        assert.are.same(HELLO, json(res))
     end)
 
     it("refuses a connection beyond --max-connections-per-ip, logs it, and serves the others", function()
