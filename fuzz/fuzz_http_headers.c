@@ -1,6 +1,7 @@
 /* fuzz/fuzz_http_headers.c: the request headers luahost parses itself:
- * Cookie, Range, If-None-Match, If-Modified-Since, Accept-Encoding, and a
- * static path, one per line. */
+ * Cookie, Range, the validators (If-None-Match, If-Modified-Since, If-Match,
+ * If-Unmodified-Since, If-Range), Accept-Encoding, and a static path, one
+ * per line. */
 #include <unistd.h>
 
 #include "fuzz.h"
@@ -37,8 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lh_cookie_each(parts[0], strlen(parts[0]), count_pair, &total);
     if (n > 1)
         lh_static_range(parts[1], 1000, &start, &len);
-    if (n > 2)
+    if (n > 2) {
         lh_static_not_modified(&f, parts[2], parts[2]);
+        lh_static_precondition_failed(&f, parts[2], parts[2]);
+        lh_static_range_applies(&f, parts[2]);
+    }
     if (n > 3)
         lh_static_accepts_gzip(parts[3]);
     if (n > 4 && root != NULL && lh_static_open(root, parts[4], 1, &f) == LH_OK)
