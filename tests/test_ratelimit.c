@@ -1053,7 +1053,9 @@ static void test_lh_ratelimit_lease_decides_hot_rules_and_gives_back(void **stat
 /* A steady client seldom waits: the next lease is fetched when half of the
  * current one is used. Without that, every lease running out (at most 4096
  * units) would send a check to Redis: 48 or more of 200000. With it, only
- * when the batcher is slower to run than half a lease takes (0 to 7 here). */
+ * when the batcher is slower to run than half a lease takes: 0 to 7 on an
+ * idle machine, 27 once with the fuzzers running beside; the bound is what
+ * no early refill would exceed. */
 static void test_lh_ratelimit_lease_refilled_before_it_runs_out(void **state)
 {
     struct fixture *f = *state;
@@ -1064,7 +1066,7 @@ static void test_lh_ratelimit_lease_refilled_before_it_runs_out(void **state)
     lease_run(&f->a, 1, 1, k, 1000000, f->window, 2000); /* the lease grows */
     struct thread_arg sum = lease_run(&f->a, 1, 1, k, 1000000, f->window, 200000);
     assert_int_equal(sum.allowed, 200000);
-    if (200000 - sum.leased > 24)
+    if (200000 - sum.leased >= 48)
         fail_msg("%d of 200000 checks waited for Redis", 200000 - sum.leased);
 }
 
