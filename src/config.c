@@ -46,7 +46,7 @@ static const struct option_def defs[] = {
     NUM_OPT(max_connections, "4096", 1, 1000000, "open connections at once"),
     NUM_OPT(max_connections_per_ip, "256", 0, 1000000,
             "open connections at once from one client address; 0: no limit "
-            "(behind a proxy, every client has the proxy's address)"),
+            "(none either with trusted_proxies: the proxy's to enforce)"),
     NUM_OPT(idle_timeout, "60", 1, 86400, "seconds before an idle connection is closed"),
     NUM_OPT(header_timeout, "10", 1, 86400,
             "seconds a new connection may stay silent before its first request head is complete"),

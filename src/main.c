@@ -636,12 +636,20 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_host;
     }
+    /* Behind a proxy every client has the proxy's address: a per-address
+     * limit would cap the proxy itself, so it is the proxy's to enforce. */
+    unsigned per_ip = (unsigned)cfg.max_connections_per_ip;
+    if (per_ip != 0 && lh_cidr_set_count(host.trusted_proxies) > 0) {
+        lh_log(LH_LOG_INFO, NULL,
+               "trusted_proxies is set: no per-address connection limit (the proxy's to enforce)");
+        per_ip = 0;
+    }
     struct lh_http_options ho = {
         .host = cfg.host,
         .port = (unsigned)cfg.port,
         .threads = (unsigned)cfg.workers,
         .max_connections = (unsigned)cfg.max_connections,
-        .max_connections_per_ip = (unsigned)cfg.max_connections_per_ip,
+        .max_connections_per_ip = per_ip,
         .idle_timeout = (unsigned)cfg.idle_timeout,
         .header_timeout = (unsigned)cfg.header_timeout,
         .max_header_bytes = (size_t)cfg.max_header_bytes,

@@ -687,6 +687,20 @@ describe("http connection limits #integration", function()
         assert.are.same(HELLO, json(res))
     end)
 
+    it("has no per-address limit behind a trusted proxy, whose address every client has", function()
+        local proxied = S.start({ args = { "--max-connections-per-ip", "2", "--trusted-proxies", "127.0.0.1/32" } })
+        assert.is_truthy(proxied:error_log("no per-address connection limit", 5, true), proxied:error_log())
+        local held = {}
+        for i = 1, 5 do
+            held[i] = assert(proxied:client())
+            assert.are.equal(200, assert(held[i]:request("GET", "/hello")).status, "connection " .. i)
+        end
+        for _, c in ipairs(held) do
+            c:close()
+        end
+        proxied:stop()
+    end)
+
     it("refuses a connection beyond --max-connections-per-ip, logs it, and serves the others", function()
         local held = {}
         for i = 1, 3 do
