@@ -100,6 +100,7 @@ describe("luahost.log", function()
 
         it("quote() makes a client's text one safe token: quotes, escapes, any length", function()
             assert.are.equal('"a\\"b\\\\c\\x0ad\\x1b\\x00e"', log.quote('a"b\\c\nd\27\0e'))
+            assert.are.equal('"\\xc3\\xa9\\xe2\\x80\\xa8"', log.quote("\195\169\226\128\168")) -- é, U+2028
             assert.are.equal('"nil"', log.quote(nil))
             assert.are.equal('"42"', log.quote(42))
             local long = ("\n"):rep(5000) .. "end"

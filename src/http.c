@@ -123,6 +123,7 @@ static const char ERR_431[] =
     "{\"success\":false,\"message\":\"Request header fields too large\"}";
 static const char ERR_400_FRAMING[] =
     "{\"success\":false,\"message\":\"Conflicting Content-Length or Transfer-Encoding\"}";
+static const char ERR_400_METHOD[] = "{\"success\":false,\"message\":\"Malformed method\"}";
 static const char ERR_400_HEADER[] = "{\"success\":false,\"message\":\"Malformed header field\"}";
 static const char ERR_400_HOST[] =
     "{\"success\":false,\"message\":\"A request needs exactly one Host header\"}";
@@ -519,12 +520,25 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 /* A request whose body length is ambiguous (Content-Length and
- * Transfer-Encoding together, or two different Content-Lengths) could be
- * read differently by a proxy in front: RFC 9112 section 6.3 lets the
- * server refuse it, and we do, closing the connection. */
-static int ambiguous_framing(const struct header_scan *s)
+ * Transfer-Encoding together, two different Content-Lengths, or
+ * Transfer-Encoding in HTTP/1.0, which has none) could be read differently
+ * by a proxy in front: RFC 9112 sections 6.1 and 6.3 let the server refuse
+ * it, and we do, closing the connection. */
+static int ambiguous_framing(const struct header_scan *s, const char *version)
 {
-    return s->lengths_differ || (s->transfer_encoding && s->length != NULL);
+    return s->lengths_differ ||
+           (s->transfer_encoding && (s->length != NULL || strcmp(version, MHD_HTTP_VERSION_1_1) != 0));
+}
+
+/* A method is a token (RFC 9110 section 9.1). */
+static int token(const char *s)
+{
+    if (*s == '\0')
+        return 0;
+    for (; *s; s++)
+        if (!TCHAR[(unsigned char)*s])
+            return 0;
+    return 1;
 }
 
 /* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host; an
@@ -663,13 +677,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                     &scan);
         if (scan.bytes > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
+        if (!token(method))
+            return queue_error(x, 400, ERR_400_METHOD, sizeof(ERR_400_METHOD) - 1);
         if (scan.malformed)
             return queue_error(x, 400, ERR_400_HEADER, sizeof(ERR_400_HEADER) - 1);
         if (bad_host(&scan, version))
             return queue_error(x, 400, ERR_400_HOST, sizeof(ERR_400_HOST) - 1);
         if (x->bad_target)
             return queue_error(x, 400, ERR_400_TARGET, sizeof(ERR_400_TARGET) - 1);
-        if (ambiguous_framing(&scan))
+        if (ambiguous_framing(&scan, version))
             return queue_error(x, 400, ERR_400_FRAMING, sizeof(ERR_400_FRAMING) - 1);
         if (scan.unsupported_coding)
             return queue_error(x, 501, ERR_501_CODING, sizeof(ERR_501_CODING) - 1);

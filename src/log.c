@@ -159,7 +159,7 @@ size_t lh_log_escape(char *out, size_t size, const char *s, size_t len)
         if (c == '"' || c == '\\') {
             out[n++] = '\\';
             out[n++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c >= 0x7f) {
             out[n++] = '\\';
             out[n++] = 'x';
             out[n++] = hex[c >> 4];

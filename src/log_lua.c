@@ -5,8 +5,9 @@
  *       the id of the request being handled.
  *   log.enabled(level) -> boolean
  *   log.quote(value) -> string
- *       tostring(value) in double quotes, with ", \ and control bytes
- *       escaped: a value from a client, made safe to put in a log line.
+ *       tostring(value) in double quotes, with ", \, control bytes and
+ *       bytes past ASCII escaped: a value from a client, made safe to put
+ *       in a log line.
  */
 #include <lauxlib.h>
 #include <lua.h>

@@ -357,6 +357,10 @@ static void test_lh_log_escape_bounds_and_bytes(void **state)
     size_t n = lh_log_escape(out, sizeof(out), "a\0\"\x1b", 4);
     assert_int_equal(n, 1 + 4 + 2 + 4);
     assert_memory_equal(out, "a\\x00\\\"\\x1b", n);
+    /* Past ASCII too: a C1 control (8-bit CSI), a line separator (U+2028). */
+    n = lh_log_escape(out, sizeof(out), "\xc2\x9b\xe2", 3);
+    assert_int_equal(n, 12);
+    assert_memory_equal(out, "\\xc2\\x9b\\xe2", n);
     /* Never past size - 1, and never half an escape. */
     n = lh_log_escape(out, 8, "\n\n\n", 3);
     assert_int_equal(n, 4);

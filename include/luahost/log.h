@@ -27,9 +27,10 @@ int lh_log_enabled(enum lh_log_level level);
 void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Copies len bytes of s into out with ", \ and control bytes escaped
- * (\xNN), so that a logged value from a client can neither end its line nor
- * forge the next one. Writes at most size - 1 bytes (no terminating NUL)
+/* Copies len bytes of s into out with ", \, control bytes and every byte
+ * past ASCII escaped (\xNN, as nginx does), so that a logged value from a
+ * client can neither end its line, forge the next one, nor reach a terminal
+ * or log viewer as a C1 control, a line separator or broken UTF-8. Writes at most size - 1 bytes (no terminating NUL)
  * and returns how many; input past that is dropped. */
 size_t lh_log_escape(char *out, size_t size, const char *s, size_t len);
 

@@ -14,7 +14,7 @@ local monitoring = require "luahost.monitoring"
 local svg = require "luahost.svg"
 local worker = require "luahost.worker"
 
-local ceil, floor, tonumber = math.ceil, math.floor, tonumber
+local ceil, tonumber = math.ceil, tonumber
 
 local MAX_PER_PAGE = 100 -- items per page, at most
 local MAX_PAGE = 100000  -- keeps OFFSET bounded
@@ -41,13 +41,14 @@ local function decimal(value)
     return tonumber(value)
 end
 
--- A whole number from lo to hi, from a query argument; default when absent.
+-- A whole number from lo to hi, digits only, from a query argument or a
+-- path parameter; default when absent. "512.0" is no alias of 512.
 local function int_arg(value, default, lo, hi)
     if value == nil or value == "" then
         return default
     end
-    local n = decimal(value)
-    if n == nil or n ~= floor(n) or n < lo or n > hi then
+    local n = value:find("^%d+$") and tonumber(value)
+    if not n or n < lo or n > hi then
         return nil
     end
     return n
@@ -57,21 +58,36 @@ local function image_id(req)
     return int_arg(req.params.id, nil, 1, 4294967295)
 end
 
--- Characters of a UTF-8 string (what a VARCHAR counts); nil when it is not UTF-8.
+-- Characters of a UTF-8 string (what a VARCHAR counts); nil when it is not
+-- well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing
+-- past U+10FFFF), which MariaDB's utf8mb4 would refuse.
 local function utf8_length(s)
     local n, i, len = 0, 1, #s
     while i <= len do
         local c = s:byte(i)
-        local extra = c < 0x80 and 0 or (c >= 0xC2 and c < 0xE0) and 1 or (c >= 0xE0 and c < 0xF0) and 2
-            or (c >= 0xF0 and c < 0xF5) and 3 or nil
-        if extra == nil or i + extra > len then
+        local extra, lo, hi = 0, 0x80, 0xBF -- the second byte's range
+        if c >= 0xC2 and c <= 0xDF then
+            extra = 1
+        elseif c >= 0xE0 and c <= 0xEF then
+            extra = 2
+            lo = c == 0xE0 and 0xA0 or 0x80
+            hi = c == 0xED and 0x9F or 0xBF
+        elseif c >= 0xF0 and c <= 0xF4 then
+            extra = 3
+            lo = c == 0xF0 and 0x90 or 0x80
+            hi = c == 0xF4 and 0x8F or 0xBF
+        elseif c >= 0x80 then
+            return nil
+        end
+        if i + extra > len then
             return nil
         end
         for k = i + 1, i + extra do
             local b = s:byte(k)
-            if b < 0x80 or b > 0xBF then
+            if b < lo or b > hi then
                 return nil
             end
+            lo, hi = 0x80, 0xBF
         end
         n, i = n + 1, i + extra + 1
     end

@@ -241,6 +241,9 @@ describe("uploading images #integration", function()
         for what, fields in pairs({
             ["256 characters"] = { filename = e:rep(256), svg = clean },
             ["no UTF-8"] = { filename = "\255.svg", svg = clean },
+            ["an overlong form"] = { filename = "\224\128\128.svg", svg = clean },
+            ["a surrogate"] = { filename = "\237\160\128.svg", svg = clean },
+            ["past U+10FFFF"] = { filename = "p.svg", svg = clean, description = "\244\144\128\128" },
             ["description over 64 KiB"] = { filename = "d.svg", svg = clean, description = ("d"):rep(65536) },
             ['is_public "no"'] = { filename = "p.svg", svg = clean, is_public = "no" },
         }) do

@@ -391,6 +391,19 @@ describe("http #integration", function()
             assert.are.same(HELLO, json(res))
         end)
 
+        it("answers 400 JSON to a method that is not a token, and to chunked HTTP/1.0", function()
+            local raw, res = srv:raw("GE\27[31mT /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert.is_truthy(res, ("no HTTP response, got %q"):format(raw))
+            assert.are.equal(400, res.status)
+            assert.are.same({ success = false, message = "Malformed method" }, json(res))
+            -- HTTP/1.0 has no Transfer-Encoding: its framing would be a guess.
+            raw, res = srv:raw("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .. "0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", { read_all = true })
+            assert.is_truthy(raw:find("^HTTP/1%.%d 400 "), raw)
+            assert.is_nil(raw:find("hello", 1, true), "the smuggled request was answered: " .. raw)
+            assert_still_serving()
+        end)
+
         it("answers 501 JSON to a Transfer-Encoding other than chunked, at once", function()
             for _, coding in ipairs({ "gzip", "gzip, chunked", "identity" }) do
                 local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "

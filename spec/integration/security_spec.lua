@@ -278,7 +278,7 @@ describe("security headers #integration", function()
         local forged = "2026-01-01T00:00:00.000Z [error] forged line"
         local report = cjson.encode({
             ["csp-report"] = {
-                ["document-uri"] = "http://127.0.0.1/x\n" .. forged,
+                ["document-uri"] = "http://127.0.0.1/x\n" .. forged .. "\226\128\168",
                 ["violated-directive"] = "script-src\27[2J",
                 ["blocked-uri"] = 'say "hi" \\ bye',
             },
@@ -289,7 +289,7 @@ describe("security headers #integration", function()
         local line = srv:error_log('blocked "say', 5, true)
         assert.is_truthy(line, srv:error_log())
         assert.is_truthy(line:find('"script-src\\x1b[2J" blocked "say \\"hi\\" \\\\ bye" on '
-            .. '"http://127.0.0.1/x\\x0a' .. forged .. '"', 1, true), line)
+            .. '"http://127.0.0.1/x\\x0a' .. forged .. '\\xe2\\x80\\xa8"', 1, true), line)
         for l in srv:error_log():gmatch("[^\n]+") do
             assert.are_not.equal(forged, l:sub(1, #forged), "a forged line was written: " .. l)
             assert.is_falsy(l:find("\27", 1, true), "a raw escape was written: " .. l)
