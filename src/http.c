@@ -896,14 +896,14 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
      * record of about 64 bytes per header line and per cookie (it splits the
      * Cookie header, into a copy of it), and builds the reply's header block
      * in what is left. Room for the head up to the limit, for a copy of a
-     * Cookie header of half of it, records for 180 cookies (a browser's most
-     * for one site) or half the limit in bytes, whichever is more (so that a
+     * Cookie header as long, records for 180 cookies (a browser's most for
+     * one site) or half the limit in bytes, whichever is more (so that a
      * head a little over the limit still reaches our JSON 431), and 2 KiB of
      * reply headers. Not more: libmicrohttpd zeroes the whole pool after each
      * request and half of it again while building the reply, so every KiB
      * here is paid by every request. */
     size_t records = o->max_header_bytes / 2 > 180 * 64 ? o->max_header_bytes / 2 : 180 * 64;
-    size_t memory = o->max_header_bytes + o->max_header_bytes / 2 + records + 2048;
+    size_t memory = 2 * o->max_header_bytes + records + 2048;
     /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,

@@ -690,14 +690,30 @@ describe("http connection limits #integration", function()
     end)
 
     -- libmicrohttpd keeps a record per cookie in the connection's memory.
-    it("serves a head of 180 cookies (a browser's most for one site) under the default 8 KiB", function()
-        local cookies = {}
-        for i = 1, 180 do
-            cookies[i] = ("c%03d=%s"):format(i, ("v"):rep(20))
+    it("serves a browser's head of 180 cookies (its most for one site) up to the default 8 KiB", function()
+        local browser = {
+            { "User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0" },
+            { "Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8" },
+            { "Accept-Language", "en-US,en;q=0.9" }, { "Accept-Encoding", "gzip, deflate, br" },
+            { "Sec-Fetch-Dest", "document" }, { "Sec-Fetch-Mode", "navigate" }, { "Sec-Fetch-Site", "none" },
+            { "Upgrade-Insecure-Requests", "1" },
+        }
+        for _, size in ipairs({ 4, 20, 33 }) do
+            local cookies = {}
+            for i = 1, 180 do
+                cookies[i] = ("ck%03d=%s"):format(i, ("v"):rep(size))
+            end
+            local headers = { { "Cookie", table.concat(cookies, "; ") } }
+            for i, h in ipairs(browser) do
+                headers[i + 1] = h
+            end
+            local head = S.format_request("GET", "/hello", headers)
+            assert.is_true(#head <= 8192, #head .. " bytes")
+            local raw, res = srv:raw(head)
+            assert.is_truthy(res, ("%d-byte cookies: no HTTP response, got %q"):format(size, raw))
+            assert.are.equal(200, res.status, res.raw)
+            assert.are.same(HELLO, json(res))
         end
-        local res = assert(srv:request("GET", "/hello", { Cookie = table.concat(cookies, "; ") }))
-        assert.are.equal(200, res.status, res.raw)
-        assert.are.same(HELLO, json(res))
     end)
 
     it("has no per-address limit behind a trusted proxy, whose address every client has", function()
