@@ -47,9 +47,11 @@ static const struct option_def defs[] = {
     NUM_OPT(max_connections_per_ip, "256", 0, 1000000,
             "open connections at once from one client address; 0: no limit "
             "(none either with trusted_proxies: the proxy's to enforce)"),
-    NUM_OPT(idle_timeout, "60", 1, 86400, "seconds before an idle connection is closed"),
+    NUM_OPT(idle_timeout, "60", 1, 86400,
+            "seconds of silence before a connection is closed; after an answer, the next "
+            "request head must be complete within this plus header_timeout"),
     NUM_OPT(header_timeout, "10", 1, 86400,
-            "seconds a new connection may stay silent before its first request head is complete"),
+            "seconds a new connection has to send its first complete request head"),
     BYTES_OPT(max_header_bytes, "8k", 1024, 1024 * 1024,
               "request line and headers; larger requests get 431"),
     BYTES_OPT(max_body_bytes, "1m", 0, 1024L * 1024 * 1024, "request body; larger bodies get 413"),

@@ -19,6 +19,11 @@
  * lines or cookies, and a little more (see lh_http_new); only heads past it,
  * or malformed ones, get its own plain answers.
  *
+ * A request head has a deadline, not only libmicrohttpd's limit on silence:
+ * header_timeout from connecting, idle_timeout + header_timeout from the
+ * previous answer. A sweeper thread shuts down connections past it, so a
+ * client trickling a byte at a time cannot hold a slot.
+ *
  * Per-request state (struct exchange) lives in its connection's context
  * and is in use from the first on_request call to on_completed; each
  * thread's `inflight` counts those for graceful shutdown. The Date header
@@ -29,8 +34,10 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +79,10 @@ struct lh_http {
     unsigned idle_timeout, header_timeout;
     unsigned connections_per_thread; /* libmicrohttpd's share of the limit */
     _Atomic long full_warned;        /* when "connection limit reached" was last logged */
+    pthread_t sweeper;               /* closes connections past their head deadline */
+    pthread_mutex_t sweep_lock;
+    pthread_cond_t sweep_wake;
+    int sweep_stop, sweeper_started;
     int quiesced;
 };
 
@@ -82,6 +93,8 @@ struct thread_state {
     uint64_t seq;
     atomic_uint inflight; /* exchanges begun and not completed */
     unsigned connections; /* open on this thread */
+    pthread_mutex_t lock; /* guards `open` against the sweeper */
+    struct connection *open; /* this thread's connections */
     time_t date_second;   /* the second `date` shows */
     char date[32];        /* the Date header, e.g. "Wed, 25 Nov 2026 09:34:45 GMT" */
 };
@@ -113,7 +126,12 @@ struct exchange {
 struct connection {
     char client[INET6_ADDRSTRLEN];
     int bad_target; /* set while libmicrohttpd unescapes the request line */
-    int awaiting_first_head; /* under header_timeout, not idle_timeout */
+    /* Monotonic second by which the next request head must be complete;
+     * 0 while a request is being read past its head or answered. */
+    _Atomic long head_deadline;
+    MHD_socket fd;
+    unsigned thread;
+    struct connection *prev, *next; /* in its thread's `open` */
     struct lh_fingerprint_memo fingerprint_memo;
     struct exchange x;
 };
@@ -613,10 +631,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     }
     x->bad_target = c->bad_target;
     c->bad_target = 0;
-    if (c->awaiting_first_head) {
-        c->awaiting_first_head = 0;
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, h->idle_timeout);
-    }
+    atomic_store_explicit(&c->head_deadline, 0, memory_order_relaxed);
     x->req.method = method;
     url = origin_form(url);
     x->req.path = url;
@@ -759,6 +774,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         count_request(h, x, e.status, e.duration_ms / 1e3);
     atomic_fetch_sub_explicit(&h->threads[x->thread].inflight, 1, memory_order_relaxed);
     free(x->body);
+    /* The next head, if any, is due idle_timeout (libmicrohttpd's limit on
+     * silence, which closes idle connections first) plus header_timeout
+     * from now: a client trickling it gets no longer than that. */
+    struct connection *c = (struct connection *)((char *)x - offsetof(struct connection, x));
+    atomic_store_explicit(&c->head_deadline,
+                          (long)now.tv_sec + h->idle_timeout + h->header_timeout,
+                          memory_order_relaxed);
 }
 
 /* The peer's address as text, or "-" when there is none. */
@@ -776,14 +798,9 @@ static void format_client(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
 
 /* libmicrohttpd stops accepting at the limit and says nothing: the
  * connections wait in the listen backlog. Said here, once a minute. */
-static void count_connection(struct lh_http *h, int delta)
+static void warn_if_full(struct lh_http *h, const struct thread_state *ts)
 {
-    struct thread_state *ts = this_thread(h);
-
-    if (ts == NULL)
-        return;
-    ts->connections += delta;
-    if (delta < 0 || ts->connections < h->connections_per_thread)
+    if (ts->connections < h->connections_per_thread)
         return;
     long now = (long)time(NULL), last = atomic_load(&h->full_warned);
     if (now - last >= 60 && atomic_compare_exchange_strong(&h->full_warned, &last, now))
@@ -793,31 +810,111 @@ static void count_connection(struct lh_http *h, int delta)
                h->connections_per_thread);
 }
 
+static long monotonic_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct lh_http *h = cls;
+    struct connection *c = *socket_context;
+    struct thread_state *ts = this_thread(h);
+
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        count_connection(h, -1);
-        free(*socket_context);
+        if (c != NULL) { /* before libmicrohttpd closes the socket: the sweeper may use it */
+            struct thread_state *owner = &h->threads[c->thread];
+            pthread_mutex_lock(&owner->lock);
+            if (c->prev)
+                c->prev->next = c->next;
+            else
+                owner->open = c->next;
+            if (c->next)
+                c->next->prev = c->prev;
+            owner->connections--;
+            pthread_mutex_unlock(&owner->lock);
+        }
+        free(c);
         *socket_context = NULL;
         return;
     }
-    count_connection(h, 1);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    struct connection *c = malloc(sizeof(*c));
-    if (c == NULL)
+    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ts == NULL || fd == NULL || (c = malloc(sizeof(*c))) == NULL)
         return;
     format_client(ci ? ci->client_addr : NULL, c->client);
     c->fingerprint_memo.generation = 0;
     c->bad_target = 0;
-    /* A client that connects and then trickles its head holds a slot: until
-     * the first request is complete, silence is cut short. */
-    c->awaiting_first_head = h->header_timeout < h->idle_timeout;
-    if (c->awaiting_first_head)
-        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, h->header_timeout);
+    c->fd = fd->connect_fd;
+    c->thread = ts->index;
+    /* A client that connects and trickles its head holds a slot: it has
+     * header_timeout in all. */
+    atomic_init(&c->head_deadline, monotonic_seconds() + h->header_timeout);
+    pthread_mutex_lock(&ts->lock);
+    c->prev = NULL;
+    c->next = ts->open;
+    if (ts->open)
+        ts->open->prev = c;
+    ts->open = c;
+    ts->connections++;
+    warn_if_full(h, ts);
+    pthread_mutex_unlock(&ts->lock);
     *socket_context = c;
+}
+
+/* Shuts down (without closing: the descriptor stays libmicrohttpd's) every
+ * connection past its head deadline; libmicrohttpd then sees the end of the
+ * stream and closes it. Returns how many. */
+static unsigned sweep(struct lh_http *h)
+{
+    long now = monotonic_seconds();
+    unsigned closed = 0;
+
+    for (unsigned i = 0; i < h->nthreads; i++) {
+        struct thread_state *ts = &h->threads[i];
+        pthread_mutex_lock(&ts->lock);
+        for (struct connection *c = ts->open; c != NULL; c = c->next) {
+            long due = atomic_load_explicit(&c->head_deadline, memory_order_relaxed);
+            /* The exchange fails if the head completed meanwhile. */
+            if (due != 0 && now >= due &&
+                atomic_compare_exchange_strong(&c->head_deadline, &due, 0)) {
+                shutdown(c->fd, SHUT_RDWR);
+                closed++;
+            }
+        }
+        pthread_mutex_unlock(&ts->lock);
+    }
+    return closed;
+}
+
+static void *sweeper_main(void *arg)
+{
+    struct lh_http *h = arg;
+
+    pthread_mutex_lock(&h->sweep_lock);
+    while (!h->sweep_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&h->sweep_wake, &h->sweep_lock, &until);
+        if (h->sweep_stop)
+            break;
+        pthread_mutex_unlock(&h->sweep_lock);
+        unsigned closed = sweep(h);
+        if (closed > 0)
+            lh_log(LH_LOG_INFO, NULL,
+                   "closed %u connection(s) with no complete request head in time "
+                   "(header_timeout %u s after connecting, idle_timeout + header_timeout "
+                   "after an answer)",
+                   closed, h->header_timeout);
+        pthread_mutex_lock(&h->sweep_lock);
+    }
+    pthread_mutex_unlock(&h->sweep_lock);
+    return NULL;
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -833,6 +930,17 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 /* -- Lifecycle --------------------------------------------------------------- */
+
+/* Frees what lh_http_new set up before the daemon. */
+static void destroy(struct lh_http *h)
+{
+    for (unsigned i = 0; i < h->nthreads; i++)
+        pthread_mutex_destroy(&h->threads[i].lock);
+    pthread_mutex_destroy(&h->sweep_lock);
+    pthread_cond_destroy(&h->sweep_wake);
+    free(h->threads);
+    free(h);
+}
 
 static uint32_t random_prefix(void)
 {
@@ -865,12 +973,15 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         return NULL;
     }
     h->nthreads = o->threads;
+    for (unsigned i = 0; i < h->nthreads; i++)
+        pthread_mutex_init(&h->threads[i].lock, NULL);
+    pthread_mutex_init(&h->sweep_lock, NULL);
+    pthread_cond_init(&h->sweep_wake, NULL);
     snprintf(port, sizeof(port), "%u", o->port);
     int gai = getaddrinfo(o->host, port, &hints, &ai);
     if (gai != 0) {
         snprintf(err, errlen, "cannot resolve listen address %s: %s", o->host, gai_strerror(gai));
-        free(h->threads);
-        free(h);
+        destroy(h);
         return NULL;
     }
     h->ws = ws;
@@ -919,10 +1030,16 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     if (h->daemon == NULL) {
         snprintf(err, errlen, "cannot listen on %s port %u (in use, or not an address of this host)",
                  o->host, o->port);
-        free(h->threads);
-        free(h);
+        destroy(h);
         return NULL;
     }
+    if (pthread_create(&h->sweeper, NULL, sweeper_main, h) != 0) {
+        snprintf(err, errlen, "cannot start the connection sweeper thread");
+        MHD_stop_daemon(h->daemon);
+        destroy(h);
+        return NULL;
+    }
+    h->sweeper_started = 1;
     return h;
 }
 
@@ -948,7 +1065,13 @@ void lh_http_free(struct lh_http *h)
 {
     if (h == NULL)
         return;
+    if (h->sweeper_started) {
+        pthread_mutex_lock(&h->sweep_lock);
+        h->sweep_stop = 1;
+        pthread_cond_signal(&h->sweep_wake);
+        pthread_mutex_unlock(&h->sweep_lock);
+        pthread_join(h->sweeper, NULL);
+    }
     MHD_stop_daemon(h->daemon);
-    free(h->threads);
-    free(h);
+    destroy(h);
 }

@@ -673,20 +673,52 @@ describe("http connection limits #integration", function()
         S.stop_all()
     end)
 
-    it("closes a connection whose first request head is not complete after --header-timeout", function()
-        local c = assert(srv:client())
-        c:send("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    -- Sends head a byte every `every` seconds until the server closes the
+    -- connection or `limit` seconds pass; returns the seconds it stayed open
+    -- (nil if it never closed).
+    local function trickle(c, head, every, limit)
         local started = S.now()
-        assert.is_true(c:closed_by_peer(5), "still open after 5 s")
-        local took = S.now() - started
-        assert.is_true(took >= 0.9, ("closed after %.2f s"):format(took))
+        for i = 1, #head do
+            if S.now() - started > limit then
+                return nil
+            end
+            c:send(head:sub(i, i))
+            if c:closed_by_peer(every) then
+                return S.now() - started
+            end
+        end
+        return nil
+    end
+
+    local SLOW_HEAD = "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " .. ("s"):rep(200) .. "\r\n\r\n"
+
+    it("closes a connection that trickles its first head for longer than --header-timeout", function()
+        local c = assert(srv:client())
+        local took = trickle(c, SLOW_HEAD, 0.2, 6)
         c:close()
-        -- Once its first request is in, a connection may idle for --idle-timeout.
+        assert.is_truthy(took, "still open after 6 s of a byte every 0.2 s")
+        assert.is_true(took >= 0.9, ("closed after %.2f s"):format(took))
+        assert.is_truthy(srv:error_log("with no complete request head in time", 5, true), srv:error_log())
+        -- A silent one too; and one whose head is in may idle for --idle-timeout.
+        c = assert(srv:client())
+        assert.is_true(c:closed_by_peer(4), "a silent connection still open after 4 s")
+        c:close()
         c = assert(srv:client())
         assert.are.equal(200, assert(c:request("GET", "/hello")).status)
         S.sleep(2)
         assert.are.equal(200, assert(c:request("GET", "/hello")).status)
         c:close()
+    end)
+
+    it("closes a kept-alive connection that trickles its next head past --idle-timeout + --header-timeout", function()
+        local quick = S.start({ args = { "--header-timeout", "1", "--idle-timeout", "2" } })
+        local c = assert(quick:client())
+        assert.are.equal(200, assert(c:request("GET", "/hello")).status)
+        local took = trickle(c, SLOW_HEAD, 0.2, 8)
+        c:close()
+        assert.is_truthy(took, "still open after 8 s of a byte every 0.2 s")
+        assert.is_true(took >= 2.5, ("closed after %.2f s"):format(took))
+        quick:stop()
     end)
 
     -- libmicrohttpd keeps a record per cookie in the connection's memory.
