@@ -144,7 +144,7 @@ static const char ERR_400_FRAMING[] =
 static const char ERR_400_METHOD[] = "{\"success\":false,\"message\":\"Malformed method\"}";
 static const char ERR_400_HEADER[] = "{\"success\":false,\"message\":\"Malformed header field\"}";
 static const char ERR_400_HOST[] =
-    "{\"success\":false,\"message\":\"A request needs exactly one Host header\"}";
+    "{\"success\":false,\"message\":\"A request needs exactly one valid Host header\"}";
 static const char ERR_400_TARGET[] = "{\"success\":false,\"message\":\"Bad request target\"}";
 static const char ERR_501_CODING[] =
     "{\"success\":false,\"message\":\"Transfer-Encoding not supported (only chunked)\"}";
@@ -533,6 +533,9 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             s->length = value ? value : "";
     } else if (key_len == 4 && strcasecmp(key, "Host") == 0) {
         s->hosts++;
+        /* One host[:port]: not a list, a path or userinfo (RFC 9110 7.2). */
+        if (value == NULL || strpbrk(value, " \t,/\\@?#") != NULL)
+            s->hosts++;
     }
     return MHD_YES;
 }
@@ -560,7 +563,7 @@ static int token(const char *s)
 }
 
 /* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host; an
- * HTTP/1.0 one at most one. */
+ * HTTP/1.0 one at most one. A malformed one counts as two. */
 static int bad_host(const struct header_scan *s, const char *version)
 {
     return s->hosts > 1 || (s->hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0);

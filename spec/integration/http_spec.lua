@@ -378,11 +378,14 @@ describe("http #integration", function()
             for what, head in pairs({
                 missing = "GET /hello HTTP/1.1\r\n\r\n",
                 repeated = "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                ["a list"] = "GET /hello HTTP/1.1\r\nHost: a, b\r\n\r\n",
+                ["with userinfo"] = "GET /hello HTTP/1.1\r\nHost: evil@a\r\n\r\n",
+                ["with a path"] = "GET /hello HTTP/1.1\r\nHost: a/b\r\n\r\n",
             }) do
                 local raw, res = srv:raw(head)
                 assert.is_truthy(res, what .. (": no HTTP response, got %q"):format(raw))
                 assert.are.equal(400, res.status, what)
-                assert.are.same({ success = false, message = "A request needs exactly one Host header" },
+                assert.are.same({ success = false, message = "A request needs exactly one valid Host header" },
                     json(res), what)
                 assert_request_id(res)
             end
