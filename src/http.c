@@ -828,7 +828,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     struct thread_state *ts = this_thread(h);
 
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        if (c != NULL) { /* before libmicrohttpd closes the socket: the sweeper may use it */
+        /* libmicrohttpd closes the socket after this: until then, the
+         * sweeper may still shut it down, never a reused descriptor. */
+        if (c != NULL) {
             struct thread_state *owner = &h->threads[c->thread];
             pthread_mutex_lock(&owner->lock);
             if (c->prev)
@@ -846,7 +848,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ts == NULL || fd == NULL || (c = malloc(sizeof(*c))) == NULL)
         return;
     format_client(ci ? ci->client_addr : NULL, c->client);
