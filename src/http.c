@@ -126,9 +126,9 @@ struct exchange {
 struct connection {
     char client[INET6_ADDRSTRLEN];
     int bad_target; /* set while libmicrohttpd unescapes the request line */
-    /* Monotonic second by which the next request head must be complete;
-     * 0 while a request is being read past its head or answered. */
-    _Atomic long head_deadline;
+    /* Monotonic millisecond by which the next request head must be
+     * complete; 0 while a request is being read past its head or answered. */
+    _Atomic long long head_deadline;
     MHD_socket fd;
     unsigned thread;
     struct connection *prev, *next; /* in its thread's `open` */
@@ -192,6 +192,11 @@ static const char *http_date(struct thread_state *ts)
         ts->date_second = now;
     }
     return ts->date;
+}
+
+static long long milliseconds(const struct timespec *t)
+{
+    return (long long)t->tv_sec * 1000 + t->tv_nsec / 1000000;
 }
 
 /* -- Request data for the workers --------------------------------------------- */
@@ -511,6 +516,42 @@ static int glued_to_framing(const char *key, size_t key_len)
            (key_len > 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0);
 }
 
+/* One uri-host[:port] (RFC 9110 section 7.2, RFC 3986 section 3.2.2):
+ * unreserved and sub-delimiter characters, a bracketed IPv6 literal, a
+ * port of digits; no list (a comma), no path, userinfo or quotes. The
+ * whitespace libmicrohttpd leaves at the end of a value is not part of it. */
+static int valid_host(const char *v, size_t len)
+{
+    static const char name_chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789-._~!$&'()*+;=%";
+    size_t i = 0;
+
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (len == 0)
+        return 0;
+    if (v[0] == '[') { /* IPv6 literal */
+        while (i < len && v[i] != ']')
+            i++;
+        if (i == len)
+            return 0;
+        i++;
+    } else {
+        while (i < len && v[i] != ':' && v[i] != '\0' && strchr(name_chars, v[i]) != NULL)
+            i++;
+        if (i == 0)
+            return 0;
+    }
+    if (i < len && v[i] == ':') { /* a port: 1 to 5 digits */
+        size_t digits = 0;
+        for (i++; i < len && v[i] >= '0' && v[i] <= '9'; i++)
+            digits++;
+        if (digits == 0 || digits > 5)
+            return 0;
+    }
+    return i == len;
+}
+
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_len, const char *value, size_t value_len)
 {
@@ -533,8 +574,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             s->length = value ? value : "";
     } else if (key_len == 4 && strcasecmp(key, "Host") == 0) {
         s->hosts++;
-        /* One host[:port]: not a list, a path or userinfo (RFC 9110 7.2). */
-        if (value == NULL || strpbrk(value, " \t,/\\@?#") != NULL)
+        if (!valid_host(value, value ? value_len : 0))
             s->hosts++;
     }
     return MHD_YES;
@@ -586,13 +626,15 @@ static const char *origin_form(const char *url)
 }
 
 /* libmicrohttpd's unescaping of the path and of each query key and value,
- * noting a %00 first: decoded, it would end the string early, and
- * "/static/app.css%00.png" would serve app.css. */
+ * noting a %00 or a raw control byte first: decoded, %00 would end the
+ * string early, and "/static/app.css%00.png" would serve app.css. */
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls;
-    for (const char *p = strchr(s, '%'); p != NULL; p = strchr(p + 1, '%')) {
-        if (p[1] == '0' && p[2] == '0') {
+    for (const char *p = s; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        /* Control bytes are no part of a target either (RFC 3986). */
+        if ((ch == '%' && p[1] == '0' && p[2] == '0') || ch < 0x20 || ch == 0x7f) {
             const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
             struct connection *c = ci ? ci->socket_context : NULL;
@@ -782,7 +824,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * from now: a client trickling it gets no longer than that. */
     struct connection *c = (struct connection *)((char *)x - offsetof(struct connection, x));
     atomic_store_explicit(&c->head_deadline,
-                          (long)now.tv_sec + h->idle_timeout + h->header_timeout,
+                          milliseconds(&now) + 1000LL * (h->idle_timeout + h->header_timeout),
                           memory_order_relaxed);
 }
 
@@ -813,12 +855,6 @@ static void warn_if_full(struct lh_http *h, const struct thread_state *ts)
                h->connections_per_thread);
 }
 
-static long monotonic_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec;
-}
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -859,7 +895,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     c->thread = ts->index;
     /* A client that connects and trickles its head holds a slot: it has
      * header_timeout in all. */
-    atomic_init(&c->head_deadline, monotonic_seconds() + h->header_timeout);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    atomic_init(&c->head_deadline, milliseconds(&now) + 1000LL * h->header_timeout);
     pthread_mutex_lock(&ts->lock);
     c->prev = NULL;
     c->next = ts->open;
@@ -877,14 +915,16 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * stream and closes it. Returns how many. */
 static unsigned sweep(struct lh_http *h)
 {
-    long now = monotonic_seconds();
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long long now = milliseconds(&t);
     unsigned closed = 0;
 
     for (unsigned i = 0; i < h->nthreads; i++) {
         struct thread_state *ts = &h->threads[i];
         pthread_mutex_lock(&ts->lock);
         for (struct connection *c = ts->open; c != NULL; c = c->next) {
-            long due = atomic_load_explicit(&c->head_deadline, memory_order_relaxed);
+            long long due = atomic_load_explicit(&c->head_deadline, memory_order_relaxed);
             /* The exchange fails if the head completed meanwhile. */
             if (due != 0 && now >= due &&
                 atomic_compare_exchange_strong(&c->head_deadline, &due, 0)) {

@@ -152,7 +152,10 @@ local function report_handler(security_log)
             return res:json({ success = false, message = "Report too large" }, 413)
         end
         local report = cjson_safe.decode(body)
-        local r = type(report) == "table" and (report["csp-report"] or report[1] and report[1].body)
+        local r = type(report) == "table" and report["csp-report"]
+        if r == nil and type(report) == "table" and type(report[1]) == "table" then
+            r = report[1].body -- the Reporting API's array of reports
+        end
         if type(r) ~= "table" then
             return res:json({ success = false, message = "Not a CSP report" }, 400)
         end

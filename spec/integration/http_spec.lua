@@ -381,6 +381,9 @@ describe("http #integration", function()
                 ["a list"] = "GET /hello HTTP/1.1\r\nHost: a, b\r\n\r\n",
                 ["with userinfo"] = "GET /hello HTTP/1.1\r\nHost: evil@a\r\n\r\n",
                 ["with a path"] = "GET /hello HTTP/1.1\r\nHost: a/b\r\n\r\n",
+                ["with a quote"] = 'GET /hello HTTP/1.1\r\nHost: a"b\r\n\r\n',
+                ["an unclosed IPv6 literal"] = "GET /hello HTTP/1.1\r\nHost: [::1\r\n\r\n",
+                ["an empty port"] = "GET /hello HTTP/1.1\r\nHost: a:\r\n\r\n",
             }) do
                 local raw, res = srv:raw(head)
                 assert.is_truthy(res, what .. (": no HTTP response, got %q"):format(raw))
@@ -392,6 +395,10 @@ describe("http #integration", function()
             local _, res = srv:raw("GET /hello HTTP/1.0\r\n\r\n")
             assert.are.equal(200, res.status)
             assert.are.same(HELLO, json(res))
+            for _, host in ipairs({ "example.org", "example.org:8080", "10.0.0.1", "[::1]:8080", "a   " }) do
+                _, res = srv:raw("GET /hello HTTP/1.1\r\nHost: " .. host .. "\r\n\r\n")
+                assert.are.equal(200, res.status, host)
+            end
         end)
 
         it("answers 400 JSON to a method that is not a token, and to chunked HTTP/1.0", function()
@@ -419,8 +426,8 @@ describe("http #integration", function()
             assert_still_serving()
         end)
 
-        it("answers 400 JSON to a %00 in the path or the query instead of cutting it there", function()
-            for _, target in ipairs({ "/hello%00.png", "/echo?q=a%00b", "/echo?a%00=1" }) do
+        it("answers 400 JSON to a %00 or a control byte in the path or the query", function()
+            for _, target in ipairs({ "/hello%00.png", "/echo?q=a%00b", "/echo?a%00=1", "/hel\1lo", "/echo?q=\27[2J" }) do
                 local raw, res = srv:raw("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 assert.is_truthy(res, target .. (": no HTTP response, got %q"):format(raw))
                 assert.are.equal(400, res.status, target)

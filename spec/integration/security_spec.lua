@@ -269,6 +269,11 @@ describe("security headers #integration", function()
         res = assert(srv:request("POST", "/csp-report",
             { ["Content-Type"] = "application/json", ["User-Agent"] = fresh_ua("csp") }, '{"a":1}'))
         assert.are.equal(400, res.status, res.body)
+        for _, junk in ipairs({ "[5]", "[true]", "[null]", '["x"]', '{"csp-report":3}', "7" }) do
+            res = assert(srv:request("POST", "/csp-report",
+                { ["Content-Type"] = "application/csp-report", ["User-Agent"] = fresh_ua("csp") }, junk))
+            assert.are.equal(400, res.status, junk .. ": " .. res.body)
+        end
         assert.is_true(srv:running())
     end)
 
