@@ -79,6 +79,8 @@ struct lh_http {
     unsigned idle_timeout, header_timeout;
     unsigned connections_per_thread; /* libmicrohttpd's share of the limit */
     _Atomic long full_warned;        /* when "connection limit reached" was last logged */
+    _Atomic long refusal_logged;     /* when libmicrohttpd's last refusal was logged */
+    atomic_uint refusals_unlogged;   /* refusals since */
     pthread_t sweeper;               /* closes connections past their head deadline */
     pthread_mutex_t sweep_lock;
     pthread_cond_t sweep_wake;
@@ -965,14 +967,27 @@ static void *sweeper_main(void *arg)
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+    struct lh_http *h = cls;
     char msg[512];
-    (void)cls;
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    /* A refused connection is the operator's to know about. */
-    lh_log(strstr(msg, "limit") ? LH_LOG_WARN : LH_LOG_INFO, NULL, "http: %s", msg);
+    if (strstr(msg, "limit") == NULL) {
+        lh_log(LH_LOG_INFO, NULL, "http: %s", msg);
+        return;
+    }
+    /* A refused connection is the operator's to know about, but a flood of
+     * them must not flood the log: a line per 10 s, counting the rest. */
+    long now = (long)time(NULL), last = atomic_load(&h->refusal_logged);
+    if (now - last < 10 || !atomic_compare_exchange_strong(&h->refusal_logged, &last, now)) {
+        atomic_fetch_add(&h->refusals_unlogged, 1);
+        return;
+    }
+    lh_log(LH_LOG_WARN, NULL,
+           "http: %s (max_connections, or max_connections_per_ip for one address; "
+           "%u more refused since the last such line)",
+           msg, atomic_exchange(&h->refusals_unlogged, 0));
 }
 
 /* -- Lifecycle --------------------------------------------------------------- */
