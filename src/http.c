@@ -201,6 +201,13 @@ static long long milliseconds(const struct timespec *t)
     return (long long)t->tv_sec * 1000 + t->tv_nsec / 1000000;
 }
 
+static long long monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return milliseconds(&t);
+}
+
 /* -- Request data for the workers --------------------------------------------- */
 
 struct each_ctx {
@@ -587,10 +594,9 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
  * Transfer-Encoding in HTTP/1.0, which has none) could be read differently
  * by a proxy in front: RFC 9112 sections 6.1 and 6.3 let the server refuse
  * it, and we do, closing the connection. */
-static int ambiguous_framing(const struct header_scan *s, const char *version)
+static int ambiguous_framing(const struct header_scan *s, int http11)
 {
-    return s->lengths_differ ||
-           (s->transfer_encoding && (s->length != NULL || strcmp(version, MHD_HTTP_VERSION_1_1) != 0));
+    return s->lengths_differ || (s->transfer_encoding && (s->length != NULL || !http11));
 }
 
 /* A method is a token (RFC 9110 section 9.1). */
@@ -606,9 +612,9 @@ static int token(const char *s)
 
 /* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host; an
  * HTTP/1.0 one at most one. A malformed one counts as two. */
-static int bad_host(const struct header_scan *s, const char *version)
+static int bad_host(const struct header_scan *s, int http11)
 {
-    return s->hosts > 1 || (s->hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0);
+    return s->hosts > 1 || (s->hosts == 0 && http11);
 }
 
 /* The path of an absolute-form target ("http://host/path"), which RFC 9112
@@ -743,11 +749,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return queue_error(x, 400, ERR_400_METHOD, sizeof(ERR_400_METHOD) - 1);
         if (scan.malformed)
             return queue_error(x, 400, ERR_400_HEADER, sizeof(ERR_400_HEADER) - 1);
-        if (bad_host(&scan, version))
+        int http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
+        if (bad_host(&scan, http11))
             return queue_error(x, 400, ERR_400_HOST, sizeof(ERR_400_HOST) - 1);
         if (x->bad_target)
             return queue_error(x, 400, ERR_400_TARGET, sizeof(ERR_400_TARGET) - 1);
-        if (ambiguous_framing(&scan, version))
+        if (ambiguous_framing(&scan, http11))
             return queue_error(x, 400, ERR_400_FRAMING, sizeof(ERR_400_FRAMING) - 1);
         if (scan.unsupported_coding)
             return queue_error(x, 501, ERR_501_CODING, sizeof(ERR_501_CODING) - 1);
@@ -843,14 +850,19 @@ static void format_client(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
     snprintf(out, INET6_ADDRSTRLEN, "-");
 }
 
+/* 1 for the one caller, on any thread, that finds `seconds` passed since
+ * *last and claims it: for warnings that must not flood the log. */
+static int once_per(_Atomic long *last, long seconds)
+{
+    long now = (long)time(NULL), then = atomic_load(last);
+    return now - then >= seconds && atomic_compare_exchange_strong(last, &then, now);
+}
+
 /* libmicrohttpd stops accepting at the limit and says nothing: the
  * connections wait in the listen backlog. Said here, once a minute. */
 static void warn_if_full(struct lh_http *h, const struct thread_state *ts)
 {
-    if (ts->connections < h->connections_per_thread)
-        return;
-    long now = (long)time(NULL), last = atomic_load(&h->full_warned);
-    if (now - last >= 60 && atomic_compare_exchange_strong(&h->full_warned, &last, now))
+    if (ts->connections >= h->connections_per_thread && once_per(&h->full_warned, 60))
         lh_log(LH_LOG_WARN, NULL,
                "connection limit reached (%u per HTTP thread): new connections wait "
                "(raise --max-connections?)",
@@ -897,9 +909,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     c->thread = ts->index;
     /* A client that connects and trickles its head holds a slot: it has
      * header_timeout in all. */
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    atomic_init(&c->head_deadline, milliseconds(&now) + 1000LL * h->header_timeout);
+    atomic_init(&c->head_deadline, monotonic_ms() + 1000LL * h->header_timeout);
     pthread_mutex_lock(&ts->lock);
     c->prev = NULL;
     c->next = ts->open;
@@ -917,9 +927,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * stream and closes it. Returns how many. */
 static unsigned sweep(struct lh_http *h)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    long long now = milliseconds(&t);
+    long long now = monotonic_ms();
     unsigned closed = 0;
 
     for (unsigned i = 0; i < h->nthreads; i++) {
@@ -979,8 +987,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     }
     /* A refused connection is the operator's to know about, but a flood of
      * them must not flood the log: a line per 10 s, counting the rest. */
-    long now = (long)time(NULL), last = atomic_load(&h->refusal_logged);
-    if (now - last < 10 || !atomic_compare_exchange_strong(&h->refusal_logged, &last, now)) {
+    if (!once_per(&h->refusal_logged, 10)) {
         atomic_fetch_add(&h->refusals_unlogged, 1);
         return;
     }
