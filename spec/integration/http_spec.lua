@@ -53,6 +53,16 @@ describe("http #integration", function()
         assert.are.same(HELLO, json(res))
     end
 
+    -- Sends a raw head; the answer must be `status` with the JSON error
+    -- `message`. Returns the response; `what` names the case in failures.
+    local function assert_refused(head, status, message, what)
+        local raw, res = srv:raw(head)
+        assert.is_truthy(res, (what or head) .. (": no HTTP response, got %q"):format(raw))
+        assert.are.equal(status, res.status, what)
+        assert.are.same({ success = false, message = message }, json(res), what)
+        return res
+    end
+
     describe("routing", function()
         it("answers GET /hello with 200 JSON and a fresh 20-hex X-Request-Id each time", function()
             local ids = {}
@@ -365,11 +375,8 @@ describe("http #integration", function()
                 ["a folded line with a colon"] = "X-Foo: 1\r\n\tContent-Length: 5\r\n",
             }
             for what, line in pairs(cases) do
-                local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. line .. "\r\nhello")
-                assert.is_truthy(res, what .. (": no HTTP response, got %q"):format(raw))
-                assert.are.equal(400, res.status, what)
-                assert.are.same({ success = false, message = "Malformed header field" }, json(res), what)
-                assert_request_id(res)
+                assert_request_id(assert_refused("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n" .. line
+                    .. "\r\nhello", 400, "Malformed header field", what))
             end
             assert_still_serving()
         end)
@@ -385,12 +392,7 @@ describe("http #integration", function()
                 ["an unclosed IPv6 literal"] = "GET /hello HTTP/1.1\r\nHost: [::1\r\n\r\n",
                 ["an empty port"] = "GET /hello HTTP/1.1\r\nHost: a:\r\n\r\n",
             }) do
-                local raw, res = srv:raw(head)
-                assert.is_truthy(res, what .. (": no HTTP response, got %q"):format(raw))
-                assert.are.equal(400, res.status, what)
-                assert.are.same({ success = false, message = "A request needs exactly one valid Host header" },
-                    json(res), what)
-                assert_request_id(res)
+                assert_request_id(assert_refused(head, 400, "A request needs exactly one valid Host header", what))
             end
             local _, res = srv:raw("GET /hello HTTP/1.0\r\n\r\n")
             assert.are.equal(200, res.status)
@@ -402,12 +404,9 @@ describe("http #integration", function()
         end)
 
         it("answers 400 JSON to a method that is not a token, and to chunked HTTP/1.0", function()
-            local raw, res = srv:raw("GE\27[31mT /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            assert.is_truthy(res, ("no HTTP response, got %q"):format(raw))
-            assert.are.equal(400, res.status)
-            assert.are.same({ success = false, message = "Malformed method" }, json(res))
+            assert_refused("GE\27[31mT /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "Malformed method")
             -- HTTP/1.0 has no Transfer-Encoding: its framing would be a guess.
-            raw, res = srv:raw("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+            local raw = srv:raw("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
                 .. "0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", { read_all = true })
             assert.is_truthy(raw:find("^HTTP/1%.%d 400 "), raw)
             assert.is_nil(raw:find("hello", 1, true), "the smuggled request was answered: " .. raw)
@@ -416,22 +415,16 @@ describe("http #integration", function()
 
         it("answers 501 JSON to a Transfer-Encoding other than chunked, at once", function()
             for _, coding in ipairs({ "gzip", "gzip, chunked", "identity" }) do
-                local raw, res = srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: "
-                    .. coding .. "\r\n\r\nabc", { timeout = 3 })
-                assert.is_truthy(res, coding .. (": no HTTP response, got %q"):format(raw))
-                assert.are.equal(501, res.status, coding)
-                assert.are.same({ success = false, message = "Transfer-Encoding not supported (only chunked)" },
-                    json(res))
+                assert_refused("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: " .. coding
+                    .. "\r\n\r\nabc", 501, "Transfer-Encoding not supported (only chunked)", coding)
             end
             assert_still_serving()
         end)
 
         it("answers 400 JSON to a %00 or a control byte in the path or the query", function()
             for _, target in ipairs({ "/hello%00.png", "/echo?q=a%00b", "/echo?a%00=1", "/hel\1lo", "/echo?q=\27[2J" }) do
-                local raw, res = srv:raw("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                assert.is_truthy(res, target .. (": no HTTP response, got %q"):format(raw))
-                assert.are.equal(400, res.status, target)
-                assert.are.same({ success = false, message = "Bad request target" }, json(res))
+                assert_refused("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400,
+                    "Bad request target", target)
             end
             -- Other escapes still decode, and the next request on the connection is clean.
             local res = assert(srv:request("GET", "/echo?q=a%20b%2500"))
