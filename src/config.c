@@ -70,7 +70,7 @@ static const struct option_def defs[] = {
     TEXT_OPT(env, "development", "development or production"),
     TEXT_OPT(db_url, "", "MySQL/MariaDB URL, mysql://user:password@host:port/database"),
     NUM_OPT(db_pool_size, "10", 1, 1000, "database connections in the pool"),
-    NUM_OPT(db_timeout, "5", 1, 600, "seconds a request waits for a free database connection"),
+    NUM_OPT(db_timeout, "5", 1, 600, "seconds a request waits for a free database connection, or to connect one"),
     NUM_OPT(db_statement_timeout, "30", 0, 86400,
             "seconds a database statement may run (0: no limit)"),
     NUM_OPT(db_slow_query, "1000", 1, 3600000, "milliseconds: slower statements are logged"),

@@ -58,7 +58,7 @@
 #define ID_MAX 64            /* request id kept for the leak warning */
 #define ROUTE_MAX 128        /* route kept for the leak warning */
 #define SQL_LOG_MAX 200      /* bytes of SQL in a slow-statement warning */
-#define CONNECT_TIMEOUT 5    /* seconds per TCP connect */
+#define CONNECT_TIMEOUT 5    /* seconds per connect, at most (see db_connect) */
 #define IO_TIMEOUT_MARGIN 10 /* read/write timeout = statement_timeout + this */
 #define MONITOR_INTERVAL 1.0 /* seconds between leak checks */
 #define DOWN_LOG_INTERVAL 10.0
@@ -184,7 +184,12 @@ static MYSQL *db_connect(const struct lh_db *db, char *err, size_t errlen)
 {
     MYSQL *m = mysql_init(NULL);
     unsigned int protocol = MYSQL_PROTOCOL_TCP;
-    unsigned int connect_timeout = CONNECT_TIMEOUT;
+    /* Connecting (TCP, then the server's greeting) is part of a request's
+     * wait for a connection: a server that accepts but does not greet yet
+     * (starting, overloaded) costs a request no more than acquire_timeout. */
+    unsigned int connect_timeout = db->acquire_timeout < CONNECT_TIMEOUT
+                                       ? (unsigned int)ceil(db->acquire_timeout)
+                                       : CONNECT_TIMEOUT;
     unsigned int io_timeout = 0;
     my_bool reconnect = 0;
     char q[96];

@@ -13,11 +13,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -244,6 +247,41 @@ static void test_lh_db_new_fails_on_closed_port(void **state)
         fail_msg("expected \"%s<server error>\", got \"%s\"", want, err);
     if (t->url.password[0] && strstr(err, t->url.password) != NULL)
         fail_msg("the error contains the password: \"%s\"", err);
+}
+
+/* A server that takes the TCP connection but never greets (one starting
+ * up, or stalled) costs a connect no more than acquire_timeout, not the
+ * 5 s cap: a request's wait for a connection includes connecting one. */
+static void test_lh_db_new_gives_up_on_silent_server_within_acquire_timeout(void **state)
+{
+    const struct target *t = need_db();
+    struct lh_db_options o;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    char err[600] = "";
+    (void)state;
+
+    /* Listening without ever accepting: the kernel completes the handshake. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(0, bind(fd, (struct sockaddr *)&addr, sizeof(addr)));
+    assert_int_equal(0, listen(fd, 8));
+    assert_int_equal(0, getsockname(fd, (struct sockaddr *)&addr, &len));
+
+    base_options(t, &o);
+    o.host = "127.0.0.1";
+    o.port = ntohs(addr.sin_port);
+    o.acquire_timeout = 1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct lh_db *db = lh_db_new(&o, err, sizeof(err));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(fd);
+    assert_null(db);
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (waited < 0.9 || waited > 3.0)
+        fail_msg("gave up after %.2f s, want about 1 s (acquire_timeout): %s", waited, err);
+    assert_non_null(strstr(err, "cannot connect to mysql at 127.0.0.1:"));
 }
 
 static void test_lh_db_new_rejects_bad_options(void **state)
@@ -1023,6 +1061,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lh_db_free_accepts_null),
         cmocka_unit_test(test_lh_db_new_fails_on_closed_port),
+        cmocka_unit_test(test_lh_db_new_gives_up_on_silent_server_within_acquire_timeout),
         cmocka_unit_test(test_lh_db_new_rejects_bad_options),
         cmocka_unit_test(test_lh_db_new_reports_bad_password),
         cmocka_unit_test(test_lh_db_stats_reports_pool_state),

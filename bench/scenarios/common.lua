@@ -13,10 +13,12 @@
 -- line that bench/loadtest.lua reads:
 --
 --   RESULT mode=closed target_rps=0 requests=N duration_us=N rps=X p50_us=N p90_us=N
---          p99_us=N max_us=N s2xx=N s3xx=N s4xx=N s429=N s5xx=N bad=N errors=N [extra=...]
+--          p99_us=N max_us=N s2xx=N s3xx=N s4xx=N s429=N s5xx=N bad=N errors=N
+--          econnect=N eread=N ewrite=N etimeout=N [extra=...]
 --
 -- bad: responses whose status is not in `expect` (5xx always are); errors:
--- socket errors and timeouts. With RATE set (requests per second for the
+-- socket errors and timeouts, then each kind (a malformed response counts
+-- as a read error). With RATE set (requests per second for the
 -- whole run, THREADS = wrk's -t), delay() paces each thread to RATE/THREADS
 -- requests a second: the constant-rate mode (see bench/README.md, "Load tests").
 local M = {}
@@ -218,7 +220,8 @@ function M.scenario(spec)
         for _, k in ipairs(CLASSES) do
             out[#out + 1] = k .. "=" .. total[k]
         end
-        out[#out + 1] = "errors=" .. (e.connect + e.read + e.write + e.timeout)
+        out[#out + 1] = ("errors=%d econnect=%d eread=%d ewrite=%d etimeout=%d"):format(
+            e.connect + e.read + e.write + e.timeout, e.connect, e.read, e.write, e.timeout)
         table.sort(names)
         for _, k in ipairs(names) do
             out[#out + 1] = k .. "=" .. tostring(extras[k] or "")

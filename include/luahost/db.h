@@ -37,7 +37,8 @@ struct lh_db_options {
     int port;
     const char *user, *password, *database;
     unsigned size;              /* connections; default 10 */
-    double acquire_timeout;     /* seconds to wait for a free connection; default 5 */
+    double acquire_timeout;     /* seconds to wait for a free connection, and at
+                                   most for connecting (5 at most); default 5 */
     unsigned connect_attempts;  /* at start; default 3 */
     double connect_retry_delay; /* seconds between them; default 2 */
     double validate_after;      /* ping a connection idle this long before use; default 30 */
