@@ -58,7 +58,7 @@ static const struct option_def defs[] = {
     NUM_OPT(shutdown_timeout, "10", 0, 3600,
             "seconds that in-flight requests get to finish on SIGTERM/SIGINT"),
     NUM_OPT(blocking_threads, "16", 1, 1024,
-            "threads that run blocking calls (sleep, database, redis)"),
+            "threads that run blocking calls (database, redis; sleeps take none)"),
     NUM_OPT(cpu_threads, "0", 0, 256,
             "threads that hash passwords, at a lower CPU priority; 0: one per core"),
     NUM_OPT(cpu_queue, "64", 0, 1000000,

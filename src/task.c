@@ -8,6 +8,12 @@
  * without the lock. Stopping cancels what is queued so that every submitted
  * task gets exactly one done(): the HTTP layer relies on that to resume each
  * suspended connection before the daemon stops.
+ *
+ * Waits (lh_task_after) are a list sorted by due time, soonest first, kept
+ * under the same lock; one timer thread sleeps on `timer` until the first is
+ * due and calls done() without the lock. A new wait usually falls due after
+ * every other (the same sleep asked again), so it is appended in O(1);
+ * otherwise it is inserted by a scan, bounded by the connection limit.
  */
 #include "luahost/task.h"
 
@@ -23,14 +29,75 @@ struct lh_task_pool {
     pthread_mutex_t lock;
     pthread_cond_t work;
     pthread_cond_t stop;
+    pthread_cond_t timer;
     struct lh_task *head, *tail;
+    struct lh_task *timers, *last_timer; /* by due time */
     int stopping;
     int stopped;
     unsigned nthreads;
-    unsigned busy, queued, max_queued;
+    unsigned busy, queued, max_queued, waiting;
     int nice;
+    int timer_started;
     pthread_t *threads;
+    pthread_t timer_thread;
 };
+
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct timespec monotonic_at(double t)
+{
+    struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Takes the first wait off the list; the lock is held. */
+static struct lh_task *pop_timer_locked(struct lh_task_pool *p)
+{
+    struct lh_task *t = p->timers;
+    p->timers = t->_next;
+    if (p->timers == NULL)
+        p->last_timer = NULL;
+    p->waiting--;
+    return t;
+}
+
+static void *timer_main(void *arg)
+{
+    struct lh_task_pool *p = arg;
+
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping) {
+        if (p->timers == NULL) {
+            pthread_cond_wait(&p->timer, &p->lock);
+        } else if (p->timers->_due <= monotonic_now()) {
+            struct lh_task *t = pop_timer_locked(p);
+            pthread_mutex_unlock(&p->lock);
+            t->done(t);
+            pthread_mutex_lock(&p->lock);
+        } else {
+            struct timespec until = monotonic_at(p->timers->_due);
+            pthread_cond_timedwait(&p->timer, &p->lock, &until);
+        }
+    }
+    while (p->timers != NULL) { /* stopping: every wait ends now, cancelled */
+        struct lh_task *t = pop_timer_locked(p);
+        pthread_mutex_unlock(&p->lock);
+        t->cancelled = 1;
+        t->done(t);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
 
 /* On Linux, PRIO_PROCESS with a thread id sets that one thread's nice value.
  * Raising it needs no privilege; if it fails the pool works all the same. */
@@ -91,11 +158,23 @@ struct lh_task_pool *lh_task_pool_new(unsigned threads, int nice, const char **e
         return NULL;
     }
     p->nice = nice;
+    pthread_condattr_t monotonic;
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->stop, NULL);
+    pthread_cond_init(&p->timer, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pthread_create(&p->timer_thread, &attr, timer_main, p) != 0) {
+        pthread_attr_destroy(&attr);
+        lh_task_pool_free(p);
+        *err = "cannot start the timer thread";
+        return NULL;
+    }
+    p->timer_started = 1;
     for (unsigned i = 0; i < threads; i++) {
         if (pthread_create(&p->threads[i], &attr, thread_main, p) != 0) {
             pthread_attr_destroy(&attr);
@@ -137,6 +216,35 @@ void lh_task_submit(struct lh_task_pool *p, struct lh_task *t)
     p->tail = t;
     p->queued++;
     pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void lh_task_after(struct lh_task_pool *p, struct lh_task *t, double seconds)
+{
+    t->pool = p;
+    t->cancelled = 0;
+    t->refused = 0;
+    t->_due = monotonic_now() + (seconds > 0 ? seconds : 0);
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping) {
+        pthread_mutex_unlock(&p->lock);
+        t->cancelled = 1;
+        t->done(t);
+        return;
+    }
+    struct lh_task **at = &p->timers;
+    if (p->last_timer != NULL && p->last_timer->_due <= t->_due)
+        at = &p->last_timer->_next;
+    else
+        while (*at != NULL && (*at)->_due <= t->_due)
+            at = &(*at)->_next;
+    t->_next = *at;
+    *at = t;
+    if (t->_next == NULL)
+        p->last_timer = t;
+    p->waiting++;
+    if (p->timers == t) /* sooner than the timer thread's wait */
+        pthread_cond_signal(&p->timer);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -193,6 +301,7 @@ void lh_task_pool_stats(struct lh_task_pool *p, struct lh_task_pool_stats *out)
     out->threads = p->nthreads;
     out->busy = p->busy;
     out->queued = p->queued;
+    out->timers = p->waiting;
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -207,10 +316,13 @@ void lh_task_pool_stop(struct lh_task_pool *p)
     p->stopped = 1;
     pthread_cond_broadcast(&p->work);
     pthread_cond_broadcast(&p->stop);
+    pthread_cond_signal(&p->timer);
     pthread_mutex_unlock(&p->lock);
-    /* The threads drain the queue, cancelling, before they exit. */
+    /* The threads drain the queue and the waits, cancelling, before they exit. */
     for (unsigned i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
+    if (p->timer_started)
+        pthread_join(p->timer_thread, NULL);
     pthread_mutex_lock(&p->lock);
     p->nthreads = 0; /* for the stats: none left */
     pthread_mutex_unlock(&p->lock);
@@ -223,6 +335,7 @@ void lh_task_pool_free(struct lh_task_pool *p)
     lh_task_pool_stop(p);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->stop);
+    pthread_cond_destroy(&p->timer);
     pthread_mutex_destroy(&p->lock);
     free(p->threads);
     free(p);

@@ -632,7 +632,10 @@ void lh_call_wait(struct lh_call *c, void (*wake)(void *arg), void *arg)
         wake(arg);
         return;
     }
-    lh_task_submit(a->cpu_bound ? c->w->ws->cpu_tasks : c->w->ws->tasks, &a->task);
+    if (a->task.run == NULL)
+        lh_task_after(c->w->ws->tasks, &a->task, a->delay);
+    else
+        lh_task_submit(a->cpu_bound ? c->w->ws->cpu_tasks : c->w->ws->tasks, &a->task);
 }
 
 enum lh_call_state lh_call_resume(struct lh_call *c, struct lh_reply *reply)
@@ -671,7 +674,10 @@ static void run_inline(struct lh_async *a)
     a->task.pool = NULL;
     a->task.cancelled = 0;
     if (a->start == NULL) {
-        a->task.run(&a->task);
+        if (a->task.run != NULL)
+            a->task.run(&a->task);
+        else
+            lh_task_sleep(NULL, a->delay);
         return;
     }
     struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};

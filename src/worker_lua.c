@@ -20,23 +20,10 @@
 
 #define MAX_SLEEP_SECONDS (24 * 3600.0)
 
-struct sleep_op {
-    struct lh_async a; /* first: the task callbacks cast back to sleep_op */
-    double seconds;
-    enum lh_status st;
-};
-
-static void sleep_run(struct lh_task *t)
-{
-    struct sleep_op *op = (struct sleep_op *)t;
-    op->st = lh_task_sleep(t->pool, op->seconds);
-}
-
+/* A wait: no thread is held while it lasts (see lh_async.delay). */
 static int sleep_push(struct lh_async *a, lua_State *L)
 {
-    struct sleep_op *op = (struct sleep_op *)a;
-
-    if (a->task.cancelled || op->st != LH_OK) {
+    if (a->task.cancelled) {
         lua_pushnil(L);
         lua_pushliteral(L, "server shutting down");
         return 2;
@@ -56,14 +43,13 @@ static int l_sleep(lua_State *L)
     double seconds = luaL_checknumber(L, 1);
     luaL_argcheck(L, seconds >= 0 && seconds <= MAX_SLEEP_SECONDS, 1,
                   "must be from 0 to 86400 seconds");
-    struct sleep_op *op = calloc(1, sizeof(*op));
-    if (op == NULL)
+    struct lh_async *a = calloc(1, sizeof(*a));
+    if (a == NULL)
         return luaL_error(L, "out of memory");
-    op->seconds = seconds;
-    op->a.task.run = sleep_run;
-    op->a.push = sleep_push;
-    op->a.free = sleep_free;
-    return lh_worker_await(L, &op->a);
+    a->delay = seconds;
+    a->push = sleep_push;
+    a->free = sleep_free;
+    return lh_worker_await(L, a);
 }
 
 struct fill {

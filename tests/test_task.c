@@ -343,6 +343,86 @@ static void test_lh_task_sleep_null_pool_ok(void **state)
     assert_int_equal(lh_task_sleep(NULL, 0), LH_OK);
 }
 
+/* done() that also records the order of the dones in starts[]. */
+static void ordered_done(struct lh_task *t)
+{
+    struct counted_task *ct = (struct counted_task *)t;
+    int at = atomic_fetch_add(&ct->shared->next_start, 1);
+    if (at >= 0 && (size_t)at < sizeof(ct->shared->starts) / sizeof(ct->shared->starts[0]))
+        ct->shared->starts[at] = ct->index;
+    counted_done(t);
+}
+
+/* Waits end in due order, from the timer thread, without run() and without
+ * taking a pool thread: with the one thread held, they still end. */
+static void test_lh_task_after_fires_in_due_order_without_a_thread(void **state)
+{
+    const char *err = NULL;
+    struct shared *s = new_shared();
+    struct counted_task blocker, waits[4];
+    const double seconds[4] = {0.4, 0.1, 0.3, 0.2};
+    (void)state;
+
+    struct lh_task_pool *p = lh_task_pool_new(1, 0, &err);
+    assert_non_null(p);
+    s->pool = p;
+    init_task(&blocker, s, 100, blocking_run);
+    lh_task_submit(p, &blocker.task);
+    assert_true(wait_for(&s->blocker_started, 1));
+    for (int i = 0; i < 4; i++) {
+        init_task(&waits[i], s, i, counted_run); /* run() must not be called */
+        waits[i].task.done = ordered_done;
+        lh_task_after(p, &waits[i].task, seconds[i]);
+    }
+    struct lh_task_pool_stats st;
+    lh_task_pool_stats(p, &st);
+    assert_int_equal(st.busy, 1);
+    assert_in_range(st.timers, 1, 4);
+    assert_true(wait_for(&s->total_dones, 4));
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(atomic_load(&waits[i].runs), 0);
+        assert_int_equal(atomic_load(&waits[i].cancelled_at_done), 0);
+        assert_false(pthread_equal(waits[i].done_thread, pthread_self()));
+    }
+    const int due_order[4] = {1, 3, 2, 0};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(s->starts[i], due_order[i]);
+    lh_task_pool_stats(p, &st);
+    assert_int_equal(st.timers, 0);
+    lh_task_pool_free(p); /* ends the blocker */
+    free(s);
+}
+
+/* A stop cancels every pending wait at once; a wait asked for afterwards is
+ * cancelled on the caller's thread. */
+static void test_lh_task_pool_stop_cancels_waits(void **state)
+{
+    const char *err = NULL;
+    struct shared *s = new_shared();
+    struct counted_task waits[3], late;
+    (void)state;
+
+    struct lh_task_pool *p = lh_task_pool_new(2, 0, &err);
+    assert_non_null(p);
+    for (int i = 0; i < 3; i++) {
+        init_task(&waits[i], s, i, counted_run);
+        lh_task_after(p, &waits[i].task, 30.0);
+    }
+    lh_task_pool_stop(p);
+    assert_int_equal(atomic_load(&s->total_dones), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(atomic_load(&waits[i].dones), 1);
+        assert_int_equal(atomic_load(&waits[i].cancelled_at_done), 1);
+    }
+    init_task(&late, s, 3, counted_run);
+    lh_task_after(p, &late.task, 0.01);
+    assert_int_equal(atomic_load(&late.dones), 1);
+    assert_int_equal(atomic_load(&late.cancelled_at_done), 1);
+    assert_true(pthread_equal(late.done_thread, pthread_self()));
+    lh_task_pool_free(p);
+    free(s);
+}
+
 static void test_lh_task_pool_stop_twice_safe(void **state)
 {
     const char *err = NULL;
@@ -457,7 +537,7 @@ static void priority_done(struct lh_task *t)
 static int nice_inside_pool(int nice)
 {
     const char *err = NULL;
-    struct priority_task t = {{priority_run, priority_done, NULL, 0, NULL, 0}, -100, 0};
+    struct priority_task t = {.task = {.run = priority_run, .done = priority_done}, .nice = -100};
     struct lh_task_pool *p = lh_task_pool_new(1, nice, &err);
     assert_non_null(p);
     lh_task_submit(p, &t.task);
@@ -508,6 +588,8 @@ int main(void)
         cmocka_unit_test(test_lh_task_submit_after_stop_cancels_inline),
         cmocka_unit_test(test_lh_task_sleep_in_pool_full_time_ok),
         cmocka_unit_test(test_lh_task_sleep_null_pool_ok),
+        cmocka_unit_test(test_lh_task_after_fires_in_due_order_without_a_thread),
+        cmocka_unit_test(test_lh_task_pool_stop_cancels_waits),
         cmocka_unit_test(test_lh_task_pool_stop_twice_safe),
         cmocka_unit_test(test_lh_task_pool_new_nice_lowers_only_its_threads),
         cmocka_unit_test(test_lh_task_submit_refuses_beyond_max_queued),

@@ -151,15 +151,17 @@ void lh_call_release(struct lh_call *c);
 /* -- For bindings ------------------------------------------------------------ */
 
 /* A blocking operation of a binding. The binding allocates it and sets
- * either task.run (blocking work, run on a pool thread) or start (hands the
+ * task.run (blocking work, run on a pool thread), or start (hands the
  * operation to a machinery of its own, which calls task.done(&task) exactly
- * once, from any thread), then push (puts the results on L and returns their
- * number; sees task.cancelled) and free. */
+ * once, from any thread), or neither (a wait of `delay` seconds that holds no
+ * thread); then push (puts the results on L and returns their number; sees
+ * task.cancelled, set when the server stopped first) and free. */
 struct lh_async {
     struct lh_task task;
     void (*start)(struct lh_async *a);
     int (*push)(struct lh_async *a, struct lua_State *L);
     void (*free)(struct lh_async *a);
+    double delay;  /* with neither task.run nor start: seconds to wait */
     int cpu_bound; /* task.run computes rather than waits: the CPU pool runs it */
     struct lh_call *_call;
     void *_waiter;

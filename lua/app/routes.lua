@@ -297,7 +297,10 @@ local routes = {
         if seconds == nil or seconds > 10 then
             return bad_request(res, "seconds must be from 0 to 10")
         end
-        worker.sleep(seconds)
+        local ok = worker.sleep(seconds)
+        if not ok then -- the server is stopping: the sleep was cut short
+            return res:json({ success = false, message = "Service unavailable" }, 503)
+        end
         res:json({ success = true, slept = seconds })
     end,
 }

@@ -66,6 +66,28 @@ describe("gallery #integration", function()
         assert.are.equal(0.01, json(res).slept)
     end)
 
+    it("keeps database routes answering while more requests sleep than there are blocking threads", function()
+        local own = start({ "--blocking-threads", "2" })
+        local ua = { ["User-Agent"] = S.fresh_ua("sleepers") }
+        local sleepers = {}
+        for i = 1, 6 do
+            sleepers[i] = S.send_only(own.port, "GET", "/sleep?seconds=3", ua)
+        end
+        S.sleep(0.3)
+        local t0 = S.now()
+        local res = assert(own:request("GET", "/api/svg/1"))
+        local took = S.now() - t0
+        assert.are.equal(200, res.status, res.body)
+        assert.is_true(took < 1.5, ("a database route waited %.2f s behind the sleepers"):format(took))
+        for _, c in ipairs(sleepers) do
+            local done = assert(c:read_response())
+            assert.are.equal(200, done.status, done.body)
+            assert.are.equal(3, json(done).slept)
+            c:close()
+        end
+        own:stop()
+    end)
+
     it("counts each view of an image atomically", function()
         local first = json(assert(srv:request("GET", "/api/svg/1"))).item
         local done = 0
