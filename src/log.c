@@ -9,10 +9,12 @@
  * fills, by the flusher thread every 100 ms, and at close. The lock is held
  * for a memcpy, or for one write(2) when the buffer is full.
  */
+#define _GNU_SOURCE /* dup3 */
 #include "luahost/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +35,7 @@ static struct {
     int flusher_running;
     int stopping;
     pthread_t flusher;
+    char error_path[PATH_MAX], access_path[PATH_MAX]; /* "" for a standard stream or off */
     size_t used;
     char buf[ACCESS_BUF_SIZE];
 } logger = {
@@ -223,20 +226,36 @@ static int open_log_file(const char *path, int std_fd)
     return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
 }
 
+/* "cannot open the <which> log <path>: <reason>", for *err: the logs are
+ * opened from the main thread only. */
+static const char *open_failure(const char *which, const char *path)
+{
+    static char why[PATH_MAX + 128];
+    snprintf(why, sizeof(why), "cannot open the %s log %s: %s", which, path, strerror(errno));
+    return why;
+}
+
+/* The path kept for lh_log_reopen: "" for a standard stream or off. */
+static void keep_path(char *kept, const char *path)
+{
+    int file = path != NULL && strcmp(path, "-") != 0 && strcmp(path, "off") != 0;
+    snprintf(kept, PATH_MAX, "%s", file ? path : "");
+}
+
 enum lh_status lh_log_open(const char *error_path, const char *access_path,
                            enum lh_log_level level, const char **err)
 {
     int access_off = access_path != NULL && strcmp(access_path, "off") == 0;
     int efd = open_log_file(error_path, STDERR_FILENO);
     if (efd < 0) {
-        *err = "cannot open the error log";
+        *err = open_failure("error", error_path);
         return LH_ERR_IO;
     }
     int afd = access_off ? -1 : open_log_file(access_path, STDOUT_FILENO);
     if (!access_off && afd < 0) {
+        *err = open_failure("access", access_path);
         if (efd != STDERR_FILENO)
             close(efd);
-        *err = "cannot open the access log";
         return LH_ERR_IO;
     }
 
@@ -248,6 +267,8 @@ enum lh_status lh_log_open(const char *error_path, const char *access_path,
         close(logger.access_fd);
     logger.error_fd = efd;
     logger.access_fd = afd;
+    keep_path(logger.error_path, error_path);
+    keep_path(logger.access_path, access_path);
     logger.level = level;
     logger.stopping = 0;
     int start = !logger.flusher_running;
@@ -259,6 +280,39 @@ enum lh_status lh_log_open(const char *error_path, const char *access_path,
         logger.flusher_running = 0;
     }
     return LH_OK;
+}
+
+/* Points fd at a fresh open of path. dup3 swaps the file under the same
+ * descriptor at once, so a thread writing an error line meanwhile never
+ * meets a closed descriptor. */
+static int reopen_as(const char *path, int fd)
+{
+    if (path[0] == '\0' || fd < 0)
+        return 1;
+    int fresh = open_log_file(path, -1);
+    if (fresh < 0)
+        return 0;
+    int ok = dup3(fresh, fd, O_CLOEXEC) >= 0;
+    close(fresh);
+    return ok;
+}
+
+enum lh_status lh_log_reopen(const char **err)
+{
+    enum lh_status st = LH_OK;
+
+    pthread_mutex_lock(&logger.lock);
+    flush_locked(); /* the buffered lines belong to the old file */
+    if (!reopen_as(logger.error_path, logger.error_fd)) {
+        *err = open_failure("error", logger.error_path);
+        st = LH_ERR_IO;
+    }
+    if (!reopen_as(logger.access_path, logger.access_fd) && st == LH_OK) {
+        *err = open_failure("access", logger.access_path);
+        st = LH_ERR_IO;
+    }
+    pthread_mutex_unlock(&logger.lock);
+    return st;
 }
 
 void lh_log_close(void)
@@ -280,5 +334,6 @@ void lh_log_close(void)
         close(logger.error_fd);
     logger.access_fd = -1;
     logger.error_fd = STDERR_FILENO;
+    logger.error_path[0] = logger.access_path[0] = '\0';
     pthread_mutex_unlock(&logger.lock);
 }

@@ -1,11 +1,14 @@
 /* src/main.c: flags, configuration, signals, start and stop.
  *
  * Signals are blocked in every thread and taken by the main thread with
- * sigtimedwait: SIGHUP reloads the application, SIGTERM and SIGINT stop
- * gracefully (stop accepting, let in-flight requests finish within
- * shutdown_timeout, then close), a second one stops at once. */
+ * sigtimedwait: SIGHUP reloads the application, SIGUSR1 reopens the log
+ * files, SIGTERM and SIGINT stop gracefully (stop accepting, let in-flight
+ * requests finish within shutdown_timeout, then close), a second one stops
+ * at once. A thread still stuck in a handler a few seconds after that
+ * cannot be waited for: the process exits (1) without it. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +70,8 @@ static void usage(FILE *out)
                  "  %-22s load the configuration and scripts, then exit (0: all good)\n"
                  "  %-22s this text\n"
                  "  %-22s print the version\n\n"
-                 "Signals: SIGHUP reloads the scripts, SIGTERM/SIGINT stop gracefully.\n",
+                 "Signals: SIGHUP reloads the scripts, SIGUSR1 reopens the log files,\n"
+                 "SIGTERM/SIGINT stop gracefully (a second one: at once).\n",
             "--config FILE", "--check", "--help", "--version");
 }
 
@@ -216,6 +220,12 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
             lh_metric_add(lh_metrics_core(host->metrics, ok ? LH_CORE_RELOADS
                                                             : LH_CORE_RELOAD_FAILURES),
                           1);
+        } else if (sig == SIGUSR1) {
+            const char *why = NULL;
+            if (lh_log_reopen(&why) == LH_OK)
+                lh_log(LH_LOG_INFO, NULL, "SIGUSR1: log files reopened");
+            else
+                lh_log(LH_LOG_ERROR, NULL, "SIGUSR1: %s; that log stays on its old file", why);
         } else if (sig == SIGTERM || sig == SIGINT) {
             break;
         }
@@ -233,6 +243,32 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
     stop_tasks(ws, tasks, cpu_tasks);
     lh_ratelimit_stop(host->ratelimit);
     drain(http, set, 1.0);
+}
+
+/* Stopping the HTTP daemon joins its threads: one stuck in a handler that
+ * never returns would hold the exit forever. */
+#define STOP_GRACE_SECONDS 5
+
+static void *stop_watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec grace = {STOP_GRACE_SECONDS, 0};
+    while (nanosleep(&grace, &grace) != 0 && errno == EINTR)
+        ;
+    lh_log(LH_LOG_ERROR, NULL,
+           "still not stopped %d s after the shutdown deadline (a handler that does not "
+           "return?): exiting without waiting",
+           STOP_GRACE_SECONDS);
+    lh_log_flush();
+    _exit(1);
+}
+
+/* Starts stop_watchdog; without it (no thread), the stop just waits. */
+static void watch_the_stop(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_watchdog, NULL) == 0)
+        pthread_detach(t);
 }
 
 /* The policy directory: as configured, else the app's sibling "policy" if
@@ -565,6 +601,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -673,6 +710,7 @@ int main(int argc, char **argv)
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
 
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
+    watch_the_stop();
     lh_monitor_stop(host.monitor); /* its sampler reads the transport */
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");

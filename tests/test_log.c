@@ -289,6 +289,60 @@ static void test_lh_log_open_missing_directory_fails(void **state)
     assert_int_equal(access(missing, F_OK), -1);
 }
 
+/* After a rotation moved both files, reopen starts new ones at the paths:
+ * lines before it stay in the moved files (buffered ones included), later
+ * ones go to the new. A path that cannot be opened names itself in err and
+ * leaves that log where it was. */
+static void test_lh_log_reopen_follows_rotation(void **state)
+{
+    struct fixture *f = *state;
+    const char *err = NULL;
+    char moved_error[160], moved_access[160];
+
+    snprintf(moved_error, sizeof(moved_error), "%s.1", f->error_path);
+    snprintf(moved_access, sizeof(moved_access), "%s.1", f->access_path);
+    open_ok(f->error_path, f->access_path, LH_LOG_INFO);
+    lh_log(LH_LOG_INFO, NULL, "before");
+    struct lh_access_entry e = entry("/before");
+    lh_log_access(&e);
+    assert_int_equal(rename(f->error_path, moved_error), 0);
+    assert_int_equal(rename(f->access_path, moved_access), 0);
+    assert_int_equal(lh_log_reopen(&err), LH_OK);
+    lh_log(LH_LOG_INFO, NULL, "after");
+    e = entry("/after");
+    lh_log_access(&e);
+
+    /* The directory gone, the next reopen fails and the logs stay put. */
+    assert_int_equal(rename(f->error_path, f->other_path), 0);
+    char gone[160];
+    snprintf(gone, sizeof(gone), "%s.gone", f->dir);
+    assert_int_equal(rename(f->dir, gone), 0);
+    assert_int_equal(lh_log_reopen(&err), LH_ERR_IO);
+    assert_non_null(strstr(err, "cannot open the error log "));
+    assert_non_null(strstr(err, "No such file or directory"));
+    lh_log(LH_LOG_INFO, NULL, "still after");
+    assert_int_equal(rename(gone, f->dir), 0);
+    lh_log_close();
+
+    char *text = read_file(moved_error);
+    assert_non_null(strstr(text, "] before\n"));
+    assert_null(strstr(text, "after"));
+    free(text);
+    text = read_file(moved_access);
+    assert_non_null(strstr(text, "\"GET /before\""));
+    assert_null(strstr(text, "/after"));
+    free(text);
+    text = read_file(f->other_path); /* the reopened error log, moved aside */
+    assert_non_null(strstr(text, "] after\n"));
+    assert_non_null(strstr(text, "] still after\n"));
+    free(text);
+    text = read_file(f->access_path);
+    assert_non_null(strstr(text, "\"GET /after\""));
+    free(text);
+    unlink(moved_error);
+    unlink(moved_access);
+}
+
 /* -- Access log ----------------------------------------------------------------- */
 
 static void test_lh_log_access_writes_line(void **state)
@@ -539,6 +593,7 @@ int main(void)
         T(test_lh_log_level_filtering),
         T(test_lh_log_open_appends_to_existing_file),
         T(test_lh_log_open_missing_directory_fails),
+        T(test_lh_log_reopen_follows_rotation),
         T(test_lh_log_access_writes_line),
         T(test_lh_log_access_escapes_path),
         T(test_lh_log_access_cannot_forge_lines),

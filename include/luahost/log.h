@@ -12,9 +12,17 @@ enum lh_log_level { LH_LOG_DEBUG, LH_LOG_INFO, LH_LOG_WARN, LH_LOG_ERROR };
 /* Opens the logs. A NULL path or "-" means stderr for the error log and stdout
  * for the access log; "off" disables the access log. Until this is called,
  * errors go to stderr at level info. Returns LH_ERR_IO and sets *err (static
- * text) if a file cannot be opened; the previous logs then stay in use. */
+ * text naming the file and the reason) if a file cannot be opened; the
+ * previous logs then stay in use. */
 enum lh_status lh_log_open(const char *error_path, const char *access_path,
                            enum lh_log_level level, const char **err);
+/* Opens each log file again by its path, in place of the one in use (after
+ * logrotate moved it, say): lines written meanwhile go to the old file,
+ * later ones to the new; none is lost. Standard streams and "off" stay as
+ * they are. LH_ERR_IO and *err (static text naming the first file that
+ * failed, and why) if a file cannot be opened; that log stays on its old
+ * file. */
+enum lh_status lh_log_reopen(const char **err);
 /* Flushes and closes the logs, and stops the flusher thread. */
 void lh_log_close(void);
 

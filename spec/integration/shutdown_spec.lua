@@ -48,6 +48,53 @@ describe("shutdown #integration", function()
         assert.is_truthy(line, "no access line for the in-flight request:\n" .. srv:access_log())
     end)
 
+    it("exits 1 a few seconds after the deadline when a handler never returns", function()
+        local app = S.copy_app("spec/integration/app")
+        local routes = S.read_file(app .. "/routes.lua")
+        local spinning, n = routes:gsub("\nreturn {", '\nreturn {\n    ["GET /spin"] = function() while true do end end,', 1)
+        assert.are.equal(1, n)
+        S.write_file(app .. "/routes.lua", spinning)
+        local srv = S.start({ app = app, workers = 2, args = { "--shutdown-timeout", "1" } })
+        local spinner = S.send_only(srv.port, "GET", "/spin")
+        finally(function()
+            spinner:close()
+        end)
+        S.sleep(0.3)
+        local t0 = S.now()
+        srv:signal("TERM")
+        local code = srv:wait_exit(15)
+        assert.are.equal(1, code, srv:error_log())
+        assert.is_true(S.now() - t0 < 12, ("exit took %.1f s"):format(S.now() - t0))
+        assert.is_truthy(srv:error_log():find("still not stopped", 1, true), srv:error_log())
+    end)
+
+    it("reopens its log files on SIGUSR1, after a rotation moved them", function()
+        local dir = S.tmpdir()
+        local access, errors = dir .. "/access.log", dir .. "/error.log"
+        local srv = S.start({ workers = 1, args = { "--access-log", access, "--error-log", errors } })
+        assert.are.equal(200, assert(srv:request("GET", "/hello")).status)
+        S.sleep(0.3) -- the access log is written every 100 ms
+        assert(os.rename(access, access .. ".1"))
+        assert(os.rename(errors, errors .. ".1"))
+        srv:signal("USR1")
+        local t0 = S.now()
+        repeat
+            S.sleep(0.05)
+        until (S.read_file(errors) or ""):find("log files reopened", 1, true) or S.now() - t0 > 5
+        assert.is_truthy((S.read_file(errors) or ""):find("log files reopened", 1, true),
+            "no reopened error log")
+        assert.are.equal(404, assert(srv:request("GET", "/after-rotation")).status)
+        t0 = S.now()
+        repeat
+            S.sleep(0.05)
+        until (S.read_file(access) or ""):find("/after-rotation", 1, true) or S.now() - t0 > 5
+        assert.is_truthy((S.read_file(access) or ""):find("/after-rotation", 1, true), "no new access log")
+        local old = S.read_file(access .. ".1")
+        assert.is_truthy(old:find('"GET /hello"', 1, true), old)
+        assert.is_falsy(old:find("/after-rotation", 1, true), old)
+        assert.is_true(srv:running())
+    end)
+
     it("exits 0 on SIGINT when idle", function()
         local srv = S.start({ workers = 2 })
         assert.are.equal(200, assert(srv:request("GET", "/hello")).status)
