@@ -69,6 +69,9 @@ struct lh_monitor {
 
     struct rule_state rules[LH_MONITOR_MAX_RULES];
     size_t nrules;
+    struct rule_state staged[LH_MONITOR_MAX_RULES]; /* lh_monitor_set_rules, until commit */
+    size_t nstaged;
+    int has_staged;
 
     struct lh_monitor_stream *streams;
     int streams_ended;
@@ -273,19 +276,43 @@ enum lh_status lh_monitor_set_rules(struct lh_monitor *mon, const struct lh_aler
         }
     }
     pthread_mutex_lock(&mon->lock);
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < mon->nrules; j++) {
-            if (strcmp(mon->rules[j].rule.name, fresh[i].rule.name) == 0) {
-                fresh[i].pending_since = mon->rules[j].pending_since;
-                fresh[i].firing_since = mon->rules[j].firing_since;
-                fresh[i].value = mon->rules[j].value;
-            }
-        }
-    }
-    memcpy(mon->rules, fresh, n * sizeof(fresh[0]));
-    mon->nrules = n;
+    memcpy(mon->staged, fresh, n * sizeof(fresh[0]));
+    mon->nstaged = n;
+    mon->has_staged = 1;
     pthread_mutex_unlock(&mon->lock);
     return LH_OK;
+}
+
+void lh_monitor_commit_rules(struct lh_monitor *mon)
+{
+    if (mon == NULL)
+        return;
+    pthread_mutex_lock(&mon->lock);
+    if (mon->has_staged) {
+        struct rule_state *fresh = mon->staged;
+        for (size_t i = 0; i < mon->nstaged; i++) {
+            for (size_t j = 0; j < mon->nrules; j++) {
+                if (strcmp(mon->rules[j].rule.name, fresh[i].rule.name) == 0) {
+                    fresh[i].pending_since = mon->rules[j].pending_since;
+                    fresh[i].firing_since = mon->rules[j].firing_since;
+                    fresh[i].value = mon->rules[j].value;
+                }
+            }
+        }
+        memcpy(mon->rules, fresh, mon->nstaged * sizeof(fresh[0]));
+        mon->nrules = mon->nstaged;
+        mon->has_staged = 0;
+    }
+    pthread_mutex_unlock(&mon->lock);
+}
+
+void lh_monitor_discard_rules(struct lh_monitor *mon)
+{
+    if (mon == NULL)
+        return;
+    pthread_mutex_lock(&mon->lock);
+    mon->has_staged = 0;
+    pthread_mutex_unlock(&mon->lock);
 }
 
 char *lh_monitor_alerts_json(struct lh_monitor *mon)

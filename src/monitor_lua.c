@@ -3,7 +3,8 @@
  *
  *   monitor.alerts() -> json text       the firing alerts (an array)
  *   monitor.set_rules(rules)            rules: { {name=, metric=, above=|below=,
- *       for_seconds=, severity=, description=}, ... }; raises when one is bad
+ *       for_seconds=, severity=, description=}, ... }; raises when one is bad;
+ *       staged: in force once every worker's load succeeded
  *   monitor.allowed(client) -> boolean  the address is in metrics_allow
  *   monitor.asset(name) -> bytes, content_type | nil
  *       a file of lua/luahost/monitor/, compiled in

@@ -36,6 +36,7 @@
 #include "luahost/json.h"
 #include "luahost/log.h"
 #include "luahost/metrics.h"
+#include "luahost/monitor.h"
 
 #define IDLE_COROUTINES 256
 #define HOST_KEY "luahost.host"
@@ -192,6 +193,18 @@ static void vm_release_retired(struct lh_worker *w, struct vm *vm)
 
 /* -- Workers ----------------------------------------------------------------- */
 
+/* Each state's load stages the alert rules (luahost.monitoring); they go
+ * into force only when every state loaded, so a failed reload changes
+ * nothing. */
+static void settle_rules(const struct lh_workers *ws, int loaded)
+{
+    struct lh_monitor *mon = ws->host ? ws->host->monitor : NULL;
+    if (loaded)
+        lh_monitor_commit_rules(mon);
+    else
+        lh_monitor_discard_rules(mon);
+}
+
 struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err, size_t errlen)
 {
     struct lh_workers *ws = calloc(1, sizeof(*ws));
@@ -214,10 +227,12 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
         atomic_init(&w->next, NULL);
         w->vm = vm_new(ws, err, errlen);
         if (w->vm == NULL) {
+            settle_rules(ws, 0);
             lh_workers_free(ws);
             return NULL;
         }
     }
+    settle_rules(ws, 1);
     return ws;
 nomem:
     lh_workers_free(ws);
@@ -271,12 +286,14 @@ enum lh_status lh_workers_reload(struct lh_workers *ws, char *err, size_t errlen
             for (unsigned j = 0; j < i; j++)
                 vm_free(fresh[j]);
             free(fresh);
+            settle_rules(ws, 0);
             return LH_ERR_LUA;
         }
     }
     for (unsigned i = 0; i < ws->count; i++)
         vm_free(atomic_exchange(&ws->workers[i].next, fresh[i]));
     free(fresh);
+    settle_rules(ws, 1);
     return LH_OK;
 }
 

@@ -50,10 +50,17 @@ void lh_monitor_stop(struct lh_monitor *mon);
 /* Stops the threads, ends every stream, frees. NULL is a no-op. */
 void lh_monitor_free(struct lh_monitor *mon);
 
-/* Replaces the rules; a rule keeps its state (pending, firing) when a rule
- * of the same name stays. LH_ERR_INVALID with err for an unknown metric. */
+/* Stages rules to replace the ones in force at the next commit (a load of
+ * the scripts stages them; only one that succeeds as a whole commits).
+ * LH_ERR_INVALID with err for an unknown metric, and nothing staged. */
 enum lh_status lh_monitor_set_rules(struct lh_monitor *mon, const struct lh_alert_rule *rules,
                                     size_t n, char *err, size_t errlen);
+/* Puts the staged rules in force, if any were staged since the last commit
+ * or discard; a rule keeps its state (pending, firing) when a rule of the
+ * same name stays. NULL is a no-op. */
+void lh_monitor_commit_rules(struct lh_monitor *mon);
+/* Drops the staged rules: the ones in force stay. NULL is a no-op. */
+void lh_monitor_discard_rules(struct lh_monitor *mon);
 /* The firing alerts, as a JSON array (malloc'd; NULL without memory). */
 char *lh_monitor_alerts_json(struct lh_monitor *mon);
 

@@ -130,6 +130,12 @@ function M.load(dir)
     if type(policy) ~= "table" then
         error(file .. ": must return a table", 0)
     end
+    for key in pairs(policy) do -- a misspelt key would silently drop its rules
+        if key ~= "rules" and key ~= "slow_request_ms" and key ~= "slow_routes" then
+            error(("%s: unknown key %s (rules, slow_request_ms, slow_routes)"):format(file,
+                tostring(key)), 0)
+        end
+    end
     local ok, why = pcall(monitor.set_rules, policy.rules or {})
     if not ok then
         error(file .. ": " .. tostring(why), 0)

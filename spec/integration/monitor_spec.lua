@@ -236,6 +236,38 @@ describe("alert rules #integration", function()
         assert.is_true(srv:signal("HUP") == 0)
         assert.is_truthy(srv:error_log("unknown metric no_such_metric", 5, true))
         assert.are.equal("always", cjson.decode(get(srv, "/api/monitor/alerts").body).alerts[1].name)
+
+        S.write_file(policy .. "/alerts.lua", "return { rule = {} }") -- misspelt: not "no rules"
+        assert.is_true(srv:signal("HUP") == 0)
+        assert.is_truthy(srv:error_log("unknown key rule (rules, slow_request_ms, slow_routes)", 5, true))
+        assert.are.equal("always", cjson.decode(get(srv, "/api/monitor/alerts").body).alerts[1].name)
+    end)
+end)
+
+describe("alert rules and a failed reload #integration", function()
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("keep the rules in force when the scripts fail to load", function()
+        local app, policy = S.copy_app(APP), S.tmpdir()
+        S.copy_dir("lua/policy", policy)
+        S.write_file(policy .. "/alerts.lua", "return { rules = {} }")
+        local srv = S.start({ app = app, args = { "--policy-dir", policy } })
+        local routes = S.read_file(app .. "/routes.lua")
+
+        S.write_file(policy .. "/alerts.lua", [[return { rules = {
+            { name = "always", metric = "rss_mb", above = 0, for_seconds = 0 } } }]])
+        S.write_file(app .. "/routes.lua", routes .. "\nthis is not lua\n")
+        assert.is_true(srv:signal("HUP") == 0)
+        assert.is_truthy(srv:error_log("reload failed", 5, true))
+        S.sleep(2) -- two samples: a rule in force would have fired
+        assert.is_falsy(srv:error_log():find("alert always firing", 1, true), srv:error_log())
+        assert.are.same({}, cjson.decode(get(srv, "/api/monitor/alerts").body).alerts)
+
+        S.write_file(app .. "/routes.lua", routes)
+        assert.is_true(srv:signal("HUP") == 0)
+        assert.is_truthy(srv:error_log("alert always firing", 5, true), srv:error_log())
     end)
 end)
 
