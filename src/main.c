@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,7 +54,8 @@ static void usage(FILE *out)
                  "                                  (and, in development, its seeds)\n"
                  "       luahost user add NAME [--admin] [options]\n"
                  "                                  create or update an account; the password is\n"
-                 "                                  read from standard input\n\n"
+                 "                                  read from standard input (asked for,\n"
+                 "                                  unechoed, on a terminal)\n\n"
                  "Options (each also LUAHOST_<NAME> in the environment and <name> in the config "
                  "file):\n");
     for (size_t i = 0; i < lh_config_option_count(); i++) {
@@ -492,28 +494,125 @@ static int migrate(const struct lh_config *cfg, struct lh_db *db)
 }
 
 /* "luahost user add NAME [--admin]": the password comes from stdin's first line. */
+/* -- Start-up ------------------------------------------------------------------ */
+
+/* SIGTERM and SIGINT are blocked from the start for serve()'s sigwaitinfo,
+ * so during a slow start-up (the database's connect attempts, a password
+ * prompt) they would wait for it. This thread takes them meanwhile and
+ * exits at once, giving the terminal its echo back. */
+static struct termios prompt_tty; /* the terminal's settings while a prompt hides input */
+static volatile sig_atomic_t prompt_hides_input;
+
+static void *startup_watch(void *arg)
+{
+    const sigset_t *stop = arg;
+    int sig = sigwaitinfo(stop, NULL);
+    if (sig < 0)
+        return NULL;
+    if (prompt_hides_input)
+        tcsetattr(STDIN_FILENO, TCSANOW, &prompt_tty);
+    lh_log(LH_LOG_INFO, NULL, "%s during start-up: exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    lh_log_flush();
+    _exit(1);
+}
+
+struct watch {
+    sigset_t stop;
+    pthread_t thread;
+    int running;
+};
+
+static void watch_startup(struct watch *w)
+{
+    sigemptyset(&w->stop);
+    sigaddset(&w->stop, SIGTERM);
+    sigaddset(&w->stop, SIGINT);
+    w->running = pthread_create(&w->thread, NULL, startup_watch, &w->stop) == 0;
+}
+
+/* Before serve() takes the signals itself. */
+static void end_startup_watch(struct watch *w)
+{
+    if (w->running) {
+        pthread_cancel(w->thread); /* sigwaitinfo is a cancellation point */
+        pthread_join(w->thread, NULL);
+        w->running = 0;
+    }
+}
+
+/* -- user add -------------------------------------------------------------------- */
+
+/* An account name: 1 to 64 bytes, no control character, no space at either
+ * end (MariaDB's collation ignores trailing ones: "ann " would be "ann"). */
+static int valid_user_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 64 || name[0] == ' ' || name[len - 1] == ' ')
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Reads the password line from standard input into buf (size > 1024); on a
+ * terminal, asks for it on stderr and hides what is typed. Its length, or
+ * -1 with *why set. */
+static long read_password(const char *name, char *buf, size_t size, const char **why)
+{
+    if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &prompt_tty) == 0) {
+        struct termios hidden = prompt_tty;
+        hidden.c_lflag &= (tcflag_t)~ECHO;
+        /* Hidden before the prompt shows: nothing typed after it echoes. */
+        prompt_hides_input = tcsetattr(STDIN_FILENO, TCSANOW, &hidden) == 0;
+        fprintf(stderr, "Password for %s: ", name);
+        fflush(stderr);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (prompt_hides_input) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &prompt_tty);
+        prompt_hides_input = 0;
+        fputc('\n', stderr);
+    }
+    *why = NULL;
+    if (n < 0)
+        *why = "no password on standard input";
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    if (*why == NULL && memchr(line, '\0', (size_t)n) != NULL)
+        *why = "the password must not contain a NUL byte";
+    else if (*why == NULL && (n < 8 || n > 1024 || (size_t)n >= size))
+        *why = "the password must be 8 to 1024 bytes";
+    if (*why == NULL)
+        memcpy(buf, line, (size_t)n);
+    if (line != NULL)
+        explicit_bzero(line, cap);
+    free(line);
+    return *why == NULL ? (long)n : -1;
+}
+
 static int add_user(struct lh_db *db, const char *name, int admin)
 {
     char line[1100], hash[LH_PASSWORD_HASH_MAX], err[512];
     struct lh_db_conn *c = NULL;
     struct lh_db_result *r = NULL;
+    const char *why = NULL;
 
-    if (name[0] == '\0' || strlen(name) > 64) {
-        lh_log(LH_LOG_ERROR, NULL, "user add: the name must be 1 to 64 bytes");
+    if (!valid_user_name(name)) {
+        lh_log(LH_LOG_ERROR, NULL,
+               "user add: the name must be 1 to 64 bytes, without control characters "
+               "or a space at either end");
         return 2;
     }
-    if (fgets(line, sizeof(line), stdin) == NULL) {
-        lh_log(LH_LOG_ERROR, NULL, "user add: no password on standard input");
+    long len = read_password(name, line, sizeof(line), &why);
+    if (len < 0) {
+        lh_log(LH_LOG_ERROR, NULL, "user add: %s", why);
         return 2;
     }
-    size_t len = strcspn(line, "\r\n");
-    line[len] = '\0';
-    if (len < 8 || len > 1024) {
-        lh_log(LH_LOG_ERROR, NULL, "user add: the password must be 8 to 1024 bytes");
-        return 2;
-    }
-    enum lh_status st = lh_password_hash(line, len, LH_PASSWORD_ITERATIONS, hash);
-    memset(line, 0, sizeof(line));
+    enum lh_status st = lh_password_hash(line, (size_t)len, LH_PASSWORD_ITERATIONS, hash);
+    explicit_bzero(line, sizeof(line));
     if (st == LH_OK)
         st = lh_db_acquire(db, "user-add", "", &c, err, sizeof(err));
     if (st == LH_OK) {
@@ -611,6 +710,8 @@ int main(int argc, char **argv)
         lh_config_free(&cfg);
         return 1;
     }
+    struct watch startup = {.running = 0};
+    watch_startup(&startup);
     struct lh_task_pool *tasks = NULL, *cpu_tasks = NULL;
     struct lh_workers *ws = NULL;
     struct lh_redis_subscriber *subscriber = NULL;
@@ -709,12 +810,14 @@ int main(int argc, char **argv)
            LUAHOST_VERSION, cfg.app, strchr(cfg.host, ':') ? "[" : "", cfg.host,
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
 
+    end_startup_watch(&startup);
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
     watch_the_stop();
     lh_monitor_stop(host.monitor); /* its sampler reads the transport */
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
 out_host:
+    end_startup_watch(&startup);
     lh_workers_free(ws);
     lh_task_pool_free(tasks);
     lh_task_pool_free(cpu_tasks);

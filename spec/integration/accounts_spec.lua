@@ -253,3 +253,60 @@ describe("uploading images #integration", function()
         end
     end)
 end)
+
+describe("user add #integration", function()
+    local fcntl, poll = require "posix.fcntl", require "posix.poll"
+    local stdlib, unistd = require "posix.stdlib", require "posix.unistd"
+
+    -- Reads the terminal's output until `want` appears or the command ends
+    -- (the read fails once no process holds the terminal), or timeout.
+    local function read_until(master, want, timeout)
+        local out, deadline = "", S.now() + timeout
+        while S.now() < deadline and not (want and out:find(want, 1, true)) do
+            if poll.rpoll(master, 100) == 1 then
+                local data = unistd.read(master, 4096)
+                if not data or #data == 0 then
+                    break
+                end
+                out = out .. data
+            end
+        end
+        return out
+    end
+
+    it("asks for the password on a terminal and does not echo it", function()
+        local master = assert(stdlib.openpt(bit.bor(fcntl.O_RDWR, fcntl.O_NOCTTY)))
+        finally(function()
+            unistd.close(master)
+        end)
+        assert(stdlib.grantpt(master))
+        assert(stdlib.unlockpt(master))
+        local tty = assert(stdlib.ptsname(master))
+        local name, secret = G.unique_name("tty"), "typed at a terminal"
+        local pid = S.spawn({ S.bin, "user", "add", name, "--app", "lua/app", "--db-url", DB_URL,
+            "--error-log", "/dev/null" }, { stdin = tty, stdout = tty, stderr = tty })
+        local prompt = read_until(master, "Password for " .. name .. ": ", 30)
+        assert.is_truthy(prompt:find("Password for " .. name .. ": ", 1, true), prompt)
+        assert(unistd.write(master, secret .. "\n"))
+        local code = S.wait_pid(pid, 30)
+        local rest = read_until(master, nil, 1)
+        assert.are.equal(0, code, prompt .. rest)
+        assert.is_falsy((prompt .. rest):find(secret, 1, true), "the password was echoed")
+
+        local srv = G.start()
+        assert.are.equal(200, G.login(srv, name, secret).status)
+        srv:stop()
+    end)
+
+    it("refuses names with control characters or edge spaces, and passwords with a NUL byte", function()
+        for _, bad in ipairs({ "qz\nx", "tab\tname", "   ", " lead", "trail ", "" }) do
+            assert.is_false(add_user(bad, "long enough password", false), ("%q"):format(bad))
+        end
+        local name = G.unique_name("nul")
+        local cmd = ("printf 'pw1pw1pw1\\000zz\\n' | %s user add %s --app lua/app --db-url %s"
+            .. " --error-log /dev/null"):format(S.bin, name, S.shell_quote(DB_URL))
+        local ok = os.execute(cmd)
+        assert.is_false(ok == true or ok == 0, "a password with a NUL byte was taken")
+        assert.are.equal("", mariadb(("SELECT id FROM users WHERE username = '%s'"):format(name)))
+    end)
+end)

@@ -46,6 +46,20 @@ describe("cli #integration", function()
         assert.is_truthy(err:find("stray-argument", 1, true), "stderr: " .. err)
     end)
 
+    it("stops at once on SIGTERM while it still retries the database at start", function()
+        local log = S.tmpdir() .. "/error.log"
+        local pid = S.spawn({ S.bin, "--app", S.app, "--port", tostring(S.free_port()),
+            "--db-url", "mysql://u:p@127.0.0.1:1/x", "--db-connect-attempts", "30",
+            "--db-connect-delay", "2", "--error-log", log })
+        S.sleep(0.5)
+        local t0 = S.now()
+        assert.are.equal(0, require("posix.signal").kill(pid, require("posix.signal").SIGTERM))
+        local code = S.wait_pid(pid, 10)
+        assert.are.equal(1, code, S.read_file(log))
+        assert.is_true(S.now() - t0 < 2, ("exit took %.1f s"):format(S.now() - t0))
+        assert.is_truthy(S.read_file(log):find("SIGTERM during start-up: exiting", 1, true), S.read_file(log))
+    end)
+
     it("--check exits 0 on the good app", function()
         local code, out, err = S.run_luahost({ "--check", "--app", S.app })
         assert.are.equal(0, code, out .. err)

@@ -182,8 +182,8 @@ local function open_out(path)
     return assert(fcntl.open(path, flags, 420))
 end
 
--- Forks and execs argv[1] with argv[2..]. opts: stdout, stderr (file paths;
--- default /dev/null), env (name -> value, false unsets). Every LUAHOST_*
+-- Forks and execs argv[1] with argv[2..]. opts: stdin, stdout, stderr (file
+-- paths; default /dev/null; a terminal's too), env (name -> value, false unsets). Every LUAHOST_*
 -- variable of this process except LUAHOST_BIN is removed first, so that the
 -- caller's environment cannot change the server's configuration.
 function M.spawn(argv, opts)
@@ -193,8 +193,7 @@ function M.spawn(argv, opts)
     local pid = assert(unistd.fork())
     if pid == 0 then
         local ok, err = pcall(function()
-            local null = assert(fcntl.open("/dev/null", fcntl.O_RDONLY))
-            unistd.dup2(null, 0)
+            unistd.dup2(assert(fcntl.open(opts.stdin or "/dev/null", fcntl.O_RDWR)), 0)
             unistd.dup2(open_out(opts.stdout or "/dev/null"), 1)
             unistd.dup2(open_out(opts.stderr or "/dev/null"), 2)
             for fd = 3, 1023 do -- sockets of the test process must not leak into servers
