@@ -51,17 +51,21 @@ local function compile_limits(limits, bot, file)
     local default = limits.default and parse_limits(limits.default, file, "default") or {}
     local rulesets = {}
 
+    -- rates per fingerprint (nil: none, and no bot counting), then the
+    -- per-address ceiling.
     local function ruleset(rates, suffix)
         local rules = {}
-        for _, r in ipairs(rates) do
+        for _, r in ipairs(rates or {}) do
             rules[#rules + 1] = { slot = FINGERPRINT, prefix = "rl:", suffix = suffix,
                                   limit = r.limit, window = r.window }
         end
         for _, r in ipairs(per_ip) do
             rules[#rules + 1] = { slot = ADDRESS, prefix = "rl:ip:", limit = r.limit, window = r.window }
         end
-        rules[#rules + 1] = { slot = FINGERPRINT, prefix = "pattern:", limit = bot.threshold,
-                              window = bot.window, counter = true }
+        if rates then
+            rules[#rules + 1] = { slot = FINGERPRINT, prefix = "pattern:", limit = bot.threshold,
+                                  window = bot.window, counter = true }
+        end
         return ratelimit.ruleset(rules)
     end
 
@@ -69,10 +73,12 @@ local function compile_limits(limits, bot, file)
     for route, spec in pairs(limits.routes or {}) do
         if spec == false then
             rulesets[route] = false
+        elseif spec == "per_ip" then
+            rulesets[route] = #per_ip > 0 and ruleset(nil, "") or false
         elseif type(spec) == "string" then
             rulesets[route] = ruleset(parse_limits(spec, file, "routes[" .. route .. "]"), ":" .. route)
         else
-            error(("%s: routes[%q] must be a limit string or false"):format(file, route), 0)
+            error(("%s: routes[%q] must be a limit string, \"per_ip\" or false"):format(file, route), 0)
         end
     end
     local exempt, err = netaddr.cidr_set(table.concat(limits.exempt or {}, ","))

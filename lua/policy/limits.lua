@@ -13,17 +13,21 @@ return {
     -- Several people behind one NAT share it, so it sits above `default`.
     per_ip = "10000 per day; 2000 per hour",
 
-    -- Per route, by the key used in routes.lua: false exempts the route, a
-    -- string replaces `default` for it (counted for that route alone).
+    -- Per route, by the key used in routes.lua: false exempts the route,
+    -- "per_ip" leaves it only the per-address ceiling (no per-fingerprint
+    -- limit, no bot counting), a limit string replaces `default` for it
+    -- (counted for that route alone).
     routes = {
         ["GET /health"] = false,
         -- Public images: a gallery page shows twelve at once, which would make
         -- every visitor who turns a few pages look like a bot.
         ["GET /svg/:id.svg"] = false,
-        -- Monitoring: Prometheus scrapes and dashboards poll; access is
-        -- checked by the routes themselves (metrics_allow, administrators).
-        ["GET /metrics"] = false,
-        ["GET /monitor/stream"] = false,
+        -- Monitoring: Prometheus scrapes and dashboards poll, so no
+        -- per-fingerprint limit; but each request with a session cookie
+        -- costs a database lookup before access is known (metrics_allow,
+        -- administrators), so one address still meets the ceiling.
+        ["GET /metrics"] = "per_ip",
+        ["GET /monitor/stream"] = "per_ip",
         ["GET /monitor/assets/:name"] = false,
     },
 

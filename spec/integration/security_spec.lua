@@ -420,6 +420,26 @@ describe("rate limits #integration", function()
         assert.are.equal(180, refused)
     end)
 
+    it("leaves a \"per_ip\" route only the per-address limit (20), past default and bot counting", function()
+        local srv = start()
+        local c = assert(srv:client())
+        finally(function()
+            c:close()
+        end)
+        fresh_window(60, 5)
+        local ua = { ["User-Agent"] = fresh_ua("per-ip") }
+        for i = 1, 20 do -- one fingerprint, four times its default of 5
+            local res = get(c, "/per-ip", ua)
+            assert.are.equal(200, res.status, "request " .. i)
+            assert.are.equal("20", res.headers["X-RateLimit-Limit"])
+        end
+        assert_429(get(c, "/per-ip", ua), TOO_MANY, "21st")
+        -- Not counted as bot behaviour: the fingerprint's default is untouched.
+        local res = get(c, "/hello", { ["User-Agent"] = fresh_ua("per-ip-other") })
+        assert_429(res, TOO_MANY, "the address's ceiling holds on other routes too")
+        assert.is_falsy(srv:error_log():find("bot behavior", 1, true))
+    end)
+
     it("describes the exhausted per-address limit in the headers of a 429 it caused", function()
         -- README: limited responses carry X-RateLimit-* and RateLimit-* "for the
         -- tightest limit". A fresh fingerprint refused because its address

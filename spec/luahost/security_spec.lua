@@ -141,7 +141,7 @@ describe("luahost.security", function()
 
         it("raises for a route entry that is neither a limit string nor false", function()
             local dir = policy_dir { limits = 'return { routes = { ["GET /x"] = true } }' }
-            assert.matches(dir .. '/limits.lua: routes["GET /x"] must be a limit string or false',
+            assert.matches(dir .. '/limits.lua: routes["GET /x"] must be a limit string, "per_ip" or false',
                 load_error(dir), 1, true)
         end)
 

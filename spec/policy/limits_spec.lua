@@ -13,7 +13,7 @@ local function each_limit(limits, fn)
         fn(limits.per_ip, "per_ip")
     end
     for route, spec in pairs(limits.routes or {}) do
-        if spec ~= false then
+        if spec ~= false and spec ~= "per_ip" then -- "per_ip": only the ceiling above
             fn(spec, "routes[" .. route .. "]")
         end
     end
@@ -67,6 +67,11 @@ describe("policy.limits", function()
 
     it("exempts GET /health", function()
         assert.is_false(L.routes["GET /health"])
+    end)
+
+    it("keeps the per-address ceiling on the monitoring routes that look up sessions", function()
+        assert.are.equal("per_ip", L.routes["GET /metrics"])
+        assert.are.equal("per_ip", L.routes["GET /monitor/stream"])
     end)
 
     it("gives routes only a limit string or false", function()

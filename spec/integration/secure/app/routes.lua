@@ -42,6 +42,10 @@ return {
         res:json({ success = true, status = "ok" })
     end,
 
+    ["GET /per-ip"] = function(_, res)
+        res:json({ success = true, route = "per-ip" })
+    end,
+
     ["GET /nonce"] = function(req, res)
         res:json({ success = true, nonce = req.csp_nonce })
     end,

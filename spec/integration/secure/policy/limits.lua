@@ -13,6 +13,8 @@ return {
         ["GET /strict"] = "2 per minute",
         -- So high that only per_ip or the bot check refuse it.
         ["GET /counted"] = "1000 per minute",
+        -- Only per_ip: no per-fingerprint limit, no bot counting.
+        ["GET /per-ip"] = "per_ip",
         -- Exempt: no limits, no bot counting.
         ["GET /health"] = false,
         ["GET /nonce"] = false,
