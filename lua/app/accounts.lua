@@ -11,6 +11,7 @@ local cjson_safe = require "cjson.safe"
 local db = require "luahost.db"
 local fingerprint = require "luahost.fingerprint"
 local log = require "luahost.log"
+local metrics = require "luahost.metrics"
 local password = require "luahost.password"
 local ratelimit = require "luahost.ratelimit"
 
@@ -100,6 +101,8 @@ local function busy(res)
     return fail(res, 503, "Server busy, try again")
 end
 
+local rejections = metrics.core("ratelimit_rejections_total")
+
 local function login(req, res)
     -- A page elsewhere can post a form (even one whose text/plain body reads
     -- as JSON) but not an application/json body without CORS's consent: so a
@@ -133,11 +136,16 @@ local function login(req, res)
     end
     local limiter = ratelimit.host()
     if limiter then
-        local allowed, retry = limiter:check(LOGIN_LIMITS, "login:ip:" .. req.client,
-            "login:user:" .. user.name_key)
+        local allowed, retry, limit, remaining, reset, window = limiter:check(LOGIN_LIMITS,
+            "login:ip:" .. req.client, "login:user:" .. user.name_key)
         if not allowed then
+            -- The same 429 as every other limit's: its body, its count in the
+            -- metrics, and headers that describe the limit that refused.
+            rejections:inc()
+            res.ratelimit = { limit = limit, remaining = remaining, reset = reset, window = window }
             res.headers["Retry-After"] = tostring(retry)
-            return fail(res, 429, "Too many sign-in attempts", { retry_after = retry })
+            return res:json({ success = false, error = "Too many sign-in attempts",
+                              retry_after = retry }, 429)
         end
     end
     if user.id == db.null then -- no such account

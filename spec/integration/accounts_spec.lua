@@ -128,10 +128,18 @@ describe("accounts #integration", function()
             statuses[i] = login(srv, spellings[i % #spellings + 1], "guess " .. i).status
         end
         assert.are.equal("401,401,401,401,401,401,401,401,401,401,429", table.concat(statuses, ","))
+        local rejected = srv:request("GET", "/metrics")
+        local before = tonumber(rejected.body:match("\nluahost_ratelimit_rejections_total (%d+)"))
         local res = login(srv, target, "again")
         assert.are.equal(429, res.status)
-        assert.is_true(json(res).retry_after > 0)
-        assert.is_truthy(tonumber(res.headers["retry-after"]))
+        local body = json(res)
+        assert.are.same({ success = false, error = "Too many sign-in attempts", retry_after = body.retry_after }, body)
+        assert.is_true(body.retry_after > 0)
+        assert.are.equal(tostring(body.retry_after), res.headers["retry-after"])
+        assert.are.equal("10", res.headers["x-ratelimit-limit"]) -- the account's limit, not the route's
+        assert.are.equal("0", res.headers["x-ratelimit-remaining"])
+        local after = srv:request("GET", "/metrics").body:match("\nluahost_ratelimit_rejections_total (%d+)")
+        assert.are.equal(before + 1, tonumber(after))
     end)
 end)
 
