@@ -82,6 +82,8 @@ static const struct option_def defs[] = {
     TEXT_OPT(metrics, "on", "request metrics, /metrics and the monitor: on or off"),
     TEXT_OPT(metrics_allow, "127.0.0.0/8,::1/128",
              "CIDRs that may read /metrics without signing in"),
+    NUM_OPT(monitor_stream_seconds, "300", 1, 86400,
+            "seconds a dashboard's event stream lasts; then it reconnects, signing in again"),
     NUM_OPT(cache_entries, "1000", 1, 100000000, "entries in the in-process (L1) cache"),
     BYTES_OPT(cache_bytes, "64m", 64 * 1024, 64L * 1024 * 1024 * 1024,
               "bytes of keys and values in the in-process (L1) cache"),

@@ -381,7 +381,8 @@ static int make_metrics(const struct lh_config *cfg, struct lh_host *host, char 
         snprintf(err, errlen, "option 'metrics_allow': %s", why);
         return 0;
     }
-    if (on && (host->monitor = lh_monitor_new(host->metrics, 1.0)) == NULL) {
+    if (on && (host->monitor = lh_monitor_new(host->metrics, 1.0,
+                                                  (double)cfg->monitor_stream_seconds)) == NULL) {
         snprintf(err, errlen, "monitor: out of memory");
         return 0;
     }

@@ -55,11 +55,12 @@ struct lh_monitor_stream {
     char *pending;
     size_t len, cap;
     int waiting, ended;
+    double ends_at; /* monotonic seconds; 0: never */
 };
 
 struct lh_monitor {
     struct lh_metrics *metrics;
-    double interval;
+    double interval, stream_seconds;
     pthread_mutex_t lock; /* rules, streams, history, stop */
     pthread_cond_t tick;
     int stopping;
@@ -447,9 +448,12 @@ static void publish(struct lh_monitor *mon, const struct sample *s)
             }
             mon->history[slot] = event;
         }
+        double now = lh_monotonic_seconds();
         for (struct lh_monitor_stream *st = mon->streams; st; st = st->next) {
             if (!append(st, b.data, b.len))
                 st->ended = 1; /* too far behind: it ends, the client reconnects */
+            if (st->ends_at > 0 && now >= st->ends_at)
+                st->ended = 1; /* its time is up: the client reconnects, signing in again */
         }
     }
     size_t n = collect_parked(mon, &woken);
@@ -504,13 +508,14 @@ static void *prober_main(void *arg)
     return NULL;
 }
 
-struct lh_monitor *lh_monitor_new(struct lh_metrics *m, double interval)
+struct lh_monitor *lh_monitor_new(struct lh_metrics *m, double interval, double stream_seconds)
 {
     struct lh_monitor *mon = calloc(1, sizeof(*mon));
     if (mon == NULL)
         return NULL;
     mon->metrics = m;
     mon->interval = interval > 0 ? interval : 1;
+    mon->stream_seconds = stream_seconds > 0 ? stream_seconds : 0;
     atomic_init(&mon->db_healthy, -1);
     pthread_mutex_init(&mon->lock, NULL);
     pthread_cond_init(&mon->tick, NULL);
@@ -572,6 +577,7 @@ struct lh_monitor_stream *lh_monitor_stream_open(struct lh_monitor *mon, void (*
     s->mon = mon;
     s->wake = wake;
     s->wake_arg = arg;
+    s->ends_at = mon->stream_seconds > 0 ? lh_monotonic_seconds() + mon->stream_seconds : 0;
     pthread_mutex_lock(&mon->lock);
     /* retry: how soon EventSource reconnects after the stream ends */
     int ok = append(s, "retry: 2000\n\n", 13);

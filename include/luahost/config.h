@@ -42,6 +42,7 @@ struct lh_config {
     long redis_timeout;    /* milliseconds for a Redis round trip before falling back */
     char *metrics;         /* "on" or "off" */
     char *metrics_allow;   /* CIDRs that may read /metrics */
+    long monitor_stream_seconds; /* an event stream's lifetime */
     long cache_entries;    /* L1 cache bound */
     long cache_bytes;      /* L1 cache bound */
 };

@@ -40,8 +40,10 @@ struct lh_alert_rule {
  * ratelimit_rejections_per_s, bot_detections_per_s, rss_mb. */
 extern const char *const lh_monitor_metric_names[];
 
-/* interval: seconds between samples (0: 1). */
-struct lh_monitor *lh_monitor_new(struct lh_metrics *m, double interval);
+/* interval: seconds between samples (0: 1). stream_seconds: how long an
+ * event stream lasts before it ends and its client reconnects, signing in
+ * again (0: no end), so that a revoked session loses the live view. */
+struct lh_monitor *lh_monitor_new(struct lh_metrics *m, double interval, double stream_seconds);
 /* Starts the threads, once the metrics' sources are set. */
 enum lh_status lh_monitor_start(struct lh_monitor *mon, char *err, size_t errlen);
 /* Stops the threads, which read the metrics' sources: before any source

@@ -36,6 +36,32 @@ describe("monitoring dashboard #integration", function()
         assert.are.equal(200, assert(srv:request("GET", "/metrics")).status)
     end)
 
+    it("ends a stream after --monitor-stream-seconds, and a signed-out session opens no other", function()
+        local own = G.start({ "--monitor-stream-seconds", "2" })
+        local headers = G.session_headers(own, admin, secret)
+        local c = assert(S.client(own.port, 5))
+        finally(function()
+            c:close()
+        end)
+        assert(c:send(S.format_request("GET", "/monitor/stream", headers)))
+        c:settimeout(0.2)
+        local t0, text, ended = S.now(), "", false
+        while S.now() - t0 < 10 and not ended do
+            local data, err, partial = c.sock:receive(4096)
+            text = text .. (data or partial or "")
+            ended = err == "closed" or text:find("\r\n0\r\n\r\n", 1, true) ~= nil
+        end
+        local took = S.now() - t0
+        assert.is_true(ended, "the stream did not end within 10 s")
+        assert.is_true(took >= 1.5, ("the stream ended after %.1f s"):format(took))
+        assert.is_truthy(text:find("event: sample", 1, true), text)
+
+        local out = assert(own:request("POST", "/api/logout", headers))
+        assert.are.equal(200, out.status, out.body)
+        assert.are.equal(401, assert(own:request("GET", "/monitor/stream", headers)).status)
+        own:stop()
+    end)
+
     it("renders in Chromium without errors or CSP violations, its charts moving", function()
         if S.sanitized() then
             pending("the browser tests run in the plain build")
