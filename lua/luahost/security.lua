@@ -162,12 +162,18 @@ local function report_handler(security_log)
         if r == nil and type(report) == "table" and type(report[1]) == "table" then
             r = report[1].body -- the Reporting API's array of reports
         end
-        if type(r) ~= "table" then
+        local function text(a, b)
+            local v = type(r) == "table" and (r[a] or r[b])
+            return type(v) == "string" and v or nil
+        end
+        -- An object with at least one of a report's fields: not [1, 2].
+        if not (text("violated-directive", "effectiveDirective") or text("blocked-uri", "blockedURL")
+                or text("document-uri", "documentURL")) then
             return res:json({ success = false, message = "Not a CSP report" }, 400)
         end
         local function field(a, b)
-            local v = r[a] or r[b]
-            return log.quote(type(v) == "string" and v:sub(1, 200) or "?")
+            local v = text(a, b)
+            return log.quote(v and v:sub(1, 200) or "?")
         end
         security_log(req, ("CSP violation: %s blocked %s on %s"):format(
             field("violated-directive", "effectiveDirective"), field("blocked-uri", "blockedURL"),
@@ -235,7 +241,9 @@ function M.load(dir)
 
     policy.routes = {}
     if csp.report_uri then
-        policy.routes["POST " .. csp.report_uri] = report_handler(security_log)
+        -- A budget of its own: a flood of reports, which anyone can send,
+        -- must not silence the lines about bots and suspicious requests.
+        policy.routes["POST " .. csp.report_uri] = report_handler(security_logger(bot.log_per_minute or 60))
     end
 
     return policy

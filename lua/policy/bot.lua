@@ -10,7 +10,7 @@ local M = {
         "headless", "phantomjs", "httpclient", "go-http-client", "sqlmap", "nikto" },
 
     -- At most this many security-log lines per minute and worker thread, so
-    -- that an attack cannot fill the disk.
+    -- that an attack cannot fill the disk (and as many again for CSP reports).
     log_per_minute = 60,
 }
 

@@ -269,12 +269,33 @@ describe("security headers #integration", function()
         res = assert(srv:request("POST", "/csp-report",
             { ["Content-Type"] = "application/json", ["User-Agent"] = fresh_ua("csp") }, '{"a":1}'))
         assert.are.equal(400, res.status, res.body)
-        for _, junk in ipairs({ "[5]", "[true]", "[null]", '["x"]', '{"csp-report":3}', "7" }) do
+        for _, junk in ipairs({ "[5]", "[true]", "[null]", '["x"]', '{"csp-report":3}', "7",
+            '{"csp-report":[1,2]}', '{"csp-report":{}}', '{"csp-report":{"blocked-uri":5}}' }) do
             res = assert(srv:request("POST", "/csp-report",
                 { ["Content-Type"] = "application/csp-report", ["User-Agent"] = fresh_ua("csp") }, junk))
             assert.are.equal(400, res.status, junk .. ": " .. res.body)
         end
         assert.is_true(srv:running())
+    end)
+
+    it("keeps a budget of security-log lines for CSP reports apart from the bot lines", function()
+        local policy = policy_copy()
+        local src = assert(stdlib.realpath(POLICY))
+        S.write_file(policy .. "/bot.lua", ("local bot = dofile(%q)\nbot.log_per_minute = 3\nreturn bot\n")
+            :format(src .. "/bot.lua"))
+        local srv = start({ args = { "--policy-dir", policy, "--workers", "1" } })
+        fresh_window(60, 5)
+        for i = 1, 10 do
+            local report = cjson.encode({ ["csp-report"] = { ["document-uri"] = "http://x/" .. i,
+                ["violated-directive"] = "script-src", ["blocked-uri"] = "inline" } })
+            local res = assert(srv:request("POST", "/csp-report",
+                { ["Content-Type"] = "application/csp-report", ["User-Agent"] = fresh_ua("flood") }, report))
+            assert.are.equal(204, res.status, res.body)
+        end
+        local res = assert(srv:request("GET", "/counted", { ["User-Agent"] = "sqlmap/1.7" }))
+        assert.are.equal(200, res.status, res.body)
+        assert.is_truthy(srv:error_log("security: User-Agent contains sqlmap", 5, true), srv:error_log())
+        assert.are.equal(3, count(srv:error_log(), "CSP violation"))
     end)
 
     -- A report is the client's text: it must not end its log line or forge
