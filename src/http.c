@@ -353,6 +353,7 @@ static enum MHD_Result queue_error(struct exchange *x, unsigned status, const ch
 static const char ERR_400_PATH[] = "{\"success\":false,\"message\":\"Bad path\"}";
 static const char ERR_404[] = "{\"success\":false,\"message\":\"Not found\"}";
 static const char ERR_412[] = "{\"success\":false,\"message\":\"Precondition failed\"}";
+static const char ERR_416[] = "{\"success\":false,\"message\":\"Range not satisfiable\"}";
 
 static void add_header(struct lh_reply *r, const char *name, const char *value)
 {
@@ -403,10 +404,7 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
         return send_response(x, 304, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT),
                              0, &reply);
     }
-    add_header(&reply, "Content-Type", f.content_type);
     add_header(&reply, "Accept-Ranges", "bytes");
-    if (f.gzip)
-        add_header(&reply, "Content-Encoding", "gzip");
     unsigned status = 200;
     len = f.size;
     switch (lh_static_range(range, f.size, &start, &len)) {
@@ -414,8 +412,11 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
         close(f.fd);
         snprintf(content_range, sizeof(content_range), "bytes */%lld", (long long)f.size);
         add_header(&reply, "Content-Range", content_range);
-        return send_response(x, 416, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT),
-                             0, &reply);
+        add_header(&reply, "Content-Type", "application/json");
+        return send_response(x, 416,
+                             MHD_create_response_from_buffer(sizeof(ERR_416) - 1, (void *)ERR_416,
+                                                             MHD_RESPMEM_PERSISTENT),
+                             sizeof(ERR_416) - 1, &reply);
     case LH_RANGE_OK:
         status = 206;
         snprintf(content_range, sizeof(content_range), "bytes %lld-%lld/%lld", (long long)start,
@@ -425,6 +426,9 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
     case LH_RANGE_NONE:
         break;
     }
+    add_header(&reply, "Content-Type", f.content_type);
+    if (f.gzip)
+        add_header(&reply, "Content-Encoding", "gzip");
     /* libmicrohttpd sends it with sendfile and closes the descriptor. */
     struct MHD_Response *resp =
         MHD_create_response_from_fd_at_offset64((uint64_t)len, f.fd, (uint64_t)start);
@@ -1069,8 +1073,11 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+    /* "::" means every address, IPv4 ones included, as it does for nginx's [::]. */
     if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr)
+                     ? MHD_USE_DUAL_STACK
+                     : MHD_USE_IPv6;
     /* libmicrohttpd keeps the request head in the connection's pool, with a
      * record of about 64 bytes per header line and per cookie (it splits the
      * Cookie header, into a copy of it), and builds the reply's header block

@@ -797,3 +797,42 @@ describe("http connection limits #integration", function()
         end
     end)
 end)
+
+describe("http listening address #integration", function()
+    local socket = require "socket"
+
+    after_each(function()
+        S.stop_all()
+    end)
+
+    -- One GET /hello over a fresh connection to address; the status line.
+    local function hello_over(address, port)
+        local c = address:find(":", 1, true) and socket.tcp6() or socket.tcp()
+        c:settimeout(3)
+        local ok, err = c:connect(address, port)
+        if not ok then
+            return nil, err
+        end
+        c:send("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        local line = c:receive("*l")
+        c:close()
+        return line
+    end
+
+    it("serves IPv4 and IPv6 clients on --host ::, and only IPv6 ones on --host ::1", function()
+        local probe = socket.tcp6()
+        local has_ipv6 = probe:bind("::1", 0)
+        probe:close()
+        if not has_ipv6 then
+            pending("this machine has no IPv6 loopback")
+            return
+        end
+        local srv = S.start({ args = { "--host", "::" } })
+        assert.are.equal("HTTP/1.1 200 OK", hello_over("127.0.0.1", srv.port))
+        assert.are.equal("HTTP/1.1 200 OK", hello_over("::1", srv.port))
+        srv:stop()
+        srv = S.start({ args = { "--host", "::1" }, ready = function(port) return hello_over("::1", port) end })
+        assert.are.equal("HTTP/1.1 200 OK", hello_over("::1", srv.port))
+        assert.is_nil(hello_over("127.0.0.1", srv.port))
+    end)
+end)

@@ -110,6 +110,8 @@ describe("static files #integration", function()
         res = get("/static/css/site.css", { Range = ("bytes=%d-"):format(#css + 10) })
         assert.are.equal(416, res.status)
         assert.are.equal(("bytes */%d"):format(#css), res.headers["content-range"])
+        assert.are.equal("application/json", res.headers["content-type"])
+        assert.are.same({ success = false, message = "Range not satisfiable" }, cjson.decode(res.body))
         assert.are.equal(200, get("/static/css/site.css", { Range = "bytes=0-1,5-6" }).status)
     end)
 

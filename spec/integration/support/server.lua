@@ -21,6 +21,8 @@
 --   port_flag   false: do not pass --port (it comes from a config file or env)
 --   workers     --workers (default 2; false: do not pass it)
 --   timeout     seconds to wait for the port (default 5)
+--   ready       function(port) -> truthy once the server listens (default:
+--               it accepts on 127.0.0.1)
 -- The server's stdout (the access log) and stderr (the error log) go to files
 -- in a temporary directory (srv.access_path, srv.error_path).
 --
@@ -528,7 +530,7 @@ function M.start(opts)
             error(("luahost exited with %s before listening on %d\nargv: %s\nstderr:\n%s"):format(
                 code, srv.port, table.concat(argv, " "), srv:error_log()), 2)
         end
-        if M.accepts(srv.port) then
+        if (opts.ready or M.accepts)(srv.port) then
             break
         end
         if M.now() > deadline then
