@@ -40,7 +40,7 @@ static const struct option_def defs[] = {
                             "default: the app's 'static' folder if it has one"),
     TEXT_OPT(trusted_proxies, "",
              "CIDRs of proxies whose X-Forwarded-For/Forwarded/X-Forwarded-Proto are believed"),
-    TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6)"),
+    TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6; :: takes both)"),
     NUM_OPT(port, "8080", 1, 65535, "port to listen on"),
     NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
     NUM_OPT(max_connections, "4096", 1, 1000000, "open connections at once"),

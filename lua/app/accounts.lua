@@ -210,10 +210,19 @@ local function me(req, res)
             is_admin = session.is_admin == 1 } })
 end
 
+-- Their answers carry a session's CSRF token or cookie: no cache, private
+-- or shared, may keep them.
+local function uncached(handler)
+    return function(req, res)
+        res.headers["Cache-Control"] = "no-store"
+        return handler(req, res)
+    end
+end
+
 M.routes = {
-    ["POST /api/login"] = login,
-    ["POST /api/logout"] = logout,
-    ["GET /api/me"] = me,
+    ["POST /api/login"] = uncached(login),
+    ["POST /api/logout"] = uncached(logout),
+    ["GET /api/me"] = uncached(me),
 }
 
 return M

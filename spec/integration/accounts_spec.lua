@@ -41,6 +41,17 @@ describe("accounts #integration", function()
         S.stop_all()
     end)
 
+    it("keeps the answers that carry a session's token out of every cache", function()
+        local res = login(srv, name, secret)
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal("no-store", res.headers["cache-control"])
+        local h = { Cookie = "sid=" .. sid_of(res), ["X-CSRF-Token"] = json(res).csrf_token }
+        local mine = assert(srv:request("GET", "/api/me", h))
+        assert.are.equal(200, mine.status)
+        assert.are.equal("no-store", mine.headers["cache-control"])
+        assert.are.equal("no-store", assert(srv:request("GET", "/api/me")).headers["cache-control"])
+    end)
+
     it("answers a stored hash it cannot read as a wrong password, and logs it", function()
         local broken = G.unique_name("broken")
         assert.is_true(add_user(broken, secret, false), "luahost user add failed")
