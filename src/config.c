@@ -40,6 +40,9 @@ static const struct option_def defs[] = {
                             "default: the app's 'static' folder if it has one"),
     TEXT_OPT(trusted_proxies, "",
              "CIDRs of proxies whose X-Forwarded-For/Forwarded/X-Forwarded-Proto are believed"),
+    TEXT_OPT(proxy_header, "x-forwarded-for",
+             "the header trusted proxies set with the client's address: x-forwarded-for or "
+             "forwarded; the other is ignored, since a client could send it through"),
     TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6; :: takes both)"),
     NUM_OPT(port, "8080", 1, 65535, "port to listen on"),
     NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
@@ -331,6 +334,12 @@ enum lh_status lh_config_validate(const struct lh_config *cfg, char *err, size_t
     }
     if (strcmp(cfg->env, "development") != 0 && strcmp(cfg->env, "production") != 0) {
         snprintf(err, errlen, "option 'env': '%s' is not development or production", cfg->env);
+        return LH_ERR_INVALID;
+    }
+    if (strcmp(cfg->proxy_header, "x-forwarded-for") != 0 &&
+        strcmp(cfg->proxy_header, "forwarded") != 0) {
+        snprintf(err, errlen, "option 'proxy_header': '%s' is not x-forwarded-for or forwarded",
+                 cfg->proxy_header);
         return LH_ERR_INVALID;
     }
     if (strcmp(cfg->metrics, "on") != 0 && strcmp(cfg->metrics, "off") != 0) {

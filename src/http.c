@@ -68,6 +68,7 @@ struct lh_http {
     size_t max_header_bytes;
     size_t max_body_bytes;
     const struct lh_cidr_set *trusted;
+    int proxy_forwarded;
     struct lh_metrics *metrics;
     struct lh_monitor *monitor;
     const struct lh_static *statics;
@@ -679,10 +680,12 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     if (h->trusted != NULL && lh_cidr_set_contains(h->trusted, x->req.client)) {
         const char *proto =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
-        if (lh_client_ip(h->trusted, x->req.client,
-                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"),
-                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Forwarded"),
-                         x->client) == LH_OK)
+        /* Only the header the proxies set: a client could send the other. */
+        const char *forwarded =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                        h->proxy_forwarded ? "Forwarded" : "X-Forwarded-For");
+        if (lh_client_ip(h->trusted, x->req.client, h->proxy_forwarded ? NULL : forwarded,
+                         h->proxy_forwarded ? forwarded : NULL, x->client) == LH_OK)
             x->req.client = x->client;
         x->req.https = proto != NULL && strcasecmp(proto, "https") == 0;
     }
@@ -1064,6 +1067,7 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         h->static_route = lh_metrics_route_id(h->metrics, "GET /static/*path");
     h->max_header_bytes = o->max_header_bytes;
     h->max_body_bytes = o->max_body_bytes;
+    h->proxy_forwarded = o->proxy_forwarded;
     h->trusted = o->trusted_proxies && lh_cidr_set_count(o->trusted_proxies) ? o->trusted_proxies
                                                                                 : NULL;
     h->id_prefix = random_prefix();

@@ -794,6 +794,7 @@ int main(int argc, char **argv)
         .max_header_bytes = (size_t)cfg.max_header_bytes,
         .max_body_bytes = (size_t)cfg.max_body_bytes,
         .trusted_proxies = host.trusted_proxies,
+        .proxy_forwarded = strcmp(cfg.proxy_header, "forwarded") == 0,
         .metrics = host.metrics,
         .monitor = host.monitor,
         .statics = host.statics,

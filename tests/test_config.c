@@ -106,6 +106,7 @@ static void test_lh_config_init_defaults(void **state)
     assert_string_equal(c->env, "development");
     assert_string_equal(c->db_url, "");
     assert_string_equal(c->redis_url, "");
+    assert_string_equal(c->proxy_header, "x-forwarded-for");
     assert_int_equal(lh_config_validate(c, f->err, sizeof(f->err)), LH_OK);
 }
 
@@ -115,7 +116,7 @@ static void test_lh_config_option_at_lists_every_option(void **state)
     size_t n = lh_config_option_count();
     int seen_port = 0, seen_db_url = 0;
 
-    assert_int_equal(n, 36); /* one per field of struct lh_config */
+    assert_int_equal(n, 37); /* one per field of struct lh_config */
     for (size_t i = 0; i < n; i++) {
         const struct lh_config_option *o = lh_config_option_at(i);
         assert_non_null(o);

@@ -14,6 +14,7 @@ struct lh_config {
     char *policy_dir;      /* limits.lua, bot.lua, headers.lua, csp.lua; "": <app>/../policy */
     char *static_dir;      /* served at /static/; "" for <app>/static if present */
     char *trusted_proxies; /* CIDRs whose forwarding headers are believed */
+    char *proxy_header;    /* "x-forwarded-for" or "forwarded": the one believed */
     char *host;            /* listen address */
     long port;             /* listen port */
     long workers;          /* worker threads; 0 means one per core */

@@ -24,6 +24,7 @@ struct lh_http_options {
     /* Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto are
      * believed; NULL or empty: nobody's. */
     const struct lh_cidr_set *trusted_proxies;
+    int proxy_forwarded; /* their client address is in Forwarded (else X-Forwarded-For) */
     struct lh_metrics *metrics; /* requests are counted here; may be NULL */
     struct lh_monitor *monitor; /* runs the event streams; may be NULL */
     const struct lh_static *statics; /* /static/ and /sw.js; may be NULL */

@@ -529,6 +529,24 @@ describe("rate limits #integration", function()
         assert.are.equal(40, lines)
     end)
 
+    it("believes only the header the trusted proxies set (--proxy-header)", function()
+        local function client_of(srv, headers)
+            local res = assert(srv:request("GET", "/whoami", headers))
+            assert.are.equal(200, res.status, res.body)
+            return cjson.decode(res.body).client
+        end
+        -- Both headers: a client's own X-Forwarded-For passed through a proxy
+        -- that sets Forwarded, and the other way round.
+        local both = { ["Forwarded"] = "for=198.51.100.7", ["X-Forwarded-For"] = "203.0.113.9" }
+        local srv = start({ args = { "--trusted-proxies", "127.0.0.1/32" } })
+        assert.are.equal("203.0.113.9", client_of(srv, both))
+        assert.are.equal("127.0.0.1", client_of(srv, { ["Forwarded"] = "for=198.51.100.7" }))
+        srv:stop()
+        srv = start({ args = { "--trusted-proxies", "127.0.0.1/32", "--proxy-header", "forwarded" } })
+        assert.are.equal("198.51.100.7", client_of(srv, both))
+        assert.are.equal("127.0.0.1", client_of(srv, { ["X-Forwarded-For"] = "203.0.113.9" }))
+    end)
+
     it("believes a trusted proxy: a bucket per forwarded address, that address in the log, "
         .. "HSTS on https", function()
         local srv = start({ args = { "--trusted-proxies", "127.0.0.1/32,::1" } })
