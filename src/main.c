@@ -8,6 +8,7 @@
  * cannot be waited for: the process exits (1) without it. */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -366,6 +367,24 @@ static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *er
 
 /* The metrics (always: Lua may count into them) and, with metrics on, the
  * monitor and the addresses that may read /metrics. */
+/* The trusted proxies' addresses, as a set. */
+static int make_trusted(const struct lh_config *cfg, struct lh_host *host, char *err,
+                        size_t errlen)
+{
+    char why[256];
+    host->trusted_proxies = lh_cidr_set_new();
+    if (host->trusted_proxies == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 0;
+    }
+    if (lh_cidr_set_add_list(host->trusted_proxies, cfg->trusted_proxies, why, sizeof(why)) !=
+        LH_OK) {
+        snprintf(err, errlen, "option 'trusted_proxies': %s", why);
+        return 0;
+    }
+    return 1;
+}
+
 static int make_metrics(const struct lh_config *cfg, struct lh_host *host, char *err,
                         size_t errlen)
 {
@@ -495,6 +514,83 @@ static int migrate(const struct lh_config *cfg, struct lh_db *db)
 }
 
 /* "luahost user add NAME [--admin]": the password comes from stdin's first line. */
+/* -- --check ------------------------------------------------------------------- */
+
+/* A log file can be appended to: it is writable, or its folder is (the file
+ * is not created here). "-" and "off" always can. */
+static int log_writable(const char *name, const char *path, char *err, size_t errlen)
+{
+    if (strcmp(path, "-") == 0 || strcmp(path, "off") == 0)
+        return 1;
+    char folder[4096];
+    snprintf(folder, sizeof(folder), "%s", path);
+    char *slash = strrchr(folder, '/');
+    if (slash == NULL)
+        snprintf(folder, sizeof(folder), ".");
+    else if (slash == folder)
+        folder[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(path, F_OK) == 0 ? access(path, W_OK) == 0 : access(folder, W_OK) == 0)
+        return 1;
+    snprintf(err, errlen, "option '%s': cannot write %s: %s", name, path, strerror(errno));
+    return 0;
+}
+
+/* The listen address resolves (binding it is left to the start: the port
+ * may be taken now and free then). */
+static int address_resolves(const struct lh_config *cfg, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *ai = NULL;
+    int gai = getaddrinfo(cfg->host, NULL, &hints, &ai);
+    if (gai != 0) {
+        snprintf(err, errlen, "option 'host': cannot resolve '%s': %s", cfg->host,
+                 gai_strerror(gai));
+        return 0;
+    }
+    freeaddrinfo(ai);
+    return 1;
+}
+
+/* --check: what a start would refuse, short of connecting to the database
+ * and Redis and of binding the port. 0 when all is well. */
+static int check(const struct lh_config *cfg, const char *policies)
+{
+    struct lh_host host = {0};
+    struct lh_workers *ws = NULL;
+    const char *why;
+    char err[512];
+
+    int ok = address_resolves(cfg, err, sizeof(err)) &&
+             log_writable("error_log", cfg->error_log, err, sizeof(err)) &&
+             log_writable("access_log", cfg->access_log, err, sizeof(err)) &&
+             make_trusted(cfg, &host, err, sizeof(err)) &&
+             make_metrics(cfg, &host, err, sizeof(err)) &&
+             make_statics(cfg, &host, err, sizeof(err));
+    if (ok) { /* the host's monitor checks the alert rules */
+        struct lh_workers_options wo = {cfg->app, cfg->lua_path, policies, 1, NULL, NULL, &host};
+        ws = lh_workers_new(&wo, err, sizeof(err));
+        ok = ws != NULL;
+    }
+    int weak = ok && strcmp(cfg->env, "production") == 0 &&
+               lh_fingerprint_check_secret(getenv("FINGERPRINT_SECRET"), &why) != LH_OK;
+    if (!ok)
+        fprintf(stderr, "luahost: %s\n", err);
+    else if (weak)
+        fprintf(stderr, "luahost: production: %s\n", why);
+    else
+        printf("luahost: configuration, scripts and policies of %s are fine\n", cfg->app);
+    lh_workers_free(ws);
+    lh_monitor_free(host.monitor);
+    lh_metrics_free(host.metrics);
+    lh_cidr_set_free(host.monitor_allow);
+    lh_cidr_set_free(host.trusted_proxies);
+    lh_static_free(host.statics);
+    return !ok || weak;
+}
+
 /* -- Start-up ------------------------------------------------------------------ */
 
 /* SIGTERM and SIGINT are blocked from the start for serve()'s sigwaitinfo,
@@ -679,18 +775,7 @@ int main(int argc, char **argv)
     char *policies = policy_dir(&cfg);
     struct lh_host host = {0};
     if (fl.check) {
-        struct lh_workers_options wo = {cfg.app, cfg.lua_path, policies, 1, NULL, NULL, NULL};
-        struct lh_workers *ws = lh_workers_new(&wo, err, sizeof(err));
-        int weak = strcmp(cfg.env, "production") == 0 &&
-                   lh_fingerprint_check_secret(getenv("FINGERPRINT_SECRET"), &why) != LH_OK;
-        if (ws == NULL)
-            fprintf(stderr, "luahost: %s\n", err);
-        else if (weak)
-            fprintf(stderr, "luahost: production: %s\n", why);
-        else
-            printf("luahost: configuration, scripts and policies of %s are fine\n", cfg.app);
-        rc = ws == NULL || weak;
-        lh_workers_free(ws);
+        rc = check(&cfg, policies);
         free(policies);
         lh_config_free(&cfg);
         return rc;
@@ -736,15 +821,8 @@ int main(int argc, char **argv)
             goto out_host;
     }
     host.fingerprint = make_fingerprint(&cfg, err, sizeof(err));
-    host.trusted_proxies = lh_cidr_set_new();
-    if (host.fingerprint == NULL || host.trusted_proxies == NULL) {
-        lh_log(LH_LOG_ERROR, NULL, "%s", host.fingerprint ? "out of memory" : err);
-        rc = 1;
-        goto out_host;
-    }
-    if (lh_cidr_set_add_list(host.trusted_proxies, cfg.trusted_proxies, err, sizeof(err)) !=
-        LH_OK) {
-        lh_log(LH_LOG_ERROR, NULL, "option 'trusted_proxies': %s", err);
+    if (host.fingerprint == NULL || !make_trusted(&cfg, &host, err, sizeof(err))) {
+        lh_log(LH_LOG_ERROR, NULL, "%s", err);
         rc = 1;
         goto out_host;
     }

@@ -65,6 +65,37 @@ describe("cli #integration", function()
         assert.are.equal(0, code, out .. err)
     end)
 
+    it("--check refuses what the start would refuse, naming it, and creates no file", function()
+        local dir = S.tmpdir()
+        local policy = S.tmpdir()
+        S.copy_dir("lua/policy", policy)
+        local alerts = S.read_file(policy .. "/alerts.lua")
+        local bad_metric, n = alerts:gsub('metric = "p95_ms"', 'metric = "p95ms"', 1)
+        assert.are.equal(1, n)
+        S.write_file(policy .. "/alerts.lua", bad_metric)
+        local cases = {
+            { { "--trusted-proxies", "garbage" }, "option 'trusted_proxies': bad entry 'garbage'" },
+            { { "--metrics-allow", "10.0.0.0/99" }, "option 'metrics_allow'" },
+            { { "--host", "999.1.1.1" }, "option 'host': cannot resolve '999.1.1.1'" },
+            { { "--static-dir", dir .. "/none" }, "static folder " .. dir .. "/none" },
+            { { "--access-log", dir .. "/none/a.log" }, "option 'access_log': cannot write " .. dir .. "/none/a.log" },
+            { { "--error-log", dir .. "/none/e.log" }, "option 'error_log': cannot write" },
+            { { "--policy-dir", policy }, "unknown metric p95ms" },
+        }
+        for _, case in ipairs(cases) do
+            local args = { "--check", "--app", S.app }
+            for _, a in ipairs(case[1]) do
+                args[#args + 1] = a
+            end
+            local code, _, err = S.run_luahost(args)
+            assert.are_not.equal(0, code, table.concat(case[1], " "))
+            assert.is_truthy(err:find(case[2], 1, true), table.concat(case[1], " ") .. ": " .. err)
+        end
+        local code = S.run_luahost({ "--check", "--app", S.app, "--access-log", dir .. "/a.log" })
+        assert.are.equal(0, code)
+        assert.is_nil(S.read_file(dir .. "/a.log"), "--check created the access log")
+    end)
+
     it("--check exits non-zero on a syntax error and prints routes.lua:<line>:", function()
         local app = broken_app("        local x = = 1", 4)
         local code, out, err = S.run_luahost({ "--check", "--app", app })
