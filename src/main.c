@@ -172,6 +172,14 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
         cfg->workers = cores > 0 ? cores : 1;
     if (cfg->cpu_threads == 0)
         cfg->cpu_threads = cores > 0 ? cores : 1;
+    /* Each worker thread takes an equal share of the connections. */
+    if (cfg->max_connections < cfg->workers) {
+        fprintf(stderr,
+                "luahost: configuration: option 'max_connections': %ld is fewer than the %ld "
+                "workers, which share it\n",
+                cfg->max_connections, cfg->workers);
+        return 1;
+    }
     return 0;
 fail:
     free(opts);

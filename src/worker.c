@@ -592,7 +592,14 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
         if (why == NULL)
             return LH_CALL_DONE;
     } else {
-        luaL_traceback(c->vm->L, c->co, lua_tostring(c->co, -1), 0);
+        const char *msg = lua_tostring(c->co, -1);
+        char what[64];
+        if (msg == NULL) { /* error({...}): say what it raised */
+            snprintf(what, sizeof(what), "(error object is a %s value)",
+                     luaL_typename(c->co, -1));
+            msg = what;
+        }
+        luaL_traceback(c->vm->L, c->co, msg, 0);
         lh_log(LH_LOG_ERROR, c->req->id, "%s %s: %s", c->req->method, c->req->path,
                lua_tostring(c->vm->L, -1));
         lua_pop(c->vm->L, 1);

@@ -135,6 +135,11 @@ describe("cli #integration", function()
         assert.are_not.equal(0, code)
         assert.is_truthy(err:find("port", 1, true), "stderr: " .. err)
 
+        code, _, err = S.run_luahost({ "--max-connections", "1", "--workers", "2", "--check" })
+        assert.are_not.equal(0, code)
+        assert.is_truthy(err:find("option 'max_connections': 1 is fewer than the 2 workers", 1, true),
+            "stderr: " .. err)
+
         code, _, err = S.run_luahost({ "--check" }, { env = { LUAHOST_WORKERS = "many" } })
         assert.are_not.equal(0, code)
         assert.is_truthy(err:find("LUAHOST_WORKERS", 1, true), "stderr: " .. err)

@@ -482,6 +482,11 @@ describe("http #integration", function()
             return res, line
         end
 
+        it("names what a handler raised that is not a string", function()
+            local _, line = logged_server_error("/boom-table")
+            assert.is_truthy(line:find("GET /boom-table: (error object is a table value)", 1, true), line)
+        end)
+
         it("answers 500 for a status out of range and logs it", function()
             local _, line = logged_server_error("/bad-status")
             assert.is_truthy(line:find("[error]", 1, true), line)

@@ -39,6 +39,10 @@ return {
         res:json({ success = true, rest = req.params.rest })
     end,
 
+    ["GET /boom-table"] = function()
+        error({ code = 42 })
+    end,
+
     ["GET /boom"] = function()
         error("kaboom")
     end,
