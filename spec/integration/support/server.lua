@@ -423,9 +423,15 @@ function M.format_request(method, path, headers, body)
     return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
 end
 
-local function connect(port, timeout)
+-- from: the local address to connect from (default: the system's choice,
+-- 127.0.0.1), for a client address of its own.
+local function connect(port, timeout, from)
     local sock = assert(socket.tcp())
     sock:settimeout(timeout or 10)
+    if from and not sock:bind(from, 0) then
+        sock:close()
+        return nil, "cannot bind " .. from
+    end
     local ok, err = sock:connect("127.0.0.1", port)
     if not ok then
         sock:close()
@@ -440,8 +446,8 @@ M.connect = connect
 local Client = {}
 Client.__index = Client
 
-function M.client(port, timeout)
-    local sock, err = connect(port, timeout)
+function M.client(port, timeout, from)
+    local sock, err = connect(port, timeout, from)
     if not sock then
         return nil, err
     end
