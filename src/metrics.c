@@ -614,7 +614,7 @@ static void pool_gauge(struct lh_json_buf *b, const char *name, const char *help
 static void render_pools(const struct lh_metrics_sources *s, struct lh_json_buf *b)
 {
     struct lh_task_pool *const pools[2] = {s->blocking_tasks, s->cpu_tasks};
-    unsigned threads[2] = {0, 0}, busy[2] = {0, 0}, queued[2] = {0, 0};
+    unsigned threads[2] = {0, 0}, busy[2] = {0, 0}, queued[2] = {0, 0}, timers[2] = {0, 0};
 
     if (pools[0] == NULL && pools[1] == NULL)
         return;
@@ -626,10 +626,13 @@ static void render_pools(const struct lh_metrics_sources *s, struct lh_json_buf 
         threads[i] = st.threads;
         busy[i] = st.busy;
         queued[i] = st.queued;
+        timers[i] = st.timers;
     }
     pool_gauge(b, "luahost_task_pool_threads", "Threads of each task pool.", pools, threads);
     pool_gauge(b, "luahost_task_pool_busy", "Threads running a task now.", pools, busy);
     pool_gauge(b, "luahost_task_pool_queued", "Tasks waiting for a thread now.", pools, queued);
+    pool_gauge(b, "luahost_task_pool_timers", "Waits (worker.sleep) pending now, holding no thread.",
+               pools, timers);
 }
 
 static void render_sources(struct lh_metrics *m, struct lh_json_buf *b)

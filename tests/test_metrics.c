@@ -102,6 +102,11 @@ static void test_disabled_counts_nothing(void **state)
     lh_metrics_free(m);
 }
 
+static void ignore_done(struct lh_task *t)
+{
+    (void)t;
+}
+
 static void test_task_pools_as_gauges(void **state)
 {
     (void)state;
@@ -124,8 +129,14 @@ static void test_task_pools_as_gauges(void **state)
     assert_line(text, "luahost_task_pool_busy{pool=\"cpu\"} 0");
     assert_line(text, "luahost_task_pool_queued{pool=\"blocking\"} 0");
     assert_line(text, "# TYPE luahost_task_pool_queued gauge");
+    assert_line(text, "luahost_task_pool_timers{pool=\"blocking\"} 0");
     free(text);
-    lh_task_pool_free(blocking);
+    struct lh_task sleeping = {.done = ignore_done};
+    lh_task_after(blocking, &sleeping, 60.0);
+    text = render(m);
+    assert_line(text, "luahost_task_pool_timers{pool=\"blocking\"} 1");
+    free(text);
+    lh_task_pool_free(blocking); /* cancels the wait */
     lh_task_pool_free(cpu);
     lh_metrics_free(m);
 }
