@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,15 +417,20 @@ static int make_metrics(const struct lh_config *cfg, struct lh_host *host, char 
     return 1;
 }
 
+/* The transport, once it runs: the metrics know their sources before the
+ * first request can ask for them. */
+static _Atomic(struct lh_http *) serving;
+
 static unsigned http_inflight(void *arg)
 {
-    return lh_http_inflight(arg);
+    (void)arg;
+    struct lh_http *http = atomic_load(&serving);
+    return http ? lh_http_inflight(http) : 0;
 }
 
-/* Tells the metrics where the figures are, then starts sampling. */
-static int start_monitor(const struct lh_host *host, struct lh_http *http,
-                         struct lh_task_pool *tasks, struct lh_task_pool *cpu_tasks, char *err,
-                         size_t errlen)
+/* Tells the metrics where the figures are: before the transport starts. */
+static void set_metric_sources(const struct lh_host *host, struct lh_task_pool *tasks,
+                               struct lh_task_pool *cpu_tasks)
 {
     struct lh_metrics_sources src = {
         .db = host->db,
@@ -433,10 +439,8 @@ static int start_monitor(const struct lh_host *host, struct lh_http *http,
         .blocking_tasks = tasks,
         .cpu_tasks = cpu_tasks,
         .inflight = http_inflight,
-        .inflight_arg = http,
     };
     lh_metrics_set_sources(host->metrics, &src);
-    return host->monitor == NULL || lh_monitor_start(host->monitor, err, errlen) == LH_OK;
 }
 
 /* Drops the L1 entries another instance invalidated; after a (re)subscription
@@ -885,11 +889,15 @@ int main(int argc, char **argv)
         .monitor = host.monitor,
         .statics = host.statics,
     };
+    set_metric_sources(&host, tasks, cpu_tasks);
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
-    if (http == NULL || !start_monitor(&host, http, tasks, cpu_tasks, err, sizeof(err))) {
+    atomic_store(&serving, http);
+    if (http == NULL ||
+        (host.monitor != NULL && lh_monitor_start(host.monitor, err, sizeof(err)) != LH_OK)) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);
         lh_monitor_stop(host.monitor);
         stop_tasks(ws, tasks, cpu_tasks); /* no task may wake a connection of a freed daemon */
+        atomic_store(&serving, NULL);
         lh_http_free(http);
         rc = 1;
         goto out_host;
@@ -902,6 +910,7 @@ int main(int argc, char **argv)
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
     watch_the_stop();
     lh_monitor_stop(host.monitor); /* its sampler reads the transport */
+    atomic_store(&serving, NULL);
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
 out_host:
