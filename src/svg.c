@@ -499,42 +499,68 @@ static enum lh_status check_attr(struct ctx *c, const char *elem, size_t noff, s
 /* -- Markup -------------------------------------------------------------- */
 
 /* <?xml version="1.0" encoding="UTF-8" standalone="no"?> at c->pos. */
+/* Skips whitespace from p; returns where it ends. */
+static size_t skip_ws(const struct ctx *c, size_t p)
+{
+    while (p < c->len && is_ws((unsigned char)c->s[p]))
+        p++;
+    return p;
+}
+
+/* The declaration's pseudo-attribute ` name = "value"` (or 'value') at *p,
+ * whitespace first: 1 with the value's offset and length and *p past it;
+ * 0, *p unchanged, when it is not there. */
+static int decl_attr(const struct ctx *c, size_t *p, const char *name, size_t *voff,
+                     size_t *vlen)
+{
+    const char *s = c->s;
+    size_t n = strlen(name), q = skip_ws(c, *p);
+
+    if (q == *p || c->len - q < n || memcmp(s + q, name, n) != 0)
+        return 0;
+    q = skip_ws(c, q + n);
+    if (q >= c->len || s[q] != '=')
+        return 0;
+    q = skip_ws(c, q + 1);
+    if (q >= c->len || (s[q] != '"' && s[q] != '\''))
+        return 0;
+    const char *end = memchr(s + q + 1, s[q], c->len - q - 1);
+    if (end == NULL)
+        return 0;
+    *voff = q + 1;
+    *vlen = (size_t)(end - (s + q + 1));
+    *p = (size_t)(end - s) + 1;
+    return 1;
+}
+
+/* <?xml version="1.N" encoding="UTF-8"? standalone="yes|no"? ?>, in that
+ * order and nothing else (XML 1.0, production 23): a value with other text
+ * would be markup to an HTML parser, which ends the declaration at its
+ * first '>'. */
 static enum lh_status xml_decl(struct ctx *c)
 {
     const char *s = c->s;
-    size_t p = c->pos + 5;
+    size_t p = c->pos + 5, voff, vlen;
 
-    for (;;) {
-        while (p < c->len && is_ws((unsigned char)s[p]))
-            p++;
-        if (p + 1 < c->len && s[p] == '?' && s[p + 1] == '>') {
-            c->pos = p + 2;
-            return LH_OK;
-        }
-        size_t noff = p, nlen = scan_name(s + p, c->len - p);
-        p += nlen;
-        while (p < c->len && is_ws((unsigned char)s[p]))
-            p++;
-        if (nlen == 0 || p >= c->len || s[p] != '=')
-            return malformed(c, p);
-        p++;
-        while (p < c->len && is_ws((unsigned char)s[p]))
-            p++;
-        if (p >= c->len || (s[p] != '"' && s[p] != '\''))
-            return malformed(c, p);
-        const char *end = memchr(s + p + 1, s[p], c->len - p - 1);
-        if (end == NULL)
-            return malformed(c, p);
-        size_t voff = p + 1, vlen = (size_t)(end - (s + voff));
-        p = voff + vlen + 1;
-        if (nlen == 8 && memcmp(s + noff, "encoding", 8) == 0) {
-            if (vlen != 5 || !starts_i(c, voff, "utf-8"))
-                return fail(c, "encoding other than UTF-8");
-        } else if (!(nlen == 7 && memcmp(s + noff, "version", 7) == 0) &&
-                   !(nlen == 10 && memcmp(s + noff, "standalone", 10) == 0)) {
-            return malformed(c, noff);
-        }
+    if (!decl_attr(c, &p, "version", &voff, &vlen))
+        return malformed(c, p);
+    if (vlen < 3 || memcmp(s + voff, "1.", 2) != 0)
+        return malformed(c, voff);
+    for (size_t i = voff + 2; i < voff + vlen; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return malformed(c, i);
+    if (decl_attr(c, &p, "encoding", &voff, &vlen) && (vlen != 5 || !starts_i(c, voff, "utf-8")))
+        return fail(c, "encoding other than UTF-8");
+    if (decl_attr(c, &p, "standalone", &voff, &vlen) &&
+        !(vlen == 3 && memcmp(s + voff, "yes", 3) == 0) &&
+        !(vlen == 2 && memcmp(s + voff, "no", 2) == 0))
+        return malformed(c, voff);
+    p = skip_ws(c, p);
+    if (p + 1 < c->len && s[p] == '?' && s[p + 1] == '>') {
+        c->pos = p + 2;
+        return LH_OK;
     }
+    return malformed(c, p);
 }
 
 static enum lh_status text(struct ctx *c)

@@ -171,6 +171,20 @@ static const struct refusal structure[] = {
     {"<svg><!ELEMENT x ANY></svg>", "DOCTYPE or entity"},
     {"<svg><!doctype html></svg>", "DOCTYPE or entity"},
     {"<?xml version=\"1.0\" encoding=\"UTF-7\"?><svg/>", "encoding other than UTF-8"},
+    /* The declaration's values: markup to an HTML parser, which ends the
+     * declaration at the first '>' (the rest would be live HTML). */
+    {"<?xml version=\"1.0\" standalone=\"><img src=x onerror=alert(1)>\"?><svg/>",
+     "malformed markup at byte 32"},
+    {"<?xml version=\"><script>alert(1)</script>\"?><svg/>", "malformed markup at byte 15"},
+    {"<?xml?><svg/>", "malformed markup at byte 5"},
+    {"<?xml version=\"1.0\" version=\"1.0\"?><svg/>", "malformed markup at byte 20"},
+    {"<?xml standalone=\"no\" version=\"1.0\"?><svg/>", "malformed markup at byte 5"},
+    {"<?xml version=\"1.0\" standalone=\"no\" encoding=\"utf-8\"?><svg/>",
+     "malformed markup at byte 36"},
+    {"<?xml version=\"1.0\" standalone=\"encoding='iso-2022-jp'\" encoding=\"utf-8\"?><svg/>",
+     "malformed markup at byte 32"},
+    {"<?xml version=\"1.0\"encoding=\"utf-8\"?><svg/>", "malformed markup at byte 19"},
+    {"<?xml version=\"2.0\"?><svg/>", "malformed markup at byte 15"},
     {"<svg/><?xml version=\"1.0\"?>", "processing instruction"},
     {"<svg><style><g/></style></svg>", "element g inside style"},
     /* An HTML serializer writes <style> text as it is: "&lt;" would become markup. */

@@ -71,6 +71,10 @@ local function image_page(req, res)
     if image.description == db.null or image.description == "" then
         image.description = nil
     end
+    -- The name a download is saved under ends in .svg, whatever the
+    -- uploader called it: "gallery.html" would open as a page.
+    image.download_name = image.filename:lower():find("%.svg$") and image.filename
+        or image.filename .. ".svg"
     page(req, res, "image", image.filename, { image = image })
 end
 

@@ -103,8 +103,8 @@ local function upload_problem(body)
         return "want JSON {filename, svg, description?, is_public? (true or false)}"
     end
     local chars = utf8_length(body.filename)
-    if chars == nil or chars == 0 or chars > 255 then
-        return "filename must be 1 to 255 characters of UTF-8"
+    if chars == nil or chars == 0 or chars > 255 or body.filename:find("[%z\1-\31\127]") then
+        return "filename must be 1 to 255 characters of UTF-8, without control characters"
     end
     if body.description and (#body.description > MAX_DESCRIPTION or not utf8_length(body.description)) then
         return "description must be UTF-8 of at most " .. MAX_DESCRIPTION .. " bytes"
@@ -221,7 +221,7 @@ local routes = {
             return res:json({ success = false, message = "Not found" }, 404)
         end
         res.security = "svg"
-        res.headers["Content-Type"] = "image/svg+xml"
+        res.headers["Content-Type"] = "image/svg+xml; charset=utf-8" -- the checker admits UTF-8 only
         res.body = image.svg_content
     end,
 

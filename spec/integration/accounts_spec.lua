@@ -265,6 +265,8 @@ describe("uploading images #integration", function()
             ["past U+10FFFF"] = { filename = "p.svg", svg = clean, description = "\244\144\128\128" },
             ["description over 64 KiB"] = { filename = "d.svg", svg = clean, description = ("d"):rep(65536) },
             ['is_public "no"'] = { filename = "p.svg", svg = clean, is_public = "no" },
+            ["a NUL in the filename"] = { filename = "a\0.html", svg = clean },
+            ["a newline in the filename"] = { filename = "a\n.svg", svg = clean },
         }) do
             res = upload(h, fields)
             assert.are.equal(400, res.status, what .. ": " .. res.body)

@@ -129,6 +129,19 @@ describe("gallery web app #integration", function()
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;quotes&#39;", 1, true), page.body)
         assert.is_nil(page.body:find("<script>alert", 1, true))
         assert.is_nil(page.body:find("<b>bold", 1, true))
+        -- Saved under its own name, which already ends in .svg.
+        assert.is_truthy(page.body:find('download="&lt;b&gt;bold&lt;/b&gt;.svg"', 1, true), page.body)
+    end)
+
+    it("saves a download under a name ending in .svg, whatever the upload was called", function()
+        local res = G.upload(srv, session, {
+            filename = "gallery.html",
+            svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>',
+        })
+        assert.are.equal(201, res.status, res.body)
+        uploaded[#uploaded + 1] = G.json(res).id
+        local page = assert_page("/image/" .. G.json(res).id)
+        assert.is_truthy(page.body:find('download="gallery.html.svg"', 1, true), page.body)
     end)
 
     it("links static files that are served, versioned and up to date", function()
