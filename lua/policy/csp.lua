@@ -51,6 +51,9 @@ return {
         { "style-src", { "'unsafe-inline'" } },
         -- Embedded bitmaps as data: URIs only.
         { "img-src", { "data:" } },
+        -- Opened on its own, the file gets a unique origin and no scripts:
+        -- a second wall behind the upload checker.
+        { "sandbox", {} },
     },
 
     -- Path of the endpoint receiving CSP violation reports (JSON POSTs);

@@ -114,7 +114,7 @@ describe("policy.headers and policy.csp", function()
 
     it("svg's CSP starts with default-src 'none' and runs no script", function()
         local csp = find(compile("svg"):emit(), "Content-Security-Policy")
-        assert.equal("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        assert.equal("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; "
             .. "report-uri /csp-report", csp)
         assert.is_nil(csp:find("script-src", 1, true))
     end)
