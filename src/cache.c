@@ -58,6 +58,7 @@ struct lh_cache {
     uint64_t seed;
     size_t max_entries, max_bytes;
     char origin[17]; /* hex */
+    _Atomic uint64_t generation; /* bumped by every deletion, before it */
     _Atomic uint64_t counters[LH_CACHE_COUNTERS];
     struct shard shards[];
 };
@@ -261,8 +262,18 @@ enum lh_cache_state lh_cache_get(struct lh_cache *c, const char *key, size_t kle
     return state;
 }
 
-enum lh_status lh_cache_set(struct lh_cache *c, const char *key, size_t klen, const char *value,
-                            size_t vlen, double ttl, double stale)
+uint64_t lh_cache_generation(struct lh_cache *c)
+{
+    return atomic_load(&c->generation);
+}
+
+/* Stores the entry; with `since`, only if nothing was deleted since that
+ * generation (checked under the shard's lock: a deletion bumps the
+ * generation before it takes the locks, so either this sees the bump or the
+ * deletion sees the entry). */
+static enum lh_status set_entry(struct lh_cache *c, const char *key, size_t klen,
+                                const char *value, size_t vlen, double ttl, double stale,
+                                const uint64_t *since)
 {
     uint64_t hash = hash_key(c, key, klen);
     struct shard *s = shard_of(c, hash);
@@ -285,6 +296,11 @@ enum lh_status lh_cache_set(struct lh_cache *c, const char *key, size_t klen, co
     e->stale_until = e->expires + stale;
 
     pthread_mutex_lock(&s->lock);
+    if (since != NULL && atomic_load(&c->generation) != *since) {
+        pthread_mutex_unlock(&s->lock);
+        free(e);
+        return LH_ERR_CONFLICT;
+    }
     struct entry **slot = find_slot(s, hash, key, klen);
     if (*slot != NULL)
         remove_entry(s, slot);
@@ -304,10 +320,25 @@ enum lh_status lh_cache_set(struct lh_cache *c, const char *key, size_t klen, co
     return LH_OK;
 }
 
+enum lh_status lh_cache_set(struct lh_cache *c, const char *key, size_t klen, const char *value,
+                            size_t vlen, double ttl, double stale)
+{
+    return set_entry(c, key, klen, value, vlen, ttl, stale, NULL);
+}
+
+enum lh_status lh_cache_set_since(struct lh_cache *c, uint64_t generation, const char *key,
+                                  size_t klen, const char *value, size_t vlen, double ttl,
+                                  double stale)
+{
+    return set_entry(c, key, klen, value, vlen, ttl, stale, &generation);
+}
+
 int lh_cache_delete(struct lh_cache *c, const char *key, size_t klen)
 {
     uint64_t hash = hash_key(c, key, klen);
     struct shard *s = shard_of(c, hash);
+
+    atomic_fetch_add(&c->generation, 1);
 
     pthread_mutex_lock(&s->lock);
     struct entry **slot = find_slot(s, hash, key, klen);
@@ -322,6 +353,7 @@ size_t lh_cache_invalidate_pattern(struct lh_cache *c, const char *pattern, size
 {
     size_t dropped = 0;
 
+    atomic_fetch_add(&c->generation, 1);
     for (unsigned i = 0; i < c->nshards; i++) {
         struct shard *s = &c->shards[i];
         pthread_mutex_lock(&s->lock);

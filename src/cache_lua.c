@@ -3,7 +3,10 @@
  * convert. Values are strings here; luahost.cache does the JSON.
  *
  *   core.get(key, accept_stale) -> text, "fresh" | "stale"   |   nil
- *   core.set(key, text, ttl, stale) -> true | nil, err
+ *   core.set(key, text, ttl, stale, generation?) -> true | nil, err
+ *       with generation (core.generation() before the value was read or
+ *       computed): nothing stored if something was deleted since
+ *   core.generation() -> number
  *   core.delete(key) -> boolean
  *   core.invalidate_pattern(pattern) -> count
  *   core.flight(key, wait) -> leader | false, err, text, kind
@@ -70,7 +73,7 @@ static int l_get(lua_State *L)
     return 2;
 }
 
-/* core.set(key, text, ttl, stale) -> true | nil, err */
+/* core.set(key, text, ttl, stale, generation?) -> true | nil, err */
 static int l_set(lua_State *L)
 {
     size_t klen, vlen;
@@ -78,7 +81,16 @@ static int l_set(lua_State *L)
     const char *value = luaL_checklstring(L, 2, &vlen);
     double ttl = luaL_checknumber(L, 3), stale = luaL_optnumber(L, 4, 0);
 
-    enum lh_status st = lh_cache_set(cache_of(L), key, klen, value, vlen, ttl, stale);
+    enum lh_status st =
+        lua_isnoneornil(L, 5)
+            ? lh_cache_set(cache_of(L), key, klen, value, vlen, ttl, stale)
+            : lh_cache_set_since(cache_of(L), (uint64_t)luaL_checknumber(L, 5), key, klen, value,
+                                 vlen, ttl, stale);
+    if (st == LH_ERR_CONFLICT) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "invalidated meanwhile");
+        return 2;
+    }
     if (st != LH_OK) {
         lua_pushnil(L);
         lua_pushstring(L, st == LH_ERR_INVALID ? "bad ttl, or the value is too big for the cache"
@@ -86,6 +98,13 @@ static int l_set(lua_State *L)
         return 2;
     }
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.generation() -> number: counts deletions, for core.set's guard */
+static int l_generation(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)lh_cache_generation(cache_of(L)));
     return 1;
 }
 
@@ -294,7 +313,7 @@ static int l_message(lua_State *L)
 }
 
 static const luaL_Reg functions[] = {
-    {"get", l_get},     {"set", l_set},     {"delete", l_delete},
+    {"get", l_get},     {"set", l_set},     {"delete", l_delete}, {"generation", l_generation},
     {"invalidate_pattern", l_invalidate_pattern},
     {"flight", l_flight}, {"count", l_count}, {"stats", l_stats},
     {"message", l_message}, {NULL, NULL}};

@@ -201,6 +201,30 @@ static void test_delete_and_invalidate_pattern(void **state)
     lh_cache_free(c);
 }
 
+/* A value read or computed before a deletion must not be stored after it:
+ * it may predate the change the deletion announced (the list of images
+ * fetched just before a delete, say). */
+static void test_set_since_refuses_a_value_older_than_a_deletion(void **state)
+{
+    (void)state;
+    struct lh_cache *c = new_cache(100, 0, 4);
+    struct found f;
+
+    uint64_t before = lh_cache_generation(c);
+    assert_int_equal(lh_cache_invalidate_pattern(c, "svg_list:*", 10), 0);
+    assert_int_equal(lh_cache_set_since(c, before, "svg_list:1:20", 13, "old", 3, 60, 0),
+                     LH_ERR_CONFLICT);
+    assert_string_equal(get(c, "svg_list:1:20", 0, &f), "");
+
+    uint64_t now = lh_cache_generation(c);
+    assert_true(now != before);
+    assert_int_equal(lh_cache_set_since(c, now, "svg_list:1:20", 13, "new", 3, 60, 0), LH_OK);
+    assert_string_equal(get(c, "svg_list:1:20", 0, &f), "new");
+    lh_cache_delete(c, "other", 5); /* any deletion counts, found or not */
+    assert_int_equal(lh_cache_set_since(c, now, "svg:7", 5, "x", 1, 60, 0), LH_ERR_CONFLICT);
+    lh_cache_free(c);
+}
+
 static void test_pattern_match_is_redis_glob(void **state)
 {
     (void)state;
@@ -439,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_byte_bound_evicts_and_refuses_oversized),
         cmocka_unit_test(test_bad_ttl_is_refused),
         cmocka_unit_test(test_delete_and_invalidate_pattern),
+        cmocka_unit_test(test_set_since_refuses_a_value_older_than_a_deletion),
         cmocka_unit_test(test_pattern_match_is_redis_glob),
         cmocka_unit_test(test_apply_message),
         cmocka_unit_test(test_flight_one_leader_waiters_get_result),

@@ -55,6 +55,16 @@ enum lh_cache_state lh_cache_get(struct lh_cache *c, const char *key, size_t kle
  * LH_ERR_NOMEM. */
 enum lh_status lh_cache_set(struct lh_cache *c, const char *key, size_t klen, const char *value,
                             size_t vlen, double ttl, double stale);
+/* Counts deletions (lh_cache_delete, lh_cache_invalidate_pattern, and
+ * those another instance sends): read it before computing or fetching a
+ * value, store with lh_cache_set_since. */
+uint64_t lh_cache_generation(struct lh_cache *c);
+/* lh_cache_set, unless something was deleted since generation was read:
+ * then LH_ERR_CONFLICT and nothing stored, since the value may predate the
+ * change the deletion announced. */
+enum lh_status lh_cache_set_since(struct lh_cache *c, uint64_t generation, const char *key,
+                                  size_t klen, const char *value, size_t vlen, double ttl,
+                                  double stale);
 /* 1 when key was present. */
 int lh_cache_delete(struct lh_cache *c, const char *key, size_t klen);
 /* Drops every key matching a Redis-style glob (*, ?, [a-z], [^x], \x);

@@ -103,8 +103,11 @@ local function output(text, opts)
     return from_text(text)
 end
 
-local function store(key, text, ttl, l1_ttl, stale)
-    local ok, err = core.set(key, text, l1_ttl_of(ttl, l1_ttl), stale or 0)
+-- Stores text in both levels. With generation (core.generation() read
+-- before the text was fetched or computed), stores nothing if a deletion
+-- came meanwhile: the text may predate the change it announced.
+local function store(key, text, ttl, l1_ttl, stale, generation)
+    local ok, err = core.set(key, text, l1_ttl_of(ttl, l1_ttl), stale or 0, generation)
     if not ok then
         return nil, err
     end
@@ -112,8 +115,9 @@ local function store(key, text, ttl, l1_ttl, stale)
     return true
 end
 
--- The L2 text of key, promoted to L1 for at most what L2 has left.
-local function l2_fetch(key, l1_ttl)
+-- The L2 text of key, promoted to L1 for at most what L2 has left (unless
+-- a deletion came since generation).
+local function l2_fetch(key, l1_ttl, generation)
     local reply = l2("EVAL", GET_WITH_TTL, 1, L2_PREFIX .. key)
     if type(reply) ~= "table" or type(reply[1]) ~= "string" then
         if reply then
@@ -124,14 +128,14 @@ local function l2_fetch(key, l1_ttl)
     core.count("l2_hits")
     local left = (reply[2] or 0) / 1000
     if left > 0 then
-        core.set(key, reply[1], min(l1_ttl or MAX_L1_TTL, left))
+        core.set(key, reply[1], min(l1_ttl or MAX_L1_TTL, left), 0, generation)
     end
     return reply[1]
 end
 
 function M.get(key)
     check_key(key)
-    local text = core.get(key, false) or l2_fetch(key)
+    local text = core.get(key, false) or l2_fetch(key, nil, core.generation())
     if text == nil then
         return nil, false
     end
@@ -196,13 +200,13 @@ local function unlock(key, token)
 end
 
 -- Waits for the instance holding the lock to store the value.
-local function wait_for_other(key, opts)
+local function wait_for_other(key, opts, generation)
     core.count("lock_waits")
     local waited, limit = 0, opts.lock_wait or min(LOCK_WAIT, opts.lock_ttl or LOCK_TTL)
     while waited < limit do
         worker.sleep(LOCK_POLL)
         waited = waited + LOCK_POLL
-        local text = l2_fetch(key, opts.l1_ttl)
+        local text = l2_fetch(key, opts.l1_ttl, generation)
         if text then
             return text
         end
@@ -233,14 +237,15 @@ end
 
 -- L2, else the lock and the computation. Returns text | nil, err, kind.
 local function fill(key, ttl, fn, opts)
-    local text = l2_fetch(key, opts.l1_ttl)
+    local generation = core.generation()
+    local text = l2_fetch(key, opts.l1_ttl, generation)
     if text then
         return text
     end
     local token = headers.nonce()
     local locked = lock(key, token, opts)
     if locked == false then
-        text = wait_for_other(key, opts)
+        text = wait_for_other(key, opts, generation)
         if text then
             return text
         end
@@ -251,7 +256,8 @@ local function fill(key, ttl, fn, opts)
         return nil, err, kind
     end
     if store_ttl then
-        store(key, text, store_ttl, opts.l1_ttl and min(opts.l1_ttl, store_ttl), opts.stale)
+        store(key, text, store_ttl, opts.l1_ttl and min(opts.l1_ttl, store_ttl), opts.stale,
+            generation)
     end
     return text
 end
