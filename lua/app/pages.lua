@@ -6,11 +6,10 @@
 -- offline. Returns a table of routes for routes.lua.
 local accounts = require "accounts"
 local db = require "luahost.db"
+local ids = require "ids"
 local log = require "luahost.log"
 local static = require "luahost.static"
 local template = require "luahost.template"
-
-local floor, tonumber = math.floor, tonumber
 
 -- The app directory is this file's: templates sit beside it.
 local APP_DIR = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
@@ -49,12 +48,15 @@ end
 
 -- One public image, its view counted, like GET /api/svg/:id.
 local function image_page(req, res)
-    local id = tonumber(req.params.id)
-    if id == nil or id ~= floor(id) or id < 1 or id > 4294967295 then
+    local id = ids.image(req.params.id)
+    if id == nil then
         return not_found(req, res)
     end
-    local counted, err = db.execute(
-        "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
+    local counted, err = true, nil
+    if req.method == "GET" then -- a HEAD is no view
+        counted, err = db.execute(
+            "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
+    end
     local image
     if counted then
         image, err = db.query_one([[

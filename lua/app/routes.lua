@@ -13,6 +13,7 @@ local log = require "luahost.log"
 local monitoring = require "luahost.monitoring"
 local svg = require "luahost.svg"
 local worker = require "luahost.worker"
+local ids = require "ids"
 
 local ceil, tonumber = math.ceil, tonumber
 
@@ -41,21 +42,9 @@ local function decimal(value)
     return tonumber(value)
 end
 
--- A whole number from lo to hi, digits only, from a query argument or a
--- path parameter; default when absent. "512.0" is no alias of 512.
-local function int_arg(value, default, lo, hi)
-    if value == nil or value == "" then
-        return default
-    end
-    local n = value:find("^%d+$") and tonumber(value)
-    if not n or n < lo or n > hi then
-        return nil
-    end
-    return n
-end
 
 local function image_id(req)
-    return int_arg(req.params.id, nil, 1, 4294967295)
+    return ids.image(req.params.id)
 end
 
 -- Characters of a UTF-8 string (what a VARCHAR counts); nil when it is not
@@ -166,8 +155,8 @@ local routes = {
     -- Public images, newest first, cached for every instance until an upload
     -- or a delete invalidates the pages.
     ["GET /api/svg/list"] = function(req, res)
-        local page = int_arg(req.query.page, 1, 1, MAX_PAGE)
-        local per_page = int_arg(req.query.per_page, 20, 1, MAX_PER_PAGE)
+        local page = ids.whole(req.query.page, 1, 1, MAX_PAGE)
+        local per_page = ids.whole(req.query.per_page, 20, 1, MAX_PER_PAGE)
         if not page then
             return bad_request(res, "page must be a whole number from 1 to " .. MAX_PAGE)
         end
@@ -188,13 +177,14 @@ local routes = {
         if not id then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        local counted, err, kind = db.execute(
-            "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
-        if not counted then
-            return server_error(res, "svg view count", err, kind)
+        if req.method == "GET" then -- a HEAD is no view
+            local counted, err, kind = db.execute(
+                "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
+            if not counted then
+                return server_error(res, "svg view count", err, kind)
+            end
         end
-        local image
-        image, err, kind = db.query_one([[
+        local image, err, kind = db.query_one([[
             SELECT id, filename, created_at, user_id, description, is_public, view_count
             FROM svg_image WHERE id = ? AND is_public = 1]], id)
         if err then
@@ -279,6 +269,9 @@ local routes = {
         deleted, err, kind = db.execute("DELETE FROM svg_image WHERE id = ?", id)
         if not deleted then
             return server_error(res, "svg delete", err, kind)
+        end
+        if deleted == 0 then -- a concurrent delete was first
+            return res:json({ success = false, message = "Not found" }, 404)
         end
         cache.invalidate_pattern("svg_list:*")
         res:json({ success = true, deleted = id })

@@ -88,6 +88,16 @@ describe("gallery #integration", function()
         own:stop()
     end)
 
+    it("counts a GET of an image as a view, and a HEAD not", function()
+        local before = json(assert(srv:request("GET", "/api/svg/1"))).item.view_count
+        for _, path in ipairs({ "/api/svg/1", "/image/1" }) do
+            local head = assert(srv:request("HEAD", path))
+            assert.are.equal(200, head.status, path)
+        end
+        local after = json(assert(srv:request("GET", "/api/svg/1"))).item.view_count
+        assert.are.equal(before + 1, after) -- this GET only
+    end)
+
     it("counts each view of an image atomically", function()
         local first = json(assert(srv:request("GET", "/api/svg/1"))).item
         local done = 0

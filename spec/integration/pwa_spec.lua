@@ -107,7 +107,8 @@ describe("gallery web app #integration", function()
     end)
 
     it("answers unknown images with an HTML 404", function()
-        for _, path in ipairs({ "/image/999999999", "/image/0", "/image/abc", "/image/1.5" }) do
+        for _, path in ipairs({ "/image/999999999", "/image/0", "/image/abc", "/image/1.5",
+            "/image/0x1", "/image/1e0", "/image/%201" }) do
             local res = assert(srv:request("GET", path))
             assert.are.equal(404, res.status, path)
             assert.are.equal("text/html; charset=utf-8", res.headers["content-type"])
