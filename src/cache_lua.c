@@ -9,6 +9,7 @@
  *   core.generation() -> number
  *   core.delete(key) -> boolean
  *   core.invalidate_pattern(pattern) -> count
+ *   core.match(pattern, key) -> boolean       Redis-style glob
  *   core.flight(key, wait) -> leader | false, err, text, kind
  *       The first caller for key gets a leader object and must call
  *       leader:finish(err, text, kind) (its __gc finishes an abandoned one
@@ -121,6 +122,16 @@ static int l_invalidate_pattern(lua_State *L)
     size_t plen;
     const char *pattern = luaL_checklstring(L, 1, &plen);
     lua_pushnumber(L, (lua_Number)lh_cache_invalidate_pattern(cache_of(L), pattern, plen));
+    return 1;
+}
+
+/* core.match(pattern, key) -> boolean (Redis-style glob) */
+static int l_match(lua_State *L)
+{
+    size_t plen, klen;
+    const char *pattern = luaL_checklstring(L, 1, &plen);
+    const char *key = luaL_checklstring(L, 2, &klen);
+    lua_pushboolean(L, lh_cache_pattern_match(pattern, plen, key, klen));
     return 1;
 }
 
@@ -314,7 +325,7 @@ static int l_message(lua_State *L)
 
 static const luaL_Reg functions[] = {
     {"get", l_get},     {"set", l_set},     {"delete", l_delete}, {"generation", l_generation},
-    {"invalidate_pattern", l_invalidate_pattern},
+    {"invalidate_pattern", l_invalidate_pattern}, {"match", l_match},
     {"flight", l_flight}, {"count", l_count}, {"stats", l_stats},
     {"message", l_message}, {NULL, NULL}};
 

@@ -9,7 +9,10 @@
 --       ttl seconds in L2, l1_ttl (default min(60, ttl)) in L1.
 --   cache.delete(key), cache.invalidate_pattern(pattern) -> true
 --       Also in every other instance's L1, through a Redis channel. Patterns
---       are Redis globs; L2 is walked with SCAN, never KEYS.
+--       are Redis globs. L2 keeps an index of its keys (a sorted set by
+--       expiry), so a pattern costs what the cache holds, not what Redis
+--       holds (the rate limiter's keys, one per client, would make a SCAN
+--       of the whole keyspace take seconds).
 --   cache.get_or_compute(key, ttl, fn, opts) -> value | nil, err, kind
 --       fn() -> value | nil, err, kind. Concurrent misses of this process wait for
 --       one computation; across instances a Redis lock elects one computer,
@@ -38,6 +41,7 @@ local error, min, pcall, tostring, type, unpack = error, math.min, pcall, tostri
 local decode, encode, null, raw = json.decode, json.encode, json.null, json.raw
 
 local L2_PREFIX = "cache:"
+local L2_INDEX = "cache-index" -- L2's keys (without the prefix), scored by expiry
 local LOCK_PREFIX = "cache-lock:"
 local MAX_L1_TTL = 60
 local LOCK_TTL = 10
@@ -45,6 +49,10 @@ local LOCK_WAIT = 5
 local LOCK_POLL = 0.02
 local NO_OPTS = {}
 
+-- KEYS[1] the value's key, KEYS[2] the index; ARGV: text, seconds, the
+-- key as indexed, its expiry (Unix seconds). One round trip.
+local SET_INDEXED = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+    .. "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) return 1"
 -- KEYS[1]: the value and its remaining milliseconds, in one round trip.
 local GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 -- KEYS[1], ARGV[1]: deletes the lock only for the owner of the token.
@@ -111,7 +119,8 @@ local function store(key, text, ttl, l1_ttl, stale, generation)
     if not ok then
         return nil, err
     end
-    l2("SET", L2_PREFIX .. key, text, "EX", math.ceil(ttl))
+    local seconds = math.ceil(ttl)
+    l2("EVAL", SET_INDEXED, 2, L2_PREFIX .. key, L2_INDEX, text, seconds, key, os.time() + seconds)
     return true
 end
 
@@ -159,25 +168,32 @@ function M.delete(key)
     check_key(key)
     core.delete(key)
     l2("UNLINK", L2_PREFIX .. key)
+    l2("ZREM", L2_INDEX, key)
     publish("k", key)
     return true
 end
 
+local BATCH = 500
+
 function M.invalidate_pattern(pattern)
     check_key(pattern)
     core.invalidate_pattern(pattern)
-    local cursor = "0"
-    repeat
-        local reply = l2("SCAN", cursor, "MATCH", L2_PREFIX .. pattern, "COUNT", 500)
-        if type(reply) ~= "table" then
-            break
+    l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
+    local indexed = l2("ZRANGE", L2_INDEX, 0, -1)
+    if type(indexed) == "table" then
+        local keys, values = {}, {}
+        for _, key in ipairs(indexed) do
+            if core.match(pattern, key) then
+                keys[#keys + 1] = key
+                values[#values + 1] = L2_PREFIX .. key
+            end
         end
-        cursor = reply[1]
-        local keys = reply[2]
-        if #keys > 0 then
-            l2("UNLINK", unpack(keys))
+        for i = 1, #keys, BATCH do
+            local last = min(i + BATCH - 1, #keys)
+            l2("UNLINK", unpack(values, i, last))
+            l2("ZREM", L2_INDEX, unpack(keys, i, last))
         end
-    until cursor == "0"
+    end
     publish("p", pattern)
     return true
 end

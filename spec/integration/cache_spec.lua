@@ -210,7 +210,10 @@ describe("cache #integration", function()
             assert.is_false(select(2, get(a, "/l1/" .. p .. ":" .. i)).found)
             assert.is_false(select(2, get(a, "/cache/" .. p .. ":" .. i)).found)
             assert.is_nil(r:command("GET", "cache:" .. p .. ":" .. i))
+            assert.is_nil(r:command("ZSCORE", "cache-index", p .. ":" .. i))
         end
+        -- Found through the index of the cache's keys, not a SCAN of Redis.
+        assert.is_truthy(r:command("ZSCORE", "cache-index", "other" .. p))
         assert.is_true(select(2, get(a, "/cache/other" .. p)).found)
         assert.is_true(select(2, get(b, "/stats")).invalidations_received >= 1 or
             select(2, get(a, "/stats")).invalidations_received >= 1)
