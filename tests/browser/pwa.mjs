@@ -228,8 +228,34 @@ async function offlineUse() {
     await shot('6-offline-page');
 }
 
+// 6. Back online, sign out: no saved page shows the user any more.
+async function signOutForgets() {
+    offline = false;
+    await context.setOffline(false);
+    await page.goto(BASE + '/');
+    await page.click('#sign-out');
+    // It reloads /: wait for the page without the button, across the navigation.
+    await page.waitForSelector('#sign-out', { state: 'detached' });
+    await page.waitForLoadState('load');
+    const saved = await page.evaluate(async () => {
+        const cache = await caches.open('gallery-shell-v1');
+        const out = {};
+        for (const request of await cache.keys()) {
+            const p = new URL(request.url).pathname;
+            if (p === '/' || p.startsWith('/image/')) out[p] = await (await cache.match(request)).text();
+        }
+        return out;
+    });
+    result.savedAfterSignOut = Object.keys(saved);
+    for (const [p, html] of Object.entries(saved)) {
+        check(!html.includes('class="who"'), `after sign-out, the saved ${p} still names the user`);
+    }
+    check(!(result.upload.page in saved), `after sign-out, ${result.upload.page} is still saved`);
+    await shot('7-signed-out');
+}
+
 const STEPS = [['gallery', gallery], ['service worker', serviceWorker], ['installable', installable],
-    ['sign in and upload', signInAndUpload], ['offline', offlineUse]];
+    ['sign in and upload', signInAndUpload], ['offline', offlineUse], ['sign out', signOutForgets]];
 
 async function main() {
     if (!BASE || !USERNAME || !PASSWORD) {

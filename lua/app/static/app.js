@@ -123,6 +123,19 @@
         });
     }
 
+    // The pages the service worker saved show who was signed in: on a shared
+    // device the next person must not see them offline (sw.js SAVED_PAGES).
+    async function forgetSavedPages() {
+        if (!('caches' in window)) return;
+        for (const name of await caches.keys()) {
+            if (!name.startsWith('gallery-shell-')) continue;
+            const cache = await caches.open(name);
+            for (const request of await cache.keys()) {
+                if (/^\/(image\/\d+)?$/.test(new URL(request.url).pathname)) await cache.delete(request);
+            }
+        }
+    }
+
     const signOut = document.getElementById('sign-out');
     if (signOut) {
         signOut.addEventListener('click', async () => {
@@ -132,6 +145,7 @@
             } catch {
                 // Already signed out (or offline): the reload shows which.
             }
+            await forgetSavedPages();
             location.assign('/');
         });
     }
