@@ -1094,6 +1094,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
      * here is paid by every request. */
     size_t records = o->max_header_bytes / 2 > 180 * 64 ? o->max_header_bytes / 2 : 180 * 64;
     size_t memory = 2 * o->max_header_bytes + records + 2048;
+    if (o->starting != NULL)
+        o->starting(h, o->starting_arg);
     /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,

@@ -421,6 +421,12 @@ static int make_metrics(const struct lh_config *cfg, struct lh_host *host, char 
  * first request can ask for them. */
 static _Atomic(struct lh_http *) serving;
 
+static void publish_transport(struct lh_http *http, void *arg)
+{
+    (void)arg;
+    atomic_store(&serving, http);
+}
+
 static unsigned http_inflight(void *arg)
 {
     (void)arg;
@@ -888,10 +894,10 @@ int main(int argc, char **argv)
         .metrics = host.metrics,
         .monitor = host.monitor,
         .statics = host.statics,
+        .starting = publish_transport,
     };
     set_metric_sources(&host, tasks, cpu_tasks);
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
-    atomic_store(&serving, http);
     if (http == NULL ||
         (host.monitor != NULL && lh_monitor_start(host.monitor, err, sizeof(err)) != LH_OK)) {
         lh_log(LH_LOG_ERROR, NULL, "%s", err);

@@ -28,6 +28,11 @@ struct lh_http_options {
     struct lh_metrics *metrics; /* requests are counted here; may be NULL */
     struct lh_monitor *monitor; /* runs the event streams; may be NULL */
     const struct lh_static *statics; /* /static/ and /sw.js; may be NULL */
+    /* Called with the transport just before it accepts its first connection,
+     * so that code asked for its figures by a request (lh_http_inflight from
+     * /metrics) can already find it; may be NULL. */
+    void (*starting)(struct lh_http *h, void *arg);
+    void *starting_arg;
 };
 
 /* Binds and starts serving. NULL with a reason in err on failure (address in
