@@ -14,6 +14,29 @@ local function refused_within(port, timeout)
     until S.now() - t0 > timeout
 end
 
+-- Sends GET path on a connection of its own, closed when the test ends,
+-- and gives the request `settle` seconds to start; returns the connection.
+local function parked(srv, path, settle)
+    local c = S.send_only(srv.port, "GET", path)
+    finally(function()
+        c:close()
+    end)
+    S.sleep(settle)
+    return c
+end
+
+-- Polls the file at path until it holds text, up to timeout seconds.
+local function file_gets(path, text, timeout)
+    local t0 = S.now()
+    repeat
+        if (S.read_file(path) or ""):find(text, 1, true) then
+            return true
+        end
+        S.sleep(0.05)
+    until S.now() - t0 > timeout
+    return false
+end
+
 describe("shutdown #integration", function()
     after_each(function()
         S.stop_all()
@@ -21,11 +44,7 @@ describe("shutdown #integration", function()
 
     it("on SIGTERM refuses new connections, finishes the request in flight and exits 0", function()
         local srv = S.start({ workers = 2 })
-        local sleeper = S.send_only(srv.port, "GET", "/sleep?seconds=1")
-        finally(function()
-            sleeper:close()
-        end)
-        S.sleep(0.2) -- parked in worker.sleep
+        local sleeper = parked(srv, "/sleep?seconds=1", 0.2) -- parked in worker.sleep
         local t0 = S.now()
         srv:signal("TERM")
 
@@ -55,11 +74,7 @@ describe("shutdown #integration", function()
         assert.are.equal(1, n)
         S.write_file(app .. "/routes.lua", spinning)
         local srv = S.start({ app = app, workers = 2, args = { "--shutdown-timeout", "1" } })
-        local spinner = S.send_only(srv.port, "GET", "/spin")
-        finally(function()
-            spinner:close()
-        end)
-        S.sleep(0.3)
+        parked(srv, "/spin", 0.3)
         local t0 = S.now()
         srv:signal("TERM")
         local code = srv:wait_exit(15)
@@ -77,18 +92,9 @@ describe("shutdown #integration", function()
         assert(os.rename(access, access .. ".1"))
         assert(os.rename(errors, errors .. ".1"))
         srv:signal("USR1")
-        local t0 = S.now()
-        repeat
-            S.sleep(0.05)
-        until (S.read_file(errors) or ""):find("log files reopened", 1, true) or S.now() - t0 > 5
-        assert.is_truthy((S.read_file(errors) or ""):find("log files reopened", 1, true),
-            "no reopened error log")
+        assert.is_true(file_gets(errors, "log files reopened", 5), "no reopened error log")
         assert.are.equal(404, assert(srv:request("GET", "/after-rotation")).status)
-        t0 = S.now()
-        repeat
-            S.sleep(0.05)
-        until (S.read_file(access) or ""):find("/after-rotation", 1, true) or S.now() - t0 > 5
-        assert.is_truthy((S.read_file(access) or ""):find("/after-rotation", 1, true), "no new access log")
+        assert.is_true(file_gets(access, "/after-rotation", 5), "no new access log")
         local old = S.read_file(access .. ".1")
         assert.is_truthy(old:find('"GET /hello"', 1, true), old)
         assert.is_falsy(old:find("/after-rotation", 1, true), old)
@@ -108,11 +114,7 @@ describe("shutdown #integration", function()
 
     it("exits 0 within the --shutdown-timeout when a request sleeps longer", function()
         local srv = S.start({ workers = 2, args = { "--shutdown-timeout", "1" } })
-        local sleeper = S.send_only(srv.port, "GET", "/sleep?seconds=5")
-        finally(function()
-            sleeper:close()
-        end)
-        S.sleep(0.2)
+        local sleeper = parked(srv, "/sleep?seconds=5", 0.2)
         local t0 = S.now()
         srv:signal("TERM")
         local code, how = srv:wait_exit(5)
@@ -130,11 +132,7 @@ describe("shutdown #integration", function()
 
     it("stops at once on a second SIGTERM", function()
         local srv = S.start({ workers = 2, args = { "--shutdown-timeout", "30" } })
-        local sleeper = S.send_only(srv.port, "GET", "/sleep?seconds=10")
-        finally(function()
-            sleeper:close()
-        end)
-        S.sleep(0.2)
+        parked(srv, "/sleep?seconds=10", 0.2)
         local t0 = S.now()
         srv:signal("TERM")
         assert.is_truthy(refused_within(srv.port, 2))
