@@ -512,22 +512,18 @@ static struct lh_db *make_db(const struct lh_config *cfg, char *err, size_t errl
 /* Applies <app>/migrations, and <app>/seeds in development. */
 static int migrate(const struct lh_config *cfg, struct lh_db *db)
 {
-    char dir[4096], err[512];
-    unsigned applied = 0, seeded = 0;
+    char migrations[4096], seeds[4096], err[512];
+    struct lh_migrate_counts n;
 
-    snprintf(dir, sizeof(dir), "%s/migrations", cfg->app);
-    if (lh_migrate(db, dir, &applied, err, sizeof(err)) != LH_OK) {
+    snprintf(migrations, sizeof(migrations), "%s/migrations", cfg->app);
+    snprintf(seeds, sizeof(seeds), "%s/seeds", cfg->app);
+    int development = strcmp(cfg->env, "development") == 0;
+    if (lh_migrate(db, migrations, development ? seeds : NULL, &n, err, sizeof(err)) != LH_OK) {
         lh_log(LH_LOG_ERROR, NULL, "migrate: %s", err);
         return 1;
     }
-    if (strcmp(cfg->env, "development") == 0) {
-        snprintf(dir, sizeof(dir), "%s/seeds", cfg->app);
-        if (lh_migrate(db, dir, &seeded, err, sizeof(err)) != LH_OK) {
-            lh_log(LH_LOG_ERROR, NULL, "seed: %s", err);
-            return 1;
-        }
-    }
-    lh_log(LH_LOG_INFO, NULL, "migrate: %u migration(s) and %u seed(s) applied", applied, seeded);
+    lh_log(LH_LOG_INFO, NULL, "migrate: %u migration(s) and %u seed(s) applied", n.migrations,
+           n.seeds);
     return 0;
 }
 

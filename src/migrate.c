@@ -1,4 +1,4 @@
-/* src/migrate.c: numbered SQL migrations, recorded in luahost_migrations. */
+/* src/migrate.c: numbered SQL migrations and seeds, recorded in luahost_migrations. */
 #include "luahost/migrate.h"
 
 #include <dirent.h>
@@ -10,6 +10,8 @@
 #include "luahost/log.h"
 
 #define MAX_FILES 1000
+#define MAX_NAME 180 /* the record column holds 190: room for SEED_PREFIX */
+#define SEED_PREFIX "seeds/"
 #define MAX_FILE_BYTES (16 * 1024 * 1024)
 
 static int compare_names(const void *a, const void *b)
@@ -113,16 +115,26 @@ static const char CREATE_TABLE[] =
     " applied_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP"
     ") DEFAULT CHARSET=utf8mb4";
 
-enum lh_status lh_migrate(struct lh_db *db, const char *dir, unsigned *applied, char *err,
-                          size_t errlen)
-{
+/* The NNN_*.sql files of a directory, sorted by name. */
+struct file_list {
     char *names[MAX_FILES];
-    size_t n = 0;
-    struct lh_db_conn *c = NULL;
-    enum lh_status st = LH_OK;
-    char path[4096], msg[256];
+    size_t n;
+};
 
-    *applied = 0;
+static void file_list_free(struct file_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->names[i]);
+    l->n = 0;
+}
+
+/* A missing dir is an empty list. A file is never skipped silently: too many
+ * of them, or a name too long to record, is an error. */
+static enum lh_status list_files(const char *dir, struct file_list *l, char *err, size_t errlen)
+{
+    l->n = 0;
+    if (dir == NULL)
+        return LH_OK;
     DIR *d = opendir(dir);
     if (d == NULL) {
         if (errno == ENOENT)
@@ -130,71 +142,149 @@ enum lh_status lh_migrate(struct lh_db *db, const char *dir, unsigned *applied, 
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
         return LH_ERR_IO;
     }
-    for (struct dirent *e = readdir(d); e != NULL && n < MAX_FILES; e = readdir(d)) {
+    enum lh_status st = LH_OK;
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d)) {
         if (!is_migration(e->d_name))
             continue;
-        names[n] = strdup(e->d_name);
-        if (names[n] != NULL)
-            n++;
+        if (strlen(e->d_name) > MAX_NAME) {
+            snprintf(err, errlen, "%s/%s: the name is longer than %d characters", dir, e->d_name,
+                     MAX_NAME);
+            st = LH_ERR_INVALID;
+        } else if (l->n == MAX_FILES) {
+            snprintf(err, errlen, "%s: more than %d files", dir, MAX_FILES);
+            st = LH_ERR_INVALID;
+        } else if ((l->names[l->n] = strdup(e->d_name)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            st = LH_ERR_NOMEM;
+        } else {
+            l->n++;
+            continue;
+        }
+        break;
     }
     closedir(d);
-    qsort(names, n, sizeof(names[0]), compare_names);
+    if (st != LH_OK)
+        file_list_free(l);
+    qsort(l->names, l->n, sizeof(l->names[0]), compare_names);
+    return st;
+}
 
-    st = lh_db_acquire(db, "migrate", dir, &c, msg, sizeof(msg));
-    if (st != LH_OK) {
-        snprintf(err, errlen, "%s", msg);
-        goto out;
-    }
-    /* One migrating instance at a time; the others wait, then find it done. */
-    static const char LOCK[] = "SELECT GET_LOCK('luahost_migrate', 60)";
-    st = exec(c, LOCK, sizeof(LOCK) - 1, NULL, 0, msg, sizeof(msg));
-    if (st == LH_OK)
-        st = exec(c, CREATE_TABLE, sizeof(CREATE_TABLE) - 1, NULL, 0, msg, sizeof(msg));
-    if (st != LH_OK) {
-        snprintf(err, errlen, "migrations table: %s", msg);
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct lh_db_value name = {.type = LH_DB_TEXT, .s = names[i], .len = strlen(names[i])};
-        struct lh_db_result *r = NULL;
-        static const char SEEN[] = "SELECT 1 FROM luahost_migrations WHERE name = ?";
-        st = lh_db_run(c, SEEN, sizeof(SEEN) - 1, &name, 1, &r, msg, sizeof(msg));
-        int done = st == LH_OK && lh_db_result_rows(r) > 0;
-        lh_db_result_free(r);
+static int listed(const struct file_list *l, const char *name)
+{
+    return bsearch(&name, l->names, l->n, sizeof(l->names[0]), compare_names) != NULL;
+}
+
+/* *found: whether name is in the table. */
+static enum lh_status recorded(struct lh_db_conn *c, const char *name, int *found, char *err,
+                               size_t errlen)
+{
+    static const char SEEN[] = "SELECT 1 FROM luahost_migrations WHERE name = ?";
+    struct lh_db_value v = {.type = LH_DB_TEXT, .s = name, .len = strlen(name)};
+    struct lh_db_result *r = NULL;
+    enum lh_status st = lh_db_run(c, SEEN, sizeof(SEEN) - 1, &v, 1, &r, err, errlen);
+    *found = st == LH_OK && lh_db_result_rows(r) > 0;
+    lh_db_result_free(r);
+    return st;
+}
+
+/* Before seeds had their prefix, they were recorded by bare name. Such a
+ * record is a seed's when no migration has that name: it is renamed, and the
+ * seed stays applied rather than running twice. */
+static enum lh_status adopt_bare_seed_record(struct lh_db_conn *c, const char *name,
+                                             const char *record, const struct file_list *migrations,
+                                             int *adopted, char *err, size_t errlen)
+{
+    *adopted = 0;
+    if (listed(migrations, name))
+        return LH_OK;
+    enum lh_status st = recorded(c, name, adopted, err, errlen);
+    if (st != LH_OK || !*adopted)
+        return st;
+    static const char RENAME[] = "UPDATE luahost_migrations SET name = ? WHERE name = ?";
+    struct lh_db_value v[2] = {{.type = LH_DB_TEXT, .s = record, .len = strlen(record)},
+                               {.type = LH_DB_TEXT, .s = name, .len = strlen(name)}};
+    return exec(c, RENAME, sizeof(RENAME) - 1, v, 2, err, errlen);
+}
+
+/* Applies and records the files of one list that are not recorded yet.
+ * migrations is NULL for the migrations themselves, the migrations' list for
+ * seeds (whose records carry SEED_PREFIX). */
+static enum lh_status apply_list(struct lh_db_conn *c, const char *dir, const struct file_list *l,
+                                 const struct file_list *migrations, unsigned *applied, char *err,
+                                 size_t errlen)
+{
+    char record[sizeof(SEED_PREFIX) + MAX_NAME], path[4096], msg[256];
+
+    for (size_t i = 0; i < l->n; i++) {
+        snprintf(record, sizeof(record), "%s%s", migrations ? SEED_PREFIX : "", l->names[i]);
+        int done = 0;
+        enum lh_status st = recorded(c, record, &done, msg, sizeof(msg));
+        if (st == LH_OK && !done && migrations != NULL)
+            st = adopt_bare_seed_record(c, l->names[i], record, migrations, &done, msg,
+                                        sizeof(msg));
         if (st != LH_OK) {
-            snprintf(err, errlen, "%s: %s", names[i], msg);
-            goto out;
+            snprintf(err, errlen, "%s/%s: %s", dir, l->names[i], msg);
+            return st;
         }
         if (done)
             continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        snprintf(path, sizeof(path), "%s/%s", dir, l->names[i]);
         size_t len;
         char *text = read_file(path, &len);
         if (text == NULL) {
             snprintf(err, errlen, "%s: cannot read", path);
-            st = LH_ERR_IO;
-            goto out;
+            return LH_ERR_IO;
         }
         st = apply_file(c, path, text, err, errlen);
         free(text);
         if (st != LH_OK)
-            goto out;
+            return st;
         static const char RECORD[] = "INSERT INTO luahost_migrations (name) VALUES (?)";
-        st = exec(c, RECORD, sizeof(RECORD) - 1, &name, 1, msg, sizeof(msg));
+        struct lh_db_value v = {.type = LH_DB_TEXT, .s = record, .len = strlen(record)};
+        st = exec(c, RECORD, sizeof(RECORD) - 1, &v, 1, msg, sizeof(msg));
         if (st != LH_OK) {
-            snprintf(err, errlen, "%s: recording: %s", names[i], msg);
-            goto out;
+            snprintf(err, errlen, "%s: recording: %s", path, msg);
+            return st;
         }
         lh_log(LH_LOG_INFO, NULL, "migrate: applied %s", path);
         (*applied)++;
     }
-out:
+    return LH_OK;
+}
+
+enum lh_status lh_migrate(struct lh_db *db, const char *migrations_dir, const char *seeds_dir,
+                          struct lh_migrate_counts *counts, char *err, size_t errlen)
+{
+    struct file_list migrations, seeds = {.n = 0};
+    struct lh_db_conn *c = NULL;
+    char msg[256];
+
+    counts->migrations = counts->seeds = 0;
+    enum lh_status st = list_files(migrations_dir, &migrations, err, errlen);
+    if (st == LH_OK)
+        st = list_files(seeds_dir, &seeds, err, errlen);
+    if (st == LH_OK) {
+        st = lh_db_acquire(db, "migrate", migrations_dir, &c, msg, sizeof(msg));
+        if (st != LH_OK)
+            snprintf(err, errlen, "%s", msg);
+    }
     if (c != NULL) {
+        /* One migrating instance at a time; the others wait, then find it done. */
+        static const char LOCK[] = "SELECT GET_LOCK('luahost_migrate', 60)";
+        st = exec(c, LOCK, sizeof(LOCK) - 1, NULL, 0, msg, sizeof(msg));
+        if (st == LH_OK)
+            st = exec(c, CREATE_TABLE, sizeof(CREATE_TABLE) - 1, NULL, 0, msg, sizeof(msg));
+        if (st != LH_OK)
+            snprintf(err, errlen, "migrations table: %s", msg);
+        if (st == LH_OK)
+            st = apply_list(c, migrations_dir, &migrations, NULL, &counts->migrations, err, errlen);
+        if (st == LH_OK)
+            st = apply_list(c, seeds_dir, &seeds, &migrations, &counts->seeds, err, errlen);
         static const char UNLOCK[] = "SELECT RELEASE_LOCK('luahost_migrate')";
         exec(c, UNLOCK, sizeof(UNLOCK) - 1, NULL, 0, msg, sizeof(msg));
         lh_db_release(db, c);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
+    file_list_free(&migrations);
+    file_list_free(&seeds);
     return st;
 }
