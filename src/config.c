@@ -1,5 +1,6 @@
 /* src/config.c: defaults, the Lua config file, LUAHOST_* variables and flags,
- * all funnelled through lh_config_set so that every source is checked alike. */
+ * all funnelled through lh_config_set so that every source is checked alike,
+ * and each error names the source it came from. */
 #include "luahost/config.h"
 
 #include <ctype.h>
@@ -18,21 +19,85 @@
 
 enum kind { TEXT, NUMBER, BYTES };
 
+/* Checks a text option's value; writes why not (after "option 'x': ") into
+ * why. */
+typedef int (*text_check)(const char *value, char *why, size_t whylen);
+
 struct option_def {
     struct lh_config_option pub;
     enum kind kind;
     size_t offset;
     long min, max;
+    text_check check; /* TEXT only; NULL: any text */
 };
 
-#define TEXT_OPT(field, def, help) {{#field, def, help}, TEXT, offsetof(struct lh_config, field), 0, 0}
+static int one_of(const char *value, const char *const *choices, char *why, size_t whylen)
+{
+    size_t used = (size_t)snprintf(why, whylen, "'%s' is not", value);
+    for (size_t i = 0; choices[i] != NULL; i++) {
+        if (strcmp(value, choices[i]) == 0)
+            return 1;
+        if (used < whylen)
+            used += (size_t)snprintf(why + used, whylen - used, "%s %s",
+                                     i == 0 ? "" : choices[i + 1] ? "," : " or", choices[i]);
+    }
+    return 0;
+}
+
+#define CHOICE_CHECK(name, ...)                                                                 \
+    static int name(const char *value, char *why, size_t whylen)                               \
+    {                                                                                           \
+        static const char *const choices[] = {__VA_ARGS__, NULL};                               \
+        return one_of(value, choices, why, whylen);                                             \
+    }
+CHOICE_CHECK(check_proxy_header, "x-forwarded-for", "forwarded")
+CHOICE_CHECK(check_log_level, "debug", "info", "warn", "error")
+CHOICE_CHECK(check_env, "development", "production")
+CHOICE_CHECK(check_on_off, "on", "off")
+
+static int check_not_empty(const char *value, char *why, size_t whylen)
+{
+    snprintf(why, whylen, "must not be empty");
+    return value[0] != '\0';
+}
+
+/* "" (none) or a URL of the scheme. */
+static int check_url(const char *value, const char *scheme, char *why, size_t whylen)
+{
+    struct lh_url url;
+    const char *what;
+
+    if (value[0] == '\0')
+        return 1;
+    if (lh_url_parse(value, &url, &what) != LH_OK) {
+        snprintf(why, whylen, "%s", what);
+        return 0;
+    }
+    snprintf(why, whylen, "scheme must be %s://", scheme);
+    return strcmp(url.scheme, scheme) == 0;
+}
+
+static int check_mysql_url(const char *value, char *why, size_t whylen)
+{
+    return check_url(value, "mysql", why, whylen);
+}
+
+static int check_redis_url(const char *value, char *why, size_t whylen)
+{
+    return check_url(value, "redis", why, whylen);
+}
+
+#define TEXT_OPT(field, def, help)                                                              \
+    {{#field, def, help}, TEXT, offsetof(struct lh_config, field), 0, 0, NULL}
+#define CHECKED_OPT(field, def, check, help)                                                    \
+    {{#field, def, help}, TEXT, offsetof(struct lh_config, field), 0, 0, check}
 #define NUM_OPT(field, def, lo, hi, help)                                                       \
-    {{#field, def, help}, NUMBER, offsetof(struct lh_config, field), lo, hi}
+    {{#field, def, help}, NUMBER, offsetof(struct lh_config, field), lo, hi, NULL}
 #define BYTES_OPT(field, def, lo, hi, help)                                                     \
-    {{#field, def, help}, BYTES, offsetof(struct lh_config, field), lo, hi}
+    {{#field, def, help}, BYTES, offsetof(struct lh_config, field), lo, hi, NULL}
 
 static const struct option_def defs[] = {
-    TEXT_OPT(app, "lua/app", "directory of the application's Lua scripts (routes.lua)"),
+    CHECKED_OPT(app, "lua/app", check_not_empty, "directory of the application's Lua scripts (routes.lua)"),
     TEXT_OPT(lua_path, "", "extra Lua package.path entries, ';'-separated"),
     TEXT_OPT(policy_dir, "", "directory of limits.lua, bot.lua, headers.lua, csp.lua; "
                              "default: the app's sibling 'policy'"),
@@ -40,10 +105,10 @@ static const struct option_def defs[] = {
                             "default: the app's 'static' folder if it has one"),
     TEXT_OPT(trusted_proxies, "",
              "CIDRs of proxies whose X-Forwarded-For/Forwarded/X-Forwarded-Proto are believed"),
-    TEXT_OPT(proxy_header, "x-forwarded-for",
+    CHECKED_OPT(proxy_header, "x-forwarded-for", check_proxy_header,
              "the header trusted proxies set with the client's address: x-forwarded-for or "
              "forwarded; the other is ignored, since a client could send it through"),
-    TEXT_OPT(host, "127.0.0.1", "address to listen on (IPv4 or IPv6; :: takes both)"),
+    CHECKED_OPT(host, "127.0.0.1", check_not_empty, "address to listen on (IPv4 or IPv6; :: takes both)"),
     NUM_OPT(port, "8080", 1, 65535, "port to listen on"),
     NUM_OPT(workers, "0", 0, 256, "worker threads, each with its own Lua state; 0: one per core"),
     NUM_OPT(max_connections, "4096", 1, 1000000, "open connections at once"),
@@ -69,9 +134,9 @@ static const struct option_def defs[] = {
             "(sign-ins get 503); 0: no limit"),
     TEXT_OPT(access_log, "-", "access log file; '-' for stdout, 'off' for none"),
     TEXT_OPT(error_log, "-", "error log file; '-' for stderr"),
-    TEXT_OPT(log_level, "info", "error log level: debug, info, warn, error"),
-    TEXT_OPT(env, "development", "development or production"),
-    TEXT_OPT(db_url, "", "MySQL/MariaDB URL, mysql://user:password@host:port/database"),
+    CHECKED_OPT(log_level, "info", check_log_level, "error log level: debug, info, warn, error"),
+    CHECKED_OPT(env, "development", check_env, "development or production"),
+    CHECKED_OPT(db_url, "", check_mysql_url, "MySQL/MariaDB URL, mysql://user:password@host:port/database"),
     NUM_OPT(db_pool_size, "10", 1, 1000, "database connections in the pool"),
     NUM_OPT(db_timeout, "5", 1, 600, "seconds a request waits for a free database connection, or to connect one"),
     NUM_OPT(db_statement_timeout, "30", 0, 86400,
@@ -79,10 +144,10 @@ static const struct option_def defs[] = {
     NUM_OPT(db_slow_query, "1000", 1, 3600000, "milliseconds: slower statements are logged"),
     NUM_OPT(db_connect_attempts, "3", 1, 100, "tries to reach the database at start"),
     NUM_OPT(db_connect_delay, "2", 1, 60, "seconds between those tries"),
-    TEXT_OPT(redis_url, "", "Redis URL, redis://host:port/db"),
+    CHECKED_OPT(redis_url, "", check_redis_url, "Redis URL, redis://host:port/db"),
     NUM_OPT(redis_timeout, "100", 1, 10000,
             "milliseconds a Redis round trip may take before limits and the cache do without it"),
-    TEXT_OPT(metrics, "on", "request metrics, /metrics and the monitor: on or off"),
+    CHECKED_OPT(metrics, "on", check_on_off, "request metrics, /metrics and the monitor: on or off"),
     TEXT_OPT(metrics_allow, "127.0.0.0/8,::1/128",
              "CIDRs that may read /metrics without signing in"),
     NUM_OPT(monitor_stream_seconds, "300", 1, 86400,
@@ -93,6 +158,7 @@ static const struct option_def defs[] = {
 };
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
+_Static_assert(NDEFS <= 8 * sizeof(((struct lh_config *)0)->given), "one bit per option");
 
 size_t lh_config_option_count(void)
 {
@@ -148,18 +214,18 @@ static int parse_number(const char *s, int with_suffix, long *out)
     return 0;
 }
 
-enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
-                             char *err, size_t errlen)
+/* Checks value and stores it in option d's field. */
+static enum lh_status set_value(struct lh_config *cfg, const struct option_def *d,
+                                const char *value, char *err, size_t errlen)
 {
-    const struct option_def *d = find(name);
-    char *field;
+    char *field = (char *)cfg + d->offset;
+    char why[200];
 
-    if (d == NULL) {
-        snprintf(err, errlen, "unknown option '%s'", name);
-        return LH_ERR_NOT_FOUND;
-    }
-    field = (char *)cfg + d->offset;
     if (d->kind == TEXT) {
+        if (d->check != NULL && !d->check(value, why, sizeof(why))) {
+            snprintf(err, errlen, "option '%s': %s", d->pub.name, why);
+            return LH_ERR_INVALID;
+        }
         char *copy = strdup(value);
         if (copy == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -171,13 +237,40 @@ enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char
     }
     long v;
     if (parse_number(value, d->kind == BYTES, &v) != 0 || v < d->min || v > d->max) {
-        snprintf(err, errlen, "option '%s': '%s' is not %s between %ld and %ld", name, value,
-                 d->kind == BYTES ? "a size (bytes, or with k/m/g)" : "a whole number", d->min,
-                 d->max);
+        snprintf(err, errlen, "option '%s': '%s' is not %s between %ld and %ld", d->pub.name,
+                 value, d->kind == BYTES ? "a size (bytes, or with k/m/g)" : "a whole number",
+                 d->min, d->max);
         return LH_ERR_INVALID;
     }
     *(long *)field = v;
     return LH_OK;
+}
+
+static unsigned long long bit_of(const struct option_def *d)
+{
+    return 1ULL << (d - defs);
+}
+
+enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
+                             char *err, size_t errlen)
+{
+    const struct option_def *d = find(name);
+
+    if (d == NULL) {
+        snprintf(err, errlen, "unknown option '%s'", name);
+        return LH_ERR_NOT_FOUND;
+    }
+    enum lh_status st = set_value(cfg, d, value, err, errlen);
+    if (st == LH_OK)
+        cfg->given |= bit_of(d);
+    return st;
+}
+
+/* Whether a source applied earlier (a higher one) already gave option name. */
+static int given(const struct lh_config *cfg, const char *name)
+{
+    const struct option_def *d = find(name);
+    return d != NULL && (cfg->given & bit_of(d)) != 0;
 }
 
 enum lh_status lh_config_init(struct lh_config *cfg)
@@ -186,7 +279,7 @@ enum lh_status lh_config_init(struct lh_config *cfg)
 
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < NDEFS; i++) {
-        if (lh_config_set(cfg, defs[i].pub.name, defs[i].pub.value, err, sizeof(err)) != LH_OK) {
+        if (set_value(cfg, &defs[i], defs[i].pub.value, err, sizeof(err)) != LH_OK) {
             lh_config_free(cfg);
             return LH_ERR_NOMEM;
         }
@@ -238,7 +331,7 @@ static enum lh_status apply_table(lua_State *L, struct lh_config *cfg, const cha
                      name, luaL_typename(L, -1));
             return LH_ERR_INVALID;
         }
-        enum lh_status st = lh_config_set(cfg, name, value, msg, sizeof(msg));
+        enum lh_status st = given(cfg, name) ? LH_OK : lh_config_set(cfg, name, value, msg, sizeof(msg));
         if (st != LH_OK) {
             snprintf(err, errlen, "%s: %s", path, msg);
             return st;
@@ -293,8 +386,8 @@ enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char 
         for (const char *p = var + sizeof(prefix) - 1; p < eq; p++)
             name[n++] = (char)tolower((unsigned char)*p);
         name[n] = '\0';
-        if (find(name) == NULL)
-            continue; /* LUAHOST_CONFIG and variables of later features */
+        if (find(name) == NULL || given(cfg, name))
+            continue; /* LUAHOST_CONFIG, variables of later features, or a flag's option */
         enum lh_status st = lh_config_set(cfg, name, eq + 1, msg, sizeof(msg));
         if (st != LH_OK) {
             snprintf(err, errlen, "environment %.*s: %s", (int)len, var, msg);
@@ -302,55 +395,4 @@ enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char 
         }
     }
     return LH_OK;
-}
-
-static enum lh_status check_url(const char *option, const char *value, const char *scheme,
-                                char *err, size_t errlen)
-{
-    struct lh_url url;
-    const char *why;
-
-    if (value[0] == '\0')
-        return LH_OK;
-    if (lh_url_parse(value, &url, &why) != LH_OK) {
-        snprintf(err, errlen, "option '%s': %s", option, why);
-        return LH_ERR_INVALID;
-    }
-    if (strcmp(url.scheme, scheme) != 0) {
-        snprintf(err, errlen, "option '%s': scheme must be %s://", option, scheme);
-        return LH_ERR_INVALID;
-    }
-    return LH_OK;
-}
-
-enum lh_status lh_config_validate(const struct lh_config *cfg, char *err, size_t errlen)
-{
-    enum lh_log_level level;
-
-    if (lh_log_level_parse(cfg->log_level, &level) != LH_OK) {
-        snprintf(err, errlen, "option 'log_level': '%s' is not debug, info, warn or error",
-                 cfg->log_level);
-        return LH_ERR_INVALID;
-    }
-    if (strcmp(cfg->env, "development") != 0 && strcmp(cfg->env, "production") != 0) {
-        snprintf(err, errlen, "option 'env': '%s' is not development or production", cfg->env);
-        return LH_ERR_INVALID;
-    }
-    if (strcmp(cfg->proxy_header, "x-forwarded-for") != 0 &&
-        strcmp(cfg->proxy_header, "forwarded") != 0) {
-        snprintf(err, errlen, "option 'proxy_header': '%s' is not x-forwarded-for or forwarded",
-                 cfg->proxy_header);
-        return LH_ERR_INVALID;
-    }
-    if (strcmp(cfg->metrics, "on") != 0 && strcmp(cfg->metrics, "off") != 0) {
-        snprintf(err, errlen, "option 'metrics': '%s' is not on or off", cfg->metrics);
-        return LH_ERR_INVALID;
-    }
-    if (cfg->app[0] == '\0' || cfg->host[0] == '\0') {
-        snprintf(err, errlen, "options 'app' and 'host' must not be empty");
-        return LH_ERR_INVALID;
-    }
-    if (check_url("db_url", cfg->db_url, "mysql", err, errlen) != LH_OK)
-        return LH_ERR_INVALID;
-    return check_url("redis_url", cfg->redis_url, "redis", err, errlen);
 }

@@ -148,10 +148,7 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
         free(opts);
         return 2;
     }
-    if (fl->config_file && lh_config_load_file(cfg, fl->config_file, err, sizeof(err)) != LH_OK)
-        goto fail;
-    if (lh_config_load_env(cfg, environ, err, sizeof(err)) != LH_OK)
-        goto fail;
+    /* Highest source first: each leaves alone what one before it gave. */
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c < FLAG_FIRST_OPTION)
@@ -159,15 +156,15 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
         const char *name = lh_config_option_at((size_t)(c - FLAG_FIRST_OPTION))->name;
         char msg[400];
         if (lh_config_set(cfg, name, optarg, msg, sizeof(msg)) != LH_OK) {
-            snprintf(err, sizeof(err), "flag: %s", msg);
+            snprintf(err, sizeof(err), "flag --%s: %s", opts[c - FLAG_FIRST_OPTION].name, msg);
             goto fail;
         }
     }
+    if (lh_config_load_env(cfg, environ, err, sizeof(err)) != LH_OK)
+        goto fail;
+    if (fl->config_file && lh_config_load_file(cfg, fl->config_file, err, sizeof(err)) != LH_OK)
+        goto fail;
     free(opts);
-    if (lh_config_validate(cfg, err, sizeof(err)) != LH_OK) {
-        fprintf(stderr, "luahost: configuration: %s\n", err);
-        return 1;
-    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cfg->workers == 0)
         cfg->workers = cores > 0 ? cores : 1;

@@ -107,7 +107,7 @@ static void test_lh_config_init_defaults(void **state)
     assert_string_equal(c->db_url, "");
     assert_string_equal(c->redis_url, "");
     assert_string_equal(c->proxy_header, "x-forwarded-for");
-    assert_int_equal(lh_config_validate(c, f->err, sizeof(f->err)), LH_OK);
+    assert_int_equal(c->given, 0);
 }
 
 static void test_lh_config_option_at_lists_every_option(void **state)
@@ -484,11 +484,12 @@ static void test_lh_config_sources_precedence(void **state)
     struct fixture *f = *state;
     char *env[] = {"LUAHOST_PORT=9100", "LUAHOST_WORKERS=3", NULL};
 
-    /* file < environment < explicit set (flags), each overriding the last. */
+    /* Flags first, then the environment, then the file: each leaves alone
+     * what one before it gave. */
+    set_ok(&f->cfg, "port", "9200");
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
     write_config(f, "return { port = 9000, workers = 2, host = '10.0.0.1' }\n");
     assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
-    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
-    set_ok(&f->cfg, "port", "9200");
 
     assert_int_equal(f->cfg.port, 9200);           /* flag */
     assert_int_equal(f->cfg.workers, 3);           /* environment */
@@ -496,82 +497,95 @@ static void test_lh_config_sources_precedence(void **state)
     assert_int_equal(f->cfg.idle_timeout, 60);     /* default */
 }
 
-/* -- Validation ---------------------------------------------------------------- */
+static void test_lh_config_bad_value_overridden_is_not_checked(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {"LUAHOST_PORT=eighty", "LUAHOST_LOG_LEVEL=loud", NULL};
 
-static void test_lh_config_validate_good_urls(void **state)
+    set_ok(&f->cfg, "port", "9200");
+    set_ok(&f->cfg, "log_level", "warn");
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
+    write_config(f, "return { port = 'eighty', env = 'staging' }\n");
+    /* env is not given above: the file's bad value is refused, naming the file. */
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)),
+                     LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, f->path));
+    assert_non_null(strstr(f->err, "'env'"));
+    assert_non_null(strstr(f->err, "staging"));
+    assert_int_equal(f->cfg.port, 9200);
+    assert_string_equal(f->cfg.log_level, "warn");
+}
+
+static void test_lh_config_load_env_bad_word_names_variable(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {"LUAHOST_METRICS=yes", NULL};
+
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "LUAHOST_METRICS"));
+    assert_non_null(strstr(f->err, "'yes' is not on or off"));
+    assert_string_equal(f->cfg.metrics, "on");
+}
+
+/* -- Values checked as they are set ------------------------------------------- */
+
+static void test_lh_config_set_good_words_and_urls(void **state)
 {
     struct fixture *f = *state;
 
     set_ok(&f->cfg, "db_url", "mysql://user:pa%40ss@127.0.0.1:13306/appdb");
     set_ok(&f->cfg, "redis_url", "redis://127.0.0.1:16379/0");
+    set_ok(&f->cfg, "db_url", "");
     set_ok(&f->cfg, "env", "production");
     set_ok(&f->cfg, "log_level", "error");
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_OK);
+    set_ok(&f->cfg, "metrics", "off");
+    set_ok(&f->cfg, "proxy_header", "forwarded");
 }
 
-static void test_lh_config_validate_bad_log_level(void **state)
+/* name=value is refused and the message holds want. */
+static void set_refused(struct fixture *f, const char *name, const char *value, const char *want)
+{
+    char err[256] = "";
+    set_invalid(&f->cfg, name, value);
+    lh_config_set(&f->cfg, name, value, err, sizeof(err));
+    if (strstr(err, want) == NULL)
+        fail_msg("%s=\"%s\": expected \"%s\" in \"%s\"", name, value, want, err);
+}
+
+static void test_lh_config_set_refuses_unknown_words(void **state)
 {
     struct fixture *f = *state;
 
-    set_ok(&f->cfg, "log_level", "verbose");
-    f->err[0] = '\0';
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "log_level"));
-    assert_non_null(strstr(f->err, "verbose"));
+    set_refused(f, "log_level", "verbose", "'verbose' is not debug, info, warn or error");
+    set_refused(f, "env", "staging", "'staging' is not development or production");
+    set_refused(f, "metrics", "yes", "'yes' is not on or off");
+    set_refused(f, "proxy_header", "x-real-ip", "is not x-forwarded-for or forwarded");
+    assert_string_equal(f->cfg.log_level, "info");
+    assert_string_equal(f->cfg.env, "development");
 }
 
-static void test_lh_config_validate_bad_env(void **state)
+static void test_lh_config_set_refuses_empty_host_and_app(void **state)
 {
     struct fixture *f = *state;
 
-    set_ok(&f->cfg, "env", "staging");
-    f->err[0] = '\0';
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "env"));
-    assert_non_null(strstr(f->err, "staging"));
+    set_refused(f, "host", "", "must not be empty");
+    set_refused(f, "app", "", "must not be empty");
+    assert_string_equal(f->cfg.host, "127.0.0.1");
 }
 
-static void test_lh_config_validate_empty_host_invalid(void **state)
+static void test_lh_config_set_refuses_bad_urls(void **state)
 {
     struct fixture *f = *state;
 
-    set_ok(&f->cfg, "host", "");
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "host"));
-}
-
-static void test_lh_config_validate_db_url_wrong_scheme(void **state)
-{
-    struct fixture *f = *state;
-
-    set_ok(&f->cfg, "db_url", "postgres://u:p@127.0.0.1:5432/app");
-    f->err[0] = '\0';
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "db_url"));
-    assert_non_null(strstr(f->err, "mysql"));
-
+    set_refused(f, "db_url", "postgres://u:p@127.0.0.1:5432/app", "mysql://");
     /* A Redis URL in db_url is the wrong scheme too. */
-    set_ok(&f->cfg, "db_url", "redis://127.0.0.1:6379/0");
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "db_url"));
-}
-
-static void test_lh_config_validate_redis_url_garbage(void **state)
-{
-    struct fixture *f = *state;
-
-    set_ok(&f->cfg, "redis_url", "not a url");
-    f->err[0] = '\0';
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "redis_url"));
-
-    set_ok(&f->cfg, "redis_url", "redis://cache:99999/0");
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "redis_url"));
-
-    set_ok(&f->cfg, "redis_url", "mysql://u:p@h/db");
-    assert_int_equal(lh_config_validate(&f->cfg, f->err, sizeof(f->err)), LH_ERR_INVALID);
-    assert_non_null(strstr(f->err, "redis_url"));
+    set_refused(f, "db_url", "redis://127.0.0.1:6379/0", "mysql://");
+    set_invalid(&f->cfg, "redis_url", "not a url");
+    set_invalid(&f->cfg, "redis_url", "redis://cache:99999/0");
+    set_refused(f, "redis_url", "mysql://u:p@h/db", "redis://");
+    assert_string_equal(f->cfg.db_url, "");
 }
 
 static void test_lh_config_free_twice_safe(void **state)
@@ -613,12 +627,12 @@ int main(void)
         T(test_lh_config_load_env_ignores_unrelated),
         T(test_lh_config_load_env_bad_value_names_variable),
         T(test_lh_config_sources_precedence),
-        T(test_lh_config_validate_good_urls),
-        T(test_lh_config_validate_bad_log_level),
-        T(test_lh_config_validate_bad_env),
-        T(test_lh_config_validate_empty_host_invalid),
-        T(test_lh_config_validate_db_url_wrong_scheme),
-        T(test_lh_config_validate_redis_url_garbage),
+        T(test_lh_config_bad_value_overridden_is_not_checked),
+        T(test_lh_config_load_env_bad_word_names_variable),
+        T(test_lh_config_set_good_words_and_urls),
+        T(test_lh_config_set_refuses_unknown_words),
+        T(test_lh_config_set_refuses_empty_host_and_app),
+        T(test_lh_config_set_refuses_bad_urls),
         T(test_lh_config_free_twice_safe),
     };
 #undef T

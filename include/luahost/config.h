@@ -1,7 +1,9 @@
 /* include/luahost/config.h: luahost's settings. Each option has one name used
  * three ways: a key of the Lua config file (max_body_bytes), an environment
- * variable (LUAHOST_MAX_BODY_BYTES) and a flag (--max-body-bytes). Later
- * sources override earlier ones: defaults, file, environment, flags.
+ * variable (LUAHOST_MAX_BODY_BYTES) and a flag (--max-body-bytes). Flags
+ * win over the environment, which wins over the file, which wins over the
+ * defaults: set the flags first (lh_config_set), then load the environment,
+ * then the file; each leaves alone, unchecked, what a source before it gave.
  * Thread safety: fill a config on one thread, then only read it. */
 #ifndef LUAHOST_CONFIG_H
 #define LUAHOST_CONFIG_H
@@ -46,6 +48,7 @@ struct lh_config {
     long monitor_stream_seconds; /* an event stream's lifetime */
     long cache_entries;    /* L1 cache bound */
     long cache_bytes;      /* L1 cache bound */
+    unsigned long long given; /* bit i: option i was set by a source, not defaulted */
 };
 
 struct lh_config_option {
@@ -63,19 +66,20 @@ enum lh_status lh_config_init(struct lh_config *cfg);
 /* Frees the strings; the struct itself belongs to the caller. */
 void lh_config_free(struct lh_config *cfg);
 
-/* Sets option name (config-key form) from text. On failure returns
- * LH_ERR_NOT_FOUND (unknown option) or LH_ERR_INVALID (bad value) and writes
+/* Sets option name (config-key form) from text, and marks it given. On
+ * failure returns LH_ERR_NOT_FOUND (unknown option) or LH_ERR_INVALID (bad
+ * value: out of range, not one of the option's words, a bad URL) and writes
  * a message naming the option into err. */
 enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
                              char *err, size_t errlen);
-/* Runs the Lua file at path, which returns a table of options. Messages
- * name the path (with a line number for script errors). */
+/* Runs the Lua file at path, which returns a table of options; options
+ * already given are skipped. Messages name the path (with a line number for
+ * script errors). An unknown key is an error even for a given option. */
 enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
                                    size_t errlen);
-/* Applies every LUAHOST_<NAME> variable of env (a NULL-terminated environ). */
+/* Applies every LUAHOST_<NAME> variable of env (a NULL-terminated environ)
+ * whose option is not given yet. Messages name the variable. */
 enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,
                                   size_t errlen);
-/* Checks what single options cannot: URLs parse, the env names a mode. */
-enum lh_status lh_config_validate(const struct lh_config *cfg, char *err, size_t errlen);
 
 #endif

@@ -213,6 +213,28 @@ describe("cli #integration", function()
             assert.is_truthy(err:find(config .. ":3:", 1, true), "stderr: " .. err)
         end)
 
+        it("a bad value overridden by a higher source is not checked; one in force is, by source", function()
+            S.write_file(config, ("return { port = %d, workers = 1, app = %q, log_level = 'loud' }\n")
+                :format(A, S.app))
+            local srv = S.start({ port = C, workers = false,
+                args = { "--config", config, "--log-level", "info" },
+                env = { LUAHOST_PORT = "eighty" } })
+            only_listening_on(srv, C)
+
+            local code, _, err = S.run_luahost({ "--check", "--config", config, "--port", tostring(C) },
+                { env = { LUAHOST_ENV = "staging" } })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find("LUAHOST_ENV", 1, true) and err:find("'staging' is not development or production",
+                1, true), "stderr: " .. err)
+            code, _, err = S.run_luahost({ "--check", "--config", config })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find(config, 1, true) and err:find("'loud' is not debug, info, warn or error",
+                1, true), "stderr: " .. err)
+            code, _, err = S.run_luahost({ "--check", "--metrics", "yes" })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find("flag --metrics", 1, true), "stderr: " .. err)
+        end)
+
         it("a config file with a bad value fails naming the file and the option", function()
             S.write_file(config, 'return { max_body_bytes = "lots" }\n')
             local code, _, err = S.run_luahost({ "--config", config, "--check" })
