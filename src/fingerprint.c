@@ -326,6 +326,17 @@ enum lh_status lh_fingerprint_check_secret(const char *secret, const char **why)
         *why = "FINGERPRINT_SECRET must be at least " XSTR(LH_SECRET_MIN_BYTES) " bytes";
         return LH_ERR_INVALID;
     }
+    /* Long enough but a placeholder ("xxxx...", "abababab..."): random hex
+     * has 16 different characters, base64 more. */
+    unsigned char seen[256] = {0};
+    unsigned distinct = 0;
+    for (const unsigned char *p = (const unsigned char *)secret; *p; p++)
+        distinct += !seen[*p]++;
+    if (distinct < LH_SECRET_MIN_DISTINCT) {
+        *why = "FINGERPRINT_SECRET has fewer than " XSTR(LH_SECRET_MIN_DISTINCT)
+               " different characters; set a random value (openssl rand -hex 32)";
+        return LH_ERR_INVALID;
+    }
     return LH_OK;
 }
 

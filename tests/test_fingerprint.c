@@ -491,15 +491,29 @@ static void test_lh_fingerprint_check_secret_rejects_reference_default(void **st
     assert_non_null(strstr(why, "reference's default"));
 }
 
+static void test_lh_fingerprint_check_secret_rejects_placeholders(void **state)
+{
+    (void)state;
+    const char *why = NULL;
+    char secret[LH_SECRET_MIN_BYTES + 9];
+
+    memset(secret, 'a', sizeof(secret) - 1);
+    secret[sizeof(secret) - 1] = '\0';
+    assert_int_equal(lh_fingerprint_check_secret(secret, &why), LH_ERR_INVALID);
+    assert_non_null(strstr(why, "fewer than 8 different characters"));
+    why = NULL;
+    assert_int_equal(lh_fingerprint_check_secret("abcdefgabcdefgabcdefgabcdefgabcdefg", &why),
+                     LH_ERR_INVALID); /* 7 different */
+    assert_non_null(why);
+}
+
 static void test_lh_fingerprint_check_secret_accepts_32_bytes(void **state)
 {
     (void)state;
     const char *why = NULL;
-    char secret[LH_SECRET_MIN_BYTES + 1];
 
-    memset(secret, 'a', LH_SECRET_MIN_BYTES);
-    secret[LH_SECRET_MIN_BYTES] = '\0';
-    assert_int_equal(lh_fingerprint_check_secret(secret, &why), LH_OK);
+    /* 8 different characters, 32 bytes: the least that passes. */
+    assert_int_equal(lh_fingerprint_check_secret("abcdefghabcdefghabcdefghabcdefgh", &why), LH_OK);
     assert_int_equal(lh_fingerprint_check_secret("0123456789abcdef0123456789abcdef-more", &why),
                      LH_OK);
 }
@@ -564,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_lh_fingerprint_check_secret_rejects_unset),
         cmocka_unit_test(test_lh_fingerprint_check_secret_rejects_short),
         cmocka_unit_test(test_lh_fingerprint_check_secret_rejects_reference_default),
+        cmocka_unit_test(test_lh_fingerprint_check_secret_rejects_placeholders),
         cmocka_unit_test(test_lh_fingerprint_check_secret_accepts_32_bytes),
         cmocka_unit_test(test_lh_random_bytes_fills_buffer),
         cmocka_unit_test(test_lh_random_bytes_zero_length_is_ok),

@@ -14,6 +14,7 @@
 
 #define LH_FINGERPRINT_HEX 16
 #define LH_SECRET_MIN_BYTES 32
+#define LH_SECRET_MIN_DISTINCT 8 /* different bytes in it */
 #define LH_SECRET_REFERENCE_DEFAULT "change-me-in-production"
 
 struct lh_fingerprint; /* opaque; owns a copy of the key */
@@ -57,8 +58,8 @@ enum lh_status lh_fingerprint_compute_memo(const struct lh_fingerprint *fp,
 enum lh_status lh_hmac_sha256(const void *key, size_t key_len, const void *msg, size_t msg_len,
                               unsigned char out[32]);
 
-/* The production rule for FINGERPRINT_SECRET: set, at least 32 bytes, and not
- * the reference's default. Returns LH_OK, or LH_ERR_INVALID with *why set. */
+/* The production rule for FINGERPRINT_SECRET: set, at least 32 bytes, with
+ * at least 8 different bytes, and not the reference's default. Returns LH_OK, or LH_ERR_INVALID with *why set. */
 enum lh_status lh_fingerprint_check_secret(const char *secret, const char **why);
 
 /* Fills buf with len bytes from OpenSSL's CSPRNG. LH_ERR_IO if it fails. */

@@ -27,7 +27,7 @@ local function start(args, db_url)
     return S.start({
         app = APP,
         args = argv,
-        env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+        env = { FINGERPRINT_SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" },
         timeout = 20,
     })
 end

@@ -64,7 +64,7 @@ describe("faults under load #integration", function()
             args = { "--db-url", G.DB_URL, "--env", "development", "--redis-url", r.url,
                      "--policy-dir", POLICY, "--db-timeout", "1", "--db-statement-timeout", "2",
                      "--redis-timeout", "50" },
-            env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+            env = { FINGERPRINT_SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" },
             timeout = 20,
         })
         local list = G.json(assert(srv:request("GET", "/api/svg/list?per_page=50")))

@@ -745,13 +745,14 @@ describe("FINGERPRINT_SECRET #integration", function()
         return S.run_luahost(args, { env = env, timeout = 5 })
     end
 
-    it("production refuses an unset, a short and the reference's default secret, saying why", function()
+    it("production refuses an unset, a short, a placeholder and the reference's default secret, saying why", function()
         local cases = {
             { nil, "FINGERPRINT_SECRET is not set", "flag" },
             { nil, "FINGERPRINT_SECRET is not set", "env" },
             { "", "at least 32 bytes", "flag" },
             { "too-short-secret-31-bytes-long!", "at least 32 bytes", "flag" },
             { "change-me-in-production", "change-me-in-production", "env" },
+            { ("x"):rep(40), "fewer than 8 different characters", "flag" },
         }
         for _, case in ipairs(cases) do
             local secret, why, how = case[1], case[2], case[3]

@@ -23,7 +23,7 @@ function G.start(extra_args)
     return S.start({
         app = "lua/app",
         args = args,
-        env = { FINGERPRINT_SECRET = ("t"):rep(40) },
+        env = { FINGERPRINT_SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" },
         timeout = 20,
     })
 end
