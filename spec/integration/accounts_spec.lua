@@ -202,6 +202,23 @@ describe("deleting images #integration", function()
         assert.are.equal(200, res.status, res.body)
         assert.are.equal(404, assert(srv:request("DELETE", "/api/svg/" .. theirs, session_of(admin))).status)
     end)
+
+    it("answers 200 to one of two deletes racing for an image, 404 to the other", function()
+        local h = session_of(owner)
+        for _ = 1, 10 do
+            local id = insert_image(owner)
+            local a, b = assert(srv:client()), assert(srv:client())
+            local bytes = S.format_request("DELETE", "/api/svg/" .. id, h)
+            assert(a:send(bytes))
+            assert(b:send(bytes))
+            local ra, rb = assert(a:read_response("DELETE")), assert(b:read_response("DELETE"))
+            a:close()
+            b:close()
+            local statuses = { ra.status, rb.status }
+            table.sort(statuses)
+            assert.are.same({ 200, 404 }, statuses, ra.body .. " / " .. rb.body)
+        end
+    end)
 end)
 
 describe("uploading images #integration", function()
