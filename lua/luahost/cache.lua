@@ -215,8 +215,12 @@ local function unlock(key, token)
     l2("EVAL", UNLOCK, 1, LOCK_PREFIX .. key, token)
 end
 
--- Waits for the instance holding the lock to store the value.
-local function wait_for_other(key, opts, generation)
+-- Waits for the instance holding the lock to store the value. Returns the
+-- text; or nil, true when the lock came free without a value (the holder's
+-- computation failed, or what it computed predated a deletion and was not
+-- stored), in which case this caller now holds the lock; or nil after the
+-- wait's limit.
+local function wait_for_other(key, token, opts, generation)
     core.count("lock_waits")
     local waited, limit = 0, opts.lock_wait or min(LOCK_WAIT, opts.lock_ttl or LOCK_TTL)
     while waited < limit do
@@ -226,22 +230,19 @@ local function wait_for_other(key, opts, generation)
         if text then
             return text
         end
+        if lock(key, token, opts) then
+            return nil, true
+        end
     end
     log.warn(("cache: no value for %s from the instance holding its lock after %gs; "
         .. "computing it here"):format(key, limit))
 end
 
--- The computation, with the lock released whatever happens. Returns the
--- text to store and its ttl (nil: do not store), or nil, nil, err, kind.
-local function compute(key, ttl, fn, opts, token, locked)
+-- The computation. Returns the text to store and its ttl (nil: do not
+-- store), or nil, nil, err, kind.
+local function compute(ttl, fn, opts)
     core.count("computations")
-    local ok, value, err, kind = pcall(fn)
-    if locked then
-        unlock(key, token)
-    end
-    if not ok then
-        error(value, 0)
-    end
+    local value, err, kind = fn()
     if value == nil then
         if err ~= nil then
             return nil, nil, tostring(err), kind
@@ -261,19 +262,29 @@ local function fill(key, ttl, fn, opts)
     local token = headers.nonce()
     local locked = lock(key, token, opts)
     if locked == false then
-        text = wait_for_other(key, opts, generation)
+        text, locked = wait_for_other(key, token, opts, generation)
         if text then
             return text
         end
+        if locked then -- what is computed from here on is read after every deletion so far
+            generation = core.generation()
+        end
     end
-    local store_ttl, err, kind
-    text, store_ttl, err, kind = compute(key, ttl, fn, opts, token, locked)
-    if text == nil then
-        return nil, err, kind
-    end
-    if store_ttl then
+    local ok, store_ttl, err, kind
+    ok, text, store_ttl, err, kind = pcall(compute, ttl, fn, opts)
+    if ok and store_ttl then
+        -- Stored before the lock is released, so that its waiters find it.
         store(key, text, store_ttl, opts.l1_ttl and min(opts.l1_ttl, store_ttl), opts.stale,
             generation)
+    end
+    if locked then
+        unlock(key, token)
+    end
+    if not ok then
+        error(text, 0)
+    end
+    if text == nil then
+        return nil, err, kind
     end
     return text
 end

@@ -153,6 +153,23 @@ describe("cache #integration", function()
         assert.are.equal(1, computations(r, k))
     end)
 
+    it("takes the lock over at once when the other instance's computation stores nothing", function()
+        local k = key("takeover")
+        -- b computes for 0.5 s and fails; a, waiting on b's lock, computes itself right after.
+        local cb = assert(S.client(b.port, 5))
+        assert(cb:send(S.format_request("GET", "/compute/" .. k .. "?delay=0.5&fail=return")))
+        S.sleep(0.15)
+        local t0 = S.now()
+        local res, body = get(a, "/compute/" .. k)
+        local waited = S.now() - t0
+        assert.are.equal(200, res.status, res.body)
+        assert.are.equal(2, body.value.computation)
+        assert.is_true(waited < 2, ("a waited %.2f s, the whole lock wait"):format(waited))
+        assert.are.equal(503, assert(cb:read_response("GET")).status)
+        assert.is_nil(a:error_log():find("no value for " .. k, 1, true), a:error_log())
+        assert.is_nil(r:command("GET", "cache-lock:" .. k), "the lock was released")
+    end)
+
     it("serves a stale value while exactly one caller refreshes it", function()
         local k = key("stale")
         local _, first = get(a, "/compute/" .. k .. "?ttl=1&stale=10")
@@ -311,6 +328,45 @@ describe("gallery cache #integration", function()
         S.sleep(0.1)
         for _, srv in ipairs({ a, b }) do
             assert.are_not.equal(id, first_page(srv).items[1].id)
+        end
+    end)
+
+    it("never brings a deleted image back with a list read racing the delete", function()
+        -- User-Agents of their own: the bot counter would stop 200 requests of one
+        -- client, and the later tests' requests with the default one.
+        local h = G.session_headers(a, owner, secret)
+        h["User-Agent"] = "cache-race-writer"
+        local list = "/api/svg/list?page=1&per_page=5"
+        for round = 1, 20 do
+            local reader = { ["User-Agent"] = "cache-race-" .. round }
+            local up = G.upload(a, h, { filename = "racing.svg", svg = circle })
+            assert.are.equal(201, up.status, up.body)
+            local id = json(up).id
+            -- Six readers of the cold first page on both instances, sent with the delete.
+            local readers = {}
+            for i = 1, 6 do
+                local c = assert((i % 2 == 0 and a or b):client())
+                assert(c:send(S.format_request("GET", list, reader)))
+                readers[i] = c
+            end
+            local deleter = assert(b:client())
+            assert(deleter:send(S.format_request("DELETE", "/api/svg/" .. id, h)))
+            for _, c in ipairs(readers) do
+                local res = assert(c:read_response("GET"))
+                assert.are.equal(200, res.status, res.body)
+                c:close()
+            end
+            local del = assert(deleter:read_response("DELETE"))
+            deleter:close()
+            assert.are.equal(200, del.status, del.body)
+            S.sleep(0.1) -- the invalidation message reaches the other instance
+            for _, srv in ipairs({ a, b }) do
+                local res = assert(srv:request("GET", list, reader))
+                assert.are.equal(200, res.status, res.body)
+                for _, item in ipairs(json(res).items) do
+                    assert.are_not.equal(id, item.id, ("round %d: deleted image %d listed"):format(round, id))
+                end
+            end
         end
     end)
 
