@@ -42,6 +42,9 @@ local decode, encode, null, raw = json.decode, json.encode, json.null, json.raw
 
 local L2_PREFIX = "cache:"
 local L2_INDEX = "cache-index" -- L2's keys (without the prefix), scored by expiry
+-- Counts deletions and invalidations, so that a value read or computed
+-- before one is not stored in L2 after it (on any instance).
+local L2_GENERATION = "cache-generation"
 local LOCK_PREFIX = "cache-lock:"
 local MAX_L1_TTL = 60
 local LOCK_TTL = 10
@@ -49,12 +52,17 @@ local LOCK_WAIT = 5
 local LOCK_POLL = 0.02
 local NO_OPTS = {}
 
--- KEYS[1] the value's key, KEYS[2] the index; ARGV: text, seconds, the
--- key as indexed, its expiry (Unix seconds). One round trip.
-local SET_INDEXED = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
+-- KEYS[1] the value's key, KEYS[2] the index, KEYS[3] the generation;
+-- ARGV: text, seconds, the key as indexed, its expiry (Unix seconds), the
+-- generation the text was read or computed in ("": any). One round trip.
+local SET_INDEXED = "if ARGV[5] ~= '' and (redis.call('GET', KEYS[3]) or '0') ~= ARGV[5] then "
+    .. "return 0 end "
+    .. "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) "
     .. "redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) return 1"
--- KEYS[1]: the value and its remaining milliseconds, in one round trip.
-local GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
+-- KEYS[1]: the value, its remaining milliseconds and the generation
+-- (KEYS[2]), in one round trip.
+local GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1]), "
+    .. "redis.call('GET', KEYS[2]) or '0'}"
 -- KEYS[1], ARGV[1]: deletes the lock only for the owner of the token.
 local UNLOCK = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
     .. "return redis.call('DEL', KEYS[1]) else return 0 end"
@@ -112,27 +120,30 @@ local function output(text, opts)
 end
 
 -- Stores text in both levels. With generation (core.generation() read
--- before the text was fetched or computed), stores nothing if a deletion
--- came meanwhile: the text may predate the change it announced.
-local function store(key, text, ttl, l1_ttl, stale, generation)
+-- before the text was fetched or computed), stores nothing in L1 if a
+-- deletion came meanwhile in this process, and with l2_generation (as
+-- l2_fetch returned it) nothing in L2 if one came on any instance: the text
+-- may predate the change it announced.
+local function store(key, text, ttl, l1_ttl, stale, generation, l2_generation)
     local ok, err = core.set(key, text, l1_ttl_of(ttl, l1_ttl), stale or 0, generation)
     if not ok then
         return nil, err
     end
     local seconds = math.ceil(ttl)
-    l2("EVAL", SET_INDEXED, 2, L2_PREFIX .. key, L2_INDEX, text, seconds, key, os.time() + seconds)
+    l2("EVAL", SET_INDEXED, 3, L2_PREFIX .. key, L2_INDEX, L2_GENERATION, text, seconds, key,
+        os.time() + seconds, l2_generation or "")
     return true
 end
 
 -- The L2 text of key, promoted to L1 for at most what L2 has left (unless
--- a deletion came since generation).
+-- a deletion came since generation); on a miss, nil and L2's generation.
 local function l2_fetch(key, l1_ttl, generation)
-    local reply = l2("EVAL", GET_WITH_TTL, 1, L2_PREFIX .. key)
+    local reply = l2("EVAL", GET_WITH_TTL, 2, L2_PREFIX .. key, L2_GENERATION)
     if type(reply) ~= "table" or type(reply[1]) ~= "string" then
         if reply then
             core.count("l2_misses")
         end
-        return nil
+        return nil, type(reply) == "table" and reply[3] or nil
     end
     core.count("l2_hits")
     local left = (reply[2] or 0) / 1000
@@ -164,9 +175,16 @@ local function publish(kind, what)
     l2("PUBLISH", core.channel, core.message(kind, what))
 end
 
+-- Before anything is removed from L2: a value read or computed earlier and
+-- stored after the removal would outlive it.
+local function next_l2_generation()
+    l2("INCR", L2_GENERATION)
+end
+
 function M.delete(key)
     check_key(key)
     core.delete(key)
+    next_l2_generation()
     l2("UNLINK", L2_PREFIX .. key)
     l2("ZREM", L2_INDEX, key)
     publish("k", key)
@@ -178,6 +196,7 @@ local BATCH = 500
 function M.invalidate_pattern(pattern)
     check_key(pattern)
     core.invalidate_pattern(pattern)
+    next_l2_generation()
     l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
     local indexed = l2("ZRANGE", L2_INDEX, 0, -1)
     if type(indexed) == "table" then
@@ -216,22 +235,22 @@ local function unlock(key, token)
 end
 
 -- Waits for the instance holding the lock to store the value. Returns the
--- text; or nil, true when the lock came free without a value (the holder's
--- computation failed, or what it computed predated a deletion and was not
--- stored), in which case this caller now holds the lock; or nil after the
--- wait's limit.
+-- text; or nil, true, L2's generation when the lock came free without a
+-- value (the holder's computation failed, or what it computed predated a
+-- deletion and was not stored), in which case this caller now holds the
+-- lock; or nil after the wait's limit.
 local function wait_for_other(key, token, opts, generation)
     core.count("lock_waits")
     local waited, limit = 0, opts.lock_wait or min(LOCK_WAIT, opts.lock_ttl or LOCK_TTL)
     while waited < limit do
         worker.sleep(LOCK_POLL)
         waited = waited + LOCK_POLL
-        local text = l2_fetch(key, opts.l1_ttl, generation)
+        local text, l2_generation = l2_fetch(key, opts.l1_ttl, generation)
         if text then
             return text
         end
         if lock(key, token, opts) then
-            return nil, true
+            return nil, true, l2_generation
         end
     end
     log.warn(("cache: no value for %s from the instance holding its lock after %gs; "
@@ -255,19 +274,20 @@ end
 -- L2, else the lock and the computation. Returns text | nil, err, kind.
 local function fill(key, ttl, fn, opts)
     local generation = core.generation()
-    local text = l2_fetch(key, opts.l1_ttl, generation)
+    local text, l2_generation = l2_fetch(key, opts.l1_ttl, generation)
     if text then
         return text
     end
     local token = headers.nonce()
     local locked = lock(key, token, opts)
     if locked == false then
-        text, locked = wait_for_other(key, token, opts, generation)
+        local taken_over, newer
+        text, taken_over, newer = wait_for_other(key, token, opts, generation)
         if text then
             return text
         end
-        if locked then -- what is computed from here on is read after every deletion so far
-            generation = core.generation()
+        if taken_over then -- what is computed from here on is read after every deletion so far
+            locked, generation, l2_generation = true, core.generation(), newer
         end
     end
     local ok, store_ttl, err, kind
@@ -275,7 +295,7 @@ local function fill(key, ttl, fn, opts)
     if ok and store_ttl then
         -- Stored before the lock is released, so that its waiters find it.
         store(key, text, store_ttl, opts.l1_ttl and min(opts.l1_ttl, store_ttl), opts.stale,
-            generation)
+            generation, l2_generation)
     end
     if locked then
         unlock(key, token)
