@@ -844,14 +844,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                           memory_order_relaxed);
 }
 
-/* The peer's address as text, or "-" when there is none. */
+/* The peer's address as text, or "-" when there is none. An IPv4 client of
+ * a dual-stack listener ("::") arrives as ::ffff:a.b.c.d: written a.b.c.d,
+ * so that its limits and logs are those of the same client on IPv4. */
 static void format_client(const struct sockaddr *sa, char out[INET6_ADDRSTRLEN])
 {
     if (sa != NULL) {
-        const void *addr = sa->sa_family == AF_INET6
-                               ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
-                               : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
-        if (inet_ntop(sa->sa_family, addr, out, INET6_ADDRSTRLEN) != NULL)
+        int family = sa->sa_family;
+        const void *addr = &((const struct sockaddr_in *)sa)->sin_addr;
+        if (family == AF_INET6) {
+            const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+            addr = a6;
+            if (IN6_IS_ADDR_V4MAPPED(a6)) {
+                family = AF_INET;
+                addr = &a6->s6_addr[12];
+            }
+        }
+        if (inet_ntop(family, addr, out, INET6_ADDRSTRLEN) != NULL)
             return;
     }
     snprintf(out, INET6_ADDRSTRLEN, "-");

@@ -835,6 +835,10 @@ describe("http listening address #integration", function()
         local srv = S.start({ args = { "--host", "::" } })
         assert.are.equal("HTTP/1.1 200 OK", hello_over("127.0.0.1", srv.port))
         assert.are.equal("HTTP/1.1 200 OK", hello_over("::1", srv.port))
+        -- An IPv4 client is 127.0.0.1 there too, not ::ffff:127.0.0.1: the same
+        -- limits' keys and log lines as on an IPv4 listener.
+        local res = assert(srv:request("GET", "/echo"))
+        assert.are.equal("127.0.0.1", cjson.decode(res.body).client)
         srv:stop()
         srv = S.start({ args = { "--host", "::1" }, ready = function(port) return hello_over("::1", port) end })
         assert.are.equal("HTTP/1.1 200 OK", hello_over("::1", srv.port))
