@@ -31,6 +31,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -157,8 +158,9 @@ struct group {
 /* -- Local store ------------------------------------------------------------- */
 
 struct slot {
-    char *key; /* "<rule key>:<window>" or "<rule key>:c<window>"; NULL: empty */
-    long idx;  /* window index of curr */
+    char *key;   /* "<rule key>:<window>" or "<rule key>:c<window>"; NULL: empty */
+    long window; /* seconds */
+    long idx;    /* window index of curr */
     long curr, prev;
 };
 
@@ -184,24 +186,77 @@ static void store_clear(struct store *st)
     st->used = 0;
 }
 
-/* The slot for key, created empty if needed; NULL only when out of memory. */
-static struct slot *store_get(struct store *st, const char *key)
+/* The slot for key, or the empty slot where it belongs. */
+static struct slot *store_find(struct slot *slots, size_t cap, const char *key)
 {
-    size_t mask = st->cap - 1;
+    size_t mask = cap - 1;
     for (size_t i = hash_str(key) & mask;; i = (i + 1) & mask) {
-        struct slot *s = &st->slots[i];
-        if (s->key == NULL) {
-            s->key = strdup(key);
-            if (s->key == NULL)
-                return NULL;
-            s->idx = 0;
-            s->curr = s->prev = 0;
-            st->used++;
-            return s;
-        }
-        if (strcmp(s->key, key) == 0)
+        struct slot *s = &slots[i];
+        if (s->key == NULL || strcmp(s->key, key) == 0)
             return s;
     }
+}
+
+/* The slot for key, created empty if needed; NULL only when out of memory. */
+static struct slot *store_get(struct store *st, const char *key, long window)
+{
+    struct slot *s = store_find(st->slots, st->cap, key);
+    if (s->key == NULL) {
+        s->key = strdup(key);
+        if (s->key == NULL)
+            return NULL;
+        s->window = window;
+        s->idx = 0;
+        s->curr = s->prev = 0;
+        st->used++;
+    }
+    return s;
+}
+
+/* What a slot still counts at time now: 0 once both its windows are past. */
+static long slot_weight(const struct slot *s, double now)
+{
+    long idx = (long)floor(now / (double)s->window);
+    return s->idx == idx ? s->curr + s->prev : s->idx == idx - 1 ? s->curr : 0;
+}
+
+/* A flood of distinct keys (a client rotating its headers while Redis is
+ * down) must not wipe the counts that matter, as clearing the store would:
+ * it sheds the expired slots, then the least used (counted once, then up to
+ * twice, four times...) until half of max_keys is left. A per-address key,
+ * counted on each of the flood's requests, goes last. */
+static void store_shed(struct store *st, double now)
+{
+    size_t keep = st->max_keys / 2, live = st->used;
+    long below = 1; /* slots counted fewer times than this go */
+
+    for (;; below *= 2) {
+        live = 0;
+        for (size_t i = 0; i < st->cap; i++)
+            live += st->slots[i].key != NULL && slot_weight(&st->slots[i], now) >= below;
+        if (live <= keep || below > LONG_MAX / 2)
+            break;
+    }
+    struct slot *slots = calloc(st->cap, sizeof(*slots));
+    if (slots == NULL) {
+        lh_log(LH_LOG_WARN, NULL, "rate limit: local store full (%zu keys), cleared", st->used);
+        store_clear(st);
+        return;
+    }
+    for (size_t i = 0; i < st->cap; i++) {
+        struct slot *s = &st->slots[i];
+        if (s->key != NULL && slot_weight(s, now) >= below)
+            *store_find(slots, st->cap, s->key) = *s;
+        else
+            free(s->key);
+    }
+    lh_log(LH_LOG_WARN, NULL,
+           "rate limit: local store full (%zu keys): kept %zu, those with at least %ld "
+           "request(s) in their windows",
+           st->used, live, below);
+    free(st->slots);
+    st->slots = slots;
+    st->used = live;
 }
 
 /* Brings a slot to window idx: what was current becomes previous if adjacent. */
@@ -228,12 +283,8 @@ static void decide_local(struct store *st, struct group *g)
     struct slot *slots[LH_RATELIMIT_MAX_RULES];
     char key[LH_RATELIMIT_KEY_MAX + 32];
 
-    if (st->used + c->nrules > st->max_keys) {
-        /* A flood of distinct keys: start over rather than grow without bound
-         * (this forgets every count, so the bound is set far above normal use). */
-        lh_log(LH_LOG_WARN, NULL, "rate limit: local store full (%zu keys), cleared", st->used);
-        store_clear(st);
-    }
+    if (st->used + c->nrules > st->max_keys)
+        store_shed(st, now);
     g->grant = (long)g->k;
     for (size_t r = 0; r < c->nrules; r++) {
         const struct lh_ratelimit_rule *rule = &c->rules[r];
@@ -241,7 +292,7 @@ static void decide_local(struct store *st, struct group *g)
         long idx = (long)floor(now / (double)w);
         struct rule_state *s = &g->st[r];
         snprintf(key, sizeof(key), "%s:%s%ld", rule->key, rule->counter ? "c" : "", w);
-        slots[r] = store_get(st, key);
+        slots[r] = store_get(st, key, w);
         memset(s, 0, sizeof(*s));
         s->elapsed = now - (double)idx * (double)w;
         if (slots[r] == NULL)

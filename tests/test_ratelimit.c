@@ -772,6 +772,32 @@ static void test_lh_ratelimit_submit_local_limits_each_key(void **state)
     assert_true(check_one(f->a, k1, 1, quiet_window(f->window - 1), 0).c.allowed);
 }
 
+/* A client rotating its headers while Redis is down: each request brings a
+ * new per-client key, and all share one per-address key. Filling the store
+ * many times over must not reset the per-address count. */
+static void test_lh_ratelimit_submit_local_full_store_keeps_busy_keys(void **state)
+{
+    struct fixture *f = *state;
+    struct lh_ratelimit_options o = {.local_max_keys = 100};
+    char address[LH_RATELIMIT_KEY_MAX], client[LH_RATELIMIT_KEY_MAX], name[32];
+    int allowed = 0;
+
+    f->a = new_limiter(&o);
+    key(f, "ip", address);
+    for (int i = 0; i < 1000; i++) {
+        struct waited w;
+        snprintf(name, sizeof(name), "client%d", i);
+        check_init(&w);
+        add_rule(&w, key(f, name, client), 1000, f->window, 0);
+        add_rule(&w, address, 80, f->window, 0);
+        submit_wait(f->a, &w);
+        allowed += w.c.allowed;
+    }
+    assert_int_equal(allowed, 80);
+    /* A key used once before the flood may be forgotten, never a busy one. */
+    assert_false(check_one(f->a, address, 80, f->window, 0).c.allowed);
+}
+
 static void test_lh_ratelimit_submit_local_counter_never_refuses(void **state)
 {
     struct fixture *f = *state;
@@ -1184,6 +1210,7 @@ int main(void)
         cmocka_unit_test(test_lh_ratelimit_free_accepts_null),
         T(test_lh_ratelimit_submit_local_exact_limit),
         T(test_lh_ratelimit_submit_local_limits_each_key),
+        T(test_lh_ratelimit_submit_local_full_store_keeps_busy_keys),
         T(test_lh_ratelimit_submit_local_counter_never_refuses),
         T(test_lh_ratelimit_submit_local_counter_counts_refused),
         T(test_lh_ratelimit_submit_local_rules_decided_together),
