@@ -20,8 +20,9 @@ return {
     routes = {
         ["GET /health"] = false,
         -- Public images: a gallery page shows twelve at once, which would make
-        -- every visitor who turns a few pages look like a bot.
-        ["GET /svg/:id.svg"] = false,
+        -- every visitor who turns a few pages look like a bot; but each one
+        -- is a database query, so one address still meets the ceiling.
+        ["GET /svg/:id.svg"] = "per_ip",
         -- Monitoring: Prometheus scrapes and dashboards poll, so no
         -- per-fingerprint limit; but each request with a session cookie
         -- costs a database lookup before access is known (metrics_allow,

@@ -131,6 +131,9 @@ describe("gallery #integration", function()
         assert.is_truthy(res.headers["content-security-policy"]:find("^default%-src 'none'"))
         assert.are.equal("nosniff", res.headers["x-content-type-options"])
         assert.is_truthy(res.headers["cache-control"]:find("max-age", 1, true))
+        -- Each image is a database query: the per-address ceiling (the
+        -- shipped policy's 2000 per hour) applies, the per-client limit not.
+        assert.are.equal("2000", res.headers["x-ratelimit-limit"])
     end)
 
     it("reports the database healthy with the pool's stats", function()
