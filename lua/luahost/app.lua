@@ -33,7 +33,6 @@ local M = {}
 local JSON = "application/json"
 local NOT_FOUND = json.encode({ success = false, message = "Not found" })
 local NOT_ALLOWED = json.encode({ success = false, message = "Method not allowed" })
-local JSON_HEADERS = { ["Content-Type"] = JSON }
 
 -- "file:line" of a Lua handler; just the routes file for a C function.
 local function where(fn, file)
@@ -95,21 +94,26 @@ function M.load(dir, policy, watch)
     local match, new_request, new_response = r.match, request.new, response.new
     local set_route = worker.set_route
     local before, header_set = policy.before, policy.header_set
-    local default_set = header_set(nil, {})
     return function(method, path, id, client, https)
         local index, params = match(r, method, path)
-        if not index then
-            if params then
-                return 405, NOT_ALLOWED, { ["Content-Type"] = JSON, Allow = params }, default_set
-            end
-            return 404, NOT_FOUND, JSON_HEADERS, default_set
-        end
         local route = keys[index]
-        set_route(ids[index])
-        local req = new_request(method, path, id, client, params, nil, https)
+        local req = new_request(method, path, id, client, index and params or nil, nil, https)
         local res = new_response()
+        if index then
+            set_route(ids[index])
+        end
+        -- Unknown paths and methods pass the policies too (the default
+        -- limits): scanners and probes are counted, limited and logged.
         if before(route, req, res) then
-            handlers[index](req, res)
+            if index then
+                handlers[index](req, res)
+            elseif params then
+                res.status, res.body, res.headers.Allow = 405, NOT_ALLOWED, params
+                res.headers["Content-Type"] = JSON
+            else
+                res.status, res.body = 404, NOT_FOUND
+                res.headers["Content-Type"] = JSON
+            end
         end
         -- rawget: reading res.body would encode res:json's value here, in Lua.
         return res.status, rawget(res, "body"), res.headers, header_set(route, res),
