@@ -357,11 +357,17 @@ static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, 
             o->retry_after = 0;
         } else {
             long used = s->used;
-            o->count = used + (c->allowed ? (long)i + 1 : g->grant);
+            long after = c->allowed ? (long)i + 1 : g->grant; /* counted once this is decided */
+            o->count = used + after;
             o->remaining = c->allowed ? rule->rate.limit - used - (long)i - 1 : 0;
             o->retry_after = 0;
-            if (!c->allowed && rule->rate.limit - used - g->grant <= 0)
-                o->retry_after = retry_after(&rule->rate, s, g->grant);
+            if (rule->rate.limit - used - after <= 0) {
+                /* Spent: a sliding window has room again before it ends, and
+                 * reset says when, as Retry-After does. */
+                o->reset = retry_after(&rule->rate, s, after);
+                if (!c->allowed)
+                    o->retry_after = o->reset;
+            }
         }
         if (o->remaining < 0)
             o->remaining = 0;

@@ -798,6 +798,31 @@ static void test_lh_ratelimit_submit_local_full_store_keeps_busy_keys(void **sta
     assert_false(check_one(f->a, address, 80, f->window, 0).c.allowed);
 }
 
+/* Spent at the start of a window whose previous one was full: the sliding
+ * estimate has room again long before the window ends, and reset says so
+ * (what Retry-After says), not the window's end. */
+static void test_lh_ratelimit_submit_local_spent_reset_is_when_room_returns(void **state)
+{
+    struct fixture *f = *state;
+    char k[LH_RATELIMIT_KEY_MAX];
+
+    f->a = local_limiter();
+    key(f, "sliding", k);
+    for (int i = 0; i < 4; i++)
+        assert_true(check_one(f->a, k, 4, 2, 0).c.allowed);
+    /* 0.05 s into the next 2-second window: 4 * 1.95 / 2 = 3.9, so 3 used. */
+    double now = lh_wall_seconds(), next = (floor(now / 2) + 1) * 2 + 0.05;
+    usleep((useconds_t)((next - now) * 1e6));
+    struct waited last = check_one(f->a, k, 4, 2, 0);
+    assert_true(last.c.allowed);
+    assert_int_equal(last.c.out[0].remaining, 0);
+    /* 4 * (2 - 0.05 - t) / 2 + 1 < 4 from t = 0.45: 1 s, not the window's 2. */
+    assert_int_equal(last.c.out[0].reset, 1);
+    struct waited refused = check_one(f->a, k, 4, 2, 0);
+    assert_false(refused.c.allowed);
+    assert_int_equal(refused.c.out[0].retry_after, refused.c.out[0].reset);
+}
+
 static void test_lh_ratelimit_submit_local_counter_never_refuses(void **state)
 {
     struct fixture *f = *state;
@@ -1211,6 +1236,7 @@ int main(void)
         T(test_lh_ratelimit_submit_local_exact_limit),
         T(test_lh_ratelimit_submit_local_limits_each_key),
         T(test_lh_ratelimit_submit_local_full_store_keeps_busy_keys),
+        T(test_lh_ratelimit_submit_local_spent_reset_is_when_room_returns),
         T(test_lh_ratelimit_submit_local_counter_never_refuses),
         T(test_lh_ratelimit_submit_local_counter_counts_refused),
         T(test_lh_ratelimit_submit_local_rules_decided_together),

@@ -60,7 +60,8 @@ struct lh_ratelimit_rule {
 
 struct lh_ratelimit_outcome {
     long remaining;   /* after this request; 0 when refused */
-    long reset;       /* seconds until the current window ends */
+    long reset;       /* seconds until the current window ends; once the limit is
+                       * spent, until a request fits again (as retry_after) */
     long retry_after; /* seconds until a request would be allowed; 0 if allowed */
     long count;       /* counter rules: requests in the window, this one included */
 };
@@ -89,7 +90,7 @@ struct lh_ratelimit_options {
 /* What a limited response tells the client about its tightest limit. */
 struct lh_rate_headers {
     long limit, remaining;
-    long reset; /* seconds until the window ends */
+    long reset; /* seconds until the window ends, or until there is room again */
     long window;
 };
 

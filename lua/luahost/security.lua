@@ -217,15 +217,15 @@ function M.load(dir)
         if is_local then
             local_decisions:inc()
         end
+        if limit > 0 then
+            -- The server turns it into the X-RateLimit-* and RateLimit headers.
+            res.ratelimit = { limit = limit, remaining = remaining, reset = reset, window = window }
+        end
         if bot.is_bot(req, count) then
             security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
             bot_detections:inc()
             too_many(res, "Too many requests - bot behavior detected", bot_retry)
             return false
-        end
-        if limit > 0 then
-            -- The server turns it into the X-RateLimit-* and RateLimit headers.
-            res.ratelimit = { limit = limit, remaining = remaining, reset = reset, window = window }
         end
         if not allowed then
             rejections:inc()

@@ -356,8 +356,11 @@ describe("rate limits #integration", function()
         local res = get(c, "/hello", { ["User-Agent"] = ua })
         local ra = assert_429(res, TOO_MANY, "6th request")
         assert.is_truthy(ra <= 60, "Retry-After " .. ra)
-        assert.is_truthy(before + ra <= tonumber(res.headers["X-RateLimit-Reset"]) + 1,
-            "Retry-After past the window's end")
+        -- The window slides: once it is spent, Reset and t say when a request
+        -- fits again, as Retry-After does, not when the fixed window ends.
+        assert.is_truthy(math.abs(before + ra - tonumber(res.headers["X-RateLimit-Reset"])) <= 1,
+            ("Retry-After %d at %d, X-RateLimit-Reset %s"):format(ra, before, res.headers["X-RateLimit-Reset"]))
+        assert.are.equal(('"w60";r=0;t=%d'):format(ra), res.headers["RateLimit"])
         assert.are.equal("5", res.headers["X-RateLimit-Limit"])
         assert.are.equal("0", res.headers["X-RateLimit-Remaining"])
         assert.is_truthy(res.headers["RateLimit-Policy"])
@@ -677,6 +680,9 @@ describe("rate limits #integration", function()
         local ra = assert_429(res, BOT, "51st request")
         assert.are.equal(60, ra)
         assert.are.equal("60", res.headers["Retry-After"])
+        -- With the limits' headers, as every 429 (the refused request counts too).
+        assert.is_truthy(res.headers["X-RateLimit-Limit"], "no X-RateLimit-Limit on the bot's 429")
+        assert.is_truthy(res.headers["RateLimit"], "no RateLimit on the bot's 429")
         assert_429(get(c, "/counted", { ["User-Agent"] = ua }), BOT, "52nd request")
         local line = srv:error_log("security: bot behavior", 5, true)
         assert.is_truthy(line, "no security line:\n" .. srv:error_log())
