@@ -122,7 +122,8 @@ static int require_module(lua_State *L, const char *name)
 }
 
 /* Loads the application into a new VM; NULL and the script error in err. */
-static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
+/* first: this VM is the first worker's, which logs the load's warnings. */
+static struct vm *vm_new(const struct lh_workers *ws, int first, char *err, size_t errlen)
 {
     struct vm *vm = calloc(1, sizeof(*vm));
 
@@ -146,7 +147,8 @@ static struct vm *vm_new(const struct lh_workers *ws, char *err, size_t errlen)
     lua_pushstring(L, ws->app);
     lua_pushstring(L, ws->lua_path);
     lua_pushstring(L, ws->policy_dir);
-    if (lua_pcall(L, 3, 2, 1) != 0)
+    lua_pushboolean(L, first);
+    if (lua_pcall(L, 4, 2, 1) != 0)
         goto fail;
     vm->default_headers = lh_headers_check_set(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the set alive as long as the VM */
@@ -225,7 +227,7 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
         struct lh_worker *w = &ws->workers[i];
         w->ws = ws;
         atomic_init(&w->next, NULL);
-        w->vm = vm_new(ws, err, errlen);
+        w->vm = vm_new(ws, i == 0, err, errlen);
         if (w->vm == NULL) {
             settle_rules(ws, 0);
             lh_workers_free(ws);
@@ -281,7 +283,7 @@ enum lh_status lh_workers_reload(struct lh_workers *ws, char *err, size_t errlen
         return LH_ERR_NOMEM;
     }
     for (unsigned i = 0; i < ws->count; i++) {
-        fresh[i] = vm_new(ws, err, errlen);
+        fresh[i] = vm_new(ws, i == 0, err, errlen);
         if (fresh[i] == NULL) {
             for (unsigned j = 0; j < i; j++)
                 vm_free(fresh[j]);

@@ -1,13 +1,14 @@
 -- luahost.app: turns an application directory into a dispatch function.
 --
---   app.load(dir[, policy[, watch]]) -> dispatch
+--   app.load(dir[, policy[, watch[, report]]]) -> dispatch
 --       Runs dir/routes.lua, which returns { ["METHOD /pattern"] = handler },
 --       and adds the monitoring routes (luahost.monitoring) it does not define.
 --       Raises "file:line: message" when a script or a route is bad. policy
 --       (from luahost.security) runs before each handler; none by default.
 --       watch (from luahost.monitoring.load) gives each route's slow-request
---       threshold; 500 ms by default.
---   app.start(dir, lua_path, policy_dir) -> dispatch, default header set
+--       threshold; 500 ms by default. report: log the load's warnings (a
+--       policy naming a route the app does not have); one worker does.
+--   app.start(dir, lua_path, policy_dir, report) -> dispatch, default header set
 --       What a worker runs at start and on reload: sets package.path, makes
 --       undeclared globals an error, loads the policies of policy_dir ("" for
 --       none), then app.load. The header set (or nil) is for the answers the
@@ -20,6 +21,7 @@
 --          (worker.set_route), so that a failing handler's 500 is counted on
 --          its route
 local json = require "luahost.json"
+local log = require "luahost.log"
 local metrics = require "luahost.metrics"
 local monitoring = require "luahost.monitoring"
 local router = require "luahost.router"
@@ -52,7 +54,7 @@ local function add_missing(routes, extra)
     end
 end
 
-function M.load(dir, policy, watch)
+function M.load(dir, policy, watch, report)
     policy = policy or security.none()
     watch = watch or monitoring.none()
     local file = dir .. "/routes.lua"
@@ -69,6 +71,14 @@ function M.load(dir, policy, watch)
     -- routes, unless the app has them.
     add_missing(routes, policy.routes)
     add_missing(routes, monitoring.routes)
+    if report then -- a misspelt key in limits.lua or headers.lua would apply to nothing
+        for key, source in pairs(policy.route_keys or {}) do
+            if routes[key] == nil then
+                log.warn(("%s: %q is not a route of %s; its setting applies to nothing"):format(
+                    source, key, file))
+            end
+        end
+    end
     local r = router.new()
     local handlers, keys, ids = {}, {}, {}
     for key, handler in pairs(routes) do
@@ -132,7 +142,7 @@ local function lock_globals()
     })
 end
 
-function M.start(dir, lua_path, policy_dir)
+function M.start(dir, lua_path, policy_dir, report)
     local paths = { dir .. "/?.lua", dir .. "/?/init.lua" }
     if lua_path and lua_path ~= "" then
         paths[#paths + 1] = lua_path
@@ -143,7 +153,7 @@ function M.start(dir, lua_path, policy_dir)
     local has_policies = policy_dir and policy_dir ~= ""
     local policy = has_policies and security.load(policy_dir) or security.none()
     local watch = has_policies and monitoring.load(policy_dir) or monitoring.none()
-    return M.load(dir, policy, watch), policy.header_set(nil, {})
+    return M.load(dir, policy, watch, report), policy.header_set(nil, {})
 end
 
 return M

@@ -11,7 +11,11 @@
 --       of headers.lua, e.g. "svg"; else the route's, else "default").
 --   policy.routes -> { ["POST /csp-report"] = handler }
 --       routes the policies serve themselves (the CSP report endpoint).
+--   policy.route_keys -> { ["GET /path"] = "dir/limits.lua" }
+--       the routes the policy files name, with the file (for app.load to
+--       warn about the ones the app does not have).
 local cjson_safe = require "cjson.safe"
+local fingerprint = require "luahost.fingerprint"
 local headers = require "luahost.headers"
 local log = require "luahost.log"
 local metrics = require "luahost.metrics"
@@ -36,6 +40,10 @@ local function load_file(dir, name)
 end
 
 local function parse_limits(spec, file, what)
+    if type(spec) ~= "string" then
+        error(("%s: %s must be a limit string such as \"500 per hour\", got %s"):format(file, what,
+            type(spec)), 0)
+    end
     local rates, err = ratelimit.parse(spec)
     if not rates then
         error(("%s: %s: %s"):format(file, what, err), 0)
@@ -45,6 +53,17 @@ end
 
 -- Slots of the keys given to limiter:check.
 local FINGERPRINT, ADDRESS = 1, 2
+local MAX_RULES = 8       -- a check's rules, the bot counter included (luahost.ratelimit)
+local MAX_SUFFIX = 40     -- a route's key suffix; a longer route is named by a digest
+
+-- The Redis key suffix of a route's own limit: the route itself, or for a
+-- long one a digest of it (stable across instances and reloads).
+local function route_suffix(route)
+    if #route + 1 <= MAX_SUFFIX then
+        return ":" .. route
+    end
+    return ":" .. fingerprint.hmac_sha256("luahost route", route):sub(1, 32)
+end
 
 local function compile_limits(limits, bot, file)
     local per_ip = limits.per_ip and parse_limits(limits.per_ip, file, "per_ip") or {}
@@ -53,7 +72,7 @@ local function compile_limits(limits, bot, file)
 
     -- rates per fingerprint (nil: none, and no bot counting), then the
     -- per-address ceiling.
-    local function ruleset(rates, suffix)
+    local function ruleset(rates, suffix, what)
         local rules = {}
         for _, r in ipairs(rates or {}) do
             rules[#rules + 1] = { slot = FINGERPRINT, prefix = "rl:", suffix = suffix,
@@ -66,22 +85,44 @@ local function compile_limits(limits, bot, file)
             rules[#rules + 1] = { slot = FINGERPRINT, prefix = "pattern:", limit = bot.threshold,
                                   window = bot.window, counter = true }
         end
+        if #rules > MAX_RULES then
+            error(("%s: %s and per_ip make %d limits with the bot counter; at most %d"):format(file,
+                what, #rules, MAX_RULES), 0)
+        end
         return ratelimit.ruleset(rules)
     end
 
-    local default_set = ruleset(default, "")
-    for route, spec in pairs(limits.routes or {}) do
-        if spec == false then
+    local default_set = ruleset(default, "", "default")
+    local routes = limits.routes or {}
+    if type(routes) ~= "table" then
+        error(("%s: routes must be a table of \"METHOD /path\" = limit, got %s"):format(file,
+            type(routes)), 0)
+    end
+    for route, spec in pairs(routes) do
+        local what = ("routes[%q]"):format(tostring(route))
+        if type(route) ~= "string" then
+            error(("%s: %s: route keys are strings such as \"GET /path\""):format(file, what), 0)
+        elseif spec == false then
             rulesets[route] = false
         elseif spec == "per_ip" then
-            rulesets[route] = #per_ip > 0 and ruleset(nil, "") or false
+            rulesets[route] = #per_ip > 0 and ruleset(nil, "", what) or false
         elseif type(spec) == "string" then
-            rulesets[route] = ruleset(parse_limits(spec, file, "routes[" .. route .. "]"), ":" .. route)
+            rulesets[route] = ruleset(parse_limits(spec, file, what), route_suffix(route), what)
         else
-            error(("%s: routes[%q] must be a limit string, \"per_ip\" or false"):format(file, route), 0)
+            error(("%s: %s must be a limit string, \"per_ip\" or false"):format(file, what), 0)
         end
     end
-    local exempt, err = netaddr.cidr_set(table.concat(limits.exempt or {}, ","))
+    local exempt_list = limits.exempt or {}
+    if type(exempt_list) ~= "table" then
+        error(("%s: exempt must be a list of CIDRs such as { \"10.0.0.0/8\" }, got %s"):format(file,
+            type(exempt_list)), 0)
+    end
+    for i, cidr in ipairs(exempt_list) do
+        if type(cidr) ~= "string" then
+            error(("%s: exempt[%d] must be a CIDR string, got %s"):format(file, i, type(cidr)), 0)
+        end
+    end
+    local exempt, err = netaddr.cidr_set(table.concat(exempt_list, ","))
     if not exempt then
         error(file .. ": exempt: " .. err, 0)
     end
@@ -240,6 +281,13 @@ function M.load(dir)
     end
 
     policy.routes = {}
+    policy.route_keys = {}
+    for route in pairs(limits.routes or {}) do
+        policy.route_keys[route] = limits_file
+    end
+    for route in pairs(route_sets) do
+        policy.route_keys[route] = headers_file
+    end
     if csp.report_uri then
         -- A budget of its own: a flood of reports, which anyone can send,
         -- must not silence the lines about bots and suspicious requests.

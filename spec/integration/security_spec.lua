@@ -723,6 +723,18 @@ describe("policy reload #integration", function()
         return ok, limit
     end
 
+    it("warns once per load about a policy route the app does not have", function()
+        S.write_file(policy .. "/limits.lua", assert(S.read_file(policy .. "/limits.lua"))
+            :gsub('%["GET /strict"%]', '["GET /strikt"]', 1))
+        srv:signal("HUP")
+        assert.is_truthy(srv:error_log("[info] reloaded", 5, true), srv:error_log())
+        local log = srv:error_log()
+        local _, n = log:gsub('limits.lua: "GET /strikt" is not a route of [^\n]*routes.lua; '
+            .. "its setting applies to nothing", "")
+        assert.are.equal(1, n, log) -- from one worker of the two, not each
+        assert.is_nil(log:find('"GET /counted" is not a route', 1, true), log)
+    end)
+
     it("applies edited limits after SIGHUP", function()
         fresh_window(60, 5)
         local ok, limit = allowed_for_fresh_client()

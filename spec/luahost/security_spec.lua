@@ -135,7 +135,7 @@ describe("luahost.security", function()
 
         it("raises naming limits.lua and the route of a bad route limit", function()
             local dir = policy_dir { limits = 'return { routes = { ["POST /login"] = "1 per eon" } }' }
-            assert.matches(dir .. "/limits.lua: routes[POST /login]: bad limit '1 per eon'",
+            assert.matches(dir .. "/limits.lua: routes[\"POST /login\"]: bad limit '1 per eon'",
                 load_error(dir), 1, true)
         end)
 
@@ -143,6 +143,34 @@ describe("luahost.security", function()
             local dir = policy_dir { limits = 'return { routes = { ["GET /x"] = true } }' }
             assert.matches(dir .. '/limits.lua: routes["GET /x"] must be a limit string, "per_ip" or false',
                 load_error(dir), 1, true)
+        end)
+
+        it("raises naming limits.lua, not its own code, for entries of the wrong type", function()
+            local cases = {
+                { 'return { routes = "x" }', "/limits.lua: routes must be a table" },
+                { 'return { exempt = "10.0.0.0/8" }', "/limits.lua: exempt must be a list of CIDRs" },
+                { 'return { exempt = { 10 } }', "/limits.lua: exempt[1] must be a CIDR string" },
+                { 'return { default = 500 }', "/limits.lua: default must be a limit string" },
+                { 'return { routes = { [1] = "5 per minute" } }', "/limits.lua: routes[\"1\"]: route keys are strings" },
+            }
+            for _, case in ipairs(cases) do
+                local dir = policy_dir { limits = case[1] }
+                assert.matches(dir .. case[2], load_error(dir), 1, true)
+            end
+        end)
+
+        it("raises naming the limits that make more rules than a check takes", function()
+            local dir = policy_dir { limits = 'return { default = "1/second;10/minute;100/hour;1000/day",'
+                .. ' per_ip = "5/second;50/minute;500/hour;5000/day" }' }
+            assert.matches(dir .. "/limits.lua: default and per_ip make 9 limits with the bot counter; at most 8",
+                load_error(dir), 1, true)
+        end)
+
+        it("takes a limit of its own for a long route key", function()
+            local long = "GET /api/v1/organisations/:organisation/projects/:project/images/:id"
+            local dir = policy_dir { limits = ('return { routes = { [%q] = "5 per minute" } }'):format(long) }
+            local policy = security.load(dir)
+            assert.are.equal(dir .. "/limits.lua", policy.route_keys[long])
         end)
 
         it("raises naming limits.lua for a bad exempt address", function()
