@@ -86,7 +86,7 @@ struct lh_http {
     pthread_mutex_t sweep_lock;
     pthread_cond_t sweep_wake;
     int sweep_stop, sweeper_started;
-    int quiesced;
+    atomic_int quiesced; /* read by the HTTP threads */
 };
 
 /* Per HTTP thread, written on every request by that thread alone. */
@@ -272,7 +272,10 @@ static struct MHD_Response *make_response(struct exchange *x, const char *body, 
                                           enum MHD_ResponseMemoryMode mode,
                                           const struct lh_reply *reply)
 {
-    if (reply->stream != LH_STREAM_MONITOR)
+    /* A HEAD gets the stream's headers and no body: libmicrohttpd would send
+     * a chunked stream's last chunk even then, which the client would take
+     * for the start of its next answer. */
+    if (reply->stream != LH_STREAM_MONITOR || strcmp(x->req.method, "HEAD") == 0)
         return MHD_create_response_from_buffer(len, (void *)body, mode);
     if (x->h->monitor == NULL)
         return NULL;
@@ -319,6 +322,9 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
             lh_log(LH_LOG_WARN, x->id, "header %s not sent (set by the server)", reply->names[i]);
     }
     MHD_add_response_header(resp, "X-Request-Id", x->id);
+    /* Shutting down: the connection closes after this answer, and says so. */
+    if (atomic_load_explicit(&x->h->quiesced, memory_order_relaxed))
+        MHD_add_response_header(resp, "Connection", "close");
     ret = MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
     x->status = status;
@@ -355,6 +361,7 @@ static const char ERR_400_PATH[] = "{\"success\":false,\"message\":\"Bad path\"}
 static const char ERR_404[] = "{\"success\":false,\"message\":\"Not found\"}";
 static const char ERR_412[] = "{\"success\":false,\"message\":\"Precondition failed\"}";
 static const char ERR_416[] = "{\"success\":false,\"message\":\"Range not satisfiable\"}";
+static const char ERR_405[] = "{\"success\":false,\"message\":\"Method not allowed\"}";
 
 static void add_header(struct lh_reply *r, const char *name, const char *value)
 {
@@ -477,8 +484,15 @@ static enum MHD_Result dispatch(struct exchange *x)
         return queue_error(x, 503, ERR_503, sizeof(ERR_503) - 1);
     }
     const char *rel = x->h->statics ? lh_static_route(x->req.path) : NULL;
-    if (rel != NULL && (strcmp(x->req.method, "GET") == 0 || strcmp(x->req.method, "HEAD") == 0))
-        return serve_static(x, rel);
+    if (rel != NULL) {
+        if (strcmp(x->req.method, "GET") == 0 || strcmp(x->req.method, "HEAD") == 0)
+            return serve_static(x, rel);
+        struct lh_reply r = {.security = lh_worker_default_headers(ts->worker),
+                             .route = x->h->static_route};
+        add_header(&r, "Content-Type", "application/json");
+        add_header(&r, "Allow", "GET, HEAD");
+        return queue(x, 405, ERR_405, sizeof(ERR_405) - 1, MHD_RESPMEM_PERSISTENT, &r);
+    }
     x->req.body = x->body;
     x->req.body_len = x->body_len;
     return settle(x, lh_worker_start(ts->worker, &x->req, &x->call, &reply), &reply);
@@ -556,11 +570,11 @@ static int valid_host(const char *v, size_t len)
         if (i == 0)
             return 0;
     }
-    if (i < len && v[i] == ':') { /* a port: 1 to 5 digits */
+    if (i < len && v[i] == ':') { /* a port: up to 5 digits (RFC 3986 allows none) */
         size_t digits = 0;
         for (i++; i < len && v[i] >= '0' && v[i] <= '9'; i++)
             digits++;
-        if (digits == 0 || digits > 5)
+        if (digits > 5)
             return 0;
     }
     return i == len;
@@ -1105,11 +1119,15 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     size_t memory = 2 * o->max_header_bytes + records + 2048;
     if (o->starting != NULL)
         o->starting(h, o->starting_arg);
+    /* One thread needs no pool (libmicrohttpd warns that a pool of 1 is ignored). */
+    struct MHD_OptionItem pool[] = {
+        {o->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, o->threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
     /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON. */
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
@@ -1135,9 +1153,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
 
 void lh_http_quiesce(struct lh_http *h)
 {
-    if (h->quiesced)
+    if (atomic_exchange(&h->quiesced, 1))
         return;
-    h->quiesced = 1;
     MHD_socket fd = MHD_quiesce_daemon(h->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);

@@ -121,6 +121,12 @@ describe("cli #integration", function()
         assert.is_false(S.accepts(port))
     end)
 
+    it("serves with one worker without a warning about a thread pool of one", function()
+        local srv = S.start({ workers = 1 })
+        assert.are.equal(200, assert(srv:request("GET", "/hello")).status)
+        assert.is_nil(srv:error_log():find("[Tt]hread pool"), srv:error_log())
+    end)
+
     it("rejects bad option values, naming the option", function()
         local code, _, err = S.run_luahost({ "--port", "0", "--check" })
         assert.are_not.equal(0, code)

@@ -146,6 +146,15 @@ describe("metrics #integration", function()
         end
     end)
 
+    it("answers a HEAD of the stream with its head alone, so the next answer stays in step", function()
+        local raw = srv:raw("HEAD /monitor/stream HTTP/1.1\r\nHost: x\r\n\r\n"
+            .. "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { read_all = true })
+        local head, rest = raw:match("^(HTTP/1%.1 200 .-\r\n\r\n)(.*)$")
+        assert.is_truthy(head, raw)
+        assert.is_truthy(head:find("text/event-stream", 1, true), head)
+        assert.is_truthy(rest:find("^HTTP/1%.1 200 "), "bytes between the answers: " .. rest:sub(1, 40))
+    end)
+
     it("logs requests slower than their route's threshold, with the request id", function()
         local res = get(srv, "/slow?ms=150")
         local id = res.headers["x-request-id"]

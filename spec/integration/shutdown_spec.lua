@@ -57,6 +57,7 @@ describe("shutdown #integration", function()
         assert.is_truthy(res, "the in-flight request got no answer: " .. tostring(err))
         assert.are.equal(200, res.status)
         assert.are.same({ success = true, slept = 1 }, cjson.decode(res.body))
+        assert.are.equal("close", res.headers["connection"], "the answer does not say the connection closes")
 
         local code, how = srv:wait_exit(5)
         assert.are.equal(0, code, "exit: " .. tostring(how) .. "\n" .. srv:error_log())

@@ -172,9 +172,13 @@ describe("static files #integration", function()
         assert.are.equal("application/json", get("/static/missing.txt").headers["content-type"])
     end)
 
-    it("leaves other methods to the application", function()
-        local res = assert(srv:request("POST", "/static/hello.txt", {}, "x"))
-        assert.are.equal(404, res.status)
-        assert.are.equal("application/json", res.headers["content-type"])
+    it("answers other methods 405 with Allow: GET, HEAD, as nginx does", function()
+        for _, method in ipairs({ "POST", "PUT", "DELETE", "OPTIONS" }) do
+            local res = assert(srv:request(method, "/static/hello.txt", {}, "x"))
+            assert.are.equal(405, res.status, method)
+            assert.are.equal("GET, HEAD", res.headers["allow"], method)
+            assert.are.equal("application/json", res.headers["content-type"])
+        end
+        assert.are.equal(200, get("/static/hello.txt").status)
     end)
 end)
