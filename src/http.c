@@ -726,7 +726,14 @@ static enum MHD_Result take_body(struct exchange *x, const char *data, size_t le
     if (x->body_too_large || x->body_len + len > max) {
         x->body_too_large = 1;
         x->discarded += len;
-        return x->discarded > DISCARD_FACTOR * (max + 1) ? MHD_NO : MHD_YES;
+        if (x->discarded <= DISCARD_FACTOR * (max + 1))
+            return MHD_YES;
+        /* libmicrohttpd then logs "Application reported internal error". */
+        lh_log(LH_LOG_INFO, x->id,
+               "http: request body over %d times max_body_bytes: connection closed unread (413)",
+               DISCARD_FACTOR);
+        x->status = 413;
+        return MHD_NO;
     }
     if (x->body_len + len > x->body_cap) {
         size_t cap = x->body_cap ? x->body_cap : 4096;
@@ -807,7 +814,9 @@ static void count_request(struct lh_http *h, struct exchange *x, unsigned status
 {
     lh_metrics_request(h->metrics, x->thread, x->route, x->req.method, status, seconds);
     double slow = lh_metrics_slow(h->metrics, x->route);
-    if (seconds > slow) {
+    /* Not one that got no answer: its time is the client's (a body that
+     * never came, a connection closed), not the server's. */
+    if (seconds > slow && x->status != 0) {
         lh_metric_add(lh_metrics_core(h->metrics, LH_CORE_SLOW_REQUESTS), 1);
         lh_log(LH_LOG_WARN, x->id, "slow request: %s %s took %.0f ms (route %s, threshold %.0f ms)",
                x->req.method, x->req.path, seconds * 1e3,

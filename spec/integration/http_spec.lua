@@ -273,6 +273,15 @@ describe("http #integration", function()
             assert_still_serving()
         end)
 
+        it("closes a chunked body past 4 times the limit, logging it as 413 and why", function()
+            srv:raw("POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .. chunked(("z"):rep(MAX_BODY * 6), 256), { read_all = true })
+            assert.is_truthy(srv:error_log("over 4 times max_body_bytes: connection closed unread", 5, true),
+                srv:error_log())
+            assert.is_truthy(srv:access_log('"POST /echo" 413 0 ', 5, true), srv:access_log())
+            assert_still_serving()
+        end)
+
         it("answers 431 JSON when the headers are over --max-header-bytes, then keeps serving", function()
             local raw, res = srv:raw("GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
                 .. ("a"):rep(MAX_HEADER + 100) .. "\r\n\r\n")
