@@ -104,30 +104,43 @@ function M.load(dir, policy, watch, report)
     local match, new_request, new_response = r.match, request.new, response.new
     local set_route = worker.set_route
     local before, header_set = policy.before, policy.header_set
-    return function(method, path, id, client, https)
-        local index, params = match(r, method, path)
-        local route = keys[index]
-        local req = new_request(method, path, id, client, index and params or nil, nil, https)
-        local res = new_response()
-        if index then
-            set_route(ids[index])
-        end
-        -- Unknown paths and methods pass the policies too (the default
-        -- limits): scanners and probes are counted, limited and logged.
-        if before(route, req, res) then
-            if index then
-                handlers[index](req, res)
-            elseif params then
-                res.status, res.body, res.headers.Allow = 405, NOT_ALLOWED, params
-                res.headers["Content-Type"] = JSON
-            else
-                res.status, res.body = 404, NOT_FOUND
-                res.headers["Content-Type"] = JSON
-            end
-        end
+
+    -- The answer of req and res, as dispatch returns it.
+    local function answer(route, req, res)
         -- rawget: reading res.body would encode res:json's value here, in Lua.
         return res.status, rawget(res, "body"), res.headers, header_set(route, res),
             rawget(req, "csp_nonce"), res.stream, res.ratelimit, rawget(res, "json_value")
+    end
+
+    -- Unknown paths and methods (allow: the methods the path has) pass the
+    -- policies too, with the default limits: scanners and probes are
+    -- counted, limited and logged.
+    local function unmatched(method, path, id, client, https, allow)
+        local req, res = new_request(method, path, id, client, nil, nil, https), new_response()
+        if before(nil, req, res) then
+            res.headers["Content-Type"] = JSON
+            if allow then
+                res.status, res.body, res.headers.Allow = 405, NOT_ALLOWED, allow
+            else
+                res.status, res.body = 404, NOT_FOUND
+            end
+        end
+        return answer(nil, req, res)
+    end
+
+    return function(method, path, id, client, https)
+        local index, params = match(r, method, path)
+        if not index then
+            return unmatched(method, path, id, client, https, params)
+        end
+        local route = keys[index]
+        set_route(ids[index])
+        local req = new_request(method, path, id, client, params, nil, https)
+        local res = new_response()
+        if before(route, req, res) then
+            handlers[index](req, res)
+        end
+        return answer(route, req, res)
     end
 end
 
