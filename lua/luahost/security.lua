@@ -65,6 +65,14 @@ local function route_suffix(route)
     return ":" .. fingerprint.hmac_sha256("luahost route", route):sub(1, 32)
 end
 
+-- value, which limits.lua must give as a table; else an error naming the file.
+local function table_of(value, file, what)
+    if type(value) ~= "table" then
+        error(("%s: %s, got %s"):format(file, what, type(value)), 0)
+    end
+    return value
+end
+
 local function compile_limits(limits, bot, file)
     local per_ip = limits.per_ip and parse_limits(limits.per_ip, file, "per_ip") or {}
     local default = limits.default and parse_limits(limits.default, file, "default") or {}
@@ -93,11 +101,7 @@ local function compile_limits(limits, bot, file)
     end
 
     local default_set = ruleset(default, "", "default")
-    local routes = limits.routes or {}
-    if type(routes) ~= "table" then
-        error(("%s: routes must be a table of \"METHOD /path\" = limit, got %s"):format(file,
-            type(routes)), 0)
-    end
+    local routes = table_of(limits.routes or {}, file, 'routes must be a table of "METHOD /path" = limit')
     for route, spec in pairs(routes) do
         local what = ("routes[%q]"):format(tostring(route))
         if type(route) ~= "string" then
@@ -112,11 +116,8 @@ local function compile_limits(limits, bot, file)
             error(("%s: %s must be a limit string, \"per_ip\" or false"):format(file, what), 0)
         end
     end
-    local exempt_list = limits.exempt or {}
-    if type(exempt_list) ~= "table" then
-        error(("%s: exempt must be a list of CIDRs such as { \"10.0.0.0/8\" }, got %s"):format(file,
-            type(exempt_list)), 0)
-    end
+    local exempt_list = table_of(limits.exempt or {}, file,
+        'exempt must be a list of CIDRs such as { "10.0.0.0/8" }')
     for i, cidr in ipairs(exempt_list) do
         if type(cidr) ~= "string" then
             error(("%s: exempt[%d] must be a CIDR string, got %s"):format(file, i, type(cidr)), 0)
