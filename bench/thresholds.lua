@@ -8,13 +8,18 @@
 --   min_rate_achieved   constant rate: responses ÷ the requests the schedule called for
 --                       (target rate × the set duration: a server that cannot keep up answers
 --                       fewer; wrk's own run overruns the duration only when wrk is stalled)
---   expected_429_share  storms: { tolerance = t }: |share of 429s − the share the limits predict| ≤ t
---   max_computations    stampede: computations of the invalidated page (luahost_cache_computations_total)
+--   passed_as_predicted  storms: { tolerance = t }: the answers let through (not 429) differ
+--                       from the count the limits predict by at most t × that count (at least 1)
+--   min_computations, max_computations   stampede: computations of the invalidated page
+--                       (luahost_cache_computations_total): at least one, else it was not invalidated
+--
+-- A key or scenario name the runner does not know is refused before anything runs.
 --
 -- The machine is 2 shared cores with wrk on them: the baseline alone moves by
 -- ±30 % from one second to the next, so ratios have wide margins; they still
 -- catch a route becoming several times slower, and every 5xx, socket error,
--- wrong 429 share or repeated computation fails.
+-- wrong count let through by a storm, or a page computed
+-- never or twice fails.
 return {
     default = { max_error_rate = 0.001, min_rate_achieved = 0.8 },
 
@@ -24,14 +29,13 @@ return {
     cached = { max_p50_ms = 5, max_p99_ms = 80, min_rps_ratio = 0.4 },
     -- Sign-ins (PBKDF2) take most of the CPU of the mix: about 0.002 of /hello.
     gallery = { max_p50_ms = 200, max_p99_ms = 3000, min_rps_ratio = 0.0005 },
-    stampede = { max_p50_ms = 20, max_p99_ms = 200, min_rps_ratio = 0.2, max_computations = 2 },
+    stampede = { max_p50_ms = 20, max_p99_ms = 200, min_rps_ratio = 0.2, min_computations = 1,
+        max_computations = 2 },
     ratelimit_storm = { max_p50_ms = 10, max_p99_ms = 200, min_rps_ratio = 0.04,
-        expected_429_share = { tolerance = 0.02 } },
-    -- The 20 sign-ins it lets through keep the CPU busy (PBKDF2) for about 2 s,
-    -- and the schedule only partly catches up: a lower bar for the rate.
-    login_storm = { max_p50_ms = 20, max_p99_ms = 3000, min_rate_achieved = 0.5,
-        expected_429_share = { tolerance = 0.03 } },
-    bot_storm = { max_p50_ms = 10, max_p99_ms = 200, expected_429_share = { tolerance = 0.03 } },
+        passed_as_predicted = { tolerance = 0.02 } },
+    login_storm = { max_p50_ms = 20, max_p99_ms = 3000,
+        passed_as_predicted = { tolerance = 0.05 } },
+    bot_storm = { max_p50_ms = 10, max_p99_ms = 200, passed_as_predicted = { tolerance = 0.15 } },
 
     -- CI (--smoke: 3 s per scenario, 1 s baselines): relative thresholds
     -- only, no absolute latencies, and a little more room for the ratios.

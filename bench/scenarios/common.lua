@@ -120,6 +120,7 @@ local function monotonic_ms()
 end
 
 local CLASSES = { "s2xx", "s3xx", "s4xx", "s429", "s5xx", "bad" }
+local LATE_MS = 10 -- a slot sent this much after its time counts as late
 
 function M.scenario(spec)
     local expected = {}
@@ -158,17 +159,24 @@ function M.scenario(spec)
     if rate and rate > 0 then
         -- Each call claims the thread's next send slot: requests leave on a
         -- fixed schedule whatever the latency of earlier ones, as long as a
-        -- connection is free. A late slot is sent at once (the schedule is
-        -- kept, not restarted), so a stall is followed by a catch-up burst.
+        -- connection is free. A late slot is sent at once and the schedule
+        -- is kept, not restarted, so a stall is followed by a catch-up burst;
+        -- how late the slots left is counted, since wrk times each request
+        -- from its actual send.
         local now = monotonic_ms()
         local interval = 1000 * threads_n / rate
         local next_slot
+        extra.late_slots, extra.late_ms_max = 0, 0
         function delay()
             local t = now()
-            next_slot = math.max(next_slot or t, t)
+            next_slot = next_slot or t
             local wait = next_slot - t
             next_slot = next_slot + interval
-            return math.floor(wait + 0.5)
+            if wait <= -LATE_MS then
+                extra.late_slots = extra.late_slots + 1
+                extra.late_ms_max = math.max(extra.late_ms_max, math.floor(-wait))
+            end
+            return math.max(0, math.floor(wait + 0.5))
         end
     end
 
@@ -202,7 +210,9 @@ function M.scenario(spec)
                 if extras[k] == nil then
                     names[#names + 1] = k
                 end
-                if type(v) == "number" then
+                if type(v) == "number" and k:match("_max$") then
+                    extras[k] = math.max(extras[k] or 0, v)
+                elseif type(v) == "number" then
                     extras[k] = (extras[k] or 0) + v
                 elseif v ~= "" then
                     extras[k] = extras[k] and extras[k] .. "," .. v or v

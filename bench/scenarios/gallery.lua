@@ -11,10 +11,12 @@
 -- Every request comes from a random address of 10.0.0.0/8 in X-Forwarded-For,
 -- as many clients behind a proxy: the sign-in limit of 20 a minute per address
 -- (lua/app/accounts.lua) is not what this scenario measures. Sign-ins take
--- the accounts of LOGIN_USERS in turn (each allows 10 per 15 minutes).
+-- the accounts of LOGIN_USERS in turn (each allows 10 per 15 minutes); a
+-- machine fast enough to use them all up gets list pages instead of further
+-- sign-ins (the runner reports the mix as served).
 --
 -- Environment: IMAGE_IDS (public image ids, comma-separated), LOGIN_USERS,
--- LOGIN_PASSWORD, SESSION_COOKIE and CSRF_TOKEN (an uploader's session),
+-- LOGIN_PER_ACCOUNT (sign-ins an account allows), LOGIN_PASSWORD, SESSION_COOKIE and CSRF_TOKEN (an uploader's session),
 -- THREADS. Prints uploaded=<ids> for the runner to delete afterwards.
 local common = dofile(debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") .. "/common.lua")
 
@@ -22,6 +24,8 @@ local ids = common.list("IMAGE_IDS")
 local users = common.list("LOGIN_USERS")
 local password = common.env("LOGIN_PASSWORD", "")
 local threads = tonumber(common.env("THREADS", "1"))
+-- Each thread's share of the sign-ins the accounts allow.
+local signin_budget = math.floor(#users * tonumber(common.env("LOGIN_PER_ACCOUNT", "10")) / threads)
 local upload_headers = {
     Cookie = "sid=" .. common.env("SESSION_COOKIE", ""),
     ["X-CSRF-Token"] = common.env("CSRF_TOKEN", ""),
@@ -42,10 +46,12 @@ local function image()
     return ids[random(#ids)]
 end
 
+local function list_page()
+    return common.get(("/api/svg/list?page=%d&per_page=12"):format(random(20)), client())
+end
+
 local mix = common.weighted{
-    { 55, function()
-        return common.get(("/api/svg/list?page=%d&per_page=12"):format(random(20)), client())
-    end },
+    { 55, list_page },
     { 25, function()
         return common.get("/api/svg/" .. image(), client())
     end },
@@ -53,6 +59,9 @@ local mix = common.weighted{
         return common.get("/svg/" .. image() .. ".svg", client())
     end },
     { 4, function()
+        if signins >= signin_budget then
+            return list_page()
+        end
         -- Round robin over the accounts, interleaved between threads.
         local user = users[(thread_id - 1 + signins * threads) % #users + 1]
         signins = signins + 1

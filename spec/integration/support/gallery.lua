@@ -33,13 +33,20 @@ function G.unique_name(prefix)
     return prefix .. (os.time() % 100000 * 100 + math.random(99))
 end
 
--- Runs `luahost user add name [--admin]` with the password on stdin.
+-- Runs `luahost user add name [--admin]` with the password on stdin. Not
+-- through os.execute: system() ignores SIGINT while it waits, and the load
+-- test's runner must see a Ctrl-C.
 function G.add_user(name, password, admin)
-    local cmd = ("printf '%%s\\n' %s | env -u LUAHOST_DB_URL %s user add %s %s --app lua/app --db-url %s"
-        .. " --error-log /dev/null"):format(S.shell_quote(password), S.bin, S.shell_quote(name),
-        admin and "--admin" or "", S.shell_quote(G.DB_URL))
-    local ok, _, code = os.execute(cmd)
-    return ok == true or ok == 0, code
+    local stdin = S.tmpdir() .. "/password"
+    S.write_file(stdin, password .. "\n")
+    local argv = { S.bin, "user", "add", name, "--app", "lua/app", "--db-url", G.DB_URL,
+        "--error-log", "/dev/null" }
+    if admin then
+        argv[#argv + 1] = "--admin"
+    end
+    local code = S.wait_pid(S.spawn(argv, { stdin = stdin }), 30)
+    os.remove(stdin)
+    return code == 0, code
 end
 
 function G.login(srv, name, password, headers)
