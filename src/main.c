@@ -54,8 +54,10 @@ static void usage(FILE *out)
                  "report, exit\n"
                  "       luahost migrate [options]  apply the app's pending database migrations\n"
                  "                                  (and, in development, its seeds)\n"
-                 "       luahost user add NAME [--admin] [options]\n"
-                 "                                  create or update an account; the password is\n"
+                 "       luahost user add NAME [--admin | --no-admin] [options]\n"
+                 "                                  create an account, or set its password and\n"
+                 "                                  end its sessions (its rights kept unless\n"
+                 "                                  --admin or --no-admin); the password is\n"
                  "                                  read from standard input (asked for,\n"
                  "                                  unechoed, on a terminal)\n\n"
                  "Options (each also LUAHOST_<NAME> in the environment and <name> in the config "
@@ -524,7 +526,6 @@ static int migrate(const struct lh_config *cfg, struct lh_db *db)
     return 0;
 }
 
-/* "luahost user add NAME [--admin]": the password comes from stdin's first line. */
 /* -- --check ------------------------------------------------------------------- */
 
 /* A log file can be appended to: it is writable, or its folder is (the file
@@ -701,12 +702,90 @@ static long read_password(const char *name, char *buf, size_t size, const char *
     return *why == NULL ? (long)n : -1;
 }
 
-static int add_user(struct lh_db *db, const char *name, int admin)
+/* Runs sql on c with params; the result in *r (freed first) unless r is NULL. */
+static enum lh_status run_sql(struct lh_db_conn *c, const char *sql, const struct lh_db_value *params,
+                              size_t nparams, struct lh_db_result **r, char *err, size_t errlen)
 {
-    char line[1100], hash[LH_PASSWORD_HASH_MAX], err[512];
-    struct lh_db_conn *c = NULL;
+    struct lh_db_result *res = NULL;
+    enum lh_status st = lh_db_run(c, sql, strlen(sql), params, nparams, &res, err, errlen);
+    if (r != NULL) {
+        lh_db_result_free(*r);
+        *r = res;
+    } else {
+        lh_db_result_free(res);
+    }
+    return st;
+}
+
+/* What add_user does to the account: ADMIN_KEEP leaves an existing account's
+ * rights as they are (a new one is not an administrator). */
+enum admin_change { ADMIN_KEEP = -1, ADMIN_REVOKE = 0, ADMIN_GRANT = 1 };
+
+/* Creates the account, or sets an existing one's password and ends its
+ * sessions. Names compare as MariaDB's collation does (case and accents
+ * ignored), so "ANN" finds "ann": a name that finds an account spelt
+ * otherwise is refused, not taken for it. In one transaction, the row
+ * locked, so that two runs at once cannot both create it. LH_ERR_CONFLICT
+ * for a name spelt otherwise. */
+static enum lh_status save_user(struct lh_db_conn *c, const char *name, const char *hash,
+                                enum admin_change admin, int *created, int *is_admin,
+                                unsigned long long *ended, char *err, size_t errlen)
+{
     struct lh_db_result *r = NULL;
+    struct lh_db_value p[3] = {{.type = LH_DB_TEXT, .s = name, .len = strlen(name)}};
+    enum lh_status st = run_sql(c, "START TRANSACTION", NULL, 0, NULL, err, errlen);
+    if (st == LH_OK)
+        st = run_sql(c, "SELECT id, username, is_admin FROM users WHERE username = ? FOR UPDATE", p,
+                     1, &r, err, errlen);
+    if (st != LH_OK)
+        goto out;
+    *created = lh_db_result_rows(r) == 0;
+    *ended = 0;
+    if (*created) {
+        *is_admin = admin == ADMIN_GRANT;
+        p[1] = (struct lh_db_value){.type = LH_DB_TEXT, .s = hash, .len = strlen(hash)};
+        p[2] = (struct lh_db_value){.type = LH_DB_INT, .i = *is_admin};
+        st = run_sql(c, "INSERT INTO users (username, password_hash, is_admin) VALUES (?, ?, ?)", p,
+                     3, NULL, err, errlen);
+    } else {
+        const struct lh_db_value *stored = lh_db_result_value(r, 0, 1);
+        if (stored->len != strlen(name) || memcmp(stored->s, name, stored->len) != 0) {
+            snprintf(err, errlen,
+                     "'%s' is the existing account '%.*s' (names compare without case or "
+                     "accents); give its exact name to change it",
+                     name, (int)stored->len, stored->s);
+            st = LH_ERR_CONFLICT;
+            goto out;
+        }
+        long long id = lh_db_result_value(r, 0, 0)->i;
+        *is_admin = admin == ADMIN_KEEP ? lh_db_result_value(r, 0, 2)->i != 0 : admin == ADMIN_GRANT;
+        p[0] = (struct lh_db_value){.type = LH_DB_TEXT, .s = hash, .len = strlen(hash)};
+        p[1] = (struct lh_db_value){.type = LH_DB_INT, .i = *is_admin};
+        p[2] = (struct lh_db_value){.type = LH_DB_INT, .i = id};
+        st = run_sql(c, "UPDATE users SET password_hash = ?, is_admin = ? WHERE id = ?", p, 3, NULL,
+                     err, errlen);
+        /* A new password ends every session: a stolen cookie must not outlive it. */
+        if (st == LH_OK)
+            st = run_sql(c, "DELETE FROM sessions WHERE user_id = ?", &p[2], 1, &r, err, errlen);
+        if (st == LH_OK)
+            *ended = lh_db_result_affected(r);
+    }
+    if (st == LH_OK)
+        st = run_sql(c, "COMMIT", NULL, 0, NULL, err, errlen);
+out:
+    lh_db_result_free(r);
+    return st; /* on error, lh_db_release rolls back */
+}
+
+/* "luahost user add NAME [--admin | --no-admin]": the password comes from
+ * stdin's first line. */
+static int add_user(struct lh_db *db, const char *name, enum admin_change admin)
+{
+    char line[1100], hash[LH_PASSWORD_HASH_MAX], err[512] = "";
+    struct lh_db_conn *c = NULL;
     const char *why = NULL;
+    int created = 0, is_admin = 0;
+    unsigned long long ended = 0;
 
     if (!valid_user_name(name)) {
         lh_log(LH_LOG_ERROR, NULL,
@@ -724,24 +803,18 @@ static int add_user(struct lh_db *db, const char *name, int admin)
     if (st == LH_OK)
         st = lh_db_acquire(db, "user-add", "", &c, err, sizeof(err));
     if (st == LH_OK) {
-        static const char SQL[] =
-            "INSERT INTO users (username, password_hash, is_admin) VALUES (?, ?, ?) "
-            "ON DUPLICATE KEY UPDATE password_hash = VALUES(password_hash), "
-            "is_admin = VALUES(is_admin)";
-        struct lh_db_value params[3] = {
-            {.type = LH_DB_TEXT, .s = name, .len = strlen(name)},
-            {.type = LH_DB_TEXT, .s = hash, .len = strlen(hash)},
-            {.type = LH_DB_INT, .i = admin},
-        };
-        st = lh_db_run(c, SQL, sizeof(SQL) - 1, params, 3, &r, err, sizeof(err));
-        lh_db_result_free(r);
+        st = save_user(c, name, hash, admin, &created, &is_admin, &ended, err, sizeof(err));
         lh_db_release(db, c);
     }
     if (st != LH_OK) {
-        lh_log(LH_LOG_ERROR, NULL, "user add: %s", st == LH_ERR_IO ? err : lh_status_str(st));
-        return 1;
+        lh_log(LH_LOG_ERROR, NULL, "user add: %s", err[0] ? err : lh_status_str(st));
+        return st == LH_ERR_CONFLICT ? 2 : 1;
     }
-    lh_log(LH_LOG_INFO, NULL, "user %s saved%s", name, admin ? " (administrator)" : "");
+    if (created)
+        lh_log(LH_LOG_INFO, NULL, "user %s created%s", name, is_admin ? " (administrator)" : "");
+    else
+        lh_log(LH_LOG_INFO, NULL, "user %s: password changed, %llu session(s) ended%s", name, ended,
+               is_admin ? " (administrator)" : "");
     return 0;
 }
 
@@ -757,7 +830,7 @@ int main(int argc, char **argv)
 
     int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
     const char *new_user = NULL;
-    int new_admin = 0;
+    enum admin_change new_admin = ADMIN_KEEP;
     if (migrate_only) { /* "luahost migrate [options]": the rest are options */
         argv[1] = argv[0];
         argv++;
@@ -768,8 +841,9 @@ int main(int argc, char **argv)
         argv += 3;
         argc -= 3;
         for (int i = 1; i < argc; i++) {
-            if (strcmp(argv[i], "--admin") == 0) {
-                new_admin = 1;
+            int grant = strcmp(argv[i], "--admin") == 0;
+            if (grant || strcmp(argv[i], "--no-admin") == 0) {
+                new_admin = grant ? ADMIN_GRANT : ADMIN_REVOKE;
                 memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(argv[0]));
                 argc--;
                 break;

@@ -170,6 +170,9 @@ local function login(req, res)
     if old then
         db.execute("DELETE FROM sessions WHERE token_hash = ?", sha256_hex(old))
     end
+    -- Expired sessions go a few at a time, as sign-ins come, so that the
+    -- table does not grow for ever (the index on expires_at finds them).
+    db.execute("DELETE FROM sessions WHERE expires_at < NOW() LIMIT 100")
     local token, csrf = fingerprint.random_hex(32), fingerprint.random_hex(32)
     local created
     created, err = db.execute([[

@@ -87,6 +87,16 @@ describe("accounts #integration", function()
         assert.are.equal(401, assert(srv:request("GET", "/api/me")).status)
     end)
 
+    it("removes expired sessions as users sign in", function()
+        local expired = ("%064x"):format(os.time())
+        mariadb(("INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at) SELECT '%s', id, "
+            .. "'%s', NOW() - INTERVAL 1 DAY FROM users WHERE username = '%s'"):format(expired, expired, name))
+        local count = "SELECT COUNT(*) FROM sessions WHERE token_hash = '" .. expired .. "'"
+        assert.are.equal("1\n", mariadb(count))
+        assert.are.equal(200, login(srv, name, secret).status)
+        assert.are.equal("0\n", mariadb(count))
+    end)
+
     it("needs the CSRF token to log out, and logging out revokes the session", function()
         local res = login(srv, name, secret)
         local sid = sid_of(res)
@@ -333,6 +343,40 @@ describe("user add #integration", function()
 
         local srv = G.start()
         assert.are.equal(200, G.login(srv, name, secret).status)
+        srv:stop()
+    end)
+
+    it("sets a new password and ends the account's sessions, keeping its rights unless told", function()
+        local name = G.unique_name("reset")
+        assert.is_true(add_user(name, "first password", true))
+        local srv = G.start()
+        local cookie = { Cookie = "sid=" .. sid_of(login(srv, name, "first password")) }
+        assert.is_true(json(assert(srv:request("GET", "/api/me", cookie))).user.is_admin)
+
+        assert.is_true(add_user(name, "second password"))
+        assert.are.equal(401, assert(srv:request("GET", "/api/me", cookie)).status)
+        assert.are.equal(401, login(srv, name, "first password").status)
+        local again = login(srv, name, "second password")
+        assert.are.equal(200, again.status)
+        cookie.Cookie = "sid=" .. sid_of(again)
+        assert.is_true(json(assert(srv:request("GET", "/api/me", cookie))).user.is_admin)
+
+        assert.is_true(add_user(name, "third password", false))
+        cookie.Cookie = "sid=" .. sid_of(login(srv, name, "third password"))
+        assert.is_false(json(assert(srv:request("GET", "/api/me", cookie))).user.is_admin)
+        srv:stop()
+    end)
+
+    it("refuses a name that finds an account spelt otherwise, leaving that account as it was", function()
+        local name = G.unique_name("spelt")
+        assert.is_true(add_user(name, "the real password", false))
+        local ok, code = add_user(name:upper(), "an attacker's password", true)
+        assert.is_false(ok)
+        assert.are.equal(2, code)
+        assert.are.equal(name .. "\t0\n",
+            mariadb(("SELECT username, is_admin FROM users WHERE username = '%s'"):format(name)))
+        local srv = G.start()
+        assert.are.equal(200, login(srv, name, "the real password").status)
         srv:stop()
     end)
 

@@ -33,7 +33,8 @@ function G.unique_name(prefix)
     return prefix .. (os.time() % 100000 * 100 + math.random(99))
 end
 
--- Runs `luahost user add name [--admin]` with the password on stdin. Not
+-- Runs `luahost user add name` with the password on stdin, with --admin
+-- when admin is true, --no-admin when it is false. Not
 -- through os.execute: system() ignores SIGINT while it waits, and the load
 -- test's runner must see a Ctrl-C.
 function G.add_user(name, password, admin)
@@ -41,8 +42,8 @@ function G.add_user(name, password, admin)
     S.write_file(stdin, password .. "\n")
     local argv = { S.bin, "user", "add", name, "--app", "lua/app", "--db-url", G.DB_URL,
         "--error-log", "/dev/null" }
-    if admin then
-        argv[#argv + 1] = "--admin"
+    if admin ~= nil then
+        argv[#argv + 1] = admin and "--admin" or "--no-admin"
     end
     local code = S.wait_pid(S.spawn(argv, { stdin = stdin }), 30)
     os.remove(stdin)
