@@ -1,6 +1,6 @@
--- Numbers in paths and query strings: digits only, so that "512.0", "0x200"
--- or "5e2" are no aliases of 512 (each alias would be a page of its own to
--- caches, and count views of its own).
+-- Numbers in paths and query strings: digits only, without leading zeros, so
+-- that "512.0", "0x200", "5e2" or "0512" are no aliases of 512 (each alias
+-- would be a page of its own to caches, and count views of its own).
 local M = {}
 
 -- A whole number from lo to hi; default when value is absent; nil when it
@@ -9,7 +9,7 @@ function M.whole(value, default, lo, hi)
     if value == nil or value == "" then
         return default
     end
-    local n = value:find("^%d+$") and tonumber(value)
+    local n = (value == "0" or value:find("^[1-9]%d*$")) and tonumber(value)
     if not n or n < lo or n > hi then
         return nil
     end

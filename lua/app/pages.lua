@@ -7,6 +7,7 @@
 local accounts = require "accounts"
 local db = require "luahost.db"
 local ids = require "ids"
+local images = require "images"
 local log = require "luahost.log"
 local static = require "luahost.static"
 local template = require "luahost.template"
@@ -46,7 +47,11 @@ local function not_found(req, res)
     message(req, res, 404, "Not found", "There is no such image, or it is private.")
 end
 
--- One public image, its view counted, like GET /api/svg/:id.
+local find_image = images.finder("id, filename, description, created_at, view_count, user_id, is_public")
+
+-- One image, like GET /api/svg/:id: a public one's view counted, a private
+-- one shown to its owner and the administrators only. Its owner and the
+-- administrators get a Delete button.
 local function image_page(req, res)
     local id = ids.image(req.params.id)
     if id == nil then
@@ -59,9 +64,7 @@ local function image_page(req, res)
     end
     local image
     if counted then
-        image, err = db.query_one([[
-            SELECT id, filename, description, created_at, view_count
-            FROM svg_image WHERE id = ? AND is_public = 1]], id)
+        image, err = find_image(req, id)
     end
     if err then
         log.error("image page: " .. tostring(err))
@@ -77,7 +80,12 @@ local function image_page(req, res)
     -- uploader called it: "gallery.html" would open as a page.
     image.download_name = image.filename:lower():find("%.svg$") and image.filename
         or image.filename .. ".svg"
-    page(req, res, "image", image.filename, { image = image })
+    local private = image.is_public ~= 1
+    page(req, res, "image", image.filename, { image = image, private = private,
+        manages = images.manages(accounts.session(req), image) })
+    if private then
+        res.headers["Cache-Control"] = images.PRIVATE
+    end
 end
 
 return {

@@ -14,6 +14,7 @@ local monitoring = require "luahost.monitoring"
 local svg = require "luahost.svg"
 local worker = require "luahost.worker"
 local ids = require "ids"
+local images = require "images"
 
 local ceil, tonumber = math.ceil, tonumber
 
@@ -101,19 +102,23 @@ local function upload_problem(body)
     return nil
 end
 
--- One page of public images, newest first: the reference's shape plus
--- total_pages. Returns the page | nil, err, kind.
-local function list_page(page, per_page)
+-- Which images a list shows: the public ones (value 1), or one user's own
+-- (value: the user's id), private ones included.
+local PUBLIC, OWN = "is_public = ?", "user_id = ?"
+
+-- One page of a list, newest first: the reference's shape plus total_pages.
+-- Returns the page | nil, err, kind.
+local function list_page(page, per_page, filter, value)
     local items, err, kind = db.query([[
         SELECT id, filename, created_at, user_id, description, is_public, view_count
-        FROM svg_image WHERE is_public = 1
-        ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?]], per_page, (page - 1) * per_page)
+        FROM svg_image WHERE ]] .. filter .. [[
+        ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?]], value, per_page, (page - 1) * per_page)
     if not items then
         return nil, err, kind
     end
     setmetatable(items, json.array_mt) -- [] past the last page, not {}
     local total
-    total, err, kind = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE is_public = 1")
+    total, err, kind = db.query_one("SELECT COUNT(*) AS total FROM svg_image WHERE " .. filter, value)
     if not total then
         return nil, err, kind
     end
@@ -126,6 +131,10 @@ local function list_page(page, per_page)
         total_pages = ceil(total.total / per_page),
     }
 end
+
+local find_metadata = images.finder(
+    "id, filename, created_at, user_id, description, is_public, view_count")
+local find_content = images.finder("svg_content, is_public")
 
 -- The dashboard, the alerts and /metrics (beyond metrics_allow addresses)
 -- are for administrators.
@@ -153,25 +162,41 @@ local routes = {
     end,
 
     -- Public images, newest first, cached for every instance until an upload
-    -- or a delete invalidates the pages.
+    -- or a delete invalidates the pages. ?mine=1: the signed-in user's own,
+    -- private ones included, never cached.
     ["GET /api/svg/list"] = function(req, res)
         local page = ids.whole(req.query.page, 1, 1, MAX_PAGE)
         local per_page = ids.whole(req.query.per_page, 20, 1, MAX_PER_PAGE)
+        local mine = ids.whole(req.query.mine, 0, 0, 1)
         if not page then
             return bad_request(res, "page must be a whole number from 1 to " .. MAX_PAGE)
         end
         if not per_page then
             return bad_request(res, "per_page must be a whole number from 1 to " .. MAX_PER_PAGE)
         end
-        local list, err, kind = cache.get_or_compute(("svg_list:%d:%d"):format(page, per_page),
-            LIST_TTL, function() return list_page(page, per_page) end, { raw = true })
+        if not mine then
+            return bad_request(res, "mine must be 0 or 1")
+        end
+        local list, err, kind
+        if mine == 1 then
+            local session = accounts.require_user(req, res)
+            if not session then
+                return
+            end
+            list, err, kind = list_page(page, per_page, OWN, session.user_id)
+            res.headers["Cache-Control"] = images.PRIVATE
+        else
+            list, err, kind = cache.get_or_compute(("svg_list:%d:%d"):format(page, per_page),
+                LIST_TTL, function() return list_page(page, per_page, PUBLIC, 1) end, { raw = true })
+        end
         if not list then
             return server_error(res, "svg list", err, kind)
         end
         res:json(list)
     end,
 
-    -- One image's metadata; counts the view atomically.
+    -- One image's metadata; counts the view atomically. A private image:
+    -- its owner's or an administrator's, uncounted, kept by no cache.
     ["GET /api/svg/:id"] = function(req, res)
         local id = image_id(req)
         if not id then
@@ -184,14 +209,15 @@ local routes = {
                 return server_error(res, "svg view count", err, kind)
             end
         end
-        local image, err, kind = db.query_one([[
-            SELECT id, filename, created_at, user_id, description, is_public, view_count
-            FROM svg_image WHERE id = ? AND is_public = 1]], id)
+        local image, err, kind = find_metadata(req, id)
         if err then
             return server_error(res, "svg get", err, kind)
         end
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
+        end
+        if image.is_public ~= 1 then
+            res.headers["Cache-Control"] = images.PRIVATE
         end
         res:json({ success = true, item = image })
     end,
@@ -202,15 +228,14 @@ local routes = {
         if not id then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        local image, err, kind = db.query_one(
-            "SELECT svg_content FROM svg_image WHERE id = ? AND is_public = 1", id)
+        local image, err, kind = find_content(req, id)
         if err then
             return server_error(res, "svg content", err, kind)
         end
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        res.security = "svg"
+        res.security = image.is_public == 1 and "svg" or "svg_private"
         res.headers["Content-Type"] = "image/svg+xml; charset=utf-8" -- the checker admits UTF-8 only
         res.body = image.svg_content
     end,
@@ -257,7 +282,7 @@ local routes = {
         if err then
             return server_error(res, "svg delete", err, kind)
         end
-        local mine = image and (image.user_id == session.user_id or session.is_admin == 1)
+        local mine = image and images.manages(session, image)
         -- Someone else's private image is not there for this user at all.
         if not image or (not mine and image.is_public ~= 1) then
             return res:json({ success = false, message = "Not found" }, 404)

@@ -2,6 +2,7 @@
 --
 --   default      every HTML page and API answer
 --   svg          served SVG files (stricter: an SVG runs no script at all)
+--   svg_private  a private image's SVG: the same directives
 --   report_uri   where browsers POST violation reports ("report-uri" directive)
 --
 -- Data only: an ordered array of { directive, { sources... } } pairs, compiled
@@ -13,6 +14,20 @@
 -- Unlike the reference design, luahost serves every script, style and font
 -- itself: no CDN (jsdelivr, cdnjs, quilljs) and no Google Fonts host is
 -- allowed, and styles need a nonce instead of 'unsafe-inline'.
+
+-- Served SVG files.
+local SVG = {
+    -- Nothing at all by default: no script, no fetch, no frames.
+    { "default-src", { "'none'" } },
+    -- Generated SVGs style themselves: <style> elements and style="" attributes.
+    { "style-src", { "'unsafe-inline'" } },
+    -- Embedded bitmaps as data: URIs only.
+    { "img-src", { "data:" } },
+    -- Opened on its own, the file gets a unique origin and no scripts:
+    -- a second wall behind the upload checker.
+    { "sandbox", {} },
+}
+
 return {
     default = {
         -- Fallback for every fetch directive not listed here (media, manifest,
@@ -44,17 +59,9 @@ return {
         { "upgrade-insecure-requests", {} },
     },
 
-    svg = {
-        -- Nothing at all by default: no script, no fetch, no frames.
-        { "default-src", { "'none'" } },
-        -- Generated SVGs style themselves: <style> elements and style="" attributes.
-        { "style-src", { "'unsafe-inline'" } },
-        -- Embedded bitmaps as data: URIs only.
-        { "img-src", { "data:" } },
-        -- Opened on its own, the file gets a unique origin and no scripts:
-        -- a second wall behind the upload checker.
-        { "sandbox", {} },
-    },
+
+    svg = SVG,
+    svg_private = SVG,
 
     -- Path of the endpoint receiving CSP violation reports (JSON POSTs);
     -- appended to a policy as "report-uri /csp-report". nil: no reports.

@@ -2,6 +2,7 @@
 --
 --   default   every response
 --   svg       served SVG files: the same headers, plus caching
+--   svg_private   a private image's SVG (its owner's): kept by no cache
 --
 -- Data, and one helper that extends the common list. Each policy is
 -- { headers = { {name, value}, ... }, hsts = value }: headers go out in this order on every response; hsts (Strict-Transport-Security)
@@ -67,4 +68,6 @@ return {
         headers = with({ "Cache-Control", "public, max-age=86400" }),
         hsts = HSTS,
     },
+
+    svg_private = { headers = with({ "Cache-Control", "private, no-store" }), hsts = HSTS },
 }

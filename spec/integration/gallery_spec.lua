@@ -1,6 +1,7 @@
 -- The gallery's API against the real MariaDB (the test database): migrations
 -- and seeds at start, the list's shape and bounds, views counted atomically,
--- the SVG under its own policy, the database health check, parameters bound.
+-- the SVG under its own policy, the database health check, parameters bound;
+-- private images for their owners and administrators only.
 local S = require "integration.support.server"
 
 local G = require "integration.support.gallery"
@@ -47,7 +48,8 @@ describe("gallery #integration", function()
 
     it("answers 400 JSON for out-of-range or malformed pagination", function()
         for _, q in ipairs({ "page=0", "page=-1", "page=abc", "per_page=0", "per_page=101",
-            "per_page=2.5", "page=1%20OR%201=1", "page=0x1", "page=1e0", "per_page=nan" }) do
+            "per_page=2.5", "page=1%20OR%201=1", "page=0x1", "page=1e0", "per_page=nan", "page=01",
+            "per_page=012" }) do
             local res = assert(srv:request("GET", "/api/svg/list?" .. q))
             assert.are.equal(400, res.status, q .. ": " .. res.body)
             assert.is_false(json(res).success)
@@ -117,7 +119,8 @@ describe("gallery #integration", function()
 
     it("answers 404 for a private, missing or malformed image id", function()
         for _, path in ipairs({ "/api/svg/10", "/api/svg/999999", "/api/svg/1%20OR%201=1",
-            "/api/svg/0", "/svg/10.svg", "/svg/abc.svg", "/api/svg/0x1", "/api/svg/1e0", "/svg/0x1.svg", "/api/svg/1.0", "/api/svg/1." }) do
+            "/api/svg/0", "/svg/10.svg", "/svg/abc.svg", "/api/svg/0x1", "/api/svg/1e0", "/svg/0x1.svg", "/api/svg/1.0", "/api/svg/1.",
+            "/api/svg/01", "/svg/01.svg", "/image/01" }) do
             local res = assert(srv:request("GET", path, { ["User-Agent"] = S.fresh_ua("ids") }))
             assert.are.equal(404, res.status, path .. ": " .. res.body)
         end
@@ -144,6 +147,101 @@ describe("gallery #integration", function()
         assert.are.equal("default", body.stats.name)
         assert.are.equal(10, body.stats.size)
         assert.is_true(body.stats.served > 0)
+    end)
+end)
+
+describe("gallery private images #integration", function()
+    local srv, owner, other, admin
+    local secret = "correct horse battery"
+    local DRAWING = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>'
+
+    -- Signs a fresh account in: the headers of its requests.
+    local function account(prefix, is_admin)
+        local name = G.unique_name(prefix)
+        assert.is_true(G.add_user(name, secret, is_admin))
+        return G.session_headers(srv, name, secret)
+    end
+
+    -- Uploads as the owner; the new image's id.
+    local function upload(is_public)
+        local res = G.upload(srv, owner, { filename = "mine.svg", svg = DRAWING, is_public = is_public })
+        assert.are.equal(201, res.status, res.body)
+        return json(res).id
+    end
+
+    setup(function()
+        srv = start()
+        owner, other, admin = account("owner"), account("other"), account("admin", true)
+    end)
+
+    teardown(function()
+        S.stop_all()
+    end)
+
+    it("shows a private image to its owner and administrators, kept by no cache, to nobody else", function()
+        local id = upload(false)
+        local paths = { "/api/svg/" .. id, "/svg/" .. id .. ".svg", "/image/" .. id }
+        for who, headers in pairs({ owner = owner, admin = admin }) do
+            for _, path in ipairs(paths) do
+                local res = assert(srv:request("GET", path, headers))
+                assert.are.equal(200, res.status, who .. " " .. path .. ": " .. res.body)
+                -- Exactly this one: not besides the public SVG policy's max-age.
+                assert.are.equal("private, no-store", res.headers["cache-control"], who .. " " .. path)
+            end
+            assert.are.equal(0, json(assert(srv:request("GET", paths[1], headers))).item.is_public)
+            local image = assert(srv:request("GET", paths[2], headers))
+            assert.is_truthy(image.body:find("^<svg"))
+            -- Still the locked-down SVG policy.
+            assert.is_truthy(image.headers["content-security-policy"]:find("^default%-src 'none'"))
+        end
+        -- Anyone else: not there at all, exactly like a missing image.
+        for who, headers in pairs({ other = other, anonymous = {} }) do
+            for _, path in ipairs(paths) do
+                local res = assert(srv:request("GET", path, headers))
+                assert.are.equal(404, res.status, who .. " " .. path .. ": " .. res.body)
+            end
+        end
+        -- Its views are not counted (neither the owner's nor an administrator's).
+        assert.are.equal(0, json(assert(srv:request("GET", paths[1], owner))).item.view_count)
+        -- A public image's answers are as before, signed in or not.
+        local public = upload(true)
+        for _, headers in ipairs({ owner, {} }) do
+            local meta = assert(srv:request("GET", "/api/svg/" .. public, headers))
+            assert.are.equal(200, meta.status)
+            assert.is_nil(meta.headers["cache-control"])
+            local image = assert(srv:request("GET", "/svg/" .. public .. ".svg", headers))
+            assert.are.same({ "public, max-age=86400" }, S.header_values(image, "Cache-Control"))
+            local page = assert(srv:request("GET", "/image/" .. public, headers))
+            assert.are.equal("private, no-cache", page.headers["cache-control"])
+        end
+        for _, each in ipairs({ id, public }) do
+            assert.are.equal(200, srv:request("DELETE", "/api/svg/" .. each, owner).status)
+        end
+    end)
+
+    it("lists a private image to its owner with ?mine=1, never in the public list", function()
+        local id = upload(false)
+        local function ids_of(res)
+            assert.are.equal(200, res.status, res.body)
+            local found = {}
+            for _, item in ipairs(json(res).items) do
+                found[item.id] = item
+            end
+            return found
+        end
+        -- Newest first: it would be on the first page.
+        assert.is_nil(ids_of(assert(srv:request("GET", "/api/svg/list?per_page=100", owner)))[id])
+        local mine = assert(srv:request("GET", "/api/svg/list?mine=1&per_page=100", owner))
+        assert.are.equal("private, no-store", mine.headers["cache-control"])
+        local own = ids_of(mine)
+        assert.are.equal(0, own[id].is_public)
+        for _, item in pairs(own) do
+            assert.are.equal(own[id].user_id, item.user_id)
+        end
+        assert.is_nil(ids_of(assert(srv:request("GET", "/api/svg/list?mine=1", other)))[id])
+        assert.are.equal(401, assert(srv:request("GET", "/api/svg/list?mine=1")).status)
+        assert.are.equal(400, assert(srv:request("GET", "/api/svg/list?mine=2", owner)).status)
+        assert.are.equal(200, srv:request("DELETE", "/api/svg/" .. id, owner).status)
     end)
 end)
 

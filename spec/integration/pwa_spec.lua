@@ -4,8 +4,9 @@
 -- CSP's nonce; templates escape what users wrote; the static files behind the
 -- pages are served and current. In a real browser (tests/browser/pwa.mjs:
 -- playwright-core driving Debian's chromium): no errors or CSP violations, the
--- service worker, installability, sign-in and upload through the forms, and
--- offline use. Screenshots go to build/artifacts/.
+-- service worker, installability, sign-in and upload through the forms,
+-- offline use, private images and the Delete button. Screenshots go to
+-- build/artifacts/.
 local S = require "integration.support.server"
 local G = require "integration.support.gallery"
 local cjson = require "cjson"
@@ -39,15 +40,21 @@ local function unzip(path)
 end
 
 describe("gallery web app #integration", function()
-    local srv, session, api_csp
+    local srv, session, other, admin, api_csp
     local uploaded = {} -- ids of this run's images, deleted at the end
     local user = G.unique_name("painter")
+    local other_user = G.unique_name("viewer")
     local secret = "correct horse battery"
 
     setup(function()
+        local admin_user = G.unique_name("curator")
         assert.is_true(G.add_user(user, secret, false))
+        assert.is_true(G.add_user(other_user, secret, false))
+        assert.is_true(G.add_user(admin_user, secret, true))
         srv = G.start()
         session = G.session_headers(srv, user, secret)
+        other = G.session_headers(srv, other_user, secret)
+        admin = G.session_headers(srv, admin_user, secret)
         local _
         _, api_csp = csp_of(assert(srv:request("GET", "/api/svg/list?per_page=1")))
     end)
@@ -145,6 +152,33 @@ describe("gallery web app #integration", function()
         assert.is_truthy(page.body:find('download="gallery.html.svg"', 1, true), page.body)
     end)
 
+    it("offers a Delete button on an image's page to its owner and administrators only", function()
+        local svg = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>'
+        for _, is_public in ipairs({ true, false }) do
+            local res = G.upload(srv, session, { filename = "deletable.svg", svg = svg, is_public = is_public })
+            assert.are.equal(201, res.status, res.body)
+            local id = G.json(res).id
+            uploaded[#uploaded + 1] = id
+            local button = '<button type="button" id="delete-image" class="danger" data-id="' .. id .. '">'
+            for _, headers in ipairs({ session, admin }) do
+                local page = assert_page("/image/" .. id, headers)
+                assert.is_truthy(page.body:find(button, 1, true), page.body)
+                assert.are.equal(is_public and "private, no-cache" or "private, no-store",
+                    page.headers["cache-control"])
+            end
+            if is_public then
+                for _, headers in ipairs({ other, {} }) do
+                    local page = assert_page("/image/" .. id, headers)
+                    assert.is_nil(page.body:find("delete-image", 1, true), page.body)
+                end
+            else -- nobody else sees it at all
+                for _, headers in ipairs({ other, {} }) do
+                    assert.are.equal(404, assert(srv:request("GET", "/image/" .. id, headers)).status)
+                end
+            end
+        end
+    end)
+
     it("links static files that are served, versioned and up to date", function()
         local page = assert_page("/")
         local links = 0
@@ -198,14 +232,18 @@ describe("gallery web app #integration", function()
             "BASE_URL=http://127.0.0.1:" .. srv.port,
             "USERNAME=" .. user,
             "PASSWORD=" .. secret,
+            "OTHER_USERNAME=" .. other_user,
+            "OTHER_PASSWORD=" .. secret,
             "ARTIFACTS_DIR=" .. ARTIFACTS,
             "node", "tests/browser/pwa.mjs",
-        }, { timeout = 75 })
-        uploaded[#uploaded + 1] = out:match('"page":"/image/(%d+)"')
+        }, { timeout = 95 })
+        for id in out:gmatch('"page":"/image/(%d+)"') do -- deleted by the test, unless it failed
+            uploaded[#uploaded + 1] = id
+        end
         assert.are.equal(0, code, out .. err)
         assert.is_truthy(out:find('"ok":true', 1, true), out)
         for _, shot in ipairs({ "1-gallery", "2-controlled", "3-upload-form", "4-uploaded",
-            "5-offline-gallery", "6-offline-page" }) do
+            "5-offline-gallery", "6-offline-page", "7-private", "8-signed-out" }) do
             assert.is_truthy(S.read_file(ARTIFACTS .. "/pwa-" .. shot .. ".png"), shot)
         end
     end)

@@ -44,7 +44,7 @@ describe("policy.headers and policy.csp", function()
         walk(C, "csp", check)
     end)
 
-    for _, name in ipairs { "default", "svg" } do
+    for _, name in ipairs { "default", "svg", "svg_private" } do
         describe(name, function()
             local set, err = compile(name)
 
@@ -112,20 +112,22 @@ describe("policy.headers and policy.csp", function()
         assert.is_nil(csp:find("unsafe-inline", 1, true))
     end)
 
-    it("svg's CSP starts with default-src 'none' and runs no script", function()
-        local csp = find(compile("svg"):emit(), "Content-Security-Policy")
-        assert.equal("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; "
-            .. "report-uri /csp-report", csp)
-        assert.is_nil(csp:find("script-src", 1, true))
-    end)
+    for name, caching in pairs { svg = "public, max-age=86400", svg_private = "private, no-store" } do
+        it(name .. "'s CSP starts with default-src 'none' and runs no script", function()
+            local csp = find(compile(name):emit(), "Content-Security-Policy")
+            assert.equal("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; "
+                .. "report-uri /csp-report", csp)
+            assert.is_nil(csp:find("script-src", 1, true))
+        end)
 
-    it("svg sends every default header, in the same order, plus Cache-Control", function()
-        local n = #H.default.headers
-        assert.equal(n + 1, #H.svg.headers)
-        for i = 1, n do
-            assert.same(H.default.headers[i], H.svg.headers[i])
-        end
-        assert.same({ "Cache-Control", "public, max-age=86400" }, H.svg.headers[n + 1])
-        assert.equal(H.default.hsts, H.svg.hsts)
-    end)
+        it(name .. " sends every default header, in the same order, plus Cache-Control", function()
+            local n = #H.default.headers
+            assert.equal(n + 1, #H[name].headers)
+            for i = 1, n do
+                assert.same(H.default.headers[i], H[name].headers[i])
+            end
+            assert.same({ "Cache-Control", caching }, H[name].headers[n + 1])
+            assert.equal(H.default.hsts, H[name].hsts)
+        end)
+    end
 end)

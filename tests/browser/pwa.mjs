@@ -5,12 +5,20 @@
 //      errors or CSP violations;
 //   2. the service worker registers and controls the page after a reload;
 //   3. Chromium finds the app installable (no manifest or installability errors);
-//   4. signing in and uploading through the forms puts the new image first;
+//   4. signing in and uploading through the forms opens the new image's page,
+//      and puts it first in the gallery;
 //   5. offline, the gallery and a viewed image page come from the cache, and
-//      a page never saved shows the offline page.
+//      a page never saved shows the offline page;
+//   6. a private upload opens its page, which the service worker does not
+//      save, and which another user (OTHER_USERNAME) and visitors get as 404;
+//      another user's image page has no Delete button; the owner's Delete
+//      button asks first, deletes, goes to the gallery, and the image is gone;
+//   7. deleting a viewed public image also deletes its saved page and data;
+//   8. signing out deletes the saved pages that name the user.
 //
-//   BASE_URL=http://127.0.0.1:8080 USERNAME=... PASSWORD=... \
-//   [ARTIFACTS_DIR=var/browser-artifacts] [CHROMIUM=/usr/bin/chromium] node tests/browser/pwa.mjs
+//   BASE_URL=http://127.0.0.1:8080 USERNAME=... PASSWORD=... OTHER_USERNAME=... \
+//   OTHER_PASSWORD=... [ARTIFACTS_DIR=var/browser-artifacts] [CHROMIUM=/usr/bin/chromium] \
+//   node tests/browser/pwa.mjs
 //
 // Prints one JSON line with the results; exits 0 when every check passes,
 // 1 otherwise (also after the 60 s global timeout). Screenshots: pwa-*.png.
@@ -18,14 +26,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromium, request } from 'playwright-core';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BASE = (process.env.BASE_URL || '').replace(/\/$/, '');
-const { USERNAME, PASSWORD } = process.env;
+const { USERNAME, PASSWORD, OTHER_USERNAME, OTHER_PASSWORD } = process.env;
 const ARTIFACTS = path.resolve(process.env.ARTIFACTS_DIR || path.join(ROOT, 'var/browser-artifacts'));
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
-const GLOBAL_TIMEOUT_MS = 60000;
+const GLOBAL_TIMEOUT_MS = 80000;
 // A clean drawing: the server refuses scripts, handlers and external references.
 const SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100" width="100" height="100">'
     + '<rect width="100" height="100" fill="#eef"/><circle cx="50" cy="50" r="30" fill="#2f3e9e"/></svg>';
@@ -190,18 +198,58 @@ async function signInAndUpload() {
     check(await page.inputValue('input[name="filename"]') === filename, 'choosing a file did not fill the name');
     await page.fill('textarea[name="description"]', 'Uploaded by the PWA browser test');
     await shot('3-upload-form');
-    await Promise.all([page.waitForURL(BASE + '/'), page.click('#upload-form button[type="submit"]')]);
-    const names = await cardNames();
-    result.upload = { filename, first: names[0] };
-    check(names[0] === filename, `the new image is not first in the gallery: ${names[0]}`);
-    check((await brokenImages()).length === 0, 'the new image did not render');
-    // Viewing it saves its page for offline use.
-    await page.click('.card a >> nth=0');
-    await page.waitForURL(/\/image\/\d+$/);
-    result.upload.page = new URL(page.url()).pathname;
+    // The upload opens the new image's page, which is saved for offline use.
+    await Promise.all([page.waitForURL(/\/image\/\d+$/), page.click('#upload-form button[type="submit"]')]);
+    result.upload = { filename, page: new URL(page.url()).pathname };
     check(await page.locator('h1').textContent() === filename, 'the image page does not show the file name');
+    check(await imageRendered(), 'the new image did not render');
+    await page.click('nav a[href="/"]');
+    const names = await cardNames();
+    result.upload.first = names[0];
+    check(names[0] === filename, `the new image is not first in the gallery: ${names[0]}`);
+    check((await brokenImages()).length === 0, 'the gallery\'s images did not render');
     await collectViolations();
     await shot('4-uploaded');
+}
+
+// The image of an image page rendered.
+async function imageRendered() {
+    return page.evaluate(() => document.querySelector('.image img').decode().then(() => true, () => false));
+}
+
+// The paths of every request saved by the service worker.
+async function savedPaths() {
+    return page.evaluate(async () => {
+        const out = [];
+        for (const name of await caches.keys()) {
+            for (const r of await (await caches.open(name)).keys()) out.push(new URL(r.url).pathname);
+        }
+        return out;
+    });
+}
+
+// An API client of its own (not the browser's cookies), signed in as name
+// when given: the status and body of GET path.
+async function fetchAs(name, password, path) {
+    const api = await request.newContext({ baseURL: BASE });
+    try {
+        if (name) {
+            const signin = await api.post('/api/login', { data: { username: name, password } });
+            if (!signin.ok()) throw new Error(`${name} could not sign in: ${signin.status()}`);
+        }
+        const res = await api.get(path);
+        return { status: res.status(), body: await res.text() };
+    } finally {
+        await api.dispose();
+    }
+}
+
+// Clicks the Delete button of the image page shown, accepting its
+// confirmation, and waits for the gallery.
+async function deleteShownImage() {
+    page.once('dialog', (dialog) => dialog.accept());
+    await Promise.all([page.waitForURL(BASE + '/'), page.click('#delete-image')]);
+    await page.waitForLoadState('load');
 }
 
 // 5. Offline: saved pages from the cache, the offline page for the others.
@@ -228,11 +276,70 @@ async function offlineUse() {
     await shot('6-offline-page');
 }
 
-// 6. Back online, sign out: no saved page shows the user any more.
-async function signOutForgets() {
+// 6. A private image: its owner sees it, nobody else; it is never saved;
+// the owner deletes it from its page.
+async function privateImage() {
     offline = false;
     await context.setOffline(false);
+    const filename = `pwa-private-${Date.now()}.svg`;
+    await page.goto(BASE + '/upload');
+    await page.click('summary');
+    await page.fill('textarea[name="svg"]', SVG);
+    await page.fill('input[name="filename"]', filename);
+    await page.uncheck('input[name="is_public"]');
+    await Promise.all([page.waitForURL(/\/image\/\d+$/), page.click('#upload-form button[type="submit"]')]);
+    const pagePath = new URL(page.url()).pathname;
+    const id = pagePath.split('/').pop();
+    result.private = { page: pagePath };
+    check(await page.locator('h1').textContent() === filename, 'the private image\'s page does not show it');
+    check(await imageRendered(), 'the private image did not render for its owner');
+    check(await page.locator('#delete-image').count() === 1, 'the owner has no Delete button');
+    await shot('7-private');
+    const saved = await savedPaths();
+    for (const p of [pagePath, `/svg/${id}.svg`]) check(!saved.includes(p), `the service worker saved ${p}`);
+    for (const p of [pagePath, `/svg/${id}.svg`, `/api/svg/${id}`]) {
+        for (const [who, name, password] of [['another user', OTHER_USERNAME, OTHER_PASSWORD], ['a visitor']]) {
+            const { status } = await fetchAs(name, password, p);
+            check(status === 404, `${who} got ${status} for the private ${p}`);
+        }
+    }
+    // Someone else's image: no Delete button.
+    const { body } = await fetchAs(OTHER_USERNAME, OTHER_PASSWORD, result.upload.page);
+    check(!body.includes('id="delete-image"'), 'another user\'s image page has a Delete button');
+    // Dismissed, the confirmation deletes nothing.
+    page.once('dialog', (dialog) => dialog.dismiss());
+    await page.click('#delete-image');
+    check((await fetchAs(USERNAME, PASSWORD, pagePath)).status === 200, 'a dismissed Delete deleted');
+    await deleteShownImage();
+    result.private.after = (await fetchAs(USERNAME, PASSWORD, pagePath)).status;
+    check(result.private.after === 404, `after its deletion, the private image answers ${result.private.after}`);
+    await collectViolations();
+}
+
+// 7. Deleting the public upload deletes what the service worker saved of it.
+async function deletePublic() {
+    const pagePath = result.upload.page;
+    const id = pagePath.split('/').pop();
+    const mine = [pagePath, `/svg/${id}.svg`, `/api/svg/${id}`];
+    await page.goto(BASE + pagePath);
+    await imageRendered();
+    const before = await savedPaths();
+    check(before.includes(pagePath) && before.includes(`/svg/${id}.svg`), 'the public image was not saved');
+    await deleteShownImage();
+    const cards = await cardNames();
+    check(!cards.includes(result.upload.filename), 'the deleted image is still in the gallery');
+    const after = await savedPaths();
+    for (const p of mine) check(!after.includes(p), `after the delete, ${p} is still saved`);
+    await collectViolations();
+}
+
+// 8. Sign out: no saved page shows the user any more.
+async function signOutForgets() {
+    // An image page viewed signed in is saved, naming the user.
     await page.goto(BASE + '/');
+    await page.click('.card a >> nth=0');
+    await page.waitForURL(/\/image\/\d+$/);
+    const viewed = new URL(page.url()).pathname;
     await page.click('#sign-out');
     // It reloads /: wait for the page without the button, across the navigation.
     await page.waitForSelector('#sign-out', { state: 'detached' });
@@ -250,16 +357,20 @@ async function signOutForgets() {
     for (const [p, html] of Object.entries(saved)) {
         check(!html.includes('class="who"'), `after sign-out, the saved ${p} still names the user`);
     }
-    check(!(result.upload.page in saved), `after sign-out, ${result.upload.page} is still saved`);
-    await shot('7-signed-out');
+    check(!(viewed in saved), `after sign-out, ${viewed} is still saved`);
+    // A visitor gets no Delete button.
+    await page.goto(BASE + viewed);
+    check(await page.locator('#delete-image').count() === 0, `a visitor has a Delete button on ${viewed}`);
+    await shot('8-signed-out');
 }
 
 const STEPS = [['gallery', gallery], ['service worker', serviceWorker], ['installable', installable],
-    ['sign in and upload', signInAndUpload], ['offline', offlineUse], ['sign out', signOutForgets]];
+    ['sign in and upload', signInAndUpload], ['offline', offlineUse], ['private image', privateImage],
+    ['delete', deletePublic], ['sign out', signOutForgets]];
 
 async function main() {
-    if (!BASE || !USERNAME || !PASSWORD) {
-        fail('BASE_URL, USERNAME and PASSWORD must be set');
+    if (!BASE || !USERNAME || !PASSWORD || !OTHER_USERNAME || !OTHER_PASSWORD) {
+        fail('BASE_URL, USERNAME, PASSWORD, OTHER_USERNAME and OTHER_PASSWORD must be set');
         return finish(1);
     }
     fs.mkdirSync(ARTIFACTS, { recursive: true });

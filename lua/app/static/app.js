@@ -1,6 +1,7 @@
 // The gallery's pages, dispatched on <body data-page>: lists the images from
-// the JSON API, posts the sign-in and upload forms as JSON, signs out. The
-// session is the HttpOnly cookie; nothing is kept in localStorage.
+// the JSON API, posts the sign-in and upload forms as JSON, deletes an image,
+// signs out. The session is the HttpOnly cookie; nothing is kept in
+// localStorage.
 'use strict';
 
 (() => {
@@ -12,10 +13,11 @@
         return node;
     }
 
-    // Sends JSON, returns the decoded answer; throws the server's message.
-    async function postJson(url, body, headers = {}) {
+    // Sends JSON (a POST, unless method says otherwise), returns the decoded
+    // answer; throws the server's message.
+    async function sendJson(url, body, headers = {}, method = 'POST') {
         const res = await fetch(url, {
-            method: 'POST',
+            method,
             headers: { 'Content-Type': 'application/json', ...headers },
             body: JSON.stringify(body),
         });
@@ -96,7 +98,7 @@
 
     function signin() {
         onSubmit(document.getElementById('signin-form'), async (fields) => {
-            await postJson('/api/login', {
+            await sendJson('/api/login', {
                 username: fields.username.value,
                 password: fields.password.value,
             });
@@ -113,27 +115,54 @@
         onSubmit(form, async (fields) => {
             const svg = file.files.length ? await file.files[0].text() : fields.svg.value;
             if (!svg.trim()) throw new Error('Choose an SVG file or paste its markup.');
-            await postJson('/api/svg', {
+            const { id } = await sendJson('/api/svg', {
                 filename: fields.filename.value,
                 svg,
                 description: fields.description.value || undefined,
                 is_public: fields.is_public.checked,
             }, await csrfHeader());
-            location.assign('/');
+            // Its own page: a private image is in no list.
+            location.assign(`/image/${id}`);
         });
     }
 
-    // The pages the service worker saved show who was signed in: on a shared
-    // device the next person must not see them offline (sw.js SAVED_PAGES).
-    async function forgetSavedPages() {
+    // Deletes what the service worker saved (sw.js) under the paths that
+    // match: the pages that show who was signed in, on sign-out, so that the
+    // next person on a shared device does not see them offline (SAVED_PAGES);
+    // a deleted image's page and data.
+    async function forgetSaved(paths) {
         if (!('caches' in window)) return;
         for (const name of await caches.keys()) {
-            if (!name.startsWith('gallery-shell-')) continue;
+            if (!name.startsWith('gallery-')) continue;
             const cache = await caches.open(name);
             for (const request of await cache.keys()) {
-                if (/^\/(image\/\d+)?$/.test(new URL(request.url).pathname)) await cache.delete(request);
+                if (paths.test(new URL(request.url).pathname)) await cache.delete(request);
             }
         }
+    }
+
+    // The Delete button of an image's page, there for its owner and the
+    // administrators only.
+    function image() {
+        const button = document.getElementById('delete-image');
+        if (!button) return;
+        const error = document.getElementById('delete-error');
+        const { id } = button.dataset;
+        button.addEventListener('click', async () => {
+            if (!confirm('Delete this image for good?')) return;
+            error.hidden = true;
+            button.disabled = true;
+            try {
+                await sendJson(`/api/svg/${id}`, {}, await csrfHeader(), 'DELETE');
+            } catch (err) {
+                error.textContent = err.message;
+                error.hidden = false;
+                button.disabled = false;
+                return;
+            }
+            await forgetSaved(new RegExp(`^/(image/${id}|api/svg/${id}|svg/${id}\\.svg)$`));
+            location.assign('/');
+        });
     }
 
     const signOut = document.getElementById('sign-out');
@@ -141,11 +170,11 @@
         signOut.addEventListener('click', async () => {
             signOut.disabled = true;
             try {
-                await postJson('/api/logout', {}, await csrfHeader());
+                await sendJson('/api/logout', {}, await csrfHeader());
             } catch {
                 // Already signed out (or offline): the reload shows which.
             }
-            await forgetSavedPages();
+            await forgetSaved(/^\/(image\/\d+)?$/);
             location.assign('/');
         });
     }
@@ -154,6 +183,6 @@
         document.getElementById('retry').addEventListener('click', () => location.reload());
     }
 
-    const run = { gallery, signin, upload, offline }[document.body.dataset.page];
+    const run = { gallery, image, signin, upload, offline }[document.body.dataset.page];
     if (run) run();
 })();

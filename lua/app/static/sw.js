@@ -13,7 +13,8 @@ const DATA_ENTRIES = 300; // the oldest go first beyond this
 
 const PRECACHE = ['/', '/offline', '/static/manifest.webmanifest', '/static/icon-192.png',
     '/static/icon-512.png', '/static/icon-maskable-512.png'];
-// Public data only: never /api/me, /api/login...
+// Public data only: never /api/me, /api/login... (a private image's answers
+// match, but are no-store: keep() leaves them).
 const DATA_PATHS = /^\/(api\/svg\/list|api\/svg\/\d+|svg\/\d+\.svg)$/;
 // Pages kept for offline use: the gallery and the image pages. Forms need the network.
 const SAVED_PAGES = /^\/(image\/\d+)?$/;
@@ -55,9 +56,10 @@ self.addEventListener('fetch', (event) => {
     }
 });
 
-// Stores a copy of a complete (200, not 206) answer without delaying it.
+// Stores a copy of a complete (200, not 206) answer without delaying it;
+// never one marked no-store (a private image: it would outlive sign-out).
 function keep(event, cacheName, key, response, tidy) {
-    if (response.status !== 200) return;
+    if (response.status !== 200 || /\bno-store\b/i.test(response.headers.get('Cache-Control') || '')) return;
     const copy = response.clone();
     event.waitUntil((async () => {
         const cache = await caches.open(cacheName);

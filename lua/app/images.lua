@@ -1,0 +1,40 @@
+-- Who sees and manages an image. A public image is everyone's; a private one
+-- is its owner's and the administrators', and to everyone else it is not
+-- there at all (404, never 403: its existence is not told).
+--
+--   images.finder(columns) -> find      columns: a constant list, with is_public
+--       find(req, id) -> row | nil | nil, err, kind
+--   images.manages(session, image) -> boolean    may delete it
+--   images.PRIVATE: the Cache-Control of a private image's answers
+local accounts = require "accounts"
+local db = require "luahost.db"
+
+local M = {}
+
+-- Kept by no cache, shared or the browser's (sw.js stores nothing no-store).
+M.PRIVATE = "private, no-store"
+
+-- The public image is one query, as for every visitor; only when there is
+-- none and the request has a session is the image looked up as its own.
+function M.finder(columns)
+    local public = ("SELECT %s FROM svg_image WHERE id = ? AND is_public = 1"):format(columns)
+    local own = ("SELECT %s FROM svg_image WHERE id = ? AND is_public = 0"
+        .. " AND (user_id = ? OR ? = 1)"):format(columns)
+    return function(req, id)
+        local image, err, kind = db.query_one(public, id)
+        if image or err then
+            return image, err, kind
+        end
+        local session = accounts.session(req)
+        if not session then
+            return nil
+        end
+        return db.query_one(own, id, session.user_id, session.is_admin)
+    end
+end
+
+function M.manages(session, image)
+    return session ~= nil and (image.user_id == session.user_id or session.is_admin == 1)
+end
+
+return M
