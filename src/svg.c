@@ -11,13 +11,23 @@
  * harmless tree, so on top of well-formed XML the rules close the gaps where
  * the two parsers disagree:
  *   - markup that only one side understands is refused outright: DOCTYPE and
- *     entity declarations, processing instructions (the <?xml?> declaration
- *     at the start excepted), CDATA, named entities other than the five of
- *     XML (&colon; means ':' to HTML and nothing to XML);
+ *     entity declarations (but the SVG 1.1 DOCTYPE with no internal subset,
+ *     which declares nothing), processing instructions (the <?xml?>
+ *     declaration at the start excepted), CDATA outside <style>, named
+ *     entities other than the five of XML (&colon; means ':' to HTML and
+ *     nothing to XML);
  *   - comments may not contain "--" or '<', nor start with ">" or "->" (HTML
  *     ends a comment at "<!-->" and "--!>");
  *   - <title> and <desc> (HTML integration points) hold text only, and <style>
- *     a single run of text (no comment can split "@im" from "port");
+ *     text and CDATA only, checked as CSS once it is closed, all of it
+ *     together (CDATA cannot split "@im" from "port"), and no comment;
+ *   - HTML leaves SVG at <font> with a color, face or size attribute (the
+ *     rest would be HTML), so those are refused on <font>;
+ *   - HTML ignores xmlns, so each namespace may be bound only to its usual
+ *     prefix ("xlink:href" is a link to HTML whatever xlink is bound to), and
+ *     only SVG, XLink and Inkscape's metadata namespaces (which browsers
+ *     render nothing for) at all; every prefix used must be declared, and the
+ *     root must be <svg> in the SVG namespace, or XML shows no image;
  *   - unquoted values, missing spaces and stray slashes are parsed far
  *     enough to name the dangerous attribute, then refused as malformed.
  * Names are compared in lowercase (HTML lowercases them). Values are checked
@@ -43,6 +53,9 @@
 #define XLINK_NS "http://www.w3.org/1999/xlink"
 #define SHOWN 40    /* at most this many bytes of a name in a reason */
 #define NAME_BUF 48 /* lowercase copies of names; longer ones are never allowed */
+#define NSPACES (sizeof(spaces) / sizeof(spaces[0]))
+
+enum { NS_DEFAULT, NS_SVG, NS_XLINK, NS_META }; /* indexes of spaces[] */
 
 enum kind {
     K_NORMAL,
@@ -53,6 +66,7 @@ enum kind {
 struct elem {
     size_t off, len; /* the name, for matching the end tag */
     enum kind kind;
+    unsigned scope; /* bit k: spaces[k] is declared here or above */
 };
 
 struct ctx {
@@ -60,9 +74,10 @@ struct ctx {
     size_t len, pos;
     char *why;
     size_t whylen;
-    char *buf; /* scratch for one decoded value: len + 1 bytes */
+    char *buf;  /* scratch for one decoded value: len + 1 bytes */
+    size_t css; /* inside <style>: bytes of its text gathered at buf */
     size_t depth;
-    int root_seen, root_done;
+    int root_seen, root_done, root_svg, doctype_seen;
     struct elem stack[LH_SVG_MAX_DEPTH];
 };
 
@@ -75,7 +90,25 @@ static const char *const elements[] = {
     "fediffuselighting", "fedisplacementmap", "fedistantlight", "fedropshadow", "feflood",
     "fefunca", "fefuncb", "fefuncg", "fefuncr", "fegaussianblur", "feimage", "femerge",
     "femergenode", "femorphology", "feoffset", "fepointlight", "fespecularlighting",
-    "fespotlight", "fetile", "feturbulence", NULL,
+    "fespotlight", "fetile", "feturbulence", "a", "metadata",
+    /* dvisvgm's default output; no font-face-uri, which loads a font */
+    "font", "font-face", "font-face-src", "font-face-name", "glyph", "missing-glyph", "hkern",
+    "vkern", NULL,
+};
+
+/* Index 0 is the default namespace (xmlns="..."); from NS_META on, metadata
+ * that browsers render nothing for. Each URI goes with its usual prefix only. */
+static const struct {
+    const char *prefix, *uri;
+} spaces[] = {
+    {"", SVG_NS},
+    {"svg", SVG_NS},
+    {"xlink", XLINK_NS},
+    {"dc", "http://purl.org/dc/elements/1.1/"},
+    {"cc", "http://creativecommons.org/ns#"},
+    {"rdf", "http://www.w3.org/1999/02/22-rdf-syntax-ns#"},
+    {"sodipodi", "http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd"},
+    {"inkscape", "http://www.inkscape.org/namespaces/inkscape"},
 };
 
 /* Functions and words that make CSS load something or run something. */
@@ -280,9 +313,9 @@ static int digit(unsigned char ch, int hex)
     return -1;
 }
 
-/* Decodes the references in the input at off..off+n into c->buf, *out bytes.
- * Only XML's: &#N; &#xH; and the five predefined names. */
-static enum lh_status decode(struct ctx *c, size_t off, size_t n, size_t *out)
+/* Decodes the references in the input at off..off+n into dst (n bytes are
+ * enough), *out bytes. Only XML's: &#N; &#xH; and the five predefined names. */
+static enum lh_status decode(struct ctx *c, size_t off, size_t n, char *dst, size_t *out)
 {
     static const struct {
         const char *name;
@@ -293,7 +326,7 @@ static enum lh_status decode(struct ctx *c, size_t off, size_t n, size_t *out)
 
     for (size_t i = 0; i < n;) {
         if (s[i] != '&') {
-            c->buf[o++] = s[i++];
+            dst[o++] = s[i++];
             continue;
         }
         size_t j = i + 1;
@@ -314,7 +347,7 @@ static enum lh_status decode(struct ctx *c, size_t off, size_t n, size_t *out)
             }
             if (j == first || j >= n || s[j] != ';' || !xml_char(cp))
                 return malformed(c, off + i);
-            o += put_utf8(c->buf + o, cp);
+            o += put_utf8(dst + o, cp);
             i = j + 1;
             continue;
         }
@@ -327,7 +360,7 @@ static enum lh_status decode(struct ctx *c, size_t off, size_t n, size_t *out)
                 break;
         if (k == sizeof(predefined) / sizeof(predefined[0]))
             return fail(c, "unknown entity &%.*s;", shown(nl), s + j);
-        c->buf[o++] = predefined[k].ch;
+        dst[o++] = predefined[k].ch;
         i = j + nl + 1;
     }
     *out = o;
@@ -450,18 +483,73 @@ static int in_list(const char *name, const char *const *list)
     return 0;
 }
 
-/* One attribute of element elem (lowercase): its name at noff, its raw value
- * at voff (vlen 0 when it had none). */
-static enum lh_status check_attr(struct ctx *c, const char *elem, size_t noff, size_t nlen,
-                                 size_t voff, size_t vlen)
+/* -- Namespaces ---------------------------------------------------------- */
+
+/* The entry of spaces[] (past the default) for the n-byte prefix p, or -1. */
+static int space_named(const char *p, size_t n)
+{
+    for (size_t k = NS_SVG; k < NSPACES; k++)
+        if (strlen(spaces[k].prefix) == n && memcmp(spaces[k].prefix, p, n) == 0)
+            return (int)k;
+    return -1;
+}
+
+/* The entry of spaces[] named by the prefix of name (lowercase), or -1 when
+ * name is not "prefix:local" or the prefix is unknown. */
+static int prefix_space(const char *name)
+{
+    const char *colon = strchr(name, ':');
+
+    if (colon == NULL || colon[1] == '\0' || strchr(colon + 1, ':') != NULL)
+        return -1;
+    return space_named(name, (size_t)(colon - name));
+}
+
+static int is_decl(const char *name)
+{
+    return strcmp(name, "xmlns") == 0 || has_prefix(name, strlen(name), "xmlns:");
+}
+
+static enum lh_status undeclared(struct ctx *c, const char *name)
+{
+    return fail(c, "undeclared namespace prefix %.*s", (int)strcspn(name, ":"), name);
+}
+
+/* A namespace declaration, name (lowercase) "xmlns" or "xmlns:...": adds the
+ * bit of its entry in spaces[] to *scope when it binds that entry's URI. */
+static enum lh_status declare(struct ctx *c, const char *name, size_t voff, size_t vlen,
+                              unsigned *scope)
+{
+    int k = name[5] == '\0' ? NS_DEFAULT : space_named(name + 6, strlen(name + 6));
+    size_t n;
+    enum lh_status st;
+
+    if (k < 0)
+        return fail(c, "attribute %s not allowed", name);
+    st = decode(c, voff, vlen, c->buf, &n);
+    if (st != LH_OK)
+        return st;
+    if (n != strlen(spaces[k].uri) || memcmp(c->buf, spaces[k].uri, n) != 0)
+        return fail(c, "namespace not allowed in %s", name);
+    *scope |= 1u << k;
+    return LH_OK;
+}
+
+/* One attribute of element elem (lowercase), scope the namespaces declared
+ * for it: the name at noff, the raw value at voff (vlen 0 when it had none).
+ * Declarations were checked by declare(). */
+static enum lh_status check_attr(struct ctx *c, const char *elem, unsigned scope, size_t noff,
+                                 size_t nlen, size_t voff, size_t vlen)
 {
     static const char *const xlink_attrs[] = {"href", "title", "show",    "actuate",
                                               "type", "role",  "arcrole", NULL};
     static const char *const xml_attrs[] = {"space", "lang", NULL};
+    static const char *const font_html[] = {"color", "face", "size", NULL};
     char name[NAME_BUF];
     int whole = lower_name(c->s + noff, nlen, name);
     const char *colon = strrchr(name, ':');
     const char *local = colon != NULL ? colon + 1 : name;
+    int k = -1;
     size_t n;
     enum lh_status st;
 
@@ -469,28 +557,30 @@ static enum lh_status check_attr(struct ctx *c, const char *elem, size_t noff, s
         return fail(c, "event handler attribute %.*s", shown(strlen(name)), name);
     if (!whole)
         return fail(c, "attribute %.*s not allowed", shown(strlen(name)), name);
+    if (is_decl(name))
+        return LH_OK;
     if (colon != NULL) {
         int ok;
-        if (has_prefix(name, strlen(name), "xmlns:"))
-            ok = strcmp(name, "xmlns:xlink") == 0;
-        else if (has_prefix(name, strlen(name), "xlink:"))
-            ok = in_list(name + 6, xlink_attrs);
-        else if (has_prefix(name, strlen(name), "xml:"))
+        if (has_prefix(name, strlen(name), "xml:")) { /* bound without a declaration */
             ok = in_list(name + 4, xml_attrs);
-        else
-            ok = 0;
+        } else {
+            k = prefix_space(name);
+            if (k >= 0 && !(scope & (1u << k)))
+                return undeclared(c, name);
+            ok = k >= NS_META || (k == NS_XLINK && in_list(local, xlink_attrs));
+        }
         if (!ok)
             return fail(c, "attribute %s not allowed", name);
     }
-    st = decode(c, voff, vlen, &n);
+    if (strcmp(elem, "font") == 0 && in_list(name, font_html))
+        return fail(c, "attribute %s not allowed on font", name);
+    st = decode(c, voff, vlen, c->buf, &n);
     if (st != LH_OK)
         return st;
-    if (strcmp(name, "xmlns") == 0 || strcmp(name, "xmlns:xlink") == 0) {
-        const char *ns = name[5] == '\0' ? SVG_NS : XLINK_NS;
-        if (n != strlen(ns) || memcmp(c->buf, ns, n) != 0)
-            return fail(c, "namespace not allowed in %s", name);
+    /* Neither metadata (rdf:resource holds a URL) nor the characters a glyph
+     * draws are CSS or a link to a browser. */
+    if (k >= NS_META || strcmp(name, "unicode") == 0)
         return LH_OK;
-    }
     if (strcmp(name, "href") == 0 || strcmp(name, "xlink:href") == 0)
         return check_href(c, c->buf, n, name, strcmp(elem, "image") == 0);
     return check_css(c, c->buf, n, name);
@@ -563,6 +653,45 @@ static enum lh_status xml_decl(struct ctx *c)
     return malformed(c, p);
 }
 
+/* <!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/
+ * SVG/1.1/DTD/svg11.dtd"> before the root, once, as dvisvgm and Inkscape
+ * write it. With no internal subset it declares no entity (only XML's five
+ * are read anyway) and browsers do not fetch the DTD. Any other DOCTYPE is
+ * refused. */
+static enum lh_status doctype(struct ctx *c)
+{
+    static const char *const words[] = {"svg", "PUBLIC", "-//W3C//DTD SVG 1.1//EN",
+                                        "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd", NULL};
+    const char *s = c->s;
+    size_t p = c->pos + 9;
+
+    if (c->root_seen || c->doctype_seen || memcmp(s + c->pos, "<!DOCTYPE", 9) != 0)
+        return fail(c, "DOCTYPE or entity");
+    for (int k = 0; words[k]; k++) {
+        size_t q = skip_ws(c, p), n = strlen(words[k]);
+        char quote = 0;
+        if (q == p)
+            return fail(c, "DOCTYPE or entity");
+        if (k >= 2) { /* the two literals */
+            if (q >= c->len || (s[q] != '"' && s[q] != '\''))
+                return fail(c, "DOCTYPE or entity");
+            quote = s[q++];
+        }
+        if (c->len - q < n || memcmp(s + q, words[k], n) != 0)
+            return fail(c, "DOCTYPE or entity");
+        q += n;
+        if (quote != 0 && (q >= c->len || s[q++] != quote))
+            return fail(c, "DOCTYPE or entity");
+        p = q;
+    }
+    p = skip_ws(c, p);
+    if (p >= c->len || s[p] != '>')
+        return fail(c, "DOCTYPE or entity");
+    c->doctype_seen = 1;
+    c->pos = p + 1;
+    return LH_OK;
+}
+
 static enum lh_status text(struct ctx *c)
 {
     const char *s = c->s;
@@ -582,17 +711,38 @@ static enum lh_status text(struct ctx *c)
     size_t bad = find(s + start, end - start, 0, "]]>");
     if (bad != SIZE_MAX)
         return malformed(c, start + bad);
-    st = decode(c, start, end - start, &n);
-    if (st != LH_OK)
-        return st;
-    if (c->stack[c->depth - 1].kind == K_STYLE) {
-        /* An HTML serializer writes style text unescaped: "&lt;" must not
-         * become markup if the image is ever inlined. */
-        if (memchr(c->buf, '<', n) != NULL)
-            return fail(c, "style with <");
-        return check_css(c, c->buf, n, "style");
-    }
+    if (c->stack[c->depth - 1].kind != K_STYLE)
+        return decode(c, start, end - start, c->buf, &n);
+    st = decode(c, start, end - start, c->buf + c->css, &n);
+    c->css += n;
+    return st;
+}
+
+/* <![CDATA[...]]>, only in <style>, where its text joins the rest. */
+static enum lh_status cdata(struct ctx *c)
+{
+    size_t start = c->pos + 9, end;
+
+    if (c->depth == 0 || c->stack[c->depth - 1].kind != K_STYLE || c->len - c->pos < 9 ||
+        memcmp(c->s + c->pos, "<![CDATA[", 9) != 0)
+        return fail(c, "CDATA section");
+    end = find(c->s, c->len, start, "]]>");
+    if (end == SIZE_MAX)
+        return malformed(c, c->pos);
+    memcpy(c->buf + c->css, c->s + start, end - start);
+    c->css += end - start;
+    c->pos = end + 3;
     return LH_OK;
+}
+
+/* All the text of a <style>, at its end tag. */
+static enum lh_status check_style(struct ctx *c)
+{
+    /* An HTML serializer writes style text unescaped: "&lt;" must not
+     * become markup if the image is ever inlined. */
+    if (memchr(c->buf, '<', c->css) != NULL)
+        return fail(c, "style with <");
+    return check_css(c, c->buf, c->css, "style");
 }
 
 static enum lh_status comment(struct ctx *c)
@@ -637,6 +787,11 @@ static enum lh_status end_tag(struct ctx *c)
     const struct elem *top = &c->stack[c->depth - 1];
     if (top->len != nlen || memcmp(s + top->off, s + noff, nlen) != 0)
         return malformed(c, tag);
+    if (top->kind == K_STYLE) {
+        enum lh_status st = check_style(c);
+        if (st != LH_OK)
+            return st;
+    }
     c->depth--;
     if (c->depth == 0)
         c->root_done = 1;
@@ -644,14 +799,12 @@ static enum lh_status end_tag(struct ctx *c)
     return LH_OK;
 }
 
-/* Which elements may appear, and what they may hold. */
-static enum lh_status check_element(struct ctx *c, size_t noff, size_t nlen, enum kind *kind)
+/* Where an element may appear (known before its attributes are read). */
+static enum lh_status placement(struct ctx *c, size_t noff, size_t nlen)
 {
     char name[NAME_BUF];
-    int whole = lower_name(c->s + noff, nlen, name);
-    const char *colon = strrchr(name, ':');
-    const char *local = colon != NULL ? colon + 1 : name;
 
+    lower_name(c->s + noff, nlen, name);
     if (c->root_done)
         return fail(c, "content after the svg element");
     if (c->depth == 0 && strcmp(name, "svg") != 0)
@@ -661,20 +814,36 @@ static enum lh_status check_element(struct ctx *c, size_t noff, size_t nlen, enu
         return fail(c, "element %.*s inside %.*s", shown(nlen), c->s + noff, shown(top->len),
                     c->s + top->off);
     }
+    if (c->depth == LH_SVG_MAX_DEPTH)
+        return fail(c, "nested deeper than %d elements", LH_SVG_MAX_DEPTH);
+    return LH_OK;
+}
+
+/* Which elements may appear, and what they may hold; scope: the namespaces
+ * declared for it. */
+static enum lh_status check_element(struct ctx *c, size_t noff, size_t nlen, unsigned scope,
+                                    enum kind *kind)
+{
+    char name[NAME_BUF];
+    int whole = lower_name(c->s + noff, nlen, name);
+    const char *colon = strrchr(name, ':');
+    const char *local = colon != NULL ? colon + 1 : name;
+    int k = whole ? prefix_space(name) : -1;
+
+    *kind = K_NORMAL;
     if (strcmp(local, "script") == 0)
         return fail(c, "script element");
     if (strcmp(local, "foreignobject") == 0)
         return fail(c, "foreignObject element");
+    if (k >= NS_META) /* rendered as nothing; its content is checked as any */
+        return scope & (1u << k) ? LH_OK : undeclared(c, name);
+    /* svg:rect too: HTML reads it as an unknown element. */
     if (!whole || !in_list(name, elements))
         return fail(c, "element %.*s not allowed", shown(nlen), c->s + noff);
-    if (c->depth == LH_SVG_MAX_DEPTH)
-        return fail(c, "nested deeper than %d elements", LH_SVG_MAX_DEPTH);
     if (strcmp(name, "style") == 0)
         *kind = K_STYLE;
     else if (strcmp(name, "title") == 0 || strcmp(name, "desc") == 0)
         *kind = K_TEXT;
-    else
-        *kind = K_NORMAL;
     return LH_OK;
 }
 
@@ -683,16 +852,17 @@ static enum lh_status start_tag(struct ctx *c)
     const char *s = c->s;
     size_t tag = c->pos, p = c->pos + 1;
     size_t noff = p, nlen = scan_name(s + p, c->len - p);
-    size_t attrs[LH_SVG_MAX_ATTRS][2];
+    size_t attrs[LH_SVG_MAX_ATTRS][4];    /* name offset and length, value offset and length */
     size_t nattrs = 0, sloppy = SIZE_MAX; /* where the first non-XML syntax was */
-    char elem[NAME_BUF];
+    unsigned scope = c->depth > 0 ? c->stack[c->depth - 1].scope : 0;
+    char elem[NAME_BUF], name[NAME_BUF];
     enum kind kind = K_NORMAL;
     int empty;
     enum lh_status st;
 
     if (nlen == 0)
         return malformed(c, p);
-    st = check_element(c, noff, nlen, &kind);
+    st = placement(c, noff, nlen);
     if (st != LH_OK)
         return st;
     lower_name(s + noff, nlen, elem);
@@ -758,9 +928,6 @@ static enum lh_status start_tag(struct ctx *c)
         } else if (sloppy == SIZE_MAX) {
             sloppy = p; /* an attribute with no value */
         }
-        st = check_attr(c, elem, aoff, alen, voff, vlen);
-        if (st != LH_OK)
-            return st;
         for (size_t k = 0; k < nattrs; k++) {
             if (attrs[k][1] != alen)
                 continue;
@@ -775,12 +942,33 @@ static enum lh_status start_tag(struct ctx *c)
             return fail(c, "more than %d attributes on one element", LH_SVG_MAX_ATTRS);
         attrs[nattrs][0] = aoff;
         attrs[nattrs][1] = alen;
+        attrs[nattrs][2] = voff;
+        attrs[nattrs][3] = vlen;
         nattrs++;
+    }
+    /* Declarations first: they hold for the element's own name and attributes. */
+    int exact = c->depth == 0 && memcmp(s + noff, "svg", 3) == 0; /* XML: <SVG> is not svg */
+    for (size_t k = 0; k < nattrs; k++) {
+        lower_name(s + attrs[k][0], attrs[k][1], name);
+        if (is_decl(name) && (st = declare(c, name, attrs[k][2], attrs[k][3], &scope)) != LH_OK)
+            return st;
+        if (strcmp(name, "xmlns") == 0)
+            exact = exact && memcmp(s + attrs[k][0], "xmlns", 5) == 0;
+    }
+    st = check_element(c, noff, nlen, scope, &kind);
+    if (st != LH_OK)
+        return st;
+    for (size_t k = 0; k < nattrs; k++) {
+        st = check_attr(c, elem, scope, attrs[k][0], attrs[k][1], attrs[k][2], attrs[k][3]);
+        if (st != LH_OK)
+            return st;
     }
     if (sloppy != SIZE_MAX)
         return malformed(c, sloppy);
     c->pos = p;
     c->root_seen = 1;
+    if (c->depth == 0)
+        c->root_svg = exact && (scope & (1u << NS_DEFAULT)) != 0;
     if (empty) {
         if (c->depth == 0)
             c->root_done = 1;
@@ -789,14 +977,17 @@ static enum lh_status start_tag(struct ctx *c)
     c->stack[c->depth].off = noff;
     c->stack[c->depth].len = nlen;
     c->stack[c->depth].kind = kind;
+    c->stack[c->depth].scope = scope;
     c->depth++;
+    if (kind == K_STYLE)
+        c->css = 0;
     return LH_OK;
 }
 
 static enum lh_status parse(struct ctx *c)
 {
-    static const char *const declarations[] = {"<!doctype", "<!entity",   "<!attlist",
-                                               "<!element", "<!notation", NULL};
+    static const char *const declarations[] = {"<!entity", "<!attlist", "<!element", "<!notation",
+                                               NULL};
     enum lh_status st = LH_OK;
 
     if (starts_i(c, 0, "\xef\xbb\xbf"))
@@ -814,7 +1005,9 @@ static enum lh_status parse(struct ctx *c)
         } else if (starts_i(c, c->pos, "<!--")) {
             st = comment(c);
         } else if (starts_i(c, c->pos, "<![")) {
-            st = fail(c, "CDATA section");
+            st = cdata(c);
+        } else if (starts_i(c, c->pos, "<!doctype")) {
+            st = doctype(c);
         } else if (starts_i(c, c->pos, "<!")) {
             st = malformed(c, c->pos);
             for (int k = 0; declarations[k]; k++)
@@ -836,6 +1029,9 @@ static enum lh_status parse(struct ctx *c)
         const struct elem *top = &c->stack[c->depth - 1];
         return fail(c, "unclosed element %.*s", shown(top->len), c->s + top->off);
     }
+    /* Checked last, so that what else is wrong is named first. */
+    if (!c->root_svg)
+        return fail(c, "root element must be svg in the SVG namespace");
     return LH_OK;
 }
 
@@ -850,8 +1046,9 @@ enum lh_status lh_svg_check(const char *svg, size_t len, char *why, size_t whyle
     c.why = why;
     c.whylen = why != NULL ? whylen : 0;
     c.buf = NULL;
+    c.css = 0;
     c.depth = 0;
-    c.root_seen = c.root_done = 0;
+    c.root_seen = c.root_done = c.root_svg = c.doctype_seen = 0;
     if (c.whylen > 0)
         why[0] = '\0';
     if (svg == NULL && len > 0)

@@ -12,6 +12,7 @@
 #include "luahost/svg.h"
 
 #define NS "xmlns=\"http://www.w3.org/2000/svg\""
+#define XL "xmlns:xlink=\"http://www.w3.org/1999/xlink\""
 
 struct refusal {
     const char *svg;
@@ -65,8 +66,8 @@ static const struct refusal payloads[] = {
     {"<svg " NS " onload=\"alert(1)\"></svg>", "event handler attribute onload"},
     {"<svg><script>alert(1)</script></svg>", "script element"},
     {"<svg><script xlink:href=\"data:,alert(1)\"/></svg>", "script element"},
-    {"<svg><a xlink:href=\"javascript:alert(1)\"><text>x</text></a></svg>",
-     "element a not allowed"},
+    {"<svg " XL "><a xlink:href=\"javascript:alert(1)\"><text>x</text></a></svg>",
+     "javascript: URL in xlink:href"},
     {"<svg><animate onbegin=alert(1) attributeName=x dur=1s>", "element animate not allowed"},
     {"<svg><set attributeName=\"href\" to=\"javascript:alert(1)\"/></svg>",
      "element set not allowed"},
@@ -74,7 +75,7 @@ static const struct refusal payloads[] = {
      "foreignObject element"},
     {"<!DOCTYPE svg [<!ENTITY x \"y\">]><svg>&x;</svg>", "DOCTYPE or entity"},
     {"<svg><use href=\"http://evil/x.svg#a\"/></svg>", "external reference in href"},
-    {"<svg><use xlink:href=\"//evil/x.svg#a\"/></svg>", "external reference in xlink:href"},
+    {"<svg " XL "><use xlink:href=\"//evil/x.svg#a\"/></svg>", "external reference in xlink:href"},
     {"<svg><image href=\"https://evil/x.png\"/></svg>", "external reference in href"},
     {"<svg><image href=\"x.png\"/></svg>", "external reference in href"},
     {"<svg><use href=\"javascript:alert(1)\"/></svg>", "javascript: URL in href"},
@@ -104,10 +105,11 @@ static const struct refusal payloads[] = {
     {"<svg><rect style=\"fill:u/**/rl(x.svg#a)\"/></svg>", "style with url("},
     {"<svg><rect fill=\"url(http://evil/x.svg#g)\"/></svg>", "fill with url("},
     {"<svg><rect filter=\"url(x.svg#f)\"/></svg>", "filter with url("},
-    {"<svg><a href=\" jav&#x09;ascript:alert(1)\">", "element a not allowed"},
+    {"<svg><a href=\" jav&#x09;ascript:alert(1)\">", "javascript: URL in href"},
+    {"<svg><handler ev:event=\"load\">alert(1)</handler></svg>", "element handler not allowed"},
     {"<svg><handler xmlns:ev=\"http://www.w3.org/2001/xml-events\" ev:event=\"load\">"
      "alert(1)</handler></svg>",
-     "element handler not allowed"},
+     "attribute xmlns:ev not allowed"},
     {"<svg><g xmlns:ev=\"http://www.w3.org/2001/xml-events\" ev:event=\"load\"/></svg>",
      "attribute xmlns:ev not allowed"},
     {"<svg><iframe>", "element iframe not allowed"},
@@ -117,7 +119,7 @@ static const struct refusal payloads[] = {
     {"<?xml version=\"1.0\"?><?xml-stylesheet type=\"text/xsl\" href=\"evil.xsl\"?><svg/>",
      "processing instruction"},
     {"<svg><![CDATA[<script>alert(1)</script>]]></svg>", "CDATA section"},
-    {"<svg><style><![CDATA[@import url(x)]]></style></svg>", "CDATA section"},
+    {"<svg><style><![CDATA[@import url(x)]]></style></svg>", "style with url("},
     {"<svg><image href=\"data:text/html;base64,PHNjcmlwdD4=\"/></svg>", "data: URL in href"},
     {"<svg><image href=\"data:image/svg+xml;base64,PHN2Zz4=\"/></svg>", "data: URL in href"},
     {"<svg><use href=\"data:image/png;base64,iVBORw0KGgo=\"/></svg>", "data: URL in href"},
@@ -197,6 +199,161 @@ static void test_lh_svg_check_refuses_malformed_markup(void **state)
     expect_table(structure, sizeof(structure) / sizeof(structure[0]));
 }
 
+/* -- Namespaces, TikZ and Inkscape additions ------------------------------ */
+
+#define SVG_OPEN "<svg " NS ">"
+#define DC "xmlns:dc=\"http://purl.org/dc/elements/1.1/\""
+#define RDF "xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\""
+#define XHTML "\"http://www.w3.org/1999/xhtml\""
+#define DTD_SVG11                                                                                  \
+    "PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\""
+
+static const struct refusal namespaces[] = {
+    /* A browser shows nothing for these: the root is not in the SVG namespace,
+     * or a prefix is unbound (an XML error). */
+    {"<svg><rect/></svg>", "root element must be svg in the SVG namespace"},
+    {"<svg/>", "root element must be svg in the SVG namespace"},
+    {"<svg xmlns:svg=\"http://www.w3.org/2000/svg\"><rect/></svg>",
+     "root element must be svg in the SVG namespace"},
+    {"<svg><g " NS "/></svg>", "root element must be svg in the SVG namespace"},
+    /* XML names are case-sensitive: neither is the SVG root to a browser. */
+    {"<SVG " NS "/>", "root element must be svg in the SVG namespace"},
+    {"<svg XMLNS=\"http://www.w3.org/2000/svg\"/>",
+     "root element must be svg in the SVG namespace"},
+    {SVG_OPEN "<use xlink:href=\"#p\"/></svg>", "undeclared namespace prefix xlink"},
+    {SVG_OPEN "<g " XL "/><use xlink:href=\"#p\"/></svg>", "undeclared namespace prefix xlink"},
+    {SVG_OPEN "<metadata><dc:title>x</dc:title></metadata></svg>",
+     "undeclared namespace prefix dc"},
+    {SVG_OPEN "<g inkscape:label=\"x\"/></svg>", "undeclared namespace prefix inkscape"},
+    /* XHTML in SVG runs scripts, under any prefix or as the default. */
+    {"<svg " NS " xmlns:html=" XHTML "><html:script>alert(1)</html:script></svg>",
+     "attribute xmlns:html not allowed"},
+    {SVG_OPEN "<h:iframe xmlns:h=" XHTML " src=\"javascript:alert(1)\"/></svg>",
+     "attribute xmlns:h not allowed"},
+    {SVG_OPEN "<g xmlns=" XHTML "><script>alert(1)</script></g></svg>",
+     "namespace not allowed in xmlns"},
+    {"<svg " NS " " RDF "><metadata><rdf:RDF xmlns=" XHTML "><iframe/></rdf:RDF></metadata></svg>",
+     "namespace not allowed in xmlns"},
+    {SVG_OPEN "<g xmlns=\"\"><rect/></g></svg>", "namespace not allowed in xmlns"},
+    /* A metadata prefix bound elsewhere, a metadata or XLink URI under
+     * another prefix, a prefix rebound inside. */
+    {"<svg " NS " xmlns:dc=" XHTML "><dc:script>alert(1)</dc:script></svg>",
+     "namespace not allowed in xmlns:dc"},
+    {"<svg " NS " xmlns:inkscape=" XHTML "><inkscape:img src=\"x\"/></svg>",
+     "namespace not allowed in xmlns:inkscape"},
+    {"<svg " NS " xmlns:x=\"http://purl.org/dc/elements/1.1/\"><x:title/></svg>",
+     "attribute xmlns:x not allowed"},
+    {"<svg " NS
+     " xmlns:l=\"http://www.w3.org/1999/xlink\"><a l:href=\"javascript:alert(1)\"/></svg>",
+     "attribute xmlns:l not allowed"},
+    {"<svg " NS " " RDF "><g xmlns:rdf=" XHTML "/></svg>", "namespace not allowed in xmlns:rdf"},
+    {"<svg " NS " " XL "><g xmlns:xlink=\"http://purl.org/dc/elements/1.1/\">"
+     "<a xlink:href=\"javascript:alert(1)\"/></g></svg>",
+     "namespace not allowed in xmlns:xlink"},
+    {"<svg " NS " xmlns:xml=\"http://www.w3.org/XML/1998/namespace\"/>",
+     "attribute xmlns:xml not allowed"},
+    /* Inside metadata the SVG allowlist still holds. */
+    {"<svg " NS " " RDF "><metadata><rdf:RDF><script>alert(1)</script></rdf:RDF></metadata></svg>",
+     "script element"},
+    {"<svg " NS " " RDF "><metadata><rdf:RDF><iframe src=\"x\"/></rdf:RDF></metadata></svg>",
+     "element iframe not allowed"},
+    {"<svg " NS " " DC "><dc:x><foreignObject/></dc:x></svg>", "foreignObject element"},
+    {"<svg " NS " " DC "><dc:x><animate attributeName=\"x\"/></dc:x></svg>",
+     "element animate not allowed"},
+    {"<svg " NS " " DC "><dc:script>alert(1)</dc:script></svg>", "script element"},
+    {"<svg " NS " " DC "><dc:title onclick=\"alert(1)\"/></svg>",
+     "event handler attribute onclick"},
+    {"<svg " NS " " DC "><g dc:onload=\"alert(1)\"/></svg>", "event handler attribute dc:onload"},
+    {"<svg " NS " " DC "><dc:x style=\"fill:url(http://evil/)\"/></svg>", "style with url("},
+    {"<svg " NS " " DC "><dc:a:b/></svg>", "element dc:a:b not allowed"},
+    /* Prefixed SVG: HTML sees unknown elements and attributes. */
+    {"<svg " NS " xmlns:svg=\"http://www.w3.org/2000/svg\"><svg:rect/></svg>",
+     "element svg:rect not allowed"},
+    {"<svg " NS " xmlns:svg=\"http://www.w3.org/2000/svg\"><rect svg:fill=\"red\"/></svg>",
+     "attribute svg:fill not allowed"},
+};
+
+static void test_lh_svg_check_refuses_foreign_and_undeclared_namespaces(void **state)
+{
+    (void)state;
+    expect_table(namespaces, sizeof(namespaces) / sizeof(namespaces[0]));
+}
+
+static const struct refusal styles_links_fonts[] = {
+    /* CDATA joins the style's text, which is checked as a whole. */
+    {SVG_OPEN "<style>@im<![CDATA[port 'x.css';]]></style></svg>", "style with @import"},
+    {SVG_OPEN "<style><![CDATA[@im]]><![CDATA[port 'x.css';]]></style></svg>",
+     "style with @import"},
+    {SVG_OPEN "<style><![CDATA[</style><img src=x onerror=alert(1)>]]></style></svg>",
+     "style with <"},
+    {SVG_OPEN "<style><![CDATA[.a{fill:url(http://evil/x)}]]></style></svg>", "style with url("},
+    {SVG_OPEN "<style><![CDATA[.a{fill:u\\72l(x)}]]></style></svg>", "style with backslash escape"},
+    {SVG_OPEN "<style><![CDATA[.a{fill:u/**/rl(x.svg#a)}]]></style></svg>", "style with url("},
+    {SVG_OPEN "<style><![CDATA[.a{background:image-set('x.png' 1x)}]]></style></svg>",
+     "style with image-set("},
+    {SVG_OPEN "<style><![CDATA[.a{width:expression(alert(1))}]]></style></svg>",
+     "style with expression("},
+    {SVG_OPEN "<style><![CDATA[x]]><!-- c --></style></svg>", "comment inside style"},
+    {SVG_OPEN "<style><![CDATA[x</style></svg>", "malformed markup at byte 47"},
+    {SVG_OPEN "<style><![cdata[x]]></style></svg>", "CDATA section"},
+    /* CDATA anywhere else stays refused. */
+    {SVG_OPEN "<text><![CDATA[x]]></text></svg>", "CDATA section"},
+    {SVG_OPEN "<title><![CDATA[x]]></title></svg>", "CDATA section"},
+    {"<![CDATA[x]]>" SVG_OPEN "</svg>", "CDATA section"},
+    /* <a>: a same-document fragment only. */
+    {SVG_OPEN "<a href=\"page.html\"><text>x</text></a></svg>", "external reference in href"},
+    {"<svg " NS " " XL "><a xlink:href=\"https://evil/\"/></svg>",
+     "external reference in xlink:href"},
+    {SVG_OPEN "<a href=\"\"/></svg>", "external reference in href"},
+    {SVG_OPEN "<a href=\"&#106;avascript:alert(1)\"/></svg>", "javascript: URL in href"},
+    {SVG_OPEN "<a href=\"data:text/html,x\"/></svg>", "data: URL in href"},
+    {SVG_OPEN "<a href=\"data:image/png;base64,iVBORw0KGgo=\"/></svg>", "data: URL in href"},
+    {SVG_OPEN "<a href=\"#x\" onclick=\"alert(1)\"/></svg>", "event handler attribute onclick"},
+    /* Fonts: no external font, and no <font> that HTML reads as its own. */
+    {"<svg " NS " " XL "><font><font-face font-family=\"f\"><font-face-src><font-face-uri "
+     "xlink:href=\"http://evil/f.svg#f\"/></font-face-src></font-face></font></svg>",
+     "element font-face-uri not allowed"},
+    {SVG_OPEN "<font color=\"red\"><glyph/></font><style>x</style></svg>",
+     "attribute color not allowed on font"},
+    {SVG_OPEN "<FONT FACE=\"x\"/></svg>", "attribute face not allowed on font"},
+    {SVG_OPEN "<font size=\"1\"/></svg>", "attribute size not allowed on font"},
+    {SVG_OPEN "<font><glyph unicode=\"a\" style=\"fill:url(http://evil/)\"/></font></svg>",
+     "style with url("},
+    {SVG_OPEN "<font><glyph onclick=\"alert(1)\"/></font></svg>",
+     "event handler attribute onclick"},
+};
+
+static void test_lh_svg_check_refuses_bad_style_cdata_links_and_fonts(void **state)
+{
+    (void)state;
+    expect_table(styles_links_fonts, sizeof(styles_links_fonts) / sizeof(styles_links_fonts[0]));
+}
+
+static const struct refusal doctypes[] = {
+    {"<!DOCTYPE svg " DTD_SVG11 " []>" SVG_OPEN "</svg>", "DOCTYPE or entity"},
+    {"<!DOCTYPE svg " DTD_SVG11 " [<!ENTITY x \"y\">]>" SVG_OPEN "&x;</svg>", "DOCTYPE or entity"},
+    {"<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://evil/x.dtd\">" SVG_OPEN "</svg>",
+     "DOCTYPE or entity"},
+    {"<!DOCTYPE svg SYSTEM \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">" SVG_OPEN "</svg>",
+     "DOCTYPE or entity"},
+    {"<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\">" SVG_OPEN "</svg>", "DOCTYPE or entity"},
+    {"<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN' "
+     "'http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd'>" SVG_OPEN "</svg>",
+     "DOCTYPE or entity"},
+    {"<!doctype svg " DTD_SVG11 ">" SVG_OPEN "</svg>", "DOCTYPE or entity"},
+    {"<!DOCTYPE html>" SVG_OPEN "</svg>", "DOCTYPE or entity"},
+    {"<!DOCTYPE svg " DTD_SVG11 "><!DOCTYPE svg " DTD_SVG11 ">" SVG_OPEN "</svg>",
+     "DOCTYPE or entity"},
+    {SVG_OPEN "<!DOCTYPE svg " DTD_SVG11 "></svg>", "DOCTYPE or entity"},
+    {"<!DOCTYPEsvg " DTD_SVG11 ">" SVG_OPEN "</svg>", "DOCTYPE or entity"},
+};
+
+static void test_lh_svg_check_refuses_other_doctypes(void **state)
+{
+    (void)state;
+    expect_table(doctypes, sizeof(doctypes) / sizeof(doctypes[0]));
+}
+
 static void test_lh_svg_check_refuses_bad_bytes(void **state)
 {
     (void)state;
@@ -216,7 +373,7 @@ static void test_lh_svg_check_refuses_more_than_256_kib(void **state)
     (void)state;
     assert_non_null(big);
     memset(big, ' ', n);
-    memcpy(big, "<svg>", 5);
+    memcpy(big, "<svg " NS ">", 40);
     memcpy(big + n - 6, "</svg>", 6);
     expect_refused(big, n, "larger than 256 KiB");
     /* Exactly at the cap it is read and accepted. */
@@ -241,16 +398,17 @@ static void test_lh_svg_check_refuses_deep_nesting(void **state)
 
 static void test_lh_svg_check_never_reads_past_len(void **state)
 {
-    const char *doc = "<svg/><script>alert(1)</script>";
+    const char *doc = "<svg " NS "/><script>alert(1)</script>";
+    size_t n = strlen("<svg " NS "/>");
     char why[LH_SVG_WHY_LEN];
-    char *exact = malloc(6);
+    char *exact = malloc(n);
     (void)state;
-    assert_int_equal(lh_svg_check(doc, 6, why, sizeof(why)), LH_OK);
+    assert_int_equal(lh_svg_check(doc, n, why, sizeof(why)), LH_OK);
     /* A heap copy with no NUL after it: valgrind and ASan see any overread. */
     assert_non_null(exact);
-    memcpy(exact, "<svg/>", 6);
-    assert_int_equal(lh_svg_check(exact, 6, why, sizeof(why)), LH_OK);
-    assert_int_equal(lh_svg_check(exact, 5, why, sizeof(why)), LH_ERR_INVALID);
+    memcpy(exact, doc, n);
+    assert_int_equal(lh_svg_check(exact, n, why, sizeof(why)), LH_OK);
+    assert_int_equal(lh_svg_check(exact, n - 1, why, sizeof(why)), LH_ERR_INVALID);
     assert_string_equal(why, "malformed markup at byte 0");
     free(exact);
 }
@@ -263,7 +421,7 @@ static void test_lh_svg_check_truncates_why_and_allows_null(void **state)
     assert_int_equal(lh_svg_check(doc, strlen(doc), why, sizeof(why)), LH_ERR_INVALID);
     assert_string_equal(why, "event h");
     assert_int_equal(lh_svg_check(doc, strlen(doc), NULL, 0), LH_ERR_INVALID);
-    assert_int_equal(lh_svg_check("<svg/>", 6, NULL, 0), LH_OK);
+    assert_int_equal(lh_svg_check("<svg " NS "/>", 41, NULL, 0), LH_OK);
     assert_int_equal(lh_svg_check(NULL, 0, why, sizeof(why)), LH_ERR_INVALID);
     assert_int_equal(lh_svg_check(NULL, 5, why, sizeof(why)), LH_ERR_INVALID);
 }
@@ -328,7 +486,152 @@ static void test_lh_svg_check_accepts_text_style_and_declaration(void **state)
         "  FcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\" width=\"1\" height=\"1\"/>\n"
         "  <image href=\"#p\"/>\n"
         "</svg>\n");
-    expect_ok("<svg><rect RX='2' Width='3'></rect></svg>");
+    expect_ok("<svg " NS "><rect RX='2' Width='3'></rect></svg>");
+}
+
+/* What `dvisvgm file.dvi` writes for a TikZ picture: SVG fonts, a CDATA
+ * style block, a DOCTYPE (older versions), and a hyperref link. */
+static void test_lh_svg_check_accepts_dvisvgm_output(void **state)
+{
+    (void)state;
+    expect_ok(
+        "<?xml version='1.0' encoding='UTF-8'?>\n"
+        "<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" "
+        "\"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">\n"
+        "<!-- This file was generated by dvisvgm 2.13.3 -->\n"
+        "<svg version='1.1' xmlns='http://www.w3.org/2000/svg' "
+        "xmlns:xlink='http://www.w3.org/1999/xlink' width='58.301pt' height='40.417pt' "
+        "viewBox='-72 -72 58.301 40.417'>\n"
+        "<style type='text/css'>\n"
+        "<![CDATA[text.f0 {font-family:cmr10;font-size:9.96264px}\n"
+        "text.f1 {font-family:cmtt10;font-size:9.96264px}\n"
+        "]]>\n"
+        "</style>\n"
+        "<defs>\n"
+        "<font id='cmr10' horiz-adv-x='0'>\n"
+        "<font-face font-family='cmr10' units-per-em='1000' ascent='750' descent='250'/>\n"
+        "<missing-glyph horiz-adv-x='0'/>\n"
+        "<glyph unicode='a' horiz-adv-x='500' vert-adv-y='500' glyph-name='a' "
+        "d='M415 119C415 77 415 27 460 27C481 27 492 45 494 77L482 82C480 60 475 52 467 52"
+        "C447 52 447 78 447 108V264C447 375 372 442 255 442C170 442 98 405 98 333Z'/>\n"
+        "<glyph unicode='&#x2019;' horiz-adv-x='278' vert-adv-y='278' glyph-name='quoteright' "
+        "d='M189 632C189 677 172 703 145 703Z'/>\n"
+        "<hkern u1='A' u2='V' k='83'/>\n"
+        "</font>\n"
+        "<font id='cmtt10' horiz-adv-x='0'>\n"
+        "<font-face font-family='cmtt10' units-per-em='1000' ascent='750' descent='250'/>\n"
+        "<glyph unicode='\\' horiz-adv-x='525' vert-adv-y='525' glyph-name='backslash' "
+        "d='M430 -30C424 -40 418 -40 410 -40Z'/>\n"
+        "</font>\n"
+        "</defs>\n"
+        "<g id='page1'>\n"
+        "<path d='M-71.801 -32.082H-14.199V-71.801H-71.801Z' stroke='#000' fill='none' "
+        "stroke-width='.3985' stroke-miterlimit='10'/>\n"
+        "<text class='f0' x='-49.626' y='-48.906'>a&#x2019;</text>\n"
+        "<text class='f1' x='-42.987' y='-48.906'>\\</text>\n"
+        "<a xlink:href='#loc.1'><rect x='-50' y='-56' width='10' height='10' fill='#fff' "
+        "fill-opacity='0'/></a>\n"
+        "<a href='#page1'><text class='f0' x='-49' y='-40'>a</text></a>\n"
+        "</g>\n"
+        "</svg>\n");
+}
+
+/* Inkscape's own SVG (not "plain"): its namespaces, metadata, named view and
+ * layer attributes. */
+static void test_lh_svg_check_accepts_inkscape_output(void **state)
+{
+    (void)state;
+    expect_ok(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
+        "<!-- Created with Inkscape (http://www.inkscape.org/) -->\n"
+        "\n"
+        "<svg\n"
+        "   xmlns:dc=\"http://purl.org/dc/elements/1.1/\"\n"
+        "   xmlns:cc=\"http://creativecommons.org/ns#\"\n"
+        "   xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"\n"
+        "   xmlns:svg=\"http://www.w3.org/2000/svg\"\n"
+        "   xmlns=\"http://www.w3.org/2000/svg\"\n"
+        "   xmlns:sodipodi=\"http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd\"\n"
+        "   xmlns:inkscape=\"http://www.inkscape.org/namespaces/inkscape\"\n"
+        "   width=\"210mm\"\n"
+        "   height=\"297mm\"\n"
+        "   viewBox=\"0 0 210 297\"\n"
+        "   version=\"1.1\"\n"
+        "   id=\"svg8\"\n"
+        "   inkscape:version=\"0.92.4 (5da689c313, 2019-01-14)\"\n"
+        "   sodipodi:docname=\"drawing.svg\">\n"
+        "  <defs\n"
+        "     id=\"defs2\" />\n"
+        "  <sodipodi:namedview\n"
+        "     id=\"base\"\n"
+        "     pagecolor=\"#ffffff\"\n"
+        "     bordercolor=\"#666666\"\n"
+        "     borderopacity=\"1.0\"\n"
+        "     inkscape:pageopacity=\"0.0\"\n"
+        "     inkscape:pageshadow=\"2\"\n"
+        "     inkscape:zoom=\"0.35\"\n"
+        "     inkscape:cx=\"400\"\n"
+        "     inkscape:cy=\"560\"\n"
+        "     inkscape:document-units=\"mm\"\n"
+        "     inkscape:current-layer=\"layer1\"\n"
+        "     showgrid=\"false\"\n"
+        "     inkscape:window-width=\"1920\"\n"
+        "     inkscape:window-height=\"1016\"\n"
+        "     inkscape:window-x=\"0\"\n"
+        "     inkscape:window-y=\"27\"\n"
+        "     inkscape:window-maximized=\"1\" />\n"
+        "  <metadata\n"
+        "     id=\"metadata5\">\n"
+        "    <rdf:RDF>\n"
+        "      <cc:Work\n"
+        "         rdf:about=\"\">\n"
+        "        <dc:format>image/svg+xml</dc:format>\n"
+        "        <dc:type\n"
+        "           rdf:resource=\"http://purl.org/dc/dcmitype/StillImage\" />\n"
+        "        <dc:title>Commutative diagram</dc:title>\n"
+        "        <cc:license\n"
+        "           rdf:resource=\"http://creativecommons.org/licenses/by-sa/4.0/\" />\n"
+        "      </cc:Work>\n"
+        "    </rdf:RDF>\n"
+        "  </metadata>\n"
+        "  <g\n"
+        "     inkscape:label=\"Layer 1\"\n"
+        "     inkscape:groupmode=\"layer\"\n"
+        "     id=\"layer1\">\n"
+        "    <path\n"
+        "       style=\"fill:none;stroke:#000000;stroke-width:0.26458332px;stroke-linecap:butt\"\n"
+        "       d=\"m 40.065476,72.863093 76.351194,-3.401786\"\n"
+        "       id=\"path815\"\n"
+        "       inkscape:connector-curvature=\"0\"\n"
+        "       sodipodi:nodetypes=\"cc\" />\n"
+        "    <text\n"
+        "       xml:space=\"preserve\"\n"
+        "       style=\"font-size:10.58333302px;font-family:sans-serif;stroke-width:0.26458332\"\n"
+        "       x=\"50.270832\"\n"
+        "       y=\"60.994049\"\n"
+        "       id=\"text819\"><tspan\n"
+        "         sodipodi:role=\"line\"\n"
+        "         id=\"tspan817\"\n"
+        "         x=\"50.270832\"\n"
+        "         y=\"60.994049\">A</tspan></text>\n"
+        "  </g>\n"
+        "</svg>\n");
+}
+
+static void test_lh_svg_check_accepts_local_declarations_and_doctype_forms(void **state)
+{
+    (void)state;
+    /* Declared after its use on the same element, or on the element itself. */
+    expect_ok(SVG_OPEN "<use xlink:href=\"#p\" " XL "/></svg>");
+    expect_ok(SVG_OPEN "<metadata><rdf:RDF " RDF "><rdf:Description rdf:about=\"\"/></rdf:RDF>"
+                       "</metadata></svg>");
+    /* Redeclaring a prefix to the same namespace changes nothing. */
+    expect_ok("<svg " NS " " XL "><g " NS " " XL "><use xlink:href=\"#p\"/></g></svg>");
+    expect_ok(SVG_OPEN "<style/><style></style><style><![CDATA[]]></style></svg>");
+    expect_ok("<!DOCTYPE svg\n  PUBLIC '-//W3C//DTD SVG 1.1//EN'\n"
+              "  'http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd' >\n" SVG_OPEN "</svg>");
+    expect_ok("<?xml version=\"1.0\"?><!-- c --><!DOCTYPE svg " DTD_SVG11 ">" SVG_OPEN "</svg>");
+    expect_ok(SVG_OPEN "<a href=\"#x\"><circle r=\"1\"/></a><a><text>no link</text></a></svg>");
 }
 
 /* -- Random mutations ------------------------------------------------------ */
@@ -349,10 +652,14 @@ static void test_lh_svg_check_survives_random_mutations(void **state)
     static const char *const seeds[] = {
         ("<?xml version=\"1.0\"?><svg " NS "><defs><linearGradient id=\"g\"><stop/>"
          "</linearGradient></defs><rect fill=\"url(#g)\" style=\"a:b\"/><!-- c --></svg>"),
-        ("<svg><use href=\"&#x6A;avascript:x\"/><style>.a{fill:url(#a)}</style><text>&lt;"
+        ("<svg " NS "><use href=\"&#x6A;avascript:x\"/><style>.a{fill:url(#a)}</style><text>&lt;"
          "</text></svg>"),
         "<svg/onload=x><![CDATA[x]]><!DOCTYPE x><?pi?><image href='data:image/gif;base64,R0=='/>",
+        ("<!DOCTYPE svg " DTD_SVG11 "><svg " NS " " XL " " DC "><style><![CDATA[text.f0{font:"
+         "9px cmr10}]]></style><font><glyph unicode='\\'/></font><metadata><dc:title>t"
+         "</dc:title></metadata><a xlink:href=\"#p\"><text class=\"f0\">x</text></a></svg>"),
     };
+    const size_t nseeds = sizeof(seeds) / sizeof(seeds[0]);
     char doc[512], why[LH_SVG_WHY_LEN];
     static const char markup[] = "<>/=\"'&#;:!?-[] \txX";
     uint32_t seed = 0x5eed1234u;
@@ -360,7 +667,7 @@ static void test_lh_svg_check_survives_random_mutations(void **state)
     (void)state;
 
     for (int iter = 0; iter < 10000; iter++) {
-        const char *base = seeds[iter % 3];
+        const char *base = seeds[(size_t)iter % nseeds];
         size_t n = strlen(base);
         memcpy(doc, base, n);
         int edits = 1 + (int)(rng_next(&seed) % 4);
@@ -409,6 +716,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lh_svg_check_refuses_known_payloads),
         cmocka_unit_test(test_lh_svg_check_refuses_malformed_markup),
+        cmocka_unit_test(test_lh_svg_check_refuses_foreign_and_undeclared_namespaces),
+        cmocka_unit_test(test_lh_svg_check_refuses_bad_style_cdata_links_and_fonts),
+        cmocka_unit_test(test_lh_svg_check_refuses_other_doctypes),
         cmocka_unit_test(test_lh_svg_check_refuses_bad_bytes),
         cmocka_unit_test(test_lh_svg_check_refuses_more_than_256_kib),
         cmocka_unit_test(test_lh_svg_check_refuses_deep_nesting),
@@ -418,6 +728,9 @@ int main(void)
         cmocka_unit_test(test_lh_svg_check_accepts_the_seed_images),
         cmocka_unit_test(test_lh_svg_check_accepts_gradients_and_local_references),
         cmocka_unit_test(test_lh_svg_check_accepts_text_style_and_declaration),
+        cmocka_unit_test(test_lh_svg_check_accepts_dvisvgm_output),
+        cmocka_unit_test(test_lh_svg_check_accepts_inkscape_output),
+        cmocka_unit_test(test_lh_svg_check_accepts_local_declarations_and_doctype_forms),
         cmocka_unit_test(test_lh_svg_check_survives_random_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
