@@ -491,3 +491,21 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
     format_addr(&client, out);
     return LH_OK;
 }
+
+/* -- Limit keys --------------------------------------------------------------- */
+
+enum lh_status lh_client_key(const char *ip, char out[LH_CLIENT_KEY_MAX])
+{
+    struct addr a;
+
+    if (!parse_addr(ip, strlen(ip), &a)) {
+        snprintf(out, LH_CLIENT_KEY_MAX, "%s", ip);
+        return LH_ERR_INVALID;
+    }
+    if (a.family == AF_INET6)
+        clear_host_bits(a.bytes, 64);
+    format_addr(&a, out);
+    if (a.family == AF_INET6)
+        strcat(out, "/64");
+    return LH_OK;
+}

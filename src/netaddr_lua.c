@@ -6,6 +6,7 @@
  *   set:count() -> n
  *   set:close()
  *   netaddr.client_ip(set_or_nil, peer, forwarded_for, forwarded) -> ip | nil, err
+ *   netaddr.client_key(ip) -> key | nil, err   (per-address limits: an IPv6 address's /64)
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -159,12 +160,27 @@ static int l_client_ip(lua_State *L)
     return 1;
 }
 
+/* netaddr.client_key(ip) -> key | nil, err   (an IPv6 address's /64) */
+static int l_client_key(lua_State *L)
+{
+    char out[LH_CLIENT_KEY_MAX];
+
+    if (lh_client_key(luaL_checkstring(L, 1), out) != LH_OK) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not an address");
+        return 2;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
 static const luaL_Reg methods[] = {{"contains", l_contains},   {"count", l_count},
                                    {"close", l_close},         {"__gc", l_close},
                                    {"__tostring", l_tostring}, {NULL, NULL}};
 static const luaL_Reg functions[] = {{"cidr_set", l_cidr_set},
                                      {"host_trusted", l_host_trusted},
                                      {"client_ip", l_client_ip},
+                                     {"client_key", l_client_key},
                                      {NULL, NULL}};
 
 int luaopen_luahost_netaddr(lua_State *L)

@@ -351,6 +351,39 @@ static void test_lh_cidr_set_add_grows_past_initial_capacity(void **state)
     lh_cidr_set_free(s);
 }
 
+/* -- lh_client_key ------------------------------------------------------------- */
+
+static void expect_key(const char *ip, const char *expected)
+{
+    char out[LH_CLIENT_KEY_MAX];
+
+    assert_int_equal(lh_client_key(ip, out), LH_OK);
+    assert_string_equal(out, expected);
+}
+
+static void test_lh_client_key_counts_an_ipv6_subscriber_by_its_64(void **state)
+{
+    (void)state;
+    expect_key("192.0.2.1", "192.0.2.1");
+    expect_key("::ffff:192.0.2.1", "192.0.2.1");
+    expect_key("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64");
+    expect_key("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64");
+    expect_key("2001:db8:1:3::1", "2001:db8:1:3::/64");
+    expect_key("::1", "::/64");
+    expect_key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "ffff:ffff:ffff:ffff::/64");
+}
+
+static void test_lh_client_key_refuses_non_addresses(void **state)
+{
+    char out[LH_CLIENT_KEY_MAX];
+
+    (void)state;
+    assert_int_equal(lh_client_key("junk", out), LH_ERR_INVALID);
+    assert_string_equal(out, "junk");
+    assert_int_equal(lh_client_key("", out), LH_ERR_INVALID);
+    assert_int_equal(lh_client_key("2001:db8::1/64", out), LH_ERR_INVALID);
+}
+
 /* -- lh_client_ip -------------------------------------------------------------- */
 
 static void test_lh_client_ip_ignores_headers_from_untrusted_peer(void **state)
@@ -562,6 +595,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lh_client_ip_caps_hops, setup_proxies, teardown_set),
         cmocka_unit_test_setup_teardown(test_lh_client_ip_rejects_bad_peer, setup_proxies,
                                         teardown_set),
+        cmocka_unit_test(test_lh_client_key_counts_an_ipv6_subscriber_by_its_64),
+        cmocka_unit_test(test_lh_client_key_refuses_non_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

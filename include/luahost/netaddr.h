@@ -41,4 +41,12 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
                             const char *forwarded_for, const char *forwarded,
                             char out[LH_IP_MAX]);
 
+/* The key a per-address limit counts a client under, in out: an IPv4
+ * address as it is; an IPv6 address as its /64 ("2001:db8:1:2::/64"), the
+ * network one subscriber is given, so that walking through its 2^64
+ * addresses buys no fresh bucket. LH_ERR_INVALID when ip is not an address
+ * (out is then ip, cut to fit). */
+#define LH_CLIENT_KEY_MAX (LH_IP_MAX + 4)
+enum lh_status lh_client_key(const char *ip, char out[LH_CLIENT_KEY_MAX]);
+
 #endif

@@ -137,7 +137,7 @@ local function login(req, res)
     local limiter = ratelimit.host()
     if limiter then
         local allowed, retry, limit, remaining, reset, window = limiter:check(LOGIN_LIMITS,
-            "login:ip:" .. req.client, "login:user:" .. user.name_key)
+            "login:ip:" .. req.client_key, "login:user:" .. user.name_key)
         if not allowed then
             -- The same 429 as every other limit's: its body, its count in the
             -- metrics, and headers that describe the limit that refused.

@@ -5,6 +5,8 @@
 --   req.params    values of the pattern's :name and *name segments
 --   req.id        request id, also sent back as X-Request-Id
 --   req.client    client address
+--   req.client_key    what per-address limits count it under: the address,
+--                     or for IPv6 its /64 ("2001:db8:1:2::/64")
 --   req.headers   header values by name, case-insensitive   (read on first use)
 --   req.cookies   the Cookie header's values by name (luahost.cookie)
 --   req.query     decoded query arguments; the first of a repeated name wins
@@ -18,6 +20,7 @@
 local cookie = require "luahost.cookie"
 local fingerprint = require "luahost.fingerprint"
 local headers = require "luahost.headers"
+local netaddr = require "luahost.netaddr"
 local worker = require "luahost.worker"
 
 local lower, rawget, rawset, setmetatable, type = string.lower, rawget, rawset, setmetatable, type
@@ -42,6 +45,7 @@ local function headers_of(t)
 end
 
 local from_connection = { headers = true, query = true, body = true }
+local find = string.find
 
 local host_fingerprint
 local computed = {
@@ -50,6 +54,11 @@ local computed = {
     end,
     cookies = function(req)
         return cookie.parse(req.headers["cookie"])
+    end,
+    -- One IPv6 subscriber holds a whole /64: counted as one client.
+    client_key = function(req)
+        local client = req.client
+        return find(client, ":", 1, true) and netaddr.client_key(client) or client
     end,
     fingerprint = function(req)
         host_fingerprint = host_fingerprint or assert(fingerprint.host())

@@ -255,7 +255,7 @@ function M.load(dir)
             security_log(req, why)
         end
         local allowed, retry, limit, remaining, reset, window, count, is_local =
-            limiter:check(rs, req.fingerprint, req.client)
+            limiter:check(rs, req.fingerprint, req.client_key)
         if is_local then
             local_decisions:inc()
         end

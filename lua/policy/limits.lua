@@ -8,8 +8,9 @@ return {
     -- X-Forwarded-For; key "rl:<fingerprint>"), on every route together.
     default = "2000 per day; 500 per hour",
 
-    -- Per client address ("rl:ip:<address>"), whatever headers the client
-    -- sends: rotating User-Agent or Accept-Language buys no fresh bucket.
+    -- Per client address ("rl:ip:<address>", for IPv6 "rl:ip:<its /64>"),
+    -- whatever headers the client sends: rotating User-Agent or
+    -- Accept-Language, or addresses within one's /64, buys no fresh bucket.
     -- Several people behind one NAT share it, so it sits above `default`.
     per_ip = "10000 per day; 2000 per hour",
 

@@ -608,6 +608,17 @@ describe("rate limits #integration", function()
             end
         end
         assert.are.equal(20, ok)
+        -- An IPv6 client walking through its /64 is one client to the ceiling;
+        -- the next /64 is another.
+        ok = 0
+        for i = 1, 25 do
+            local res = get(c, "/whoami", {
+                ["User-Agent"] = "spec-v6/" .. i, ["X-Forwarded-For"] = ("2001:db8:5:6::%x"):format(i),
+            })
+            ok = ok + (res.status == 200 and 1 or 0)
+        end
+        assert.are.equal(20, ok)
+        assert.are.equal(200, get(c, "/whoami", { ["X-Forwarded-For"] = "2001:db8:5:7::1" }).status)
         -- The rightmost address that is not a trusted proxy.
         local res = get(c, "/whoami", {
             ["User-Agent"] = "spec-chain", ["X-Forwarded-For"] = "192.0.2.1, 198.51.100.77, 127.0.0.1",

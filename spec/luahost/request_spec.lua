@@ -14,6 +14,11 @@ describe("luahost.request", function()
             assert.equal("7", req.params.id)
         end)
 
+        it("keys per-address limits by the address, or an IPv6 address's /64", function()
+            assert.equal("192.0.2.7", request.new("GET", "/", "rid", "192.0.2.7").client_key)
+            assert.equal("2001:db8:1:2::/64", request.new("GET", "/", "rid", "2001:db8:1:2:a:b:c:d").client_key)
+        end)
+
         it("returns nil for fields it does not know", function()
             local req = request.new("GET", "/", "rid", "c")
             assert.is_nil(req.anything)
