@@ -125,6 +125,8 @@ static const struct option_def defs[] = {
     BYTES_OPT(max_body_bytes, "1m", 0, 1024L * 1024 * 1024, "request body; larger bodies get 413"),
     NUM_OPT(shutdown_timeout, "10", 0, 3600,
             "seconds that in-flight requests get to finish on SIGTERM/SIGINT"),
+    NUM_OPT(load_timeout, "10", 1, 3600,
+            "seconds the scripts may take to load (start, reload, --check); beyond, the load fails"),
     NUM_OPT(blocking_threads, "16", 1, 1024,
             "threads that run blocking calls (database, redis; sleeps take none)"),
     NUM_OPT(cpu_threads, "0", 0, 256,
@@ -326,6 +328,12 @@ static enum lh_status apply_table(lua_State *L, struct lh_config *cfg, const cha
             value = number;
             break;
         }
+        case LUA_TBOOLEAN: /* an on/off option: metrics = false */
+            if (find(name) != NULL && find(name)->check == check_on_off) {
+                value = lua_toboolean(L, -1) ? "on" : "off";
+                break;
+            }
+            /* fall through */
         default:
             snprintf(err, errlen, "%s: option '%s': want a string or a number, got %s", path,
                      name, luaL_typename(L, -1));

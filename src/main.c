@@ -124,9 +124,10 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
         return 1;
     }
     fl->config_file = getenv("LUAHOST_CONFIG");
-    /* First pass: only find --config and the flags that end at once. */
+    /* First pass: only find --config and the flags that end at once. The
+     * leading ':' makes a flag without its value ':', not '?'. */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (c == FLAG_CONFIG)
             fl->config_file = optarg;
         else if (c == FLAG_CHECK)
@@ -139,8 +140,9 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
             *done = 1;
             free(opts);
             return 0;
-        } else if (c == '?') {
-            fprintf(stderr, "luahost: bad option '%s' (see --help)\n", argv[optind - 1]);
+        } else if (c == '?' || c == ':') {
+            fprintf(stderr, "luahost: %s '%s' (see --help)\n",
+                    c == ':' ? "no value after option" : "bad option", argv[optind - 1]);
             free(opts);
             return 2;
         }
@@ -152,7 +154,7 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
     }
     /* Highest source first: each leaves alone what one before it gave. */
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         if (c < FLAG_FIRST_OPTION)
             continue;
         const char *name = lh_config_option_at((size_t)(c - FLAG_FIRST_OPTION))->name;
@@ -582,7 +584,12 @@ static int check(const struct lh_config *cfg, const char *policies)
              make_metrics(cfg, &host, err, sizeof(err)) &&
              make_statics(cfg, &host, err, sizeof(err));
     if (ok) { /* the host's monitor checks the alert rules */
-        struct lh_workers_options wo = {cfg->app, cfg->lua_path, policies, 1, NULL, NULL, &host};
+        struct lh_workers_options wo = {.app = cfg->app,
+                                        .lua_path = cfg->lua_path,
+                                        .policy_dir = policies,
+                                        .count = 1,
+                                        .host = &host,
+                                        .load_timeout = (double)cfg->load_timeout};
         ws = lh_workers_new(&wo, err, sizeof(err));
         ok = ws != NULL;
     }
@@ -930,8 +937,14 @@ int main(int argc, char **argv)
     }
     if (policies[0] == '\0')
         lh_log(LH_LOG_WARN, NULL, "no policy directory: no rate limits and no security headers");
-    struct lh_workers_options wo = {cfg.app,  cfg.lua_path, policies, (unsigned)cfg.workers,
-                                    tasks,    cpu_tasks,    &host};
+    struct lh_workers_options wo = {.app = cfg.app,
+                                    .lua_path = cfg.lua_path,
+                                    .policy_dir = policies,
+                                    .count = (unsigned)cfg.workers,
+                                    .tasks = tasks,
+                                    .cpu_tasks = cpu_tasks,
+                                    .host = &host,
+                                    .load_timeout = (double)cfg.load_timeout};
     ws = lh_workers_new(&wo, err, sizeof(err));
     if (ws == NULL) {
         lh_log(LH_LOG_ERROR, NULL, "cannot load %s: %s", cfg.app, err);

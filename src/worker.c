@@ -29,6 +29,7 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <luajit.h>
 #include <lualib.h>
 
 #include "lua_modules.h"
@@ -87,6 +88,7 @@ struct lh_workers {
     char *policy_dir;
     struct lh_task_pool *tasks;
     struct lh_task_pool *cpu_tasks;
+    double load_timeout;
     unsigned count;
     atomic_uint claimed;
     atomic_int stopping;
@@ -94,6 +96,45 @@ struct lh_workers {
 };
 
 static _Thread_local struct lh_call *current_call;
+
+#define DEFAULT_LOAD_TIMEOUT 10.0
+#define LOAD_HOOK_COUNT 10000 /* instructions between looks at the clock */
+
+/* While a VM loads on this thread, when its load must end (monotonic
+ * seconds) and how long it was given; 0 otherwise. */
+static _Thread_local double load_deadline, load_seconds;
+
+/* The count hook of a loading VM. A coroutine made during the load keeps
+ * the hook; run later on a request's thread, it finds no load going on
+ * there and drops the hook. */
+static void load_hook(lua_State *L, lua_Debug *ar)
+{
+    if (load_deadline == 0) {
+        lua_sethook(L, NULL, 0, 0);
+        return;
+    }
+    if (lh_monotonic_seconds() <= load_deadline)
+        return;
+    lua_getinfo(L, "Sl", ar); /* where the script was when time ran out */
+    luaL_error(L, "%s:%d: still loading after %.0f s (load_timeout): an endless loop?",
+               ar->short_src, ar->currentline, load_seconds);
+}
+
+/* Calls the function below its nargs arguments on L (error handler at 1)
+ * with the load deadline in force. The JIT is off meanwhile: compiled code
+ * does not run hooks, and a script's top level runs once anyway. */
+static int pcall_loading(const struct lh_workers *ws, lua_State *L, int nargs, int nresults)
+{
+    load_seconds = ws->load_timeout;
+    load_deadline = lh_monotonic_seconds() + load_seconds;
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, LOAD_HOOK_COUNT);
+    int status = lua_pcall(L, nargs, nresults, 1);
+    lua_sethook(L, NULL, 0, 0);
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+    load_deadline = 0;
+    return status;
+}
 
 /* -- VMs --------------------------------------------------------------------- */
 
@@ -148,7 +189,7 @@ static struct vm *vm_new(const struct lh_workers *ws, int first, char *err, size
     lua_pushstring(L, ws->lua_path);
     lua_pushstring(L, ws->policy_dir);
     lua_pushboolean(L, first);
-    if (lua_pcall(L, 4, 2, 1) != 0)
+    if (pcall_loading(ws, L, 4, 2) != 0)
         goto fail;
     vm->default_headers = lh_headers_check_set(L, -1);
     luaL_ref(L, LUA_REGISTRYINDEX); /* keeps the set alive as long as the VM */
@@ -221,6 +262,7 @@ struct lh_workers *lh_workers_new(const struct lh_workers_options *o, char *err,
         goto nomem;
     ws->tasks = o->tasks;
     ws->cpu_tasks = o->cpu_tasks ? o->cpu_tasks : o->tasks;
+    ws->load_timeout = o->load_timeout > 0 ? o->load_timeout : DEFAULT_LOAD_TIMEOUT;
     ws->host = o->host;
     ws->count = o->count;
     for (unsigned i = 0; i < o->count; i++) {

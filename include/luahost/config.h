@@ -27,6 +27,7 @@ struct lh_config {
     long max_header_bytes; /* request line + headers, beyond: 431 */
     long max_body_bytes;   /* request body, beyond: 413 */
     long shutdown_timeout; /* seconds in-flight requests get on SIGTERM */
+    long load_timeout;     /* seconds the scripts may take to load */
     long blocking_threads; /* threads that run blocking calls (sleep, db, redis) */
     long cpu_threads;      /* threads that hash passwords, niced; 0: one per core */
     long cpu_queue;        /* password checks that may wait for them; 0: no limit */

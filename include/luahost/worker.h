@@ -60,6 +60,9 @@ struct lh_workers_options {
      * tasks does. Outlives the workers. */
     struct lh_task_pool *cpu_tasks;
     const struct lh_host *host; /* may be NULL */
+    /* Seconds the scripts may take to load into one VM; past them the load
+     * fails at the next Lua instruction ("an endless loop?"). 0: 10. */
+    double load_timeout;
 };
 
 /* Loads count VMs. Returns NULL with the first script error ("file:line:
