@@ -1132,9 +1132,11 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     struct MHD_OptionItem pool[] = {
         {o->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, o->threads, NULL},
         {MHD_OPTION_END, 0, NULL}};
-    /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON. */
+    /* Strictness 0: the Host checks are ours (bad_host), so they answer JSON.
+     * The port binds through SOCK_ADDR; given here too, it is the one that
+     * libmicrohttpd's own messages name ("Failed to bind to port ..."). */
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_SOCK_ADDR, ai->ai_addr,
         MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_connections_per_ip,

@@ -26,6 +26,59 @@ local floor, time = math.floor, os.time
 
 local M = {}
 
+-- The keys of t, sorted and joined by ", ": the known names in a message.
+local function listing(t)
+    local names = {}
+    for name in pairs(t) do
+        names[#names + 1] = tostring(name)
+    end
+    table.sort(names)
+    return table.concat(names, ", ")
+end
+
+-- The keys a policy table may have: name -> the type of its value ("any":
+-- checked where it is read). note ends the list of known keys in messages.
+local function keyset(types, note)
+    return { types = types, listing = listing(types) .. (note or "") }
+end
+
+-- Raises "where: unknown key k (known keys)" for a key of t that keys lacks,
+-- unless other(value) admits it, and "where: k must be a T, got U": a
+-- misspelt key must not silently drop its setting.
+local function check_keys(t, keys, where, other)
+    for key, value in pairs(t) do
+        local want = keys.types[key]
+        if want == nil and not (other and other(value)) then
+            error(("%s: unknown key %s (%s)"):format(where, tostring(key), keys.listing), 0)
+        elseif want and want ~= "any" and type(value) ~= want then
+            error(("%s: %s must be a %s, got %s"):format(where, key, want, type(value)), 0)
+        end
+    end
+end
+
+local LIMITS_KEYS = keyset { default = "any", per_ip = "any", routes = "any", exempt = "any" }
+-- bot.lua's own heuristics may use helper functions of any name.
+local BOT_KEYS = keyset({ threshold = "number", window = "number", is_bot = "function",
+    retry_after = "number", log_per_minute = "number", suspicious = "function",
+    suspicious_agents = "table" }, "; or a function of your own: keep other data in locals")
+local HEADER_POLICY_KEYS = keyset { headers = "table", hsts = "string", csp = "boolean" }
+
+local function is_function(value)
+    return type(value) == "function"
+end
+
+-- The directives of CSP Level 3 (with those of Level 2, and deprecated ones
+-- browsers still read); csp.lua's names are checked against them, so that a
+-- misspelt one is refused rather than sent and ignored by every browser.
+local CSP_DIRECTIVES = {}
+for name in ([[default-src script-src style-src img-src font-src connect-src media-src
+        object-src frame-src child-src worker-src manifest-src prefetch-src fenced-frame-src
+        script-src-elem script-src-attr style-src-elem style-src-attr base-uri form-action
+        frame-ancestors navigate-to sandbox report-uri report-to upgrade-insecure-requests
+        block-all-mixed-content require-trusted-types-for trusted-types webrtc]]):gmatch("%S+") do
+    CSP_DIRECTIVES[name] = true
+end
+
 local function load_file(dir, name)
     local file = dir .. "/" .. name .. ".lua"
     local chunk, err = loadfile(file)
@@ -74,6 +127,7 @@ local function table_of(value, file, what)
 end
 
 local function compile_limits(limits, bot, file)
+    check_keys(limits, LIMITS_KEYS, file)
     local per_ip = limits.per_ip and parse_limits(limits.per_ip, file, "per_ip") or {}
     local default = limits.default and parse_limits(limits.default, file, "default") or {}
     local rulesets = {}
@@ -136,14 +190,68 @@ local function compile_limits(limits, bot, file)
     end, exempt
 end
 
-local function compile_headers(policies, csp, file)
+-- headers.lua's policies, checked: each a table of known keys, with headers.
+-- Returns the set of their names.
+local function check_header_policies(policies, file)
+    local names = {}
+    for name, p in pairs(policies) do
+        if name ~= "routes" then
+            local what = ("%s: policy %q"):format(file, tostring(name))
+            table_of(p, file, ("policy %q must be a table { headers = ..., hsts = ... }"):format(
+                tostring(name)))
+            check_keys(p, HEADER_POLICY_KEYS, what)
+            if p.headers == nil then
+                error(what .. ": needs headers = { {name, value}, ... }", 0)
+            end
+            names[name] = true
+        end
+    end
+    if policies.default == nil then
+        error(file .. ": needs a `default` policy", 0)
+    end
+    return names
+end
+
+-- csp.lua's policies, checked: each names a policy of headers.lua (else it
+-- applies to nothing), and every directive name is a CSP directive.
+local function check_csp(csp, file, names, headers_file)
+    for name, directives in pairs(csp) do
+        local what = ("%s: policy %q"):format(file, tostring(name))
+        if name == "report_uri" then
+            if type(directives) ~= "string" then
+                error(("%s: report_uri must be a path such as \"/csp-report\", got %s"):format(file,
+                    type(directives)), 0)
+            end
+        elseif not names[name] then
+            error(("%s is not a policy of %s (%s); it would apply to nothing"):format(what,
+                headers_file, listing(names)), 0)
+        else
+            table_of(directives, file, ("policy %q must be a list of { directive, { sources... } }")
+                :format(name))
+            for i, d in ipairs(directives) do
+                local directive = type(d) == "table" and d[1]
+                if type(directive) == "string" and not CSP_DIRECTIVES[directive:lower()] then
+                    error(("%s: csp[%d] (%s): not a CSP directive"):format(what, i, directive), 0)
+                end
+            end
+        end
+    end
+end
+
+-- The compiled header set of each policy of headers.lua, with its CSP from
+-- csp.lua (the policy of the same name, else `default`). An error names the
+-- file it comes from: headers.compile's messages start with the field.
+local function compile_headers(policies, csp, headers_file, csp_file)
+    check_csp(csp, csp_file, check_header_policies(policies, headers_file), headers_file)
     local sets = {}
     for name, p in pairs(policies) do
-        if type(p) == "table" and p.headers then
+        if name ~= "routes" then
+            local csp_name = csp[name] and name or "default"
             -- csp = false in a header policy: no Content-Security-Policy at all.
-            local directives = csp[name] or csp.default
-            if p.csp == false then
-                directives = nil
+            local directives = p.csp ~= false and csp[csp_name] or nil
+            if p.csp ~= false and not directives then
+                error(("%s: needs a policy %q or `default` for %s's %q (csp = false there "
+                    .. "sends none)"):format(csp_file, name, headers_file, name), 0)
             end
             local set, err = headers.compile({
                 headers = p.headers,
@@ -152,15 +260,31 @@ local function compile_headers(policies, csp, file)
                 report_uri = directives and csp.report_uri or nil,
             })
             if not set then
-                error(("%s: policy %q: %s"):format(file, name, err), 0)
+                if err:find("^csp") or err:find("^report_uri") then
+                    error(("%s: policy %q: %s"):format(csp_file, csp_name, err), 0)
+                end
+                error(("%s: policy %q: %s"):format(headers_file, name, err), 0)
             end
             sets[name] = set
         end
     end
-    if not sets.default then
-        error(file .. ": needs a `default` policy", 0)
-    end
     return sets
+end
+
+-- headers.lua's routes: route key -> the name of one of its policies.
+local function route_policies(policies, sets, file)
+    local routes = table_of(policies.routes or {}, file,
+        'routes must be a table of "METHOD /path" = policy name')
+    for route, name in pairs(routes) do
+        local what = ("%s: routes[%q]"):format(file, tostring(route))
+        if type(route) ~= "string" then
+            error(what .. ': route keys are strings such as "GET /path"', 0)
+        elseif sets[name] == nil then
+            error(("%s: %s is not a policy of %s (%s)"):format(what, log.quote(name), file,
+                listing(sets)), 0)
+        end
+    end
+    return routes
 end
 
 -- The security log: suspicious requests, at most per_minute lines a minute.
