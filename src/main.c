@@ -988,9 +988,10 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_host;
     }
-    lh_log(LH_LOG_INFO, NULL, "luahost %s serving %s on http://%s%s%s:%ld (%ld workers, %s, pid %d)",
+    lh_log(LH_LOG_INFO, NULL, "luahost %s serving %s on http://%s%s%s:%ld (%ld worker%s, %s, pid %d)",
            LUAHOST_VERSION, cfg.app, strchr(cfg.host, ':') ? "[" : "", cfg.host,
-           strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.env, (int)getpid());
+           strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.workers == 1 ? "" : "s",
+           cfg.env, (int)getpid());
 
     end_startup_watch(&startup);
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);

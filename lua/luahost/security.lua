@@ -2,13 +2,18 @@
 -- bot detection, security headers), compiled from a policy directory once per
 -- load: limits.lua, bot.lua, headers.lua and csp.lua.
 --
---   security.load(dir) -> policy          raises "file:line: message"
+--   security.load(dir) -> policy          raises "file:line: message", or
+--       "file: what: why" for a value of the wrong kind, an unknown key (a
+--       misspelt one would silently drop its setting) or a name that
+--       applies to nothing (a CSP directive, a header policy)
 --   security.none() -> policy             no limits, no security headers
 --   policy.before(route, req, res) -> true | false
 --       false: res holds the 429. route is the routes.lua key.
 --   policy.header_set(route, res) -> set | nil
 --       the compiled headers for the response (res.security names a policy
---       of headers.lua, e.g. "svg"; else the route's, else "default").
+--       of headers.lua, e.g. "svg"; else the route's, else "default"). A
+--       res.security naming no policy gets "default", and an error line the
+--       first time the worker meets that name.
 --   policy.routes -> { ["POST /csp-report"] = handler }
 --       routes the policies serve themselves (the CSP report endpoint).
 --   policy.route_keys -> { ["GET /path"] = "dir/limits.lua" }
@@ -287,6 +292,27 @@ local function route_policies(policies, sets, file)
     return routes
 end
 
+-- What header_set does with a res.security that names no policy: the default
+-- set, and an error line the first time the worker meets the name.
+local function unknown_policy(sets, file)
+    local seen = {}
+    return function(name, route)
+        if not seen[name] then
+            seen[name] = true
+            log.error(("route %s: res.security = %s is not a policy of %s (%s); sent \"default\""):format(
+                log.quote(route), log.quote(name), file, listing(sets)))
+        end
+        return sets.default
+    end
+end
+
+local function check_bot(bot, file)
+    check_keys(bot, BOT_KEYS, file, is_function)
+    if bot.threshold == nil or bot.window == nil or bot.is_bot == nil then
+        error(file .. ": needs threshold, window and is_bot", 0)
+    end
+end
+
 -- The security log: suspicious requests, at most per_minute lines a minute.
 local function security_logger(per_minute)
     local minute, lines, dropped = 0, 0, 0
@@ -352,14 +378,12 @@ function M.load(dir)
     local limits, limits_file = load_file(dir, "limits")
     local bot, bot_file = load_file(dir, "bot")
     local header_policies, headers_file = load_file(dir, "headers")
-    local csp = load_file(dir, "csp")
-    if type(bot.threshold) ~= "number" or type(bot.window) ~= "number"
-        or type(bot.is_bot) ~= "function" then
-        error(bot_file .. ": needs threshold, window and is_bot", 0)
-    end
+    local csp, csp_file = load_file(dir, "csp")
+    check_bot(bot, bot_file)
     local ruleset_of, exempt = compile_limits(limits, bot, limits_file)
-    local sets = compile_headers(header_policies, csp, headers_file)
-    local route_sets = header_policies.routes or {}
+    local sets = compile_headers(header_policies, csp, headers_file, csp_file)
+    local route_sets = route_policies(header_policies, sets, headers_file)
+    local unknown_set = unknown_policy(sets, headers_file)
     local limiter = ratelimit.host()
     local security_log = security_logger(bot.log_per_minute or 60)
     local bot_retry = bot.retry_after or 60
@@ -402,7 +426,8 @@ function M.load(dir)
     end
 
     function policy.header_set(route, res)
-        return sets[res.security or route_sets[route] or "default"] or sets.default
+        local name = res.security or route_sets[route] or "default"
+        return sets[name] or unknown_set(name, route)
     end
 
     policy.routes = {}
