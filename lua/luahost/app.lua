@@ -7,7 +7,8 @@
 --       (from luahost.security) runs before each handler; none by default.
 --       watch (from luahost.monitoring.load) gives each route's slow-request
 --       threshold; 500 ms by default. report: log the load's warnings (a
---       policy naming a route the app does not have); one worker does.
+--       policy naming a route the app does not have, a route whose method is
+--       not a standard one); one worker does.
 --   app.start(dir, lua_path, policy_dir, report) -> dispatch, default header set
 --       What a worker runs at start and on reload: sets package.path, makes
 --       undeclared globals an error, loads the policies of policy_dir ("" for
@@ -36,13 +37,61 @@ local JSON = "application/json"
 local NOT_FOUND = json.encode({ success = false, message = "Not found" })
 local NOT_ALLOWED = json.encode({ success = false, message = "Method not allowed" })
 
--- "file:line" of a Lua handler; just the routes file for a C function.
-local function where(fn, file)
-    local info = debug.getinfo(fn, "S")
-    if info.what == "C" then
+-- "file:line" of the line of file that reads ["key"] =, or just file.
+local function key_where(file, key)
+    local f = io.open(file)
+    if not f then
         return file
     end
+    local n, found = 0, nil
+    for line in f:lines() do
+        n = n + 1
+        local at = line:find(key, 1, true)
+        if at and line:sub(1, at - 1):find("%[%s*[\"']$")
+            and line:sub(at + #key):find("^[\"']%s*%]%s*=") then
+            found = file .. ":" .. n
+            break
+        end
+    end
+    f:close()
+    return found or file
+end
+
+-- "file:line" of a route: where its Lua handler is defined, else the line
+-- of the routes file naming its key, else just the routes file.
+local function where(handler, file, key)
+    local info = type(handler) == "function" and debug.getinfo(handler, "S")
+    if not info or info.what == "C" then
+        return key_where(file, tostring(key))
+    end
     return info.short_src .. ":" .. info.linedefined
+end
+
+-- The methods of RFC 9110 and PATCH (and "*", any method); others are
+-- legitimate (WebDAV's PROPFIND) but more often a typo ("GTE"), which no
+-- client sends: a warning, not an error.
+local STANDARD_METHODS = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT" }
+local STANDARD_LIST = table.concat(STANDARD_METHODS, ", ")
+local STANDARD = { ["*"] = true }
+for _, method in ipairs(STANDARD_METHODS) do
+    STANDARD[method] = true
+end
+
+-- The router's identity of a pattern: its parameter names left out, so that
+-- /users/:id and /users/:name read the same.
+local function shape(method, pattern)
+    return method .. " " .. pattern:gsub("([:*])[%w_]+", "%1")
+end
+
+-- Warns about each key of route_keys (route -> the policy file naming it)
+-- that routes lacks: its setting applies to nothing.
+local function warn_missing(routes, route_keys, file, warn)
+    for key, source in pairs(route_keys or {}) do
+        if routes[key] == nil then
+            warn(("%s: %q is not a route of %s; its setting applies to nothing"):format(
+                source, key, file))
+        end
+    end
 end
 
 -- Adds the routes of extra that routes does not define.
@@ -71,24 +120,21 @@ function M.load(dir, policy, watch, report)
     -- routes, unless the app has them.
     add_missing(routes, policy.routes)
     add_missing(routes, monitoring.routes)
-    if report then -- a misspelt key in limits.lua or headers.lua would apply to nothing
-        for key, source in pairs(policy.route_keys or {}) do
-            if routes[key] == nil then
-                log.warn(("%s: %q is not a route of %s; its setting applies to nothing"):format(
-                    source, key, file))
-            end
-        end
-    end
+    -- The load's warnings, from one worker; a misspelt key in limits.lua,
+    -- headers.lua or alerts.lua would apply to nothing.
+    local warn = report and log.warn or function() end
+    warn_missing(routes, policy.route_keys, file, warn)
+    warn_missing(routes, watch.route_keys, file, warn)
     local r = router.new()
-    local handlers, keys, ids = {}, {}, {}
+    local handlers, keys, ids, shapes = {}, {}, {}, {}
     for key, handler in pairs(routes) do
         if type(handler) ~= "function" then
-            error(("%s: route %q: handler must be a function, got %s"):format(file, tostring(key),
-                type(handler)), 0)
+            error(("%s: route %q: handler must be a function, got %s"):format(
+                where(handler, file, key), tostring(key), type(handler)), 0)
         end
         local method, pattern = tostring(key):match("^([%u*]+)%s+(/%S*)$")
         if not method then
-            error(("%s: route %q: key must read \"METHOD /path\""):format(where(handler, file),
+            error(("%s: route %q: key must read \"METHOD /path\""):format(where(handler, file, key),
                 tostring(key)), 0)
         end
         handlers[#handlers + 1] = handler
@@ -96,8 +142,18 @@ function M.load(dir, policy, watch, report)
         ids[#handlers] = metrics.route_id(key)
         metrics.set_slow(ids[#handlers], watch.slow_seconds(key))
         local ok, why = r:add(method, pattern, #handlers)
+        local route_shape = shape(method, pattern)
         if not ok then
-            error(("%s: route %q: %s"):format(where(handler, file), key, why), 0)
+            local same = shapes[route_shape]
+            if same then -- name both: the order of pairs decides which is second
+                why = ("%s of %q (%s)"):format(why, same, where(routes[same], file, same))
+            end
+            error(("%s: route %q: %s"):format(where(handler, file, key), key, why), 0)
+        end
+        shapes[route_shape] = key
+        if not STANDARD[method] then
+            warn(("%s: route %q: %s is not a standard HTTP method (%s); only requests with that "
+                .. "exact method reach it"):format(where(handler, file, key), key, method, STANDARD_LIST))
         end
     end
 

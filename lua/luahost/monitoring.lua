@@ -17,6 +17,8 @@
 --       { ["GET /path"] = ms } }. Sets the rules; raises "file: message".
 --   monitoring.none() -> policy       no rules, 500 ms for every route
 --   policy.slow_seconds(route_key) -> seconds
+--   policy.route_keys -> { ["GET /path"] = "dir/alerts.lua" }   the routes of
+--       slow_routes (for app.load to warn about the ones the app does not have)
 --   monitoring.routes                 { ["GET /metrics"] = handler, ... }
 local metrics = require "luahost.metrics"
 local monitor = require "luahost.monitor"
@@ -105,11 +107,17 @@ M.routes = {
     end,
 }
 
-local function slow_policy(default_ms, routes)
+-- file: alerts.lua, which names the routes of slow_routes.
+local function slow_policy(default_ms, routes, file)
+    local route_keys = {}
+    for key in pairs(routes) do
+        route_keys[key] = file
+    end
     return {
         slow_seconds = function(key)
             return (routes[key] or default_ms) / 1000
         end,
+        route_keys = route_keys,
     }
 end
 
@@ -151,7 +159,7 @@ function M.load(dir)
                 tostring(key)), 0)
         end
     end
-    return slow_policy(default_ms, routes)
+    return slow_policy(default_ms, routes, file)
 end
 
 return M

@@ -255,8 +255,8 @@ local function compile_headers(policies, csp, headers_file, csp_file)
             -- csp = false in a header policy: no Content-Security-Policy at all.
             local directives = p.csp ~= false and csp[csp_name] or nil
             if p.csp ~= false and not directives then
-                error(("%s: needs a policy %q or `default` for %s's %q (csp = false there "
-                    .. "sends none)"):format(csp_file, name, headers_file, name), 0)
+                error(("%s: needs a `default` policy: %s's %q has none of its own here (csp = "
+                    .. "false there sends no CSP)"):format(csp_file, headers_file, name), 0)
             end
             local set, err = headers.compile({
                 headers = p.headers,
@@ -285,8 +285,7 @@ local function route_policies(policies, sets, file)
         if type(route) ~= "string" then
             error(what .. ': route keys are strings such as "GET /path"', 0)
         elseif sets[name] == nil then
-            error(("%s: %s is not a policy of %s (%s)"):format(what, log.quote(name), file,
-                listing(sets)), 0)
+            error(("%s: no policy %s here (%s)"):format(what, log.quote(name), listing(sets)), 0)
         end
     end
     return routes

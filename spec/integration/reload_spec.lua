@@ -125,6 +125,24 @@ describe("reload #integration", function()
         end, 5), "version 3 not served after the fix:\n" .. srv:error_log())
     end)
 
+    it("gives up on a routes.lua still loading after load_timeout, and stays reloadable and stoppable", function()
+        local looping = S.start({ app = app, workers = 2, args = { "--load-timeout", "1" } })
+        S.write_file(app .. "/routes.lua", "local n = 0\nwhile true do\n    n = n + 1\nend\n")
+        looping:signal("HUP")
+        local line = looping:wait_log("error", "reload failed", 5, true)
+        assert.is_truthy(line, "no 'reload failed' line:\n" .. looping:error_log())
+        assert.is_truthy(line:find("routes.lua:[23]: still loading after 1 s %(load_timeout%)"), line)
+        assert.are.equal(1, cjson.decode(assert(looping:request("GET", "/version")).body).version)
+
+        edited_routes(app, 4, false)
+        looping:signal("HUP")
+        assert.is_true(eventually(function()
+            return cjson.decode(assert(looping:request("GET", "/version")).body).version == 4
+        end, 5), "version 4 not served after the fix:\n" .. looping:error_log())
+        looping:signal("TERM")
+        assert.are.equal(0, S.wait_pid(looping.pid, 10))
+    end)
+
     it("lets a request in flight during the reload complete with 200", function()
         local sleeper = S.send_only(srv.port, "GET", "/sleep?seconds=1")
         finally(function()
@@ -147,5 +165,141 @@ describe("reload #integration", function()
         res = assert(srv:request("GET", "/added"))
         assert.are.equal(200, res.status)
         assert.is_true(srv:running())
+    end)
+end)
+
+-- Policies and routes with typos: a misspelt key, policy or directive fails
+-- the reload naming file and key (the old policies keep serving); what may be
+-- legitimate (an unusual method, a route the app lacks) is a warning, logged
+-- once per load; an unknown res.security is logged once per worker.
+describe("reload with typos #integration", function()
+    local app, policy, srv
+
+    -- Replaces the first match of pattern in dir/name (plain text) with repl.
+    local function edit(dir, name, pattern, repl)
+        local text = assert(S.read_file(dir .. "/" .. name))
+        local at, stop = text:find(pattern, 1, true)
+        assert(at, name .. " has no " .. pattern)
+        S.write_file(dir .. "/" .. name, text:sub(1, at - 1) .. repl .. text:sub(stop + 1))
+        return text
+    end
+
+    -- Adds routes (Lua source of table fields) to the app's routes.lua.
+    local function add_routes(fields)
+        local text = assert(S.read_file(app .. "/routes.lua"))
+        local n
+        text, n = text:gsub("}%s*$", fields .. "}\n")
+        assert(n == 1)
+        S.write_file(app .. "/routes.lua", text)
+    end
+
+    local function count(text, plain)
+        local n, at = 0, 1
+        while true do
+            local s, e = text:find(plain, at, true)
+            if not s then
+                return n
+            end
+            n, at = n + 1, e + 1
+        end
+    end
+
+    local function reloaded(times)
+        assert.is_truthy(eventually(function()
+            return count(srv:error_log(), "[info] reloaded") >= times
+        end, 5), srv:error_log())
+    end
+
+    before_each(function()
+        app, policy = S.copy_app(), S.tmpdir()
+        S.copy_dir("lua/policy", policy)
+        srv = S.start({ app = app, workers = 2, args = { "--policy-dir", policy } })
+    end)
+
+    after_each(function()
+        S.stop_all()
+    end)
+
+    it("refuses a misspelt key, header policy or CSP directive, naming the file, and keeps the old policies", function()
+        local before = assert(srv:request("GET", "/hello"))
+        local limit = before.headers["X-RateLimit-Limit"]
+        assert.is_truthy(limit, "no rate limit on /hello")
+        local cases = {
+            { "limits.lua", 'default = "', 'defualt = "',
+                "/limits.lua: unknown key defualt (default, exempt, per_ip, routes)" },
+            { "headers.lua", "\nreturn {", '\nreturn {\n    routes = { ["GET /hello"] = "svgg" },',
+                '/headers.lua: routes["GET /hello"]: no policy "svgg" here (default, svg, svg_private)' },
+            { "headers.lua", "svg = {\n        -- ", "svg = {\n        hedaers = {},\n        -- ",
+                '/headers.lua: policy "svg": unknown key hedaers (csp, headers, hsts)' },
+            { "csp.lua", '{ "font-src",', '{ "meida-src",',
+                '/csp.lua: policy "default": csp[5] (meida-src): not a CSP directive' },
+        }
+        for i, case in ipairs(cases) do
+            local original = edit(policy, case[1], case[2], case[3])
+            srv:signal("HUP")
+            local line = srv:wait_log("error", policy .. case[4], 5, true)
+            assert.is_truthy(line, "no " .. case[4] .. " in:\n" .. srv:error_log())
+            assert.is_truthy(line:find("reload failed", 1, true), line)
+            assert.are.equal(i, count(srv:error_log(), "reload failed"))
+            S.write_file(policy .. "/" .. case[1], original)
+
+            local res = assert(srv:request("GET", "/hello"))
+            assert.are.equal(200, res.status)
+            assert.are.equal(limit, res.headers["X-RateLimit-Limit"])
+            assert.are.equal(before.headers["Content-Security-Policy"]:gsub("'nonce%-[^']*'", ""),
+                (res.headers["Content-Security-Policy"]:gsub("'nonce%-[^']*'", "")))
+        end
+        assert.is_true(srv:running())
+    end)
+
+    it("warns once per load about an unusual method and a slow_routes route the app lacks", function()
+        add_routes('    ["GTE /html"] = function(_, res) res:text("gte") end,\n')
+        edit(policy, "alerts.lua", '["GET /sleep"] = 11000,', '["GET /sleep"] = 11000, ["GET /slepe"] = 100,')
+        srv:signal("HUP")
+        reloaded(1)
+        local method = ' route "GTE /html": GTE is not a standard HTTP method (GET, HEAD, POST, PUT, '
+            .. "DELETE, PATCH, OPTIONS, TRACE, CONNECT); only requests with that exact method reach it"
+        local slow = '/alerts.lua: "GET /slepe" is not a route of ' .. srv.app .. "/routes.lua; "
+            .. "its setting applies to nothing"
+        -- From one worker of the two, not each; naming where the route is.
+        local log = srv:error_log()
+        assert.are.equal(1, count(log, method), log)
+        local function literal(text)
+            return (text:gsub("%p", "%%%0"))
+        end
+        assert.is_truthy(log:find(literal(srv.app .. "/routes.lua") .. ":%d+:" .. literal(method)), log)
+        assert.are.equal(1, count(log, slow), log)
+        assert.is_nil(log:find('"GET /sleep" is not a route', 1, true), log)
+        -- A warning, not a refusal: the route serves.
+        local res = assert(srv:request("GTE", "/html"))
+        assert.are.equal(200, res.status)
+        assert.are.equal("gte", res.body)
+
+        -- Once per load.
+        srv:signal("HUP")
+        reloaded(2)
+        log = srv:error_log()
+        assert.are.equal(2, count(log, method), log)
+        assert.are.equal(2, count(log, slow), log)
+    end)
+
+    it("logs a res.security naming no policy once per worker, and sends the default headers", function()
+        add_routes('    ["GET /nope"] = function(_, res) res.security = "nope"; res:text("nope") end,\n')
+        srv:signal("HUP")
+        reloaded(1)
+        local default = assert(srv:request("GET", "/hello"))
+        for _ = 1, 20 do -- new connections: both workers serve some
+            local res = assert(srv:request("GET", "/nope"))
+            assert.are.equal(200, res.status)
+            assert.are.equal("nosniff", res.headers["X-Content-Type-Options"])
+            assert.are.equal(default.headers["Content-Security-Policy"]:gsub("'nonce%-[^']*'", ""),
+                (res.headers["Content-Security-Policy"]:gsub("'nonce%-[^']*'", "")))
+        end
+        local line = 'route "GET /nope": res.security = "nope" is not a policy of ' .. policy
+            .. '/headers.lua (default, svg, svg_private); sent "default"'
+        assert.is_truthy(srv:wait_log("error", line, 5, true), srv:error_log())
+        local n = count(srv:error_log(), line)
+        assert.is_true(n >= 1 and n <= 2, srv:error_log())
+        assert.is_truthy(srv:error_log():find("[error]", 1, true))
     end)
 end)

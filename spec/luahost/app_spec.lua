@@ -231,10 +231,16 @@ return {
             assert.matches(routes_file, err, 1, true)
         end)
 
-        it("raises for a handler that is not a function", function()
+        it("raises with the key's line for a handler that is not a function", function()
             routes("return {\n    [\"GET /a\"] = \"not a function\",\n}\n")
             local err = load_error(dir)
-            assert.equal(routes_file .. ': route "GET /a": handler must be a function, got string', err)
+            assert.equal(routes_file .. ':2: route "GET /a": handler must be a function, got string', err)
+        end)
+
+        it("raises naming the file for a handler that is not a function under a computed key", function()
+            routes("local m = 'GET'\nreturn {\n    [m .. ' /a'] = 42,\n}\n")
+            local err = load_error(dir)
+            assert.equal(routes_file .. ': route "GET /a": handler must be a function, got number', err)
         end)
 
         it("raises with the router's reason for a bad pattern", function()
@@ -250,12 +256,78 @@ return {
             assert.matches("bad method 'G*T'", err, 1, true)
         end)
 
-        it("raises 'duplicate route' for two routes of the same shape", function()
+        it("raises 'duplicate route' naming both routes of the same shape", function()
             routes("return {\n    [\"GET /u/:id\"] = function(req, res) end,\n"
                 .. "    [\"GET /u/:name\"] = function(req, res) end,\n}\n")
             local err = load_error(dir)
-            assert.matches("^" .. routes_file:gsub("%p", "%%%0") .. ":[23]: route \"GET /u/:%a+\": duplicate route$",
-                err)
+            -- pairs decides which of the two is added second.
+            local second = err:find(":3:", 1, true) and { 3, "name", 2, "id" } or { 2, "id", 3, "name" }
+            assert.equal(('%s:%d: route "GET /u/:%s": duplicate route of "GET /u/:%s" (%s:%d)'):format(
+                routes_file, second[1], second[2], second[4], routes_file, second[3]), err)
+        end)
+
+        it("names both routes of a duplicate with a suffix and a catch-all", function()
+            routes("return {\n    [\"GET /svg/:id.svg\"] = function(req, res) end,\n"
+                .. "    [\"GET /svg/:name.svg\"] = function(req, res) end,\n"
+                .. "    [\"GET /f/*a\"] = function(req, res) end,\n"
+                .. "    [\"GET /f/*b\"] = function(req, res) end,\n}\n")
+            local err = load_error(dir)
+            assert.is_truthy(err:find('duplicate route of "GET /svg/:%a+.svg"')
+                or err:find('duplicate route of "GET /f/%*%a"'), err)
+        end)
+    end)
+
+    describe("warnings, with report", function()
+        local log = require "luahost.log"
+        local warnings, warn_line
+
+        before_each(function()
+            warnings, warn_line = {}, log.warn
+            log.warn = function(line)
+                warnings[#warnings + 1] = line
+            end
+        end)
+
+        after_each(function()
+            log.warn = warn_line
+        end)
+
+        it("warns once about a method that is not a standard one, naming the route and its line", function()
+            routes("return {\n    [\"GET /html\"] = function(req, res) end,\n"
+                .. "    [\"GTE /html\"] = function(req, res) end,\n"
+                .. "    [\"PROPFIND /dav\"] = function(req, res) end,\n"
+                .. "    [\"* /any\"] = function(req, res) end,\n}\n")
+            app.load(dir, nil, nil, true)
+            table.sort(warnings)
+            local standard = " is not a standard HTTP method (GET, HEAD, POST, PUT, DELETE, PATCH, "
+                .. "OPTIONS, TRACE, CONNECT); only requests with that exact method reach it"
+            assert.same({
+                routes_file .. ':3: route "GTE /html": GTE' .. standard,
+                routes_file .. ':4: route "PROPFIND /dav": PROPFIND' .. standard,
+            }, warnings)
+        end)
+
+        it("loads a route with an unusual method, and warns only with report", function()
+            routes("return {\n    [\"GTE /html\"] = function(req, res) res:text('ok') end,\n}\n")
+            local dispatch = app.load(dir)
+            assert.same({}, warnings)
+            assert.equal(200, (dispatch("GTE", "/html", "rid", "c")))
+        end)
+
+        it("warns about a route of alerts.lua's slow_routes the app lacks, as of limits.lua's", function()
+            routes("return {\n    [\"GET /sleep\"] = function(req, res) end,\n}\n")
+            local policy = require("luahost.security").none()
+            policy.route_keys = { ["GET /sleep"] = "p/limits.lua", ["GET /slep"] = "p/limits.lua" }
+            write(dir .. "/alerts.lua", 'return { slow_routes = { ["GET /sleep"] = 11000, '
+                .. '["GET /slepe"] = 11000 } }')
+            app.load(dir, policy, require("luahost.monitoring").load(dir), true)
+            table.sort(warnings)
+            assert.same({
+                dir .. '/alerts.lua: "GET /slepe" is not a route of ' .. routes_file
+                    .. "; its setting applies to nothing",
+                'p/limits.lua: "GET /slep" is not a route of ' .. routes_file
+                    .. "; its setting applies to nothing",
+            }, warnings)
         end)
     end)
 

@@ -116,9 +116,11 @@ describe("luahost.security", function()
             assert.is_table(policy.routes)
         end)
 
-        it("compiles the benchmark policies", function()
-            local policy = security.load("bench/policy")
-            assert.is_function(policy.before)
+        it("compiles the benchmark and test policies: each key of theirs is known", function()
+            for _, dir in ipairs { "bench/policy", "bench/loadtest-policy", "spec/integration/secure/policy",
+                "spec/integration/monitorapp/policy" } do
+                assert.is_function(security.load(dir).before, dir)
+            end
         end)
 
         it("raises naming limits.lua and the bad limit string", function()
@@ -214,6 +216,105 @@ describe("luahost.security", function()
             local dir = policy_dir { headers = 'return { svg = { headers = { { "X-A", "1" } } } }' }
             assert.matches(dir .. "/headers.lua: needs a `default` policy", load_error(dir), 1, true)
         end)
+
+        -- A misspelt key must not silently drop its setting.
+        it("raises naming limits.lua, the unknown key and the known keys", function()
+            local dir = policy_dir { limits = 'return { defualt = "5 per minute", per_ip = "9/minute" }' }
+            assert.are.equal(dir .. "/limits.lua: unknown key defualt (default, exempt, per_ip, routes)",
+                load_error(dir))
+        end)
+
+        it("raises naming bot.lua and an unknown setting, but takes functions of its own", function()
+            local shipped = read(POLICY .. "/bot.lua")
+            local dir = policy_dir { bot = shipped:gsub("retry_after = 60", "retry_afer = 60", 1) }
+            assert.are.equal(dir .. "/bot.lua: unknown key retry_afer (is_bot, log_per_minute, "
+                .. "retry_after, suspicious, suspicious_agents, threshold, window; or a function of "
+                .. "your own: keep other data in locals)", load_error(dir))
+
+            dir = policy_dir { bot = shipped:gsub("\nreturn M",
+                "\nfunction M.headless(req) return false end\nreturn M", 1) }
+            assert.is_function(security.load(dir).before)
+        end)
+
+        it("raises naming bot.lua for a setting of the wrong type", function()
+            local dir = policy_dir { bot = read(POLICY .. "/bot.lua"):gsub("log_per_minute = 60",
+                'log_per_minute = "60"', 1) }
+            assert.are.equal(dir .. "/bot.lua: log_per_minute must be a number, got string", load_error(dir))
+        end)
+
+        it("raises naming headers.lua, the policy and a misspelt key", function()
+            local dir = policy_dir { headers = read(POLICY .. "/headers.lua"):gsub(
+                "hsts = HSTS,\n    },", "hedaers = {},\n        hsts = HSTS,\n    },", 1) }
+            assert.are.equal(dir .. '/headers.lua: policy "svg": unknown key hedaers (csp, headers, hsts)',
+                load_error(dir))
+        end)
+
+        it("raises naming headers.lua and a policy without headers", function()
+            local dir = policy_dir { headers = 'return { default = { headers = {} }, svg = { hsts = "max-age=1" } }' }
+            assert.are.equal(dir .. '/headers.lua: policy "svg": needs headers = { {name, value}, ... }',
+                load_error(dir))
+            dir = policy_dir { headers = 'return { default = { headers = {} }, svg = "strict" }' }
+            assert.matches(dir .. '/headers.lua: policy "svg" must be a table', load_error(dir), 1, true)
+        end)
+
+        it("says what is wrong with a default policy with a misspelt key, not that it is missing", function()
+            local dir = policy_dir { headers = 'return { default = { header = {} } }' }
+            assert.are.equal(dir .. '/headers.lua: policy "default": unknown key header (csp, headers, hsts)',
+                load_error(dir))
+        end)
+
+        it("raises naming headers.lua and a route's policy that does not exist", function()
+            local dir = policy_dir { headers = read(POLICY .. "/headers.lua"):gsub("\nreturn {",
+                '\nreturn {\n    routes = { ["GET /logo.svg"] = "svgg" },', 1) }
+            assert.are.equal(dir .. '/headers.lua: routes["GET /logo.svg"]: no policy "svgg" here '
+                .. "(default, svg, svg_private)", load_error(dir))
+        end)
+
+        it("raises naming csp.lua and a directive that is not a CSP directive", function()
+            for _, name in ipairs { "meida-src", "MEIDA-SRC" } do
+                local dir = policy_dir { csp = read(POLICY .. "/csp.lua"):gsub('"font%-src"', '"' .. name .. '"', 1) }
+                assert.are.equal(dir .. '/csp.lua: policy "default": csp[5] (' .. name .. "): not a CSP directive",
+                    load_error(dir))
+            end
+        end)
+
+        it("takes every CSP directive", function()
+            local names = { "default-src", "script-src", "style-src", "img-src", "font-src",
+                "connect-src", "media-src", "object-src", "frame-src", "child-src", "worker-src",
+                "manifest-src", "prefetch-src", "fenced-frame-src", "script-src-elem",
+                "script-src-attr", "style-src-elem", "style-src-attr", "base-uri", "form-action",
+                "frame-ancestors", "navigate-to", "report-to", "webrtc", "trusted-types",
+                "require-trusted-types-for", "sandbox", "block-all-mixed-content",
+                "upgrade-insecure-requests", "report-uri" }
+            local list = {}
+            for _, name in ipairs(names) do
+                list[#list + 1] = ("{ %q, { %q } }"):format(name, name == "sandbox" and "allow-forms"
+                    or name == "require-trusted-types-for" and "'script'" or name == "webrtc"
+                    and "'block'" or "'self'")
+            end
+            local dir = policy_dir { csp = "return { default = { " .. table.concat(list, ", ") .. " } }" }
+            assert.is_function(security.load(dir).before)
+        end)
+
+        it("names csp.lua, not headers.lua, for a malformed directive", function()
+            local dir = policy_dir { csp = read(POLICY .. "/csp.lua"):gsub('{ "font%-src", { "\'self\'" } }',
+                '{ "font-src", "\'self\'" }', 1) }
+            assert.are.equal(dir .. '/csp.lua: policy "default": csp[5] (font-src): sources must be a table',
+                load_error(dir))
+        end)
+
+        it("raises naming csp.lua and a policy that headers.lua does not have", function()
+            local dir = policy_dir { csp = read(POLICY .. "/csp.lua"):gsub("svg_private = SVG,",
+                "svg_privat = SVG,", 1) }
+            assert.are.equal(dir .. '/csp.lua: policy "svg_privat" is not a policy of ' .. dir
+                .. "/headers.lua (default, svg, svg_private); it would apply to nothing", load_error(dir))
+        end)
+
+        it("raises naming csp.lua when a header policy would get no CSP", function()
+            local dir = policy_dir { csp = 'return { svg = { { "default-src", { "\'none\'" } } } }' }
+            assert.matches(dir .. "/csp.lua: needs a `default` policy: " .. dir .. "/headers.lua's "
+                .. '"default" has none of its own here (csp = false there sends no CSP)', load_error(dir), 1, true)
+        end)
     end)
 
     describe("a shipped policy outside a server", function()
@@ -234,6 +335,29 @@ describe("luahost.security", function()
             assert.is_userdata(set)
             assert.equal("public, max-age=86400", emitted(set)["Cache-Control"])
             assert.matches("default-src 'none'", emitted(set)["Content-Security-Policy"], 1, true)
+        end)
+
+        it("logs a res.security naming no policy once per name, and sends the default set", function()
+            local log = require "luahost.log"
+            local lines, error_line = {}, log.error
+            log.error = function(line)
+                lines[#lines + 1] = line
+            end
+            finally(function()
+                log.error = error_line
+            end)
+            local fresh = security.load(POLICY)
+            local default = fresh.header_set("GET /", {})
+            for _ = 1, 3 do
+                assert.equal(default, fresh.header_set("GET /page", { security = "nope" }))
+            end
+            fresh.header_set("GET /page", { security = "svgg" })
+            assert.same({
+                'route "GET /page": res.security = "nope" is not a policy of lua/policy/headers.lua '
+                    .. '(default, svg, svg_private); sent "default"',
+                'route "GET /page": res.security = "svgg" is not a policy of lua/policy/headers.lua '
+                    .. '(default, svg, svg_private); sent "default"',
+            }, lines)
         end)
 
         it("picks the default header set otherwise", function()
