@@ -96,6 +96,7 @@ static void test_lh_config_init_defaults(void **state)
     assert_int_equal(c->max_connections_per_ip, 256);
     assert_int_equal(c->header_timeout, 10);
     assert_int_equal(c->shutdown_timeout, 10);
+    assert_int_equal(c->load_timeout, 10);
     assert_int_equal(c->blocking_threads, 16);
     assert_int_equal(c->cpu_threads, 0);
     assert_int_equal(c->cpu_queue, 64);
@@ -116,7 +117,7 @@ static void test_lh_config_option_at_lists_every_option(void **state)
     size_t n = lh_config_option_count();
     int seen_port = 0, seen_db_url = 0;
 
-    assert_int_equal(n, 37); /* one per field of struct lh_config */
+    assert_int_equal(n, 38); /* one per field of struct lh_config */
     for (size_t i = 0; i < n; i++) {
         const struct lh_config_option *o = lh_config_option_at(i);
         assert_non_null(o);

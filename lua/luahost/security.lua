@@ -31,13 +31,27 @@ local floor, time = math.floor, os.time
 
 local M = {}
 
+local function by_text(a, b)
+    return tostring(a) < tostring(b)
+end
+
+-- The keys of t, sorted as text: messages then do not depend on the order
+-- of pairs.
+local function sorted_keys(t)
+    local keys = {}
+    for key in pairs(t) do
+        keys[#keys + 1] = key
+    end
+    table.sort(keys, by_text)
+    return keys
+end
+
 -- The keys of t, sorted and joined by ", ": the known names in a message.
 local function listing(t)
-    local names = {}
-    for name in pairs(t) do
-        names[#names + 1] = tostring(name)
+    local names = sorted_keys(t)
+    for i, key in ipairs(names) do
+        names[i] = tostring(key)
     end
-    table.sort(names)
     return table.concat(names, ", ")
 end
 
@@ -249,7 +263,8 @@ end
 local function compile_headers(policies, csp, headers_file, csp_file)
     check_csp(csp, csp_file, check_header_policies(policies, headers_file), headers_file)
     local sets = {}
-    for name, p in pairs(policies) do
+    for _, name in ipairs(sorted_keys(policies)) do
+        local p = policies[name]
         if name ~= "routes" then
             local csp_name = csp[name] and name or "default"
             -- csp = false in a header policy: no Content-Security-Policy at all.
