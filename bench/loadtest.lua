@@ -287,9 +287,13 @@ end
 -- run of `seconds` on fresh counters: the smallest count of its rules (2000),
 -- or nil and why when a rule's window is shorter than the run, whose count
 -- then depends on how the run falls on the windows.
+local ratelimit
 local function allowed_by(spec, seconds)
-    package.cpath = (S.bin:match("^(.*)/") or ".") .. "/?.so;" .. package.cpath
-    local rules = assert(require("luahost.ratelimit").parse(spec))
+    if not ratelimit then -- the binding built next to the binary under test
+        package.cpath = (S.bin:match("^(.*)/") or ".") .. "/?.so;" .. package.cpath
+        ratelimit = require "luahost.ratelimit"
+    end
+    local rules = assert(ratelimit.parse(spec))
     local smallest = math.huge
     for _, rule in ipairs(rules) do
         if rule.window < seconds then
@@ -456,7 +460,9 @@ local SCENARIOS = {
         measure = function(_, r)
             local limit = login_limit(1)
             r.limit_note = "sign-ins " .. limit .. "/min"
-            predict(r, limit)
+            -- Sliding over a minute: a longer run lets more through.
+            predict(r, r.planned_s <= 60 and limit or nil,
+                "no prediction: the sign-in limit's minute is shorter than the run")
         end,
     },
     {
@@ -918,7 +924,8 @@ local function write_report(runs, failed, o, verdict)
             .. "of its runs over the test's time.\n", runs[1].connections),
         markdown_table(runs),
         #failed > 0 and "Scenarios that did not run to the end:\n\n" .. table.concat(failed, "\n") .. "\n" or "",
-        verdict == 0 and "All thresholds met.\n" or "Failed thresholds:\n\n" .. checks_text(runs) .. "\n",
+        verdict == 0 and "All thresholds met.\n"
+            or checks_text(runs) ~= "" and "Failed thresholds:\n\n" .. checks_text(runs) .. "\n" or "",
         "Checks (bench/thresholds.lua" .. (o.smoke and ", smoke overrides" or "") .. "):\n",
         checks_text(runs, true) .. "\n",
         "\n![latency percentiles](latency.svg)\n\n![throughput over time](throughput.svg)\n",
@@ -1034,7 +1041,7 @@ local function run(o, thresholds)
     write_report(measured, failed, o, verdict)
     io.write(markdown_table(measured), "\n")
     if verdict ~= 0 then
-        io.write("Failed thresholds:\n", checks_text(measured), "\n", table.concat(failed, "\n"), "\n")
+        io.write("Failed:\n", checks_text(measured), "\n", table.concat(failed, "\n"), "\n")
     end
     io.write(fmt("%s; report in %s/report.md\n", verdict == 0 and "PASS" or "FAIL", o.out))
     return verdict

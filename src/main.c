@@ -731,9 +731,9 @@ enum admin_change { ADMIN_KEEP = -1, ADMIN_REVOKE = 0, ADMIN_GRANT = 1 };
 /* Creates the account, or sets an existing one's password and ends its
  * sessions. Names compare as MariaDB's collation does (case and accents
  * ignored), so "ANN" finds "ann": a name that finds an account spelt
- * otherwise is refused, not taken for it. In one transaction, the row
- * locked, so that two runs at once cannot both create it. LH_ERR_CONFLICT
- * for a name spelt otherwise. */
+ * otherwise is refused, not taken for it. In one transaction, an existing
+ * row locked (of two runs creating the same account at once, the unique key
+ * fails one). LH_ERR_CONFLICT for a name spelt otherwise. */
 static enum lh_status save_user(struct lh_db_conn *c, const char *name, const char *hash,
                                 enum admin_change admin, int *created, int *is_admin,
                                 unsigned long long *ended, char *err, size_t errlen)
@@ -781,7 +781,11 @@ static enum lh_status save_user(struct lh_db_conn *c, const char *name, const ch
         st = run_sql(c, "COMMIT", NULL, 0, NULL, err, errlen);
 out:
     lh_db_result_free(r);
-    return st; /* on error, lh_db_release rolls back */
+    if (st != LH_OK) {
+        char ignored[128]; /* err keeps the error that stopped it, not the rollback's */
+        run_sql(c, "ROLLBACK", NULL, 0, NULL, ignored, sizeof(ignored));
+    }
+    return st;
 }
 
 /* "luahost user add NAME [--admin | --no-admin]": the password comes from

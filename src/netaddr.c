@@ -504,8 +504,8 @@ enum lh_status lh_client_key(const char *ip, char out[LH_CLIENT_KEY_MAX])
     }
     if (a.family == AF_INET6)
         clear_host_bits(a.bytes, 64);
-    format_addr(&a, out);
-    if (a.family == AF_INET6)
-        strcat(out, "/64");
+    char text[LH_IP_MAX];
+    format_addr(&a, text);
+    snprintf(out, LH_CLIENT_KEY_MAX, "%s%s", text, a.family == AF_INET6 ? "/64" : "");
     return LH_OK;
 }

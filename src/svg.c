@@ -579,7 +579,8 @@ static enum lh_status check_attr(struct ctx *c, const char *elem, unsigned scope
         return st;
     /* Neither metadata (rdf:resource holds a URL) nor the characters a glyph
      * draws are CSS or a link to a browser. */
-    if (k >= NS_META || strcmp(name, "unicode") == 0)
+    if (k >= NS_META || (strcmp(name, "unicode") == 0 &&
+                         (strcmp(elem, "glyph") == 0 || strcmp(elem, "missing-glyph") == 0)))
         return LH_OK;
     if (strcmp(name, "href") == 0 || strcmp(name, "xlink:href") == 0)
         return check_href(c, c->buf, n, name, strcmp(elem, "image") == 0);
@@ -714,7 +715,8 @@ static enum lh_status text(struct ctx *c)
     if (c->stack[c->depth - 1].kind != K_STYLE)
         return decode(c, start, end - start, c->buf, &n);
     st = decode(c, start, end - start, c->buf + c->css, &n);
-    c->css += n;
+    if (st == LH_OK)
+        c->css += n;
     return st;
 }
 
@@ -950,8 +952,11 @@ static enum lh_status start_tag(struct ctx *c)
     int exact = c->depth == 0 && memcmp(s + noff, "svg", 3) == 0; /* XML: <SVG> is not svg */
     for (size_t k = 0; k < nattrs; k++) {
         lower_name(s + attrs[k][0], attrs[k][1], name);
-        if (is_decl(name) && (st = declare(c, name, attrs[k][2], attrs[k][3], &scope)) != LH_OK)
-            return st;
+        if (is_decl(name)) {
+            st = declare(c, name, attrs[k][2], attrs[k][3], &scope);
+            if (st != LH_OK)
+                return st;
+        }
         if (strcmp(name, "xmlns") == 0)
             exact = exact && memcmp(s + attrs[k][0], "xmlns", 5) == 0;
     }

@@ -101,28 +101,29 @@ static _Thread_local struct lh_call *current_call;
 #define LOAD_HOOK_COUNT 10000 /* instructions between looks at the clock */
 
 /* While a VM loads on this thread, when its load must end (monotonic
- * seconds) and how long it was given; 0 otherwise. */
+ * seconds) and how long it was given. LuaJIT's hook belongs to the whole VM
+ * and has no argument: these say which load it is watching. */
 static _Thread_local double load_deadline, load_seconds;
 
-/* The count hook of a loading VM. A coroutine made during the load keeps
- * the hook; run later on a request's thread, it finds no load going on
- * there and drops the hook. */
+/* The count hook of a loading VM. Past the deadline it raises at every
+ * instruction, so that a script's pcall cannot swallow the error and go on
+ * looping: the first instruction after the pcall raises again, until the
+ * error reaches the load's own lua_pcall. */
 static void load_hook(lua_State *L, lua_Debug *ar)
 {
-    if (load_deadline == 0) {
-        lua_sethook(L, NULL, 0, 0);
-        return;
-    }
     if (lh_monotonic_seconds() <= load_deadline)
         return;
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, 1);
     lua_getinfo(L, "Sl", ar); /* where the script was when time ran out */
-    luaL_error(L, "%s:%d: still loading after %.0f s (load_timeout): an endless loop?",
-               ar->short_src, ar->currentline, load_seconds);
+    lua_pushfstring(L, "%s:%d: still loading after %d s (load_timeout): an endless loop?",
+                    ar->short_src, ar->currentline, (int)load_seconds);
+    lua_error(L);
 }
 
 /* Calls the function below its nargs arguments on L (error handler at 1)
  * with the load deadline in force. The JIT is off meanwhile: compiled code
- * does not run hooks, and a script's top level runs once anyway. */
+ * does not run hooks, and a script's top level runs once anyway. It is on
+ * afterwards, whatever the scripts did (a jit.off() at load is not kept). */
 static int pcall_loading(const struct lh_workers *ws, lua_State *L, int nargs, int nresults)
 {
     load_seconds = ws->load_timeout;

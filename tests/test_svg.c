@@ -321,6 +321,8 @@ static const struct refusal styles_links_fonts[] = {
      "style with url("},
     {SVG_OPEN "<font><glyph onclick=\"alert(1)\"/></font></svg>",
      "event handler attribute onclick"},
+    /* unicode is a glyph's characters only; elsewhere it is checked like any value */
+    {SVG_OPEN "<text unicode=\"\\75rl(x)\">a</text></svg>", "unicode with backslash escape"},
 };
 
 static void test_lh_svg_check_refuses_bad_style_cdata_links_and_fonts(void **state)

@@ -151,7 +151,7 @@ function M.load(dir, policy, watch, report)
             error(("%s: route %q: %s"):format(where(handler, file, key), key, why), 0)
         end
         shapes[route_shape] = key
-        if not STANDARD[method] then
+        if report and not STANDARD[method] then
             warn(("%s: route %q: %s is not a standard HTTP method (%s); only requests with that "
                 .. "exact method reach it"):format(where(handler, file, key), key, method, STANDARD_LIST))
         end

@@ -94,7 +94,8 @@ for name in ([[default-src script-src style-src img-src font-src connect-src med
         object-src frame-src child-src worker-src manifest-src prefetch-src fenced-frame-src
         script-src-elem script-src-attr style-src-elem style-src-attr base-uri form-action
         frame-ancestors navigate-to sandbox report-uri report-to upgrade-insecure-requests
-        block-all-mixed-content require-trusted-types-for trusted-types webrtc]]):gmatch("%S+") do
+        block-all-mixed-content require-trusted-types-for trusted-types webrtc plugin-types
+        require-sri-for]]):gmatch("%S+") do
     CSP_DIRECTIVES[name] = true
 end
 
