@@ -48,6 +48,20 @@ double lh_wall_seconds(void)
     return seconds_of(CLOCK_REALTIME);
 }
 
+struct timespec lh_timespec_of(double t)
+{
+    struct timespec ts;
+    if (t < 0)
+        t = 0;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 void *lh_calloc_lines(size_t n, size_t size)
 {
     if (n == 0 || size == 0 || size % LH_CACHE_LINE != 0 || n > SIZE_MAX / size)

@@ -116,24 +116,9 @@ static void library_init(void)
     library_failed = mysql_library_init(0, NULL, NULL) != 0;
 }
 
-
-static struct timespec mono_at(double t)
-{
-    struct timespec ts;
-    if (t < 0)
-        t = 0;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void sleep_seconds(double s)
 {
-    struct timespec ts = mono_at(s);
+    struct timespec ts = lh_timespec_of(s);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         continue;
 }
@@ -289,7 +274,7 @@ static void *monitor_main(void *arg)
 
     pthread_mutex_lock(&db->lock);
     while (!db->stopping) {
-        struct timespec until = mono_at(lh_monotonic_seconds() + MONITOR_INTERVAL);
+        struct timespec until = lh_timespec_of(lh_monotonic_seconds() + MONITOR_INTERVAL);
         pthread_cond_timedwait(&db->tick, &db->lock, &until);
         if (db->stopping)
             break;
@@ -491,7 +476,7 @@ enum lh_status lh_db_acquire(struct lh_db *db, const char *request_id, const cha
     pthread_mutex_lock(&db->lock);
     c = db->stopping ? NULL : pick_locked(db);
     if (c == NULL && !db->stopping) {
-        struct timespec deadline = mono_at(t + db->acquire_timeout);
+        struct timespec deadline = lh_timespec_of(t + db->acquire_timeout);
         db->waits++;
         db->waiting++;
         while (c == NULL && !db->stopping) {

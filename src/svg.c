@@ -91,6 +91,7 @@ static const char *const elements[] = {
     "fefunca", "fefuncb", "fefuncg", "fefuncr", "fegaussianblur", "feimage", "femerge",
     "femergenode", "femorphology", "feoffset", "fepointlight", "fespecularlighting",
     "fespotlight", "fetile", "feturbulence", "a", "metadata",
+    "view", /* dvisvgm's targets of hyperref's links: a viewBox, nothing loaded */
     /* dvisvgm's default output; no font-face-uri, which loads a font */
     "font", "font-face", "font-face-src", "font-face-name", "glyph", "missing-glyph", "hkern",
     "vkern", NULL,

@@ -42,23 +42,6 @@ struct lh_task_pool {
     pthread_t timer_thread;
 };
 
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct timespec monotonic_at(double t)
-{
-    struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Takes the first wait off the list; the lock is held. */
 static struct lh_task *pop_timer_locked(struct lh_task_pool *p)
 {
@@ -78,13 +61,13 @@ static void *timer_main(void *arg)
     while (!p->stopping) {
         if (p->timers == NULL) {
             pthread_cond_wait(&p->timer, &p->lock);
-        } else if (p->timers->_due <= monotonic_now()) {
+        } else if (p->timers->_due <= lh_monotonic_seconds()) {
             struct lh_task *t = pop_timer_locked(p);
             pthread_mutex_unlock(&p->lock);
             t->done(t);
             pthread_mutex_lock(&p->lock);
         } else {
-            struct timespec until = monotonic_at(p->timers->_due);
+            struct timespec until = lh_timespec_of(p->timers->_due);
             pthread_cond_timedwait(&p->timer, &p->lock, &until);
         }
     }
@@ -224,7 +207,7 @@ void lh_task_after(struct lh_task_pool *p, struct lh_task *t, double seconds)
     t->pool = p;
     t->cancelled = 0;
     t->refused = 0;
-    t->_due = monotonic_now() + (seconds > 0 ? seconds : 0);
+    t->_due = lh_monotonic_seconds() + (seconds > 0 ? seconds : 0);
     pthread_mutex_lock(&p->lock);
     if (p->stopping) {
         pthread_mutex_unlock(&p->lock);

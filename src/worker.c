@@ -21,6 +21,7 @@
  */
 #include "luahost/worker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -98,42 +99,78 @@ struct lh_workers {
 static _Thread_local struct lh_call *current_call;
 
 #define DEFAULT_LOAD_TIMEOUT 10.0
-#define LOAD_HOOK_COUNT 10000 /* instructions between looks at the clock */
 
-/* While a VM loads on this thread, when its load must end (monotonic
- * seconds) and how long it was given. LuaJIT's hook belongs to the whole VM
- * and has no argument: these say which load it is watching. */
-static _Thread_local double load_deadline, load_seconds;
+/* How long the load on this thread was given, for the hook's message. */
+static _Thread_local double load_seconds;
 
-/* The count hook of a loading VM. Past the deadline it raises at every
+/* Installed on a loading VM when its time is up. It raises at every
  * instruction, so that a script's pcall cannot swallow the error and go on
  * looping: the first instruction after the pcall raises again, until the
  * error reaches the load's own lua_pcall. */
 static void load_hook(lua_State *L, lua_Debug *ar)
 {
-    if (lh_monotonic_seconds() <= load_deadline)
-        return;
-    lua_sethook(L, load_hook, LUA_MASKCOUNT, 1);
     lua_getinfo(L, "Sl", ar); /* where the script was when time ran out */
     lua_pushfstring(L, "%s:%d: still loading after %d s (load_timeout): an endless loop?",
                     ar->short_src, ar->currentline, (int)load_seconds);
     lua_error(L);
 }
 
+/* A thread that installs load_hook when a load's time is up. A clock read
+ * every so many instructions would come late after slow C calls (a gsub of
+ * a megabyte per loop pass); lua_sethook may be called from another thread,
+ * as LuaJIT's own Ctrl-C handler does. */
+struct load_watch {
+    lua_State *L;
+    double deadline;
+    int done;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+};
+
+static void *watch_load(void *arg)
+{
+    struct load_watch *w = arg;
+    struct timespec until = lh_timespec_of(w->deadline);
+
+    pthread_mutex_lock(&w->lock);
+    while (!w->done && pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT)
+        ;
+    if (!w->done) /* under the lock: the load cannot end and clear the hook meanwhile */
+        lua_sethook(w->L, load_hook, LUA_MASKCOUNT, 1);
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
 /* Calls the function below its nargs arguments on L (error handler at 1)
  * with the load deadline in force. The JIT is off meanwhile: compiled code
  * does not run hooks, and a script's top level runs once anyway. It is on
- * afterwards, whatever the scripts did (a jit.off() at load is not kept). */
+ * afterwards, whatever the scripts did (a jit.off() at load is not kept).
+ * Without a watcher thread (none could start), the load has no deadline. */
 static int pcall_loading(const struct lh_workers *ws, lua_State *L, int nargs, int nresults)
 {
+    struct load_watch w = {.L = L, .deadline = lh_monotonic_seconds() + ws->load_timeout};
+    pthread_condattr_t attr;
+    pthread_t watcher;
+
     load_seconds = ws->load_timeout;
-    load_deadline = lh_monotonic_seconds() + load_seconds;
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.cond, &attr);
+    pthread_condattr_destroy(&attr);
+    int watching = pthread_create(&watcher, NULL, watch_load, &w) == 0;
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
-    lua_sethook(L, load_hook, LUA_MASKCOUNT, LOAD_HOOK_COUNT);
     int status = lua_pcall(L, nargs, nresults, 1);
+    pthread_mutex_lock(&w.lock);
+    w.done = 1;
+    pthread_cond_signal(&w.cond);
+    pthread_mutex_unlock(&w.lock);
+    if (watching)
+        pthread_join(watcher, NULL);
     lua_sethook(L, NULL, 0, 0);
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
-    load_deadline = 0;
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
     return status;
 }
 

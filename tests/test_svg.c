@@ -492,7 +492,7 @@ static void test_lh_svg_check_accepts_text_style_and_declaration(void **state)
 }
 
 /* What `dvisvgm file.dvi` writes for a TikZ picture: SVG fonts, a CDATA
- * style block, a DOCTYPE (older versions), and a hyperref link. */
+ * style block, a DOCTYPE (older versions), and a hyperref link to a view. */
 static void test_lh_svg_check_accepts_dvisvgm_output(void **state)
 {
     (void)state;
@@ -520,6 +520,7 @@ static void test_lh_svg_check_accepts_dvisvgm_output(void **state)
         "d='M189 632C189 677 172 703 145 703Z'/>\n"
         "<hkern u1='A' u2='V' k='83'/>\n"
         "</font>\n"
+        "<view id='loc.1' viewBox='-72 -72 58.301 40.417'/>\n"
         "<font id='cmtt10' horiz-adv-x='0'>\n"
         "<font-face font-family='cmtt10' units-per-em='1000' ascent='750' descent='250'/>\n"
         "<glyph unicode='\\' horiz-adv-x='525' vert-adv-y='525' glyph-name='backslash' "

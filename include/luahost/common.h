@@ -3,6 +3,7 @@
 #ifndef LUAHOST_COMMON_H
 #define LUAHOST_COMMON_H
 #include <stddef.h>
+#include <time.h>
 
 /* Per-thread state that is written on every request sits alone on its
  * cache lines: two threads writing one line slow each other down. */
@@ -27,6 +28,9 @@ const char *lh_status_str(enum lh_status st);
 double lh_monotonic_seconds(void);
 /* Seconds since the Unix epoch (what clients and Redis see). */
 double lh_wall_seconds(void);
+/* Seconds (clamped at 0) as a timespec: a duration for nanosleep, or a
+ * point of lh_monotonic_seconds for a condition variable on CLOCK_MONOTONIC. */
+struct timespec lh_timespec_of(double t);
 
 /* n zeroed elements of size bytes (a multiple of LH_CACHE_LINE), the first
  * on a line boundary; NULL when memory runs out. Freed with free(). */

@@ -67,10 +67,11 @@ local function where(handler, file, key)
     return info.short_src .. ":" .. info.linedefined
 end
 
--- The methods of RFC 9110 and PATCH (and "*", any method); others are
--- legitimate (WebDAV's PROPFIND) but more often a typo ("GTE"), which no
+-- The methods of RFC 9110, PATCH and WebDAV's (RFC 4918; and "*", any
+-- method); others are legitimate but more often a typo ("GTE"), which no
 -- client sends: a warning, not an error.
-local STANDARD_METHODS = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT" }
+local STANDARD_METHODS = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE",
+    "CONNECT", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK" }
 local STANDARD_LIST = table.concat(STANDARD_METHODS, ", ")
 local STANDARD = { ["*"] = true }
 for _, method in ipairs(STANDARD_METHODS) do

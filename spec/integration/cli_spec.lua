@@ -117,8 +117,10 @@ describe("cli #integration", function()
     it("--check gives up on a script still loading after --load-timeout, naming where it was", function()
         local app = S.tmpdir()
         -- The second loop's pcall catches the error once: it must not go on.
+        -- The third runs few Lua instructions, each a slow C call.
         for _, loop in ipairs({ "while true do\n    n = n + 1\nend\n",
-            "while true do\n    pcall(function() for i = 1, 1e9 do n = n + i end end)\nend\n" }) do
+            "while true do\n    pcall(function() for i = 1, 1e9 do n = n + i end end)\nend\n",
+            "while true do\n    n = ('a'):rep(1e6):gsub('a', 'b')\nend\n" }) do
             S.write_file(app .. "/routes.lua", "local n = 0\n" .. loop .. "return {}\n")
             local t0 = S.now()
             local code, _, err = S.run_luahost({ "--check", "--app", app, "--load-timeout", "1" })

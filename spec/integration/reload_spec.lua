@@ -259,7 +259,8 @@ describe("reload with typos #integration", function()
         srv:signal("HUP")
         reloaded(1)
         local method = ' route "GTE /html": GTE is not a standard HTTP method (GET, HEAD, POST, PUT, '
-            .. "DELETE, PATCH, OPTIONS, TRACE, CONNECT); only requests with that exact method reach it"
+            .. "DELETE, PATCH, OPTIONS, TRACE, CONNECT, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, "
+            .. "UNLOCK); only requests with that exact method reach it"
         local slow = '/alerts.lua: "GET /slepe" is not a route of ' .. srv.app .. "/routes.lua; "
             .. "its setting applies to nothing"
         -- From one worker of the two, not each; naming where the route is.
