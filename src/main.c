@@ -981,6 +981,10 @@ int main(int argc, char **argv)
         .starting = publish_transport,
     };
     set_metric_sources(&host, tasks, cpu_tasks);
+    /* From the first request on, a SIGINT or SIGTERM is a graceful stop:
+     * serve() takes it, even one that comes before it runs (it waits,
+     * blocked, until then). */
+    end_startup_watch(&startup);
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
     if (http == NULL ||
         (host.monitor != NULL && lh_monitor_start(host.monitor, err, sizeof(err)) != LH_OK)) {
@@ -997,7 +1001,6 @@ int main(int argc, char **argv)
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.workers == 1 ? "" : "s",
            cfg.env, (int)getpid());
 
-    end_startup_watch(&startup);
     serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
     watch_the_stop();
     lh_monitor_stop(host.monitor); /* its sampler reads the transport */
