@@ -194,20 +194,9 @@ describe("reload with typos #integration", function()
         S.write_file(app .. "/routes.lua", text)
     end
 
-    local function count(text, plain)
-        local n, at = 0, 1
-        while true do
-            local s, e = text:find(plain, at, true)
-            if not s then
-                return n
-            end
-            n, at = n + 1, e + 1
-        end
-    end
-
     local function reloaded(times)
         assert.is_truthy(eventually(function()
-            return count(srv:error_log(), "[info] reloaded") >= times
+            return S.count(srv:error_log(), "[info] reloaded") >= times
         end, 5), srv:error_log())
     end
 
@@ -241,7 +230,7 @@ describe("reload with typos #integration", function()
             local line = srv:wait_log("error", policy .. case[4], 5, true)
             assert.is_truthy(line, "no " .. case[4] .. " in:\n" .. srv:error_log())
             assert.is_truthy(line:find("reload failed", 1, true), line)
-            assert.are.equal(i, count(srv:error_log(), "reload failed"))
+            assert.are.equal(i, S.count(srv:error_log(), "reload failed"))
             S.write_file(policy .. "/" .. case[1], original)
 
             local res = assert(srv:request("GET", "/hello"))
@@ -265,12 +254,12 @@ describe("reload with typos #integration", function()
             .. "its setting applies to nothing"
         -- From one worker of the two, not each; naming where the route is.
         local log = srv:error_log()
-        assert.are.equal(1, count(log, method), log)
+        assert.are.equal(1, S.count(log, method), log)
         local function literal(text)
             return (text:gsub("%p", "%%%0"))
         end
         assert.is_truthy(log:find(literal(srv.app .. "/routes.lua") .. ":%d+:" .. literal(method)), log)
-        assert.are.equal(1, count(log, slow), log)
+        assert.are.equal(1, S.count(log, slow), log)
         assert.is_nil(log:find('"GET /sleep" is not a route', 1, true), log)
         -- A warning, not a refusal: the route serves.
         local res = assert(srv:request("GTE", "/html"))
@@ -281,8 +270,8 @@ describe("reload with typos #integration", function()
         srv:signal("HUP")
         reloaded(2)
         log = srv:error_log()
-        assert.are.equal(2, count(log, method), log)
-        assert.are.equal(2, count(log, slow), log)
+        assert.are.equal(2, S.count(log, method), log)
+        assert.are.equal(2, S.count(log, slow), log)
     end)
 
     it("logs a res.security naming no policy once per worker, and sends the default headers", function()
@@ -300,7 +289,7 @@ describe("reload with typos #integration", function()
         local line = 'route "GET /nope": res.security = "nope" is not a policy of ' .. policy
             .. '/headers.lua (default, svg, svg_private); sent "default"'
         assert.is_truthy(srv:wait_log("error", line, 5, true), srv:error_log())
-        local n = count(srv:error_log(), line)
+        local n = S.count(srv:error_log(), line)
         assert.is_true(n >= 1 and n <= 2, srv:error_log())
         assert.is_truthy(srv:error_log():find("[error]", 1, true))
     end)

@@ -41,17 +41,6 @@ local function assert_too_many(res, what)
         cjson.decode(res.body), what)
 end
 
-local function count(text, plain)
-    local n, at = 0, 1
-    while true do
-        local s, e = text:find(plain, at, true)
-        if not s then
-            return n
-        end
-        n, at = n + 1, e + 1
-    end
-end
-
 -- Sum of the per-address counters in Redis ("rl:ip:<address>:<window>:<index>").
 local function ip_count(r)
     local total = 0
@@ -180,7 +169,7 @@ describe("rate limits in Redis #integration", function()
             assert.are.equal(200, res.status)
             assert.is_truthy(took < BUDGET, "took " .. took .. " s")
         end
-        assert.are.equal(1, count(srv:error_log(), "limiting in this process"), srv:error_log())
+        assert.are.equal(1, S.count(srv:error_log(), "limiting in this process"), srv:error_log())
 
         -- Redis again (empty): the next retry finds it.
         r:start()
@@ -204,8 +193,8 @@ describe("rate limits in Redis #integration", function()
         local n = ip_count(r)
         assert.are.equal(200, timed_get(c, "/hello", { ["User-Agent"] = fresh_ua("after") }).status)
         assert.are.equal(n + 1, ip_count(r))
-        assert.are.equal(1, count(srv:error_log(), "limiting in this process"))
-        assert.are.equal(1, count(srv:error_log(), "is back"))
+        assert.are.equal(1, S.count(srv:error_log(), "limiting in this process"))
+        assert.are.equal(1, S.count(srv:error_log(), "is back"))
         assert.is_nil(srv:access_log():find('" 5%d%d '), srv:access_log())
     end)
 
@@ -251,7 +240,7 @@ describe("rate limits in Redis #integration", function()
             end
         until back or S.now() > deadline
         assert.is_truthy(back, "no 'is back' line:\n" .. srv:error_log())
-        assert.are.equal(1, count(srv:error_log(), "limiting in this process"), srv:error_log())
+        assert.are.equal(1, S.count(srv:error_log(), "limiting in this process"), srv:error_log())
         local n = ip_count(r)
         assert.are.equal(200, timed_get(c, "/hello", { ["User-Agent"] = fresh_ua("thawed") }).status)
         assert.are.equal(n + 1, ip_count(r))

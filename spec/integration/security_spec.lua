@@ -66,17 +66,6 @@ local function nonce_of(res)
     return csp and csp:match("'nonce%-([^']*)'")
 end
 
-local function count(text, plain)
-    local n, at = 0, 1
-    while true do
-        local s, e = text:find(plain, at, true)
-        if not s then
-            return n
-        end
-        n, at = n + 1, e + 1
-    end
-end
-
 local DEFAULT_HEADERS = {
     ["X-Content-Type-Options"] = "nosniff",
     ["X-Frame-Options"] = "DENY",
@@ -295,7 +284,7 @@ describe("security headers #integration", function()
         local res = assert(srv:request("GET", "/counted", { ["User-Agent"] = "sqlmap/1.7" }))
         assert.are.equal(200, res.status, res.body)
         assert.is_truthy(srv:error_log("security: User-Agent contains sqlmap", 5, true), srv:error_log())
-        assert.are.equal(3, count(srv:error_log(), "CSP violation"))
+        assert.are.equal(3, S.count(srv:error_log(), "CSP violation"))
     end)
 
     -- A report is the client's text: it must not end its log line or forge
@@ -779,7 +768,7 @@ describe("policy reload #integration", function()
         local res = assert(srv:request("GET", "/hello", { ["User-Agent"] = fresh_ua("reload") }))
         assert.are.equal(200, res.status)
         assert.are.equal("5", res.headers["X-RateLimit-Limit"])
-        assert.are.equal(2, count(srv:error_log(), "reload failed"))
+        assert.are.equal(2, S.count(srv:error_log(), "reload failed"))
     end)
 end)
 
@@ -852,7 +841,7 @@ describe("FINGERPRINT_SECRET #integration", function()
         assert.is_truthy(srv:error_log("[info] reloaded", 5, true), srv:error_log())
         assert.are.equal(200, assert(srv:request("GET", "/health")).status)
         local log = srv:error_log()
-        assert.are.equal(1, count(log, "FINGERPRINT_SECRET is not set"), log)
+        assert.are.equal(1, S.count(log, "FINGERPRINT_SECRET is not set"), log)
         assert.is_truthy(log:find("[warn]", 1, true), log)
     end)
 
@@ -860,6 +849,6 @@ describe("FINGERPRINT_SECRET #integration", function()
         local srv = S.start({ app = APP, env = { FINGERPRINT_SECRET = "change-me-in-production" } })
         assert.are.equal(200, assert(srv:request("GET", "/health")).status)
         assert.is_truthy(srv:error_log("refused in production", 5, true), srv:error_log())
-        assert.are.equal(1, count(srv:error_log(), "refused in production"))
+        assert.are.equal(1, S.count(srv:error_log(), "refused in production"))
     end)
 end)

@@ -12,6 +12,7 @@
 --   srv:stop()                                     -- or S.stop_all() in after_each
 --   S.run_luahost({ "--check" }) -> code, stdout, stderr
 --   S.spawn(argv, { stdout = file }) -> pid; S.wait_pid(pid, timeout) -> code
+--   S.count(srv:error_log(), "reloaded") -> how many times the text occurs
 --
 -- Options of S.start (all optional):
 --   app         application directory (default spec/integration/app)
@@ -381,6 +382,18 @@ local function read_response(sock, method)
     return res
 end
 M.read_response = read_response
+
+-- How many times plain (no pattern) occurs in text, e.g. a line in a log.
+function M.count(text, plain)
+    local n, at = 0, 1
+    while true do
+        local s, e = text:find(plain, at, true)
+        if not s then
+            return n
+        end
+        n, at = n + 1, e + 1
+    end
+end
 
 -- Every value of header name, in order.
 function M.header_values(res, name)
