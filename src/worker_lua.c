@@ -7,8 +7,13 @@
  *   worker.request_data(request_id, part) -> value | nil, err
  *       part: "headers" (lower-case names), "query" or "body"; used by
  *       luahost.request to fill req.headers, req.query and req.body lazily.
+ *   worker.list_dir(dir) -> names | nil, "dir: why"
+ *       The entries of a folder but . and .., sorted (Lua cannot list one);
+ *       luahost.template finds its templates with it.
  */
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,8 +124,47 @@ static int l_set_route(lua_State *L)
     return 0;
 }
 
-static const luaL_Reg functions[] = {
-    {"sleep", l_sleep}, {"request_data", l_request_data}, {"set_route", l_set_route}, {NULL, NULL}};
+/* worker.list_dir(dir) -> names | nil, err */
+static int l_list_dir(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", dir, strerror(errno));
+        return 2;
+    }
+    lua_newtable(L);
+    int n = 0;
+    struct dirent *e;
+    errno = 0; /* readdir's end and its failure both return NULL */
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            lua_pushstring(L, e->d_name);
+            lua_rawseti(L, -2, ++n);
+        }
+        errno = 0;
+    }
+    int failed = errno;
+    closedir(d);
+    if (failed != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", dir, strerror(failed));
+        return 2;
+    }
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "sort");
+    lua_pushvalue(L, -3);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
+    return 1;
+}
+
+static const luaL_Reg functions[] = {{"sleep", l_sleep},
+                                     {"request_data", l_request_data},
+                                     {"set_route", l_set_route},
+                                     {"list_dir", l_list_dir},
+                                     {NULL, NULL}};
 
 int luaopen_luahost_worker(lua_State *L)
 {

@@ -2,12 +2,18 @@
 -- default.
 --
 --   template.load(dir[, names]) -> t
---       t.render(name, data) -> html     renders dir/<name>.html; each file is
---       compiled once and kept for the life of the Lua state (a reload makes
---       new states): the names listed at load time at once, so that a broken
---       template fails the start or the reload, others on their first
---       render. Raises "file:line: message" for a template that does not
---       compile or fails while rendering.
+--       Compiles every template of dir: each file <name>.html, except hidden
+--       ones (editors' lock files); other files and subfolders are not read.
+--       Call it while the app loads (at the top of a module, as
+--       lua/app/pages.lua does), so that a broken template fails the start,
+--       the reload or luahost --check. Raises "file:line: message" for a
+--       template that does not compile, "dir: why" for a folder it cannot
+--       list, and "dir/<name>.html: no such template" for a name of names
+--       (templates that must exist; none by default) that is missing.
+--       t.render(name, data) -> html     renders dir/<name>.html as compiled
+--       at load (a reload makes new states, which compile the files anew).
+--       Raises "file:line: message" for a template that fails while
+--       rendering, "dir/<name>.html: no such template" for an unknown name.
 --   template.compile(source, chunkname) -> fn | nil, err
 --       fn(data) -> html
 --   template.escape(value) -> text       & < > " ' as entities; nil -> ""
@@ -17,8 +23,11 @@
 --   {{{ expr }}}   the value unescaped: only for trusted HTML
 --   {% stmt %}     Lua statements: {% for _, x in ipairs(list) do %} ... {% end %}
 -- Expressions see data's fields as variables, then a few safe globals.
+local worker = require "luahost.worker"
+
 local concat, format, tostring, type = table.concat, string.format, tostring, type
 local loadstring, setfenv, setmetatable = loadstring, setfenv, setmetatable
+
 
 local M = {}
 
@@ -75,7 +84,8 @@ local function translate(source)
         local from = s + #tag.open
         local close = source:find(tag.close, from, true)
         if not close then
-            return nil, "unclosed " .. tag.open
+            local _, newlines = source:sub(1, s - 1):gsub("\n", "")
+            return nil, "unclosed " .. tag.open, newlines + 1
         end
         out[#out + 1] = tag.code(source:sub(from, close - 1))
         pos = close + #tag.close
@@ -86,9 +96,9 @@ local function translate(source)
 end
 
 function M.compile(source, chunkname)
-    local code, err = translate(source)
+    local code, err, line = translate(source)
     if not code then
-        return nil, chunkname .. ": " .. err
+        return nil, chunkname .. ":" .. line .. ": " .. err
     end
     local chunk
     chunk, err = loadstring(code, "@" .. chunkname)
@@ -110,38 +120,58 @@ function M.compile(source, chunkname)
     end
 end
 
-function M.load(dir, names)
-    local compiled = {}
-    local t = {}
+local function compile_file(file)
+    local f, err = io.open(file, "rb")
+    if not f then
+        error(err, 0)
+    end
+    local source
+    source, err = f:read("*a")
+    f:close()
+    if not source then
+        error(file .. ": " .. err, 0)
+    end
+    local fn
+    fn, err = M.compile(source, file)
+    if not fn then
+        error(err, 0)
+    end
+    return fn
+end
 
-    local function compiled_of(name, level)
-        if type(name) ~= "string" or not name:match("^[%w_%-]+$") then
-            error("template name must be letters, digits, _ or -", level)
+function M.load(dir, names)
+    if type(dir) ~= "string" then
+        error("bad argument #1 to 'load' (string expected, got " .. type(dir) .. ")", 2)
+    end
+    local files, err = worker.list_dir(dir) -- sorted: the same template reported first on every load
+    if not files then
+        error(err, 2)
+    end
+    local compiled = {}
+    for _, file in ipairs(files) do
+        local name = file:match("^([^.].*)%.html$")
+        if name then
+            compiled[name] = compile_file(dir .. "/" .. file)
         end
+    end
+
+    -- Raised at the caller of load or render.
+    local function missing(name)
+        error(format("%s/%s.html: no such template", dir, tostring(name)), 3)
+    end
+    for _, name in ipairs(names or {}) do
+        if not compiled[name] then
+            missing(name)
+        end
+    end
+
+    local t = {}
+    function t.render(name, data)
         local fn = compiled[name]
         if not fn then
-            local file = dir .. "/" .. name .. ".html"
-            local f, err = io.open(file, "rb")
-            if not f then
-                error(err, level)
-            end
-            local source = f:read("*a")
-            f:close()
-            fn, err = M.compile(source, file)
-            if not fn then
-                error(err, 0)
-            end
-            compiled[name] = fn
+            missing(name)
         end
-        return fn
-    end
-
-    function t.render(name, data)
-        return compiled_of(name, 3)(data)
-    end
-
-    for _, name in ipairs(names or {}) do
-        compiled_of(name, 3)
+        return fn(data)
     end
     return t
 end

@@ -2,6 +2,7 @@
 -- broken scripts and config files, and the precedence of the configuration
 -- sources (defaults < config file < environment < flags).
 local S = require "integration.support.server"
+local stat = require "posix.sys.stat"
 
 local function broken_app(line_text, at_line)
     local app = S.tmpdir()
@@ -112,6 +113,26 @@ describe("cli #integration", function()
         local code, out, err = S.run_luahost({ "--check", "--app", app })
         assert.are_not.equal(0, code)
         assert.is_truthy((out .. err):find("routes.lua:3: no database configured", 1, true), out .. err)
+    end)
+
+    it("--check compiles every template, one the app names nowhere too, and reports file:line", function()
+        local app = S.tmpdir()
+        local templates = app .. "/templates"
+        assert(stat.mkdir(templates))
+        S.write_file(app .. "/routes.lua", ("local views = require('luahost.template').load(%q, { 'page' })\n"
+            .. "return { ['GET /page'] = function(_, res) res:html(views.render('page', {})) end }\n")
+            :format(templates))
+        S.write_file(templates .. "/page.html", "<p>page</p>\n")
+        S.write_file(templates .. "/unused.html", "<ul>\n{% for _, x in ipairs(xs) do %}\n<li>{{ x }</li>\n"
+            .. "{% end %}\n</ul>\n")
+        local code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are.equal(1, code, out .. err)
+        assert.are.equal("luahost: " .. templates .. "/unused.html:3: unclosed {{\n", err)
+
+        S.write_file(templates .. "/unused.html", "<ul>\n{% for _, x in ipairs(xs) do %}\n<li>{{ x }}</li>\n"
+            .. "{% end %}\n</ul>\n")
+        code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are.equal(0, code, out .. err)
     end)
 
     it("--check gives up on a script still loading after --load-timeout, naming where it was", function()

@@ -1,9 +1,10 @@
 -- SIGHUP reloads the application's scripts: new and changed routes are seen
--- on connections opened before the reload, a broken routes.lua is reported
--- (file:line) and the old routes keep serving, and a request in flight
--- during the reload completes.
+-- on connections opened before the reload, a broken routes.lua or template
+-- is reported (file:line) and the old routes keep serving, and a request in
+-- flight during the reload completes.
 local S = require "integration.support.server"
 local cjson = require "cjson"
+local stat = require "posix.sys.stat"
 
 -- routes.lua of the test app with GET /version answering `version` and,
 -- when `added`, a new route GET /added.
@@ -123,6 +124,48 @@ describe("reload #integration", function()
         assert.is_true(eventually(function()
             return version_on(c) == 3
         end, 5), "version 3 not served after the fix:\n" .. srv:error_log())
+    end)
+
+    it("keeps serving the old templates when a template the app names nowhere is broken", function()
+        -- The test app with GET /page/:name, rendering templates/<name>.html.
+        local templates = app .. "/templates"
+        assert(stat.mkdir(templates))
+        S.write_file(templates .. "/page.html", "<p>{{ version }}</p>\n")
+        local text, n = assert(S.read_file(app .. "/routes.lua")):gsub("}%s*$", '    ["GET /page/:name"] = '
+            .. "function(req, res) res:html(views.render(req.params.name, { version = 1 })) end,\n}\n")
+        assert(n == 1)
+        S.write_file(app .. "/routes.lua", ("local views = require('luahost.template').load(%q)\n"):format(templates)
+            .. text)
+        local paged = S.start({ app = app, workers = 2 })
+        local function page()
+            local res = assert(paged:request("GET", "/page/page"))
+            assert.are.equal(200, res.status)
+            return res.body
+        end
+        assert.are.equal("<p>1</p>\n", page())
+        -- A name that is no template: a 500, the file it looked for in the log.
+        local res = assert(paged:request("GET", "/page/nope"))
+        assert.are.equal(500, res.status)
+        assert.are.equal('{"success":false,"message":"Server error"}', res.body)
+        assert.is_truthy(paged:wait_log("error", templates .. "/nope.html: no such template", 5, true),
+            paged:error_log())
+
+        S.write_file(templates .. "/page.html", "<p>v{{ version }}</p>\n")
+        S.write_file(templates .. "/other.html", "<p>\n\n{% if then %}\n</p>\n")
+        paged:signal("HUP")
+        local line = paged:wait_log("error", "reload failed", 5, true)
+        assert.is_truthy(line, "no 'reload failed' line:\n" .. paged:error_log())
+        assert.is_truthy(line:find(templates .. "/other.html:3: unexpected symbol near 'then'", 1, true), line)
+        -- The old scripts serve the page as compiled at start, not as edited.
+        for _ = 1, 4 do
+            assert.are.equal("<p>1</p>\n", page())
+        end
+
+        os.remove(templates .. "/other.html")
+        paged:signal("HUP")
+        assert.is_truthy(eventually(function()
+            return page() == "<p>v1</p>\n"
+        end, 5), "the edited page not served after the fix:\n" .. paged:error_log())
     end)
 
     it("gives up on a routes.lua still loading after load_timeout, and stays reloadable and stoppable", function()
