@@ -11,6 +11,7 @@ local json = require "luahost.json"
 local cjson_safe = require "cjson.safe"
 local log = require "luahost.log"
 local monitoring = require "luahost.monitoring"
+local password = require "luahost.password"
 local svg = require "luahost.svg"
 local worker = require "luahost.worker"
 local ids = require "ids"
@@ -21,6 +22,8 @@ local ceil, tonumber = math.ceil, tonumber
 local MAX_PER_PAGE = 100 -- items per page, at most
 local MAX_PAGE = 100000  -- keeps OFFSET bounded
 local LIST_TTL = 300     -- seconds a list page stays cached; uploads and deletes invalidate it
+local SVG_TTL = 3600     -- seconds a public image's SVG stays cached; its delete invalidates it
+local MISSING_TTL = 60   -- seconds "no public image of this id" stays cached; an upload invalidates it
 
 local function server_error(res, what, err, kind)
     log.error(what .. ": " .. tostring(err))
@@ -134,7 +137,42 @@ end
 
 local find_metadata = images.finder(
     "id, filename, created_at, user_id, description, is_public, view_count")
-local find_content = images.finder("svg_content, is_public")
+
+-- The cache key of an id's public SVG, or of there being none (cached
+-- MISSING_TTL): an upload and a delete of the id invalidate it.
+local function svg_key(id)
+    return "svg:" .. id
+end
+
+-- A public image's SVG, with its strong ETag (the content's hash, computed
+-- once per fill), from the cache; a private one from the database, never
+-- cached (images.finder).
+local find_content = images.finder("svg_content, is_public", function(sql, id)
+    return cache.get_or_compute(svg_key(id), SVG_TTL, function()
+        local image, err, kind = db.query_one(sql, id)
+        if image then
+            image.etag = '"' .. password.sha256_hex(image.svg_content):sub(1, 32) .. '"'
+        end
+        return image, err, kind
+    end, { negative_ttl = MISSING_TTL })
+end)
+
+-- Whether an If-None-Match header holds etag ("*", or a list of entity
+-- tags compared weakly, W/ ignored: RFC 9110 13.1.2).
+local function none_match(header, etag)
+    if header == nil then
+        return false
+    end
+    if header:find("^%s*%*%s*$") then
+        return true
+    end
+    for tag in header:gmatch('"[^"]*"') do
+        if tag == etag then
+            return true
+        end
+    end
+    return false
+end
 
 -- The dashboard, the alerts and /metrics (beyond metrics_allow addresses)
 -- are for administrators.
@@ -222,7 +260,9 @@ local routes = {
         res:json({ success = true, item = image })
     end,
 
-    -- The image itself, under the locked-down "svg" header policy.
+    -- The image itself, under the locked-down "svg" header policy. A public
+    -- one is cached here, and browsers revalidate it (ETag, 304) once its
+    -- few minutes of max-age are over, so a delete soon reaches them too.
     ["GET /svg/:id.svg"] = function(req, res)
         local id = image_id(req)
         if not id then
@@ -235,7 +275,16 @@ local routes = {
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
         end
-        res.security = image.is_public == 1 and "svg" or "svg_private"
+        if image.is_public ~= 1 then
+            res.security = "svg_private"
+        else
+            res.security = "svg"
+            res.headers["ETag"] = image.etag
+            if none_match(req.headers["If-None-Match"], image.etag) then
+                res.status = 304
+                return
+            end
+        end
         res.headers["Content-Type"] = "image/svg+xml; charset=utf-8" -- the checker admits UTF-8 only
         res.body = image.svg_content
     end,
@@ -264,6 +313,7 @@ local routes = {
         if not inserted then
             return server_error(res, "svg upload", id, kind) -- id holds the error here
         end
+        cache.delete(svg_key(id)) -- "none" may be cached for an id asked for before
         cache.invalidate_pattern("svg_list:*")
         res:json({ success = true, id = id }, 201)
     end,
@@ -298,6 +348,7 @@ local routes = {
         if deleted == 0 then -- a concurrent delete was first
             return res:json({ success = false, message = "Not found" }, 404)
         end
+        cache.delete(svg_key(id))
         cache.invalidate_pattern("svg_list:*")
         res:json({ success = true, deleted = id })
     end,

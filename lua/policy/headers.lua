@@ -63,9 +63,10 @@ return {
     default = { headers = COMMON, hsts = HSTS },
 
     svg = {
-        -- Rendered SVGs change rarely: shared caches may keep them one day
-        -- (86400 seconds).
-        headers = with({ "Cache-Control", "public, max-age=86400" }),
+        -- Any cache may keep a public SVG 5 minutes (300 seconds), then
+        -- revalidates it with its ETag (a 304 without the body): a deleted
+        -- image is gone from every cache within those 5 minutes.
+        headers = with({ "Cache-Control", "public, max-age=300" }),
         hsts = HSTS,
     },
 

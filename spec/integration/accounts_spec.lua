@@ -8,16 +8,7 @@ local cjson = require "cjson"
 local DB_URL, json, add_user, login, sid_of = G.DB_URL, G.json, G.add_user, G.login, G.sid_of
 local start_gallery = G.start
 
--- Runs sql with the mariadb client on the test database; returns its output.
-local function mariadb(sql)
-    local user, pass, host, port, database = DB_URL:match("^mysql://([^:]+):([^@]*)@([^:/]+):?(%d*)/(.+)$")
-    local cmd = ("mariadb --no-defaults -N -h%s -P%s -u%s -p%s %s -e %s"):format(host,
-        port ~= "" and port or "3306", user, pass, database, S.shell_quote(sql))
-    local p = assert(io.popen(cmd))
-    local out = p:read("*a")
-    p:close()
-    return out
-end
+local mariadb = G.mariadb
 
 -- Inserts an image (public unless is_public is 0); returns its id.
 local function insert_image(owner_name, is_public)

@@ -1,12 +1,22 @@
 -- The gallery's API against the real MariaDB (the test database): migrations
 -- and seeds at start, the list's shape and bounds, views counted atomically,
 -- the SVG under its own policy, the database health check, parameters bound;
--- private images for their owners and administrators only.
+-- private images for their owners and administrators only; public SVGs
+-- cached on every instance sharing Redis, revalidated with their ETag, gone
+-- at once after a delete.
 local S = require "integration.support.server"
 
 local G = require "integration.support.gallery"
 
 local start, json = G.start, G.json
+
+-- Signs a fresh account in on srv: the headers of its requests.
+local function account(srv, prefix, is_admin)
+    local name = G.unique_name(prefix)
+    local secret = "correct horse battery"
+    assert.is_true(G.add_user(name, secret, is_admin))
+    return G.session_headers(srv, name, secret)
+end
 
 describe("gallery #integration", function()
     local srv
@@ -133,8 +143,8 @@ describe("gallery #integration", function()
         assert.is_truthy(res.body:find("^<svg"))
         assert.is_truthy(res.headers["content-security-policy"]:find("^default%-src 'none'"))
         assert.are.equal("nosniff", res.headers["x-content-type-options"])
-        assert.is_truthy(res.headers["cache-control"]:find("max-age", 1, true))
-        -- Each image is a database query: the per-address ceiling (the
+        assert.are.equal("public, max-age=300", res.headers["cache-control"])
+        -- A cache miss is a database query: the per-address ceiling (the
         -- shipped policy's 2000 per hour) applies, the per-client limit not.
         assert.are.equal("2000", res.headers["x-ratelimit-limit"])
     end)
@@ -152,15 +162,7 @@ end)
 
 describe("gallery private images #integration", function()
     local srv, owner, other, admin
-    local secret = "correct horse battery"
     local DRAWING = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>'
-
-    -- Signs a fresh account in: the headers of its requests.
-    local function account(prefix, is_admin)
-        local name = G.unique_name(prefix)
-        assert.is_true(G.add_user(name, secret, is_admin))
-        return G.session_headers(srv, name, secret)
-    end
 
     -- Uploads as the owner; the new image's id.
     local function upload(is_public)
@@ -171,7 +173,7 @@ describe("gallery private images #integration", function()
 
     setup(function()
         srv = start()
-        owner, other, admin = account("owner"), account("other"), account("admin", true)
+        owner, other, admin = account(srv, "owner"), account(srv, "other"), account(srv, "admin", true)
     end)
 
     teardown(function()
@@ -210,7 +212,7 @@ describe("gallery private images #integration", function()
             assert.are.equal(200, meta.status)
             assert.is_nil(meta.headers["cache-control"])
             local image = assert(srv:request("GET", "/svg/" .. public .. ".svg", headers))
-            assert.are.same({ "public, max-age=86400" }, S.header_values(image, "Cache-Control"))
+            assert.are.same({ "public, max-age=300" }, S.header_values(image, "Cache-Control"))
             local page = assert(srv:request("GET", "/image/" .. public, headers))
             assert.are.equal("private, no-cache", page.headers["cache-control"])
         end
@@ -242,6 +244,137 @@ describe("gallery private images #integration", function()
         assert.are.equal(401, assert(srv:request("GET", "/api/svg/list?mine=1")).status)
         assert.are.equal(400, assert(srv:request("GET", "/api/svg/list?mine=2", owner)).status)
         assert.are.equal(200, srv:request("DELETE", "/api/svg/" .. id, owner).status)
+    end)
+end)
+
+describe("gallery SVG cache #integration", function()
+    local r, a, b, owner, other
+    local uploaded = {}
+
+    -- A drawing no other image has: its title.
+    local function drawing(title)
+        return ('<svg xmlns="http://www.w3.org/2000/svg"><title>%s</title>'
+            .. '<rect width="3" height="3"/></svg>'):format(G.unique_name(title))
+    end
+
+    -- Uploads svg as the owner through srv; the new image's id.
+    local function upload(srv, svg, is_public)
+        local res = G.upload(srv, owner, { filename = "cached.svg", svg = svg, is_public = is_public })
+        assert.are.equal(201, res.status, res.body)
+        local id = json(res).id
+        uploaded[#uploaded + 1] = id
+        return id
+    end
+
+    local function get(srv, id, headers)
+        return assert(srv:request("GET", "/svg/" .. id .. ".svg", headers))
+    end
+
+    -- The answer once it has the status, or the last one after 2 s: another
+    -- instance drops its L1 entry when the invalidation message reaches it.
+    local function settled(srv, id, status)
+        local res = get(srv, id)
+        local deadline = S.now() + 2
+        while res.status ~= status and S.now() < deadline do
+            S.sleep(0.02)
+            res = get(srv, id)
+        end
+        return res
+    end
+
+    setup(function()
+        r = S.redis()
+        a = start({ "--redis-url", r.url })
+        b = start({ "--redis-url", r.url })
+        owner, other = account(a, "svgowner"), account(a, "svgother")
+    end)
+
+    teardown(function()
+        S.stop_all()
+        if #uploaded > 0 then
+            G.mariadb("DELETE FROM svg_image WHERE id IN (" .. table.concat(uploaded, ",") .. ")")
+        end
+    end)
+
+    it("serves public SVGs from the cache, and an upload or a delete on one instance on every one", function()
+        local original = drawing("kept")
+        local id = upload(a, original, true)
+        -- The next id (the suite uploads one image at a time), asked for
+        -- before it exists: "none" is cached on both.
+        for _, srv in ipairs({ a, b }) do
+            assert.are.equal(404, get(srv, id + 1).status)
+        end
+        assert.are.equal(id + 1, upload(b, drawing("next"), true))
+        assert.are.equal(200, get(b, id + 1).status)
+        assert.are.equal(200, settled(a, id + 1, 200).status)
+
+        for _, srv in ipairs({ a, b }) do
+            assert.are.equal(original, get(srv, id).body)
+        end
+        -- Changed behind the servers' back: both still send their cached copy.
+        G.mariadb(("UPDATE svg_image SET svg_content = '%s' WHERE id = %d"):format(drawing("changed"), id))
+        for _, srv in ipairs({ a, b }) do
+            assert.are.equal(original, get(srv, id).body)
+        end
+
+        assert.are.equal(200, assert(b:request("DELETE", "/api/svg/" .. id, owner)).status)
+        assert.are.equal(404, get(b, id).status) -- the instance that deleted it: at once
+        assert.are.equal(404, settled(a, id, 404).status)
+    end)
+
+    it("revalidates a public SVG with its ETag: 304 without a body, not for other content or after a delete",
+        function()
+        local id = upload(a, drawing("tagged"), true)
+        local res = get(a, id)
+        local etag = res.headers["etag"]
+        assert.is_truthy(etag and etag:find('^"[^"]+"$'), "a strong ETag: " .. tostring(etag))
+        for _, condition in ipairs({ etag, "W/" .. etag, '"other", ' .. etag, "*" }) do
+            for _, method in ipairs({ "GET", "HEAD" }) do
+                local again = assert(a:request(method, "/svg/" .. id .. ".svg",
+                    { ["If-None-Match"] = condition }))
+                assert.are.equal(304, again.status, method .. " " .. condition)
+                assert.are.equal("", again.body)
+                assert.are.equal(etag, again.headers["etag"])
+                assert.are.equal("public, max-age=300", again.headers["cache-control"])
+            end
+        end
+        -- The same content from the other instance: the same tag.
+        assert.are.equal(etag, get(b, id).headers["etag"])
+
+        local other_content = drawing("untagged")
+        local changed = get(a, upload(a, other_content, true), { ["If-None-Match"] = etag })
+        assert.are.equal(200, changed.status)
+        assert.are.equal(other_content, changed.body)
+        assert.are_not.equal(etag, changed.headers["etag"])
+
+        assert.are.equal(200, assert(a:request("DELETE", "/api/svg/" .. id, owner)).status)
+        assert.are.equal(404, get(a, id, { ["If-None-Match"] = etag }).status)
+    end)
+
+    it("keeps private images out of the shared cache, for their owner alone and never revalidated", function()
+        local public, private = drawing("shared"), drawing("secret")
+        local public_id, private_id = upload(a, public, true), upload(a, private, false)
+        assert.are.equal(200, get(a, public_id).status)
+        for _, srv in ipairs({ a, b }) do
+            local own = get(srv, private_id, owner)
+            assert.are.equal(200, own.status)
+            assert.are.equal(private, own.body)
+            assert.are.equal("private, no-store", own.headers["cache-control"])
+            assert.is_nil(own.headers["etag"])
+            local conditional = { Cookie = owner.Cookie, ["If-None-Match"] = "*" }
+            assert.are.equal(200, get(srv, private_id, conditional).status)
+            for _, headers in ipairs({ {}, other }) do
+                assert.are.equal(404, get(srv, private_id, headers).status)
+            end
+        end
+        -- What L2 holds: the public drawing, and never the private one.
+        local held = {}
+        for _, key in ipairs(r:keys("cache:*")) do
+            held[#held + 1] = r:command("GET", key) or ""
+        end
+        held = table.concat(held, "\n")
+        assert.is_truthy(held:find(public:match("<title>(.-)</title>"), 1, true))
+        assert.is_nil(held:find(private:match("<title>(.-)</title>"), 1, true))
     end)
 end)
 

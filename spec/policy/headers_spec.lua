@@ -112,7 +112,7 @@ describe("policy.headers and policy.csp", function()
         assert.is_nil(csp:find("unsafe-inline", 1, true))
     end)
 
-    for name, caching in pairs { svg = "public, max-age=86400", svg_private = "private, no-store" } do
+    for name, caching in pairs { svg = "public, max-age=300", svg_private = "private, no-store" } do
         it(name .. "'s CSP starts with default-src 'none' and runs no script", function()
             local csp = find(compile(name):emit(), "Content-Security-Policy")
             assert.equal("default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; "

@@ -3,7 +3,7 @@
 -- what is read from the server's access log afterwards.
 --   40 %  GET /api/svg/list?page=1..5      cached pages (database on a miss)
 --   30 %  GET /api/svg/:id                 database (counts a view)
---   20 %  GET /svg/:id.svg                 database
+--   20 %  GET /svg/:id.svg                 cached (database on a miss)
 --   10 %  GET /health                      nothing
 -- Environment: IMAGE_IDS (comma-separated public ids).
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")

@@ -1,5 +1,6 @@
 -- The gallery (lua/app) on the test database, for the specs that need
--- accounts and uploads: starting it, `luahost user add`, signing in.
+-- accounts and uploads: starting it, `luahost user add`, signing in, SQL
+-- behind the server's back.
 local S = require "integration.support.server"
 local cjson = require "cjson"
 
@@ -9,6 +10,17 @@ local G = {}
 G.DB_URL = os.getenv("LUAHOST_TEST_DB_URL")
     or (os.getenv("LUAHOST_DB_URL") or "mysql://luahost:luahost-dev@127.0.0.1:13306/luahost")
         :gsub("/[^/]*$", "/luahost_test")
+
+-- Runs sql with the mariadb client on the test database; returns its output.
+function G.mariadb(sql)
+    local user, pass, host, port, database = G.DB_URL:match("^mysql://([^:]+):([^@]*)@([^:/]+):?(%d*)/(.+)$")
+    local cmd = ("mariadb --no-defaults -N -h%s -P%s -u%s -p%s %s -e %s"):format(host,
+        port ~= "" and port or "3306", user, pass, database, S.shell_quote(sql))
+    local p = assert(io.popen(cmd))
+    local out = p:read("*a")
+    p:close()
+    return out
+end
 
 function G.json(res)
     return cjson.decode(res.body)
