@@ -4,7 +4,7 @@
 --
 --   55 %  GET  /api/svg/list?page=1..20&per_page=12   list pages (cached)
 --   25 %  GET  /api/svg/:id                            image metadata (counts a view)
---   15 %  GET  /svg/:id.svg                            SVG downloads
+--   15 %  GET  /svg/:id.svg                            SVG downloads (cached)
 --    4 %  POST /api/login                              sign-ins (PBKDF2, 600,000 iterations)
 --    1 %  POST /api/svg                                uploads (a small clean SVG, signed in)
 --
