@@ -331,19 +331,49 @@ local function requests_by(r, t)
     return r.responses
 end
 
--- Requests of run r that pass the bot check (more than `limit` in a fixed
--- window of `window` seconds, every request counted) and the rate limits
--- (`cap` requests granted in all, on fresh counters). A request refused as a
--- bot still takes one of the `cap` grants, since the limits and the bot
--- counter are one atomic check: in each window the first `limit` requests
--- pass, as long as fewer than `cap` came before them.
-local function bot_allowed(r, limit, window, cap)
-    local allowed, seen = 0, 0
-    local t_end = r.t0 + r.samples[#r.samples].t
-    for w = floor(r.t0 / window), floor(t_end / window) do
-        local upto = requests_by(r, min(t_end, (w + 1) * window))
-        allowed = allowed + max(0, min(limit, upto - seen, cap - seen))
-        seen = upto
+-- Wall-clock time by which run r had answered n requests: requests_by's
+-- inverse, interpolated the same way.
+local function time_of(r, n)
+    local last = r.samples[#r.samples]
+    local m, prev_t, prev_n = n * last.n / max(1, r.responses), 0, 0
+    for _, s in ipairs(r.samples) do
+        if m <= s.n and s.n > prev_n then
+            return r.t0 + prev_t + (s.t - prev_t) * (m - prev_n) / (s.n - prev_n)
+        end
+        prev_t, prev_n = s.t, s.n
+    end
+    return r.t0 + last.t
+end
+
+-- Requests of run r that pass the bot check and the rate limits (`cap`
+-- requests granted in all, on fresh counters). The bot check counts every
+-- request in fixed windows of `window` seconds; the one that takes a
+-- window past `limit` is refused and holds the fingerprint for `hold`
+-- seconds, during which every request is refused and counted nowhere (a
+-- longer hold than the window outlasts it; when it ends, counting goes on
+-- in the window of that moment). A request that reaches the limits takes one
+-- of the `cap` grants, the one refused for starting a hold included, since
+-- the limits and the bot counter are one atomic check.
+local function bot_allowed(r, limit, window, hold, cap)
+    local allowed, granted, seen, in_window, window_index = 0, 0, 0, 0, nil
+    local t, t_end = r.t0, r.t0 + r.samples[#r.samples].t
+    while t < t_end do
+        local w = floor(t / window)
+        if w ~= window_index then
+            window_index, in_window = w, 0
+        end
+        local n = requests_by(r, min(t_end, (w + 1) * window)) - seen
+        local pass = max(0, limit - in_window)
+        if n <= pass then
+            allowed = allowed + max(0, min(n, cap - granted))
+            granted, in_window, seen = granted + n, in_window + n, seen + n
+            t = (w + 1) * window
+        else -- request seen + pass + 1 starts a hold
+            allowed = allowed + max(0, min(pass, cap - granted))
+            granted, in_window, seen = granted + pass + 1, in_window + pass + 1, seen + pass + 1
+            t = time_of(r, seen) + hold
+            seen = max(seen, requests_by(r, min(t_end, t)))
+        end
     end
     return allowed
 end
@@ -472,8 +502,9 @@ local SCENARIOS = {
             local by_default, why = allowed_by(limits.default, r.planned_s)
             local by_ip, why_ip = allowed_by(limits.per_ip, r.planned_s)
             local cap = by_default and by_ip and min(by_default, by_ip)
-            r.limit_note = fmt("bot %d/%d s, %s", bot.threshold, bot.window, cap or "–")
-            predict(r, cap and bot_allowed(r, bot.threshold, bot.window, cap), why or why_ip)
+            local hold = bot.retry_after or 60
+            r.limit_note = fmt("bot %d/%d s held %d s, %s", bot.threshold, bot.window, hold, cap or "–")
+            predict(r, cap and bot_allowed(r, bot.threshold, bot.window, hold, cap), why or why_ip)
             r.notes[#r.notes + 1] = fmt("%d of the 429s for bot behavior", r.bot429 or 0)
         end,
     },

@@ -35,7 +35,9 @@ return {
         passed_as_predicted = { tolerance = 0.02 } },
     login_storm = { max_p50_ms = 20, max_p99_ms = 3000,
         passed_as_predicted = { tolerance = 0.05 } },
-    bot_storm = { max_p50_ms = 10, max_p99_ms = 200, passed_as_predicted = { tolerance = 0.15 } },
+    -- A bot is held for retry_after (60 s) from its 51st request in a window:
+    -- what passes no longer depends on where the run falls in the windows.
+    bot_storm = { max_p50_ms = 10, max_p99_ms = 200, passed_as_predicted = { tolerance = 0.05 } },
 
     -- CI (--smoke: 3 s per scenario, 1 s baselines): relative thresholds
     -- only, no absolute latencies, and a little more room for the ratios.

@@ -85,6 +85,15 @@ describe("luahost.fingerprint", function()
                 fp:compute("10.0.0.1", "curl/8.0", "fr-FR", "198.51.100.7, 10.0.0.2"))
         end)
 
+        it("takes an IPv6 address by its /64, as the per-address limits count it", function()
+            local first = fp:compute("2001:db8:1:2::1", "Mozilla/5.0", "de")
+            assert.equal(first, fp:compute("2001:db8:1:2:a:b:c:d", "Mozilla/5.0", "de"))
+            assert.equal(fingerprint.hmac_sha256(SECRET, "2001:db8:1:2::/64:Mozilla/5.0:de:"):sub(1, 16),
+                first)
+            assert.are_not.equal(first, fp:compute("2001:db8:1:3::1", "Mozilla/5.0", "de"))
+            assert.are_not.equal(fp:compute("192.0.2.1"), fp:compute("192.0.2.2"))
+        end)
+
         it("gives each object its own key when calls interleave", function()
             local other = assert(fingerprint.new("another secret"))
             for _ = 1, 5 do

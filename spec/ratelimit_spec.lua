@@ -77,12 +77,30 @@ end
 
 -- The values of one check, by name.
 local function check(limiter, rs, ...)
-    local allowed, retry_after, limit, remaining, reset, window, count, is_local =
+    local allowed, retry_after, limit, remaining, reset, window, count, is_local, held, hold_started =
         limiter:check(rs, ...)
     return {
         allowed = allowed, retry_after = retry_after, limit = limit, remaining = remaining,
-        reset = reset, window = window, count = count, is_local = is_local,
+        reset = reset, window = window, count = count, is_local = is_local, held = held,
+        hold_started = hold_started,
     }
+end
+
+-- A counter of 2 per window holding for 600 s: the 3rd check starts the
+-- hold, the 4th is held and not counted.
+local function assert_hold(limiter, prefix, window)
+    local rs = ratelimit.ruleset { { slot = 1, limit = 2, window = window, counter = true, hold = 600 } }
+    for i = 1, 2 do
+        local r = check(limiter, rs, prefix .. "bot")
+        assert.same({ i, 0, false }, { r.count, r.held, r.hold_started }, "check " .. i)
+    end
+    local r = check(limiter, rs, prefix .. "bot")
+    assert.same({ 3, 600, true }, { r.count, r.held, r.hold_started }, "3rd check")
+    r = check(limiter, rs, prefix .. "bot")
+    assert.same({ 0, false }, { r.count, r.hold_started }, "4th check")
+    assert.is_true(r.held > 0 and r.held <= 600, "held " .. r.held)
+    -- Another key is not held.
+    assert.same({ 1, 0 }, { check(limiter, rs, prefix .. "human").count, 0 })
 end
 
 -- limit checks are allowed with remaining limit-1 .. 0, then refused; is_local as given.
@@ -230,6 +248,17 @@ describe("luahost.ratelimit", function()
                 "rule 1: window must be a number from 1 to 31622400")
         end)
 
+        it("takes a hold on a counter rule only, of 1 s to 366 days", function()
+            assert.is_userdata(ratelimit.ruleset { rule { counter = true, hold = 60 } })
+            assert.has_error(function() ratelimit.ruleset { rule { hold = 60 } } end,
+                "rule 1: hold is for counter rules")
+            for _, hold in ipairs { 0, -1, 366 * 86400 + 1, "60" } do
+                raises("rule 1: hold must be a number from 1 to 31622400", function()
+                    ratelimit.ruleset { rule { counter = true, hold = hold } }
+                end)
+            end
+        end)
+
         it("raises on a prefix or suffix that is not a short string", function()
             local why = "rule 1: prefix and suffix must be short strings"
             assert.has_error(function() ratelimit.ruleset { rule { suffix = ("x"):rep(64) } } end, why)
@@ -353,6 +382,18 @@ describe("luahost.ratelimit", function()
             end
         end)
 
+        it("holds a key whose count passes a counter rule's limit, and says when it started", function()
+            assert_hold(limiter, prefix, window)
+        end)
+
+        it("reports no hold for rules without one", function()
+            local rs = ratelimit.ruleset { { slot = 1, limit = 1, window = window, counter = true } }
+            for i = 1, 3 do
+                local r = check(limiter, rs, prefix .. "unheld")
+                assert.same({ i, 0, false }, { r.count, r.held, r.hold_started })
+            end
+        end)
+
         it("reports the highest count of several counter rules", function()
             local rs = ratelimit.ruleset {
                 { slot = 1, limit = 50, window = window, counter = true },
@@ -435,6 +476,18 @@ describe("luahost.ratelimit", function()
                     end
                 end
                 assert.equal(4, allowed)
+                other:close()
+            end)
+
+            it("holds a key in Redis, for every limiter on it", function()
+                assert_hold(limiter, prefix, window)
+                local other = assert(ratelimit.new(options))
+                local rs = ratelimit.ruleset {
+                    { slot = 1, limit = 2, window = window, counter = true, hold = 600 },
+                }
+                local r = check(other, rs, prefix .. "bot")
+                assert.is_false(r.is_local)
+                assert.is_true(r.held > 0)
                 other:close()
             end)
 

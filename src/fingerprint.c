@@ -37,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "luahost/netaddr.h"
+
 #define STR(x) #x
 #define XSTR(x) STR(x)
 #define CACHE_SLOTS 4 /* fingerprint objects one thread can use without re-keying */
@@ -230,14 +232,21 @@ static enum lh_status digest(const struct lh_fingerprint *fp, const char *const 
     return LH_OK;
 }
 
-/* The message's seven parts, "<ip>", ":", "<ua>", ":", "<lang>", ":", "<xff>",
- * with the reference's defaults; returns the message's length. */
+/* The message's seven parts, "<client key>", ":", "<ua>", ":", "<lang>", ":",
+ * "<xff>", with the reference's defaults; returns the message's length. An
+ * IPv6 address counts by its /64 (written into key), as the per-address
+ * limits count it: a client walking through its /64 keeps one fingerprint. */
 static size_t message_parts(const char *ip, const char *user_agent, const char *accept_language,
-                            const char *forwarded_for, const char *parts[7], size_t lens[7])
+                            const char *forwarded_for, char key[LH_CLIENT_KEY_MAX],
+                            const char *parts[7], size_t lens[7])
 {
     size_t total = 0;
 
     parts[0] = ip ? ip : DEFAULT_IP;
+    /* Only IPv6 has a ':'; an IPv4 address is its own key, and is not parsed
+     * on every request for nothing. */
+    if (strchr(parts[0], ':') != NULL && lh_client_key(parts[0], key) == LH_OK)
+        parts[0] = key;
     parts[2] = user_agent ? user_agent : DEFAULT_HEADER;
     parts[4] = accept_language ? accept_language : DEFAULT_HEADER;
     parts[6] = forwarded_for ? forwarded_for : "";
@@ -263,11 +272,11 @@ enum lh_status lh_fingerprint_compute_memo(const struct lh_fingerprint *fp,
 {
     const char *parts[7];
     size_t lens[7];
-    char message[LH_FINGERPRINT_MEMO_MAX];
+    char message[LH_FINGERPRINT_MEMO_MAX], key[LH_CLIENT_KEY_MAX];
 
     if (fp == NULL || out == NULL)
         return LH_ERR_INVALID;
-    size_t len = message_parts(ip, user_agent, accept_language, forwarded_for, parts, lens);
+    size_t len = message_parts(ip, user_agent, accept_language, forwarded_for, key, parts, lens);
     if (memo == NULL || len > sizeof(message))
         return digest(fp, parts, lens, 7, out);
 

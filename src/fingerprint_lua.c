@@ -14,6 +14,8 @@
  *   fingerprint.random_hex(nbytes) -> hex (nbytes 1..1024)
  *
  * Missing (nil) arguments of compute and key take the reference's defaults.
+ * An IPv6 ip is taken as its /64 (netaddr.client_key), as of_request takes
+ * the request's address: one fingerprint for a client's whole /64.
  */
 #include <string.h>
 #include <strings.h>

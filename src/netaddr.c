@@ -494,6 +494,16 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
 
 /* -- Limit keys --------------------------------------------------------------- */
 
+/* a's network of prefix bits, as "<address>/<bits>" in out. */
+static void format_network(struct addr *a, unsigned bits, char out[LH_CLIENT_KEY_MAX])
+{
+    char text[LH_IP_MAX];
+
+    clear_host_bits(a->bytes, bits);
+    format_addr(a, text);
+    snprintf(out, LH_CLIENT_KEY_MAX, "%s/%u", text, bits);
+}
+
 enum lh_status lh_client_key(const char *ip, char out[LH_CLIENT_KEY_MAX])
 {
     struct addr a;
@@ -503,9 +513,19 @@ enum lh_status lh_client_key(const char *ip, char out[LH_CLIENT_KEY_MAX])
         return LH_ERR_INVALID;
     }
     if (a.family == AF_INET6)
-        clear_host_bits(a.bytes, 64);
-    char text[LH_IP_MAX];
-    format_addr(&a, text);
-    snprintf(out, LH_CLIENT_KEY_MAX, "%s%s", text, a.family == AF_INET6 ? "/64" : "");
+        format_network(&a, 64, out);
+    else
+        format_addr(&a, out);
+    return LH_OK;
+}
+
+enum lh_status lh_ipv6_network(const char *ip, unsigned bits, char out[LH_CLIENT_KEY_MAX])
+{
+    struct addr a;
+
+    out[0] = '\0';
+    if (bits < 1 || bits > 128 || !parse_addr(ip, strlen(ip), &a) || a.family != AF_INET6)
+        return LH_ERR_INVALID;
+    format_network(&a, bits, out);
     return LH_OK;
 }

@@ -7,6 +7,9 @@
  *   set:close()
  *   netaddr.client_ip(set_or_nil, peer, forwarded_for, forwarded) -> ip | nil, err
  *   netaddr.client_key(ip) -> key | nil, err   (per-address limits: an IPv6 address's /64)
+ *   netaddr.ipv6_network(ip, bits) -> network | nil, err
+ *       "2001:db8:1::/48" for bits 48 (per-network limits); nil, "not an IPv6
+ *       address" for an IPv4 (or IPv4-mapped) address or junk. bits: 1..128.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -174,14 +177,29 @@ static int l_client_key(lua_State *L)
     return 1;
 }
 
+/* netaddr.ipv6_network(ip, bits) -> network | nil, err */
+static int l_ipv6_network(lua_State *L)
+{
+    const char *ip = luaL_checkstring(L, 1);
+    lua_Integer bits = luaL_checkinteger(L, 2);
+    char out[LH_CLIENT_KEY_MAX];
+
+    luaL_argcheck(L, bits >= 1 && bits <= 128, 2, "must be 1..128");
+    if (lh_ipv6_network(ip, (unsigned)bits, out) != LH_OK) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "not an IPv6 address");
+        return 2;
+    }
+    lua_pushstring(L, out);
+    return 1;
+}
+
 static const luaL_Reg methods[] = {{"contains", l_contains},   {"count", l_count},
                                    {"close", l_close},         {"__gc", l_close},
                                    {"__tostring", l_tostring}, {NULL, NULL}};
-static const luaL_Reg functions[] = {{"cidr_set", l_cidr_set},
-                                     {"host_trusted", l_host_trusted},
-                                     {"client_ip", l_client_ip},
-                                     {"client_key", l_client_key},
-                                     {NULL, NULL}};
+static const luaL_Reg functions[] = {
+    {"cidr_set", l_cidr_set},     {"host_trusted", l_host_trusted}, {"client_ip", l_client_ip},
+    {"client_key", l_client_key}, {"ipv6_network", l_ipv6_network}, {NULL, NULL}};
 
 int luaopen_luahost_netaddr(lua_State *L)
 {

@@ -10,6 +10,12 @@
  * (previous and current window counts before the grant, elapsed time, counter
  * value) and the same C code turns them into outcomes, so the semantics match.
  *
+ * Holds (a counter rule's hold) are decided with the group: the script reads
+ * the hold key of each such rule before counting and sets it when the
+ * group's count passes the limit; the local store keeps a hold as a slot of
+ * window 0 whose idx is its end. A group refused by a running hold is not
+ * counted, gets no lease, and its checks all carry held.
+ *
  * Redis failures: any error or timeout marks Redis down, logs once, and the
  * batch is decided locally; while down, Redis is tried again at most once a
  * second. Recovery is logged once too. Stopping decides what is queued and
@@ -63,10 +69,14 @@
 
 /* KEYS: none. ARGV: nreleases, then per release: full key, amount; then
  * ngroups, then per group: k (identical checks), x (extra units wanted as a
- * lease), nrules, then per rule: key, limit, window, counter (0/1). Returns
- * per group the grant (of the k) and the lease granted, then per rule:
- * previous count, current count, sliding estimate, elapsed ms, counter value,
- * window index. */
+ * lease), nrules, then per rule: key, limit, window, counter (0/1), hold
+ * (seconds, 0: none). Returns per group the grant (of the k), the lease
+ * granted, the hold's ms left (0: none) and the 1-based index of the check
+ * that started it (0: it was running before, and nothing was counted), then
+ * per rule: previous count, current count, sliding estimate, elapsed ms,
+ * counter value, window index. The group's i-th check (0-based) counts
+ * count - k - x + i + 1, so the first past the limit is the one at
+ * limit - (count - k - x): it and those after it are held. */
 static const char SCRIPT[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
@@ -86,14 +96,19 @@ static const char SCRIPT[] =
     "for g = 1, ngroups do\n"
     "  local k, x, n = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
     "  i = i + 3\n"
-    "  local grant, rules = k, {}\n"
+    "  local grant, rules, held, start = k, {}, 0, 0\n"
     "  for r = 1, n do\n"
     "    local w, limit = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 1])\n"
     "    local idx = math.floor(now / w)\n"
-    "    local rule = { w = w, idx = idx, elapsed = now - idx * w,\n"
-    "                   counter = ARGV[i + 3] == '1', prev = 0, curr = 0, used = 0 }\n"
+    "    local rule = { w = w, limit = limit, idx = idx, elapsed = now - idx * w,\n"
+    "                   counter = ARGV[i + 3] == '1', hold = tonumber(ARGV[i + 4]),\n"
+    "                   prev = 0, curr = 0, used = 0 }\n"
     "    if rule.counter then\n"
     "      rule.key = ARGV[i] .. ':c' .. w .. ':' .. idx\n"
+    "      if rule.hold > 0 then\n"
+    "        rule.block = ARGV[i] .. ':block'\n"
+    "        held = math.max(held, redis.call('PTTL', rule.block))\n"
+    "      end\n"
     "      if x > 0 then\n"
     "        x = lease_cap(x, limit - tonumber(redis.call('GET', rule.key) or '0') - k)\n"
     "      end\n"
@@ -107,18 +122,27 @@ static const char SCRIPT[] =
     "      x = lease_cap(x, avail - k)\n"
     "    end\n"
     "    rules[r] = rule\n"
-    "    i = i + 4\n"
+    "    i = i + 5\n"
     "  end\n"
+    "  local running = held > 0\n"
+    "  if running then grant, x = 0, 0 end\n"
     "  if grant < 0 then grant = 0 end\n"
     "  if grant < k then x = 0 end\n"
     "  out[#out + 1] = grant\n"
     "  out[#out + 1] = x\n"
+    "  local hold_at = #out + 1\n"
+    "  out[hold_at], out[hold_at + 1] = 0, 0\n"
     "  for r = 1, n do\n"
     "    local rule, count = rules[r], 0\n"
-    "    if rule.counter then\n"
+    "    if rule.counter and not running then\n"
     "      count = redis.call('INCRBY', rule.key, k + x)\n"
     "      if count == k + x then redis.call('EXPIRE', rule.key, rule.w + 1) end\n"
-    "    elseif grant + x > 0 then\n"
+    "      local from = math.max(0, rule.limit - (count - k - x))\n"
+    "      if rule.block and from < k then\n"
+    "        redis.call('SET', rule.block, '1', 'PX', rule.hold * 1000)\n"
+    "        held, start = rule.hold * 1000, from + 1\n"
+    "      end\n"
+    "    elseif not rule.counter and grant + x > 0 then\n"
     "      if redis.call('INCRBY', rule.key, grant + x) == grant + x then\n"
     "        redis.call('EXPIRE', rule.key, 2 * rule.w + 1)\n"
     "      end\n"
@@ -130,6 +154,7 @@ static const char SCRIPT[] =
     "    out[#out + 1] = count\n"
     "    out[#out + 1] = rule.idx\n"
     "  end\n"
+    "  out[hold_at], out[hold_at + 1] = held, start\n"
     "end\n"
     "return out\n";
 
@@ -149,18 +174,21 @@ struct group {
     uint64_t hash;                    /* of the rules, see rules_hash */
     int slot;                         /* lease slot claimed, or -1 */
     size_t k;
-    long want;    /* lease units asked for */
-    long grant;   /* allowed indices, the lease's included */
-    long counted; /* added to counter rules: k plus the lease */
+    long want;      /* lease units asked for */
+    long grant;     /* allowed indices, the lease's included */
+    long counted;   /* added to counter rules: k plus the lease */
+    long held_ms;   /* a hold on the checks' key: ms left; 0: none */
+    long hold_from; /* index of the first check it holds; -1: it was running before */
     struct rule_state st[LH_RATELIMIT_MAX_RULES];
 };
 
 /* -- Local store ------------------------------------------------------------- */
 
 struct slot {
-    char *key;   /* "<rule key>:<window>" or "<rule key>:c<window>"; NULL: empty */
-    long window; /* seconds */
-    long idx;    /* window index of curr */
+    char *key;   /* "<rule key>:<window>", "<rule key>:c<window>" or "<rule key>:block";
+                  * NULL: empty */
+    long window; /* seconds; 0 for a hold */
+    long idx;    /* window index of curr; for a hold, when it ends (ms since the epoch) */
     long curr, prev;
 };
 
@@ -213,9 +241,13 @@ static struct slot *store_get(struct store *st, const char *key, long window)
     return s;
 }
 
-/* What a slot still counts at time now: 0 once both its windows are past. */
+/* What a slot still counts at time now: 0 once both its windows are past.
+ * A running hold weighs more than any count, since it is a client known to
+ * flood, but not so much that holds alone could never be shed. */
 static long slot_weight(const struct slot *s, double now)
 {
+    if (s->window == 0)
+        return s->idx > (long)(now * 1000.0) ? LONG_MAX / 4 : 0;
     long idx = (long)floor(now / (double)s->window);
     return s->idx == idx ? s->curr + s->prev : s->idx == idx - 1 ? s->curr : 0;
 }
@@ -275,17 +307,64 @@ static long used_of(const struct rule_state *s, long window)
     return (long)floor((double)s->prev * ((double)window - s->elapsed) / (double)window) + s->curr;
 }
 
+static int has_hold(const struct lh_ratelimit_rule *rule)
+{
+    return rule->counter && rule->hold > 0;
+}
+
+/* Ms left of the hold of g's rules that ends last, from the local store. */
+static long local_hold_left(const struct store *st, const struct group *g, long now_ms)
+{
+    const struct lh_ratelimit_check *c = g->first;
+    char key[LH_RATELIMIT_KEY_MAX + 32];
+    long left = 0;
+
+    for (size_t r = 0; r < c->nrules; r++) {
+        if (!has_hold(&c->rules[r]))
+            continue;
+        snprintf(key, sizeof(key), "%s:block", c->rules[r].key);
+        const struct slot *s = store_find(st->slots, st->cap, key);
+        if (s->key != NULL && s->idx - now_ms > left)
+            left = s->idx - now_ms;
+    }
+    return left;
+}
+
+/* After rule's counter reached count with g's checks: starts its hold in the
+ * local store from the first check past the limit, as SCRIPT does. */
+static void local_hold_start(struct store *st, struct group *g,
+                             const struct lh_ratelimit_rule *rule, long count, long now_ms)
+{
+    char key[LH_RATELIMIT_KEY_MAX + 32];
+    long from = rule->rate.limit - (count - (long)g->k);
+
+    if (from < 0)
+        from = 0;
+    if (from >= (long)g->k)
+        return;
+    snprintf(key, sizeof(key), "%s:block", rule->key);
+    struct slot *s = store_get(st, key, 0);
+    if (s == NULL)
+        return; /* out of memory: no hold, as a rule without a slot counts nothing */
+    g->held_ms = (long)rule->hold * 1000;
+    s->idx = now_ms + g->held_ms;
+    g->hold_from = from;
+}
+
 /* Decides a group in the local store, with the same arithmetic as SCRIPT. */
 static void decide_local(struct store *st, struct group *g)
 {
     const struct lh_ratelimit_check *c = g->first;
     double now = lh_wall_seconds();
+    long now_ms = (long)(now * 1000.0);
     struct slot *slots[LH_RATELIMIT_MAX_RULES];
     char key[LH_RATELIMIT_KEY_MAX + 32];
 
     if (st->used + c->nrules > st->max_keys)
         store_shed(st, now);
-    g->grant = (long)g->k;
+    g->held_ms = local_hold_left(st, g, now_ms);
+    g->hold_from = -1;
+    g->grant = g->held_ms > 0 ? 0 : (long)g->k;
     for (size_t r = 0; r < c->nrules; r++) {
         const struct lh_ratelimit_rule *rule = &c->rules[r];
         long w = rule->rate.window;
@@ -309,6 +388,10 @@ static void decide_local(struct store *st, struct group *g)
     }
     if (g->grant < 0)
         g->grant = 0;
+    if (g->held_ms > 0) {
+        g->counted = 0; /* held from before: counted against nothing */
+        return;
+    }
     g->counted = (long)g->k;
     for (size_t r = 0; r < c->nrules; r++) {
         if (slots[r] == NULL)
@@ -316,6 +399,8 @@ static void decide_local(struct store *st, struct group *g)
         if (c->rules[r].counter) {
             slots[r]->curr += (long)g->k;
             g->st[r].counter = slots[r]->curr;
+            if (has_hold(&c->rules[r]))
+                local_hold_start(st, g, &c->rules[r], slots[r]->curr, now_ms);
         } else {
             slots[r]->curr += g->grant;
         }
@@ -343,8 +428,12 @@ static long retry_after(const struct lh_rate *rate, const struct rule_state *s, 
 static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, int local,
                  double age)
 {
+    int held = g->held_ms > 0 && (long)i >= g->hold_from;
+
     c->allowed = (long)i < g->grant;
     c->local = local;
+    c->held = held ? (long)ceil((double)g->held_ms / 1000.0) : 0;
+    c->hold_started = held && (long)i == g->hold_from;
     for (size_t r = 0; r < c->nrules; r++) {
         const struct lh_ratelimit_rule *rule = &c->rules[r];
         const struct rule_state *s = &g->st[r];
@@ -352,7 +441,8 @@ static void fill(struct lh_ratelimit_check *c, const struct group *g, size_t i, 
         long w = rule->rate.window;
         o->reset = (long)ceil((double)w - s->elapsed - age);
         if (rule->counter) {
-            o->count = s->counter - g->counted + (long)i + 1;
+            /* Held from before: not counted, so no count to report. */
+            o->count = g->counted > 0 ? s->counter - g->counted + (long)i + 1 : 0;
             o->remaining = rule->rate.limit - o->count;
             o->retry_after = 0;
         } else {
@@ -689,7 +779,7 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
 {
     size_t argc = 5, cap = 5 + 2 * rl->nreleases;
     for (size_t g = 0; g < ngroups; g++)
-        cap += 3 + 4 * groups[g].first->nrules;
+        cap += 3 + 5 * groups[g].first->nrules;
     const char **argv = malloc(cap * sizeof(*argv));
     size_t *lens = malloc(cap * sizeof(*lens));
     char *nums = malloc(cap * 24); /* every number's text */
@@ -729,6 +819,7 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
             PUSH_NUM(c->rules[r].rate.limit);
             PUSH_NUM(c->rules[r].rate.window);
             PUSH_NUM(c->rules[r].counter ? 1 : 0);
+            PUSH_NUM(c->rules[r].hold);
         }
     }
 #undef PUSH_NUM
@@ -747,12 +838,15 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
         goto out;
     }
     size_t at = 0;
-    for (size_t g = 0; g < ngroups && at + 2 <= reply->elements; g++) {
+    for (size_t g = 0; g < ngroups && at + 4 <= reply->elements; g++) {
         struct group *gr = &groups[g];
         long lease = (long)reply->element[at + 1]->integer;
+        long start = (long)reply->element[at + 3]->integer;
         gr->grant = (long)reply->element[at]->integer + lease;
-        gr->counted = (long)gr->k + lease;
-        at += 2;
+        gr->held_ms = (long)reply->element[at + 2]->integer;
+        gr->hold_from = start - 1;
+        gr->counted = gr->held_ms > 0 && start == 0 ? 0 : (long)gr->k + lease;
+        at += 4;
         for (size_t r = 0; r < gr->first->nrules && at + 6 <= reply->elements; r++) {
             gr->st[r].prev = (long)reply->element[at++]->integer;
             gr->st[r].curr = (long)reply->element[at++]->integer;

@@ -7,13 +7,19 @@
  *   ratelimit.host() -> limiter | nil, err   the server's (shared) limiter
  *   ratelimit.ruleset(rules) -> ruleset
  *       rules: array of { slot = n, prefix = s, suffix = s, limit = n,
- *       window = seconds, counter = bool }: a rule's key is prefix, the
- *       slot-th key given to check, then suffix. Compiled once per policy
- *       load, so a check builds no tables and no strings.
+ *       window = seconds, counter = bool, hold = seconds }: a rule's key is
+ *       prefix, the slot-th key given to check, then suffix. hold (counter
+ *       rules only): once the count passes limit, the key is held that long
+ *       (see include/luahost/ratelimit.h). Compiled once per policy load, so
+ *       a check builds no tables and no strings.
  *   limiter:check(ruleset, key1, ...) -> allowed, retry_after, limit, remaining,
- *                                        reset, window, count, is_local
+ *                                        reset, window, count, is_local, held,
+ *                                        hold_started
  *       limit, remaining, reset and window describe the tightest limit rule
- *       (fewest remaining); count is the highest counter rule's count.
+ *       (fewest remaining); count is the highest counter rule's count. held:
+ *       seconds left of a hold that refuses this request (0: none; allowed
+ *       is then the limits' own answer); hold_started: this request started
+ *       it.
  *       Decided at once from a lease when one covers the rules; otherwise,
  *       inside a request, the coroutine waits for the batch; the thread goes on.
  *   limiter:redis_up() -> boolean
@@ -99,7 +105,9 @@ static int push_outcome(lua_State *L, const struct lh_ratelimit_check *c)
     lua_pushinteger(L, tight ? tight->rate.window : 0);
     lua_pushinteger(L, count);
     lua_pushboolean(L, c->local);
-    return 8;
+    lua_pushinteger(L, c->held);
+    lua_pushboolean(L, c->hold_started);
+    return 10;
 }
 
 static int check_push(struct lh_async *a, lua_State *L)
@@ -160,6 +168,13 @@ static int l_ruleset(lua_State *L)
         rs->rules[r].rate.window = field_integer(L, t, "window", i, 366L * 86400);
         lua_getfield(L, t, "counter");
         rs->rules[r].counter = lua_toboolean(L, -1);
+        lua_getfield(L, t, "hold");
+        int has_hold = !lua_isnil(L, -1);
+        lua_pop(L, 1);
+        if (has_hold && !rs->rules[r].counter)
+            return luaL_error(L, "rule %d: hold is for counter rules", i);
+        if (has_hold)
+            rs->rules[r].hold = (int)field_integer(L, t, "hold", i, 366L * 86400);
         lua_settop(L, t - 1);
     }
     rs->n = n;
@@ -167,7 +182,8 @@ static int l_ruleset(lua_State *L)
 }
 
 /* limiter:check(ruleset, key1, ...) -> allowed, retry_after, limit, remaining,
- *                                      reset, window, count, is_local */
+ *                                      reset, window, count, is_local, held,
+ *                                      hold_started */
 static int l_check(lua_State *L)
 {
     struct limiter *lim = check_limiter(L);

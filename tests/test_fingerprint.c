@@ -94,11 +94,12 @@ static void test_lh_fingerprint_compute_empty_strings_stay_empty(void **state)
     lh_fingerprint_free(fp);
 }
 
+/* An IPv6 address enters the message as its /64. */
 static void test_lh_fingerprint_compute_is_prefix_of_hmac(void **state)
 {
     (void)state;
     const char *key = "another key, long enough to be a real secret";
-    const char *msg = "2001:db8::1:Mozilla/5.0:de-DE:198.51.100.7, 10.0.0.2";
+    const char *msg = "2001:db8::/64:Mozilla/5.0:de-DE:198.51.100.7, 10.0.0.2";
     unsigned char md[32];
     char hex[65];
     struct lh_fingerprint *fp = new_fp(key);
@@ -119,6 +120,38 @@ static void test_lh_fingerprint_compute_repeats_after_reset(void **state)
         expect_fp(fp, "127.0.0.1", "anchor-bench/1.0 (wrk)", "en-US,en;q=0.9", NULL,
                   "de4b526256256535");
     }
+    lh_fingerprint_free(fp);
+}
+
+/* The fingerprint of ip with fixed headers, in out. */
+static void fp_of(const struct lh_fingerprint *fp, const char *ip, char out[LH_FINGERPRINT_HEX + 1])
+{
+    assert_int_equal(lh_fingerprint_compute(fp, ip, "Mozilla/5.0", "de-CH", NULL, out), LH_OK);
+}
+
+/* An IPv6 client counts by its /64, as the per-address limits count it:
+ * walking through the addresses of its /64 buys no fresh fingerprint (nor a
+ * fresh bucket or bot count); the next /64 is another client. */
+static void test_lh_fingerprint_compute_one_per_ipv6_64(void **state)
+{
+    (void)state;
+    struct lh_fingerprint *fp = new_fp(BENCH_SECRET);
+    char first[LH_FINGERPRINT_HEX + 1], same[LH_FINGERPRINT_HEX + 1], key[LH_FINGERPRINT_HEX + 1];
+    char next[LH_FINGERPRINT_HEX + 1], v4[LH_FINGERPRINT_HEX + 1], v4_next[LH_FINGERPRINT_HEX + 1];
+
+    fp_of(fp, "2001:db8:1:2::1", first);
+    fp_of(fp, "2001:db8:1:2:ffff:ffff:ffff:fffe", same);
+    fp_of(fp, "2001:db8:1:2::/64", key); /* req.client_key itself */
+    fp_of(fp, "2001:db8:1:3::1", next);
+    assert_string_equal(same, first);
+    assert_string_equal(key, first);
+    assert_string_not_equal(next, first);
+    /* IPv4 addresses, mapped ones included, are taken one by one. */
+    fp_of(fp, "192.0.2.1", v4);
+    fp_of(fp, "192.0.2.2", v4_next);
+    assert_string_not_equal(v4_next, v4);
+    fp_of(fp, "::ffff:192.0.2.1", same);
+    assert_string_equal(same, v4);
     lh_fingerprint_free(fp);
 }
 
@@ -303,6 +336,27 @@ static void test_lh_fingerprint_compute_memo_answers_a_repeat_from_the_memo(void
     /* A different message is worked out again. */
     assert_int_equal(lh_fingerprint_compute_memo(fp, &memo, "127.0.0.1", "x", "", NULL, out),
                      LH_OK);
+    assert_string_not_equal(out, "0123456789abcdef");
+    lh_fingerprint_free(fp);
+}
+
+/* The memo of a connection (behind a proxy, each request may bring another
+ * address) answers an address of the same /64 as a repeat. */
+static void test_lh_fingerprint_compute_memo_answers_the_same_64(void **state)
+{
+    (void)state;
+    struct lh_fingerprint *fp = new_fp(BENCH_SECRET);
+    struct lh_fingerprint_memo memo = {0};
+    char out[LH_FINGERPRINT_HEX + 1];
+
+    assert_int_equal(
+        lh_fingerprint_compute_memo(fp, &memo, "2001:db8:1:2::1", "x", NULL, NULL, out), LH_OK);
+    memcpy(memo.hex, "0123456789abcdef", sizeof(memo.hex));
+    assert_int_equal(
+        lh_fingerprint_compute_memo(fp, &memo, "2001:db8:1:2::2", "x", NULL, NULL, out), LH_OK);
+    assert_string_equal(out, "0123456789abcdef");
+    assert_int_equal(
+        lh_fingerprint_compute_memo(fp, &memo, "2001:db8:1:3::1", "x", NULL, NULL, out), LH_OK);
     assert_string_not_equal(out, "0123456789abcdef");
     lh_fingerprint_free(fp);
 }
@@ -552,11 +606,13 @@ int main(void)
         cmocka_unit_test(test_lh_fingerprint_compute_reference_vector_defaults),
         cmocka_unit_test(test_lh_fingerprint_compute_memo_agrees_with_compute),
         cmocka_unit_test(test_lh_fingerprint_compute_memo_answers_a_repeat_from_the_memo),
+        cmocka_unit_test(test_lh_fingerprint_compute_memo_answers_the_same_64),
         cmocka_unit_test(test_lh_fingerprint_compute_memo_is_per_key),
         cmocka_unit_test(test_lh_fingerprint_compute_reference_vector_wrk),
         cmocka_unit_test(test_lh_fingerprint_compute_null_arguments_take_defaults),
         cmocka_unit_test(test_lh_fingerprint_compute_empty_strings_stay_empty),
         cmocka_unit_test(test_lh_fingerprint_compute_is_prefix_of_hmac),
+        cmocka_unit_test(test_lh_fingerprint_compute_one_per_ipv6_64),
         cmocka_unit_test(test_lh_fingerprint_compute_repeats_after_reset),
         cmocka_unit_test(test_lh_fingerprint_compute_rejects_null_fp),
         cmocka_unit_test(test_lh_fingerprint_compute_two_keys_interleaved),

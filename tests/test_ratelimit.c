@@ -24,6 +24,7 @@
 #include <hiredis/hiredis.h>
 
 #include "luahost/log.h"
+#include "luahost/netaddr.h"
 #include "luahost/ratelimit.h"
 #include "luahost/url.h"
 
@@ -300,6 +301,13 @@ static void add_rule(struct waited *w, const char *key, long limit, long window,
     r->rate.limit = limit;
     r->rate.window = window;
     r->counter = counter;
+}
+
+/* A counter rule that holds its key for hold seconds past limit. */
+static void add_hold_rule(struct waited *w, const char *key, long limit, long window, int hold)
+{
+    add_rule(w, key, limit, window, 1);
+    w->c.rules[w->c.nrules - 1].hold = hold;
 }
 
 /* Submits w and returns once its done() has run. */
@@ -741,6 +749,139 @@ static void expect_batch_exact(struct fixture *f, struct lh_ratelimit *rl, int l
     assert_int_equal(allowed, 60);
 }
 
+/* One check of a limit rule (100 per window) and a counter rule (hold
+ * seconds past limit), as the bot check makes, submitted and waited for. */
+static struct waited check_held(struct fixture *f, struct lh_ratelimit *rl, long limit, long window,
+                                int hold)
+{
+    char lk[LH_RATELIMIT_KEY_MAX], ck[LH_RATELIMIT_KEY_MAX];
+    struct waited w;
+
+    check_init(&w);
+    add_rule(&w, key(f, "held-limit", lk), 100, f->window, 0);
+    add_hold_rule(&w, key(f, "held-counter", ck), limit, window, hold);
+    submit_wait(rl, &w);
+    return w;
+}
+
+/* The check that takes the counter past its limit starts the hold; the
+ * checks after it are held, and count against none of their rules. */
+static void expect_hold(struct fixture *f, struct lh_ratelimit *rl, int local)
+{
+    char lk[LH_RATELIMIT_KEY_MAX];
+
+    for (long i = 1; i <= 6; i++) {
+        struct waited w = check_held(f, rl, 3, f->window, 600);
+        expect_mode(&w, local);
+        if (i <= 3) {
+            assert_true(w.c.allowed);
+            assert_int_equal(w.c.held, 0);
+            assert_int_equal(w.c.out[1].count, i);
+        } else if (i == 4) {
+            /* Its limits let it through; the hold refuses it. */
+            assert_true(w.c.allowed);
+            assert_int_equal(w.c.held, 600);
+            assert_int_equal(w.c.out[1].count, 4);
+        } else {
+            assert_false(w.c.allowed);
+            if (w.c.held <= 0 || w.c.held > 600)
+                fail_msg("check %ld: held %ld, want 1..600", i, w.c.held);
+            assert_int_equal(w.c.out[1].count, 0);
+        }
+        assert_int_equal(w.c.hold_started, i == 4);
+    }
+    /* The limit rule counted the four checks before the hold, not the held. */
+    struct waited w = check_one(rl, key(f, "held-limit", lk), 100, f->window, 0);
+    assert_int_equal(w.c.out[0].remaining, 100 - 4 - 1);
+}
+
+/* Sleeps until just past the next multiple of seconds (wall clock). */
+static void sleep_past_boundary(long seconds)
+{
+    double now = lh_wall_seconds();
+    double next = (floor(now / (double)seconds) + 1) * (double)seconds + 0.05;
+    usleep((useconds_t)((next - now) * 1e6));
+}
+
+/* A hold outlasts the counter's window, and ends after its seconds: a
+ * counter of 1 per second holding for 2 s. */
+static void expect_hold_outlasts_window(struct fixture *f, struct lh_ratelimit *rl, int local)
+{
+    struct waited w;
+    int checks = 0;
+
+    /* Two checks in one second start it (a second may end between two). */
+    do {
+        w = check_held(f, rl, 1, 1, 2);
+        checks++;
+    } while (!w.c.hold_started && checks < 3);
+    assert_true(w.c.hold_started);
+    double started = lh_wall_seconds();
+    sleep_past_boundary(1);
+    w = check_held(f, rl, 1, 1, 2);
+    expect_mode(&w, local);
+    if (w.c.held <= 0 || w.c.hold_started)
+        fail_msg("not held in the counter's next window: held %ld", w.c.held);
+    usleep((useconds_t)((started + 2.05 - lh_wall_seconds()) * 1e6));
+    /* Over: the first check of a window again (the held one was not counted). */
+    w = check_held(f, rl, 1, 1, 2);
+    assert_int_equal(w.c.held, 0);
+    assert_int_equal(w.c.out[1].count, 1);
+}
+
+/* MANY identical checks at once against a counter of 5: the first 5 pass,
+ * the 6th starts the hold, and each of the others is held. */
+static void expect_hold_batch(struct fixture *f, struct lh_ratelimit *rl, int local)
+{
+    struct waitgroup wg;
+    char ck[LH_RATELIMIT_KEY_MAX];
+    int held = 0, started = 0;
+
+    key(f, "held-batch", ck);
+    wg_init(&wg);
+    for (int i = 0; i < MANY; i++) {
+        check_init(&f->many[i]);
+        add_hold_rule(&f->many[i], ck, 5, f->window, 600);
+        f->many[i].wg = &wg;
+    }
+    for (int i = 0; i < MANY; i++)
+        lh_ratelimit_submit(rl, &f->many[i].c);
+    wg_wait(&wg, MANY);
+    wg_destroy(&wg);
+    for (int i = 0; i < MANY; i++) {
+        const struct waited *w = &f->many[i];
+        expect_mode(w, local);
+        held += w->c.held > 0;
+        started += w->c.hold_started;
+        if (w->c.held == 0 && w->c.out[0].count > 5)
+            fail_msg("check %d: count %ld past 5 and not held", i, w->c.out[0].count);
+    }
+    assert_int_equal(held, MANY - 5);
+    assert_int_equal(started, 1);
+}
+
+/* Every /64 of one IPv6 /48 counts in one bucket when checks are keyed by
+ * lh_ipv6_network (what limits.lua's per_network does); another /48 has its
+ * own. */
+static void expect_network_bucket(struct fixture *f, struct lh_ratelimit *rl)
+{
+    char address[LH_IP_MAX], network[LH_CLIENT_KEY_MAX], k[LH_RATELIMIT_KEY_MAX];
+    int allowed = 0;
+
+    for (int i = 0; i < 8; i++) {
+        snprintf(address, sizeof(address), "2001:db8:1:%x::%x", i * 0x100 + i, i + 1);
+        assert_int_equal(lh_ipv6_network(address, 48, network), LH_OK);
+        assert_string_equal(network, "2001:db8:1::/48");
+        allowed += check_one(rl, key(f, network, k), 5, f->window, 0).c.allowed;
+    }
+    assert_int_equal(allowed, 5);
+    assert_int_equal(lh_ipv6_network("2001:db8:2:1::1", 48, network), LH_OK);
+    assert_true(check_one(rl, key(f, network, k), 5, f->window, 0).c.allowed);
+    /* IPv4 has no network key: such a client keeps its per-address limits. */
+    assert_int_equal(lh_ipv6_network("192.0.2.1", 48, network), LH_ERR_INVALID);
+    assert_int_equal(lh_ipv6_network("::ffff:192.0.2.1", 48, network), LH_ERR_INVALID);
+}
+
 /* -- Local mode ----------------------------------------------------------------- */
 
 static void test_lh_ratelimit_free_accepts_null(void **state)
@@ -858,6 +999,51 @@ static void test_lh_ratelimit_submit_local_batch_exact(void **state)
     expect_batch_exact(f, f->a, 1);
 }
 
+static void test_lh_ratelimit_submit_local_hold(void **state)
+{
+    struct fixture *f = *state;
+    f->a = local_limiter();
+    expect_hold(f, f->a, 1);
+}
+
+static void test_lh_ratelimit_submit_local_hold_outlasts_window(void **state)
+{
+    struct fixture *f = *state;
+    f->a = local_limiter();
+    expect_hold_outlasts_window(f, f->a, 1);
+}
+
+static void test_lh_ratelimit_submit_local_hold_batch(void **state)
+{
+    struct fixture *f = *state;
+    f->a = local_limiter();
+    expect_hold_batch(f, f->a, 1);
+}
+
+/* A flood of new keys sheds the store, never a running hold. */
+static void test_lh_ratelimit_submit_local_full_store_keeps_holds(void **state)
+{
+    struct fixture *f = *state;
+    struct lh_ratelimit_options o = {.local_max_keys = 100};
+    char name[32], k[LH_RATELIMIT_KEY_MAX];
+
+    f->a = new_limiter(&o);
+    for (int i = 0; i < 2; i++)
+        check_held(f, f->a, 1, f->window, 600);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "client%d", i);
+        check_one(f->a, key(f, name, k), 1000, f->window, 0);
+    }
+    assert_true(check_held(f, f->a, 1, f->window, 600).c.held > 0);
+}
+
+static void test_lh_ratelimit_submit_local_network_bucket(void **state)
+{
+    struct fixture *f = *state;
+    f->a = local_limiter();
+    expect_network_bucket(f, f->a);
+}
+
 static void test_lh_ratelimit_submit_after_stop_decides_inline(void **state)
 {
     struct fixture *f = *state;
@@ -950,6 +1136,60 @@ static void test_lh_ratelimit_submit_redis_instances_share_counter(void **state)
         expect_mode(&w, 0);
         assert_int_equal(w.c.out[0].count, i);
     }
+}
+
+static void test_lh_ratelimit_submit_redis_hold(void **state)
+{
+    struct fixture *f = *state;
+    char ck[LH_RATELIMIT_KEY_MAX];
+
+    f->a = redis_limiter();
+    expect_hold(f, f->a, 0);
+    /* Kept in Redis, ending with the hold. */
+    redisContext *c = redis_connect_direct();
+    redisReply *ttl = redisCommand(c, "PTTL %s:block", key(f, "held-counter", ck));
+    assert_non_null(ttl);
+    assert_int_equal(ttl->type, REDIS_REPLY_INTEGER);
+    if (ttl->integer <= 0 || ttl->integer > 600000)
+        fail_msg("the hold's key has a PTTL of %lld ms, want 1..600000", ttl->integer);
+    freeReplyObject(ttl);
+    redisFree(c);
+}
+
+static void test_lh_ratelimit_submit_redis_hold_outlasts_window(void **state)
+{
+    struct fixture *f = *state;
+    f->a = redis_limiter();
+    expect_hold_outlasts_window(f, f->a, 0);
+}
+
+static void test_lh_ratelimit_submit_redis_hold_batch(void **state)
+{
+    struct fixture *f = *state;
+    f->a = redis_limiter();
+    expect_hold_batch(f, f->a, 0);
+}
+
+/* One instance starts the hold; another refuses the client too. */
+static void test_lh_ratelimit_submit_redis_instances_share_hold(void **state)
+{
+    struct fixture *f = *state;
+
+    f->a = redis_limiter();
+    f->b = redis_limiter();
+    assert_int_equal(check_held(f, f->a, 1, f->window, 600).c.held, 0);
+    assert_true(check_held(f, f->a, 1, f->window, 600).c.hold_started);
+    struct waited w = check_held(f, f->b, 1, f->window, 600);
+    expect_mode(&w, 0);
+    assert_true(w.c.held > 0);
+    assert_false(w.c.hold_started);
+}
+
+static void test_lh_ratelimit_submit_redis_network_bucket(void **state)
+{
+    struct fixture *f = *state;
+    f->a = redis_limiter();
+    expect_network_bucket(f, f->a);
 }
 
 /* Every key the limiter writes has a TTL no longer than it needs. */
@@ -1242,6 +1482,11 @@ int main(void)
         T(test_lh_ratelimit_submit_local_rules_decided_together),
         T(test_lh_ratelimit_submit_local_threads_share_limit),
         T(test_lh_ratelimit_submit_local_batch_exact),
+        T(test_lh_ratelimit_submit_local_hold),
+        T(test_lh_ratelimit_submit_local_hold_outlasts_window),
+        T(test_lh_ratelimit_submit_local_hold_batch),
+        T(test_lh_ratelimit_submit_local_full_store_keeps_holds),
+        T(test_lh_ratelimit_submit_local_network_bucket),
         T(test_lh_ratelimit_submit_after_stop_decides_inline),
         T(test_lh_ratelimit_try_lease_local_only_never),
     };
@@ -1254,6 +1499,11 @@ int main(void)
         T(test_lh_ratelimit_submit_redis_batch_exact),
         T(test_lh_ratelimit_submit_redis_instances_share_limit),
         T(test_lh_ratelimit_submit_redis_instances_share_counter),
+        T(test_lh_ratelimit_submit_redis_hold),
+        T(test_lh_ratelimit_submit_redis_hold_outlasts_window),
+        T(test_lh_ratelimit_submit_redis_hold_batch),
+        T(test_lh_ratelimit_submit_redis_instances_share_hold),
+        T(test_lh_ratelimit_submit_redis_network_bucket),
         T(test_lh_ratelimit_submit_redis_keys_expire),
         T(test_lh_ratelimit_lease_decides_hot_rules_and_gives_back),
         T(test_lh_ratelimit_lease_refilled_before_it_runs_out),

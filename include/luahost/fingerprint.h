@@ -3,7 +3,10 @@
  * the first 16 hex characters of
  *   HMAC-SHA256(secret, "<ip>:<User-Agent>:<Accept-Language>:<X-Forwarded-For>")
  * with "unknown" for a missing User-Agent or Accept-Language and "" for a
- * missing X-Forwarded-For; the rate-limit key is "rl:<fingerprint>".
+ * missing X-Forwarded-For; the rate-limit key is "rl:<fingerprint>". <ip> is
+ * the client key of lh_client_key: an IPv4 address as it is, an IPv6 address
+ * as its /64 ("2001:db8:1:2::/64"), so that a client walking through the
+ * addresses of its /64 keeps one fingerprint (and one bucket, one bot count).
  * Thread safety: immutable after lh_fingerprint_new; lh_fingerprint_compute
  * may run on any number of threads at once (each keeps a keyed HMAC context). */
 #ifndef LUAHOST_FINGERPRINT_H
@@ -24,10 +27,12 @@ struct lh_fingerprint; /* opaque; owns a copy of the key */
 struct lh_fingerprint *lh_fingerprint_new(const void *key, size_t len, const char **err);
 void lh_fingerprint_free(struct lh_fingerprint *fp);
 
-/* Writes the 16 hex characters and a NUL into out. NULL arguments take the
- * reference's defaults: "127.0.0.1" for ip (Flask-Limiter's fallback),
- * "unknown" for the two headers, "" for forwarded_for; an empty string stays
- * empty. Returns LH_ERR_INVALID if fp is NULL or OpenSSL fails. */
+/* Writes the 16 hex characters and a NUL into out. ip is the client's
+ * address (an IPv6 one is taken as its /64; text that is not an address is
+ * taken as it is). NULL arguments take the reference's defaults: "127.0.0.1"
+ * for ip (Flask-Limiter's fallback), "unknown" for the two headers, "" for
+ * forwarded_for; an empty string stays empty. Returns LH_ERR_INVALID if fp
+ * is NULL or OpenSSL fails. */
 enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const char *ip,
                                       const char *user_agent, const char *accept_language,
                                       const char *forwarded_for,
@@ -42,7 +47,7 @@ enum lh_status lh_fingerprint_compute(const struct lh_fingerprint *fp, const cha
 struct lh_fingerprint_memo {
     uint64_t generation; /* of the fingerprint object that filled it; 0: empty */
     size_t len;
-    char message[LH_FINGERPRINT_MEMO_MAX]; /* "<ip>:<ua>:<lang>:<xff>" */
+    char message[LH_FINGERPRINT_MEMO_MAX]; /* "<client key>:<ua>:<lang>:<xff>" */
     char hex[LH_FINGERPRINT_HEX + 1];
 };
 

@@ -49,4 +49,11 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
 #define LH_CLIENT_KEY_MAX (LH_IP_MAX + 4)
 enum lh_status lh_client_key(const char *ip, char out[LH_CLIENT_KEY_MAX]);
 
+/* The IPv6 network of ip that is bits long (1..128), in out as
+ * "2001:db8:1::/48": what a per-network limit counts a subscriber's whole
+ * allocation (a /56, a /48) under. LH_ERR_INVALID, and out empty, when ip is
+ * not an IPv6 address (an IPv4 or IPv4-mapped address has no such network)
+ * or bits is out of range. */
+enum lh_status lh_ipv6_network(const char *ip, unsigned bits, char out[LH_CLIENT_KEY_MAX]);
+
 #endif

@@ -8,6 +8,17 @@
  * reports the count (bot detection uses it). Windows slide: the estimate is
  * previous_window * (1 - elapsed / window) + current_window.
  *
+ * Holds: a counter rule with a hold holds its key for hold seconds once its
+ * count passes its limit. The check that passes it starts the hold (in Redis
+ * as "<rule key>:block" with that TTL, set by the same script; or in the
+ * local store), and the hold outlasts the counter's window: until it ends,
+ * every check with the rule has held set, for the caller to refuse
+ * (allowed stays the limits' own answer). A check refused by a hold that
+ * was running before it counts against none of its rules: a held client
+ * spends no limit and starts no new hold. (A lease another instance holds
+ * on the rules, never near the limit, may still hand out its units for the
+ * rest of its 0.5 s.)
+ *
  * Checks from every worker thread go to one batching thread, which sends all
  * that are waiting as one EVALSHA (one round trip); identical checks in a
  * batch (same keys and limits, as from one busy client) are decided as a
@@ -56,6 +67,7 @@ struct lh_ratelimit_rule {
     char key[LH_RATELIMIT_KEY_MAX]; /* "rl:<fingerprint>", "rl:ip:<address>", ... */
     struct lh_rate rate;
     int counter; /* count every request, never refuse: report the count */
+    int hold;    /* counter rules: seconds a count past the limit holds the key; 0: none */
 };
 
 struct lh_ratelimit_outcome {
@@ -73,7 +85,9 @@ struct lh_ratelimit_check {
     size_t nrules;
     struct lh_ratelimit_rule rules[LH_RATELIMIT_MAX_RULES];
     int allowed;
-    int local; /* decided by the in-process fallback */
+    int local;        /* decided by the in-process fallback */
+    long held;        /* seconds left of the hold that refuses this check; 0: not held */
+    int hold_started; /* this check passed the counter's limit and started the hold */
     struct lh_ratelimit_outcome out[LH_RATELIMIT_MAX_RULES];
     struct lh_ratelimit_check *_next;
 };

@@ -126,6 +126,9 @@ function M.load(dir, policy, watch, report)
     local warn = report and log.warn or function() end
     warn_missing(routes, policy.route_keys, file, warn)
     warn_missing(routes, watch.route_keys, file, warn)
+    for _, line in ipairs(policy.warnings or {}) do
+        warn(line)
+    end
     local r = router.new()
     local handlers, keys, ids, shapes = {}, {}, {}, {}
     for key, handler in pairs(routes) do

@@ -12,7 +12,9 @@
 --   req.query     decoded query arguments; the first of a repeated name wins
 --   req.body      request body as a string, "" when there is none
 --   req.https     true when a trusted proxy says the client used HTTPS
---   req.fingerprint   the client fingerprint (16 hex), computed once
+--   req.fingerprint   the client fingerprint (16 hex), computed once; over
+--                     the client key (luahost.fingerprint takes an IPv6
+--                     address as its /64) and the headers
 --   req.csp_nonce     this response's CSP nonce, for inline scripts and styles
 --
 --   request.new(method, path, id, client, params, data, https) -> req

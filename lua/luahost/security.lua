@@ -5,7 +5,9 @@
 --   security.load(dir) -> policy          raises "file:line: message", or
 --       "file: what: why" for a value of the wrong kind, an unknown key (a
 --       misspelt one would silently drop its setting) or a name that
---       applies to nothing (a CSP directive, a header policy)
+--       applies to nothing (a CSP directive, a header policy). A csp.lua
+--       policy no header policy uses is only warned about: one csp.lua may
+--       serve several apps with smaller headers.lua files.
 --   security.none() -> policy             no limits, no security headers
 --   policy.before(route, req, res) -> true | false
 --       false: res holds the 429. route is the routes.lua key.
@@ -19,6 +21,8 @@
 --   policy.route_keys -> { ["GET /path"] = "dir/limits.lua" }
 --       the routes the policy files name, with the file (for app.load to
 --       warn about the ones the app does not have).
+--   policy.warnings -> { "dir/csp.lua: ...", ... }
+--       what the load found worth a warning, for app.load to log once.
 local cjson_safe = require "cjson.safe"
 local fingerprint = require "luahost.fingerprint"
 local headers = require "luahost.headers"
@@ -27,7 +31,8 @@ local metrics = require "luahost.metrics"
 local netaddr = require "luahost.netaddr"
 local ratelimit = require "luahost.ratelimit"
 
-local floor, time = math.floor, os.time
+local find, floor, time = string.find, math.floor, os.time
+local ipv6_network = netaddr.ipv6_network
 
 local M = {}
 
@@ -75,7 +80,9 @@ local function check_keys(t, keys, where, other)
     end
 end
 
-local LIMITS_KEYS = keyset { default = "any", per_ip = "any", routes = "any", exempt = "any" }
+local LIMITS_KEYS = keyset { default = "any", per_ip = "any", per_network = "table", routes = "any",
+    exempt = "any" }
+local NETWORK_KEYS = keyset { limit = "any", ipv6_prefix = "number" }
 -- bot.lua's own heuristics may use helper functions of any name.
 local BOT_KEYS = keyset({ threshold = "number", window = "number", is_bot = "function",
     retry_after = "number", log_per_minute = "number", suspicious = "function",
@@ -125,9 +132,13 @@ local function parse_limits(spec, file, what)
 end
 
 -- Slots of the keys given to limiter:check.
-local FINGERPRINT, ADDRESS = 1, 2
+local FINGERPRINT, ADDRESS, NETWORK = 1, 2, 3
 local MAX_RULES = 8       -- a check's rules, the bot counter included (luahost.ratelimit)
 local MAX_SUFFIX = 40     -- a route's key suffix; a longer route is named by a digest
+local NETWORK_PREFIX = 48 -- per_network's ipv6_prefix when it has none
+local BOT_RETRY = 60      -- bot.lua's retry_after when it has none, in seconds
+local MAX_BOT_RETRY = 86400 -- the longest retry_after (and hold), in seconds
+local BOT_MESSAGE = "Too many requests - bot behavior detected"
 
 -- The Redis key suffix of a route's own limit: the route itself, or for a
 -- long one a digest of it (stable across instances and reloads).
@@ -146,35 +157,74 @@ local function table_of(value, file, what)
     return value
 end
 
-local function compile_limits(limits, bot, file)
+-- limits.lua's per_network: { prefix = bits, rates = ... }, or nil without one.
+local function parse_per_network(spec, file)
+    if spec == nil then
+        return nil
+    end
+    check_keys(spec, NETWORK_KEYS, file .. ": per_network")
+    local prefix = spec.ipv6_prefix or NETWORK_PREFIX
+    -- Wider than a /32 is a whole provider; a /64 is per_ip's own key.
+    if prefix % 1 ~= 0 or prefix < 32 or prefix > 64 then
+        error(("%s: per_network: ipv6_prefix must be a whole number from 32 to 64, got %s"):format(
+            file, tostring(prefix)), 0)
+    end
+    if spec.limit == nil then
+        error(file .. ': per_network needs a limit such as "40000 per day"', 0)
+    end
+    return { prefix = prefix, rates = parse_limits(spec.limit, file, "per_network.limit") }
+end
+
+-- Returns ruleset_of(route) -> { v4 = ruleset, v6 = ruleset } | nil (either
+-- ruleset may be nil: nothing to check for that client), the exempt set and
+-- per_network's prefix (nil without per_network). bot_retry: how long a bot
+-- is held.
+local function compile_limits(limits, bot, bot_retry, file)
     check_keys(limits, LIMITS_KEYS, file)
     local per_ip = limits.per_ip and parse_limits(limits.per_ip, file, "per_ip") or {}
+    local per_network = parse_per_network(limits.per_network, file)
     local default = limits.default and parse_limits(limits.default, file, "default") or {}
     local rulesets = {}
 
     -- rates per fingerprint (nil: none, and no bot counting), then the
-    -- per-address ceiling.
-    local function ruleset(rates, suffix, what)
+    -- address ceilings: per_ip, and with network (an IPv6 client's check)
+    -- per_network. nil when that makes no rule.
+    local function ruleset(rates, suffix, what, network)
         local rules = {}
-        for _, r in ipairs(rates or {}) do
-            rules[#rules + 1] = { slot = FINGERPRINT, prefix = "rl:", suffix = suffix,
-                                  limit = r.limit, window = r.window }
+        local function add(list, slot, prefix, key_suffix)
+            for _, r in ipairs(list) do
+                rules[#rules + 1] = { slot = slot, prefix = prefix, suffix = key_suffix,
+                                      limit = r.limit, window = r.window }
+            end
         end
-        for _, r in ipairs(per_ip) do
-            rules[#rules + 1] = { slot = ADDRESS, prefix = "rl:ip:", limit = r.limit, window = r.window }
+        add(rates or {}, FINGERPRINT, "rl:", suffix)
+        add(per_ip, ADDRESS, "rl:ip:")
+        if network then
+            add(per_network.rates, NETWORK, "rl:net:")
         end
         if rates then
+            -- Past the threshold the limiter holds the fingerprint for
+            -- retry_after, beyond the counter's window.
             rules[#rules + 1] = { slot = FINGERPRINT, prefix = "pattern:", limit = bot.threshold,
-                                  window = bot.window, counter = true }
+                                  window = bot.window, counter = true, hold = bot_retry }
         end
         if #rules > MAX_RULES then
-            error(("%s: %s and per_ip make %d limits with the bot counter; at most %d"):format(file,
-                what, #rules, MAX_RULES), 0)
+            local ceilings = network and ", per_ip and per_network" or " and per_ip"
+            error(("%s: %s%s make %d limits with the bot counter; at most %d"):format(file, what,
+                ceilings, #rules, MAX_RULES), 0)
         end
-        return ratelimit.ruleset(rules)
+        return #rules > 0 and ratelimit.ruleset(rules) or nil
     end
 
-    local default_set = ruleset(default, "", "default")
+    -- A route's rulesets for IPv4 and IPv6 clients (the latter with
+    -- per_network); false when neither has a rule.
+    local function checks(rates, suffix, what)
+        local v4 = ruleset(rates, suffix, what, false)
+        local v6 = per_network and ruleset(rates, suffix, what, true) or v4
+        return (v4 or v6) and { v4 = v4, v6 = v6 } or false
+    end
+
+    local default_set = checks(default, "", "default")
     local routes = table_of(limits.routes or {}, file, 'routes must be a table of "METHOD /path" = limit')
     for route, spec in pairs(routes) do
         local what = ("routes[%q]"):format(tostring(route))
@@ -183,9 +233,9 @@ local function compile_limits(limits, bot, file)
         elseif spec == false then
             rulesets[route] = false
         elseif spec == "per_ip" then
-            rulesets[route] = #per_ip > 0 and ruleset(nil, "", what) or false
+            rulesets[route] = checks(nil, "", what)
         elseif type(spec) == "string" then
-            rulesets[route] = ruleset(parse_limits(spec, file, what), route_suffix(route), what)
+            rulesets[route] = checks(parse_limits(spec, file, what), route_suffix(route), what)
         else
             error(("%s: %s must be a limit string, \"per_ip\" or false"):format(file, what), 0)
         end
@@ -207,7 +257,7 @@ local function compile_limits(limits, bot, file)
             return default_set
         end
         return rs or nil
-    end, exempt
+    end, exempt, per_network and per_network.prefix
 end
 
 -- headers.lua's policies, checked: each a table of known keys, with headers.
@@ -232,9 +282,10 @@ local function check_header_policies(policies, file)
     return names
 end
 
--- csp.lua's policies, checked: each names a policy of headers.lua (else it
--- applies to nothing), and every directive name is a CSP directive.
-local function check_csp(csp, file, names, headers_file)
+-- csp.lua's policies, checked: every directive name is a CSP directive. One
+-- that names no policy of headers.lua applies to nothing: a warning, added
+-- to warnings, since one csp.lua may serve apps with smaller headers.lua.
+local function check_csp(csp, file, names, headers_file, warnings)
     for name, directives in pairs(csp) do
         local what = ("%s: policy %q"):format(file, tostring(name))
         if name == "report_uri" then
@@ -242,12 +293,13 @@ local function check_csp(csp, file, names, headers_file)
                 error(("%s: report_uri must be a path such as \"/csp-report\", got %s"):format(file,
                     type(directives)), 0)
             end
-        elseif not names[name] then
-            error(("%s is not a policy of %s (%s); it would apply to nothing"):format(what,
-                headers_file, listing(names)), 0)
         else
+            if not names[name] then
+                warnings[#warnings + 1] = ("%s is not a policy of %s (%s); it applies to nothing")
+                    :format(what, headers_file, listing(names))
+            end
             table_of(directives, file, ("policy %q must be a list of { directive, { sources... } }")
-                :format(name))
+                :format(tostring(name)))
             for i, d in ipairs(directives) do
                 local directive = type(d) == "table" and d[1]
                 if type(directive) == "string" and not CSP_DIRECTIVES[directive:lower()] then
@@ -261,8 +313,8 @@ end
 -- The compiled header set of each policy of headers.lua, with its CSP from
 -- csp.lua (the policy of the same name, else `default`). An error names the
 -- file it comes from: headers.compile's messages start with the field.
-local function compile_headers(policies, csp, headers_file, csp_file)
-    check_csp(csp, csp_file, check_header_policies(policies, headers_file), headers_file)
+local function compile_headers(policies, csp, headers_file, csp_file, warnings)
+    check_csp(csp, csp_file, check_header_policies(policies, headers_file), headers_file, warnings)
     local sets = {}
     for _, name in ipairs(sorted_keys(policies)) do
         local p = policies[name]
@@ -325,6 +377,11 @@ local function check_bot(bot, file)
     check_keys(bot, BOT_KEYS, file, is_function)
     if bot.threshold == nil or bot.window == nil or bot.is_bot == nil then
         error(file .. ": needs threshold, window and is_bot", 0)
+    end
+    local retry = bot.retry_after
+    if retry ~= nil and (retry % 1 ~= 0 or retry < 1 or retry > MAX_BOT_RETRY) then
+        error(("%s: retry_after must be a whole number of seconds from 1 to %d, got %s"):format(
+            file, MAX_BOT_RETRY, tostring(retry)), 0)
     end
 end
 
@@ -395,13 +452,14 @@ function M.load(dir)
     local header_policies, headers_file = load_file(dir, "headers")
     local csp, csp_file = load_file(dir, "csp")
     check_bot(bot, bot_file)
-    local ruleset_of, exempt = compile_limits(limits, bot, limits_file)
-    local sets = compile_headers(header_policies, csp, headers_file, csp_file)
+    local bot_retry = bot.retry_after or BOT_RETRY
+    local ruleset_of, exempt, network_prefix = compile_limits(limits, bot, bot_retry, limits_file)
+    local warnings = {}
+    local sets = compile_headers(header_policies, csp, headers_file, csp_file, warnings)
     local route_sets = route_policies(header_policies, sets, headers_file)
     local unknown_set = unknown_policy(sets, headers_file)
     local limiter = ratelimit.host()
     local security_log = security_logger(bot.log_per_minute or 60)
-    local bot_retry = bot.retry_after or 60
     local rejections = metrics.core("ratelimit_rejections_total")
     local bot_detections = metrics.core("bot_detections_total")
     local local_decisions = metrics.core("ratelimit_local_decisions_total")
@@ -409,16 +467,24 @@ function M.load(dir)
     local policy = {}
 
     function policy.before(route, req, res)
-        local rs = ruleset_of(route)
-        if rs == nil or limiter == nil or exempt:contains(req.client) then
+        local set = ruleset_of(route)
+        if set == nil or limiter == nil or exempt:contains(req.client) then
+            return true
+        end
+        local client = req.client
+        -- An IPv6 client's network, for per_network; nil for IPv4.
+        local network = network_prefix and find(client, ":", 1, true)
+            and ipv6_network(client, network_prefix)
+        local rs = network and set.v6 or set.v4
+        if rs == nil then
             return true
         end
         local why = bot.suspicious and bot.suspicious(req)
         if why then
             security_log(req, why)
         end
-        local allowed, retry, limit, remaining, reset, window, count, is_local =
-            limiter:check(rs, req.fingerprint, req.client_key)
+        local allowed, retry, limit, remaining, reset, window, count, is_local, held, hold_started =
+            limiter:check(rs, req.fingerprint, req.client_key, network)
         if is_local then
             local_decisions:inc()
         end
@@ -426,10 +492,22 @@ function M.load(dir)
             -- The server turns it into the X-RateLimit-* and RateLimit headers.
             res.ratelimit = { limit = limit, remaining = remaining, reset = reset, window = window }
         end
+        if held > 0 then
+            -- Past the threshold: refused until the hold ends, however the
+            -- counter's window turns; logged and counted once, as it starts.
+            if hold_started then
+                security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window
+                    .. " s; held " .. held .. " s")
+                bot_detections:inc()
+            end
+            too_many(res, BOT_MESSAGE, held)
+            return false
+        end
         if bot.is_bot(req, count) then
+            -- A heuristic of bot.lua's own, under the threshold: this request only.
             security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
             bot_detections:inc()
-            too_many(res, "Too many requests - bot behavior detected", bot_retry)
+            too_many(res, BOT_MESSAGE, bot_retry)
             return false
         end
         if not allowed then
@@ -447,6 +525,7 @@ function M.load(dir)
 
     policy.routes = {}
     policy.route_keys = {}
+    policy.warnings = warnings
     for route in pairs(limits.routes or {}) do
         policy.route_keys[route] = limits_file
     end
@@ -471,6 +550,7 @@ function M.none()
             return nil
         end,
         routes = {},
+        warnings = {},
     }
 end
 

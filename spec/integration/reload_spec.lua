@@ -259,7 +259,7 @@ describe("reload with typos #integration", function()
         assert.is_truthy(limit, "no rate limit on /hello")
         local cases = {
             { "limits.lua", 'default = "', 'defualt = "',
-                "/limits.lua: unknown key defualt (default, exempt, per_ip, routes)" },
+                "/limits.lua: unknown key defualt (default, exempt, per_ip, per_network, routes)" },
             { "headers.lua", "\nreturn {", '\nreturn {\n    routes = { ["GET /hello"] = "svgg" },',
                 '/headers.lua: routes["GET /hello"]: no policy "svgg" here (default, svg, svg_private)' },
             { "headers.lua", "svg = {\n        -- ", "svg = {\n        hedaers = {},\n        -- ",

@@ -1,16 +1,19 @@
 -- Rate limits shared through Redis, over real HTTP: each spec starts its own
 -- redis-server on a free port (S.redis) and luahost with --redis-url.
--- Exact counting in Redis, one limit shared by two luahost instances, and the
--- in-process fallback when Redis stops or stops answering (no 5xx, no hang,
--- logged once) and the return to Redis when it answers again.
+-- Exact counting in Redis, one limit shared by two luahost instances (an IPv6
+-- network's and a bot's hold included), and the in-process fallback when
+-- Redis stops or stops answering (no 5xx, no hang, logged once) and the
+-- return to Redis when it answers again.
 --
 -- The server runs spec/integration/secure/app with its sibling policy
 -- directory spec/integration/secure/policy (default 5 per minute per
 -- fingerprint, 20 per minute per address).
 local S = require "integration.support.server"
 local cjson = require "cjson"
+local stdlib = require "posix.stdlib"
 
 local APP = "spec/integration/secure/app"
+local POLICY = "spec/integration/secure/policy"
 local SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" -- 40 bytes
 
 -- Starts the secure app on Redis r with the test FINGERPRINT_SECRET.
@@ -23,6 +26,18 @@ local function start(r, args)
 end
 
 local fresh_window, fresh_ua = S.fresh_window, S.fresh_ua
+
+-- A policy directory of the test policy's files, each table t changed by
+-- the Lua statements edits[name] (such as 't.per_ip = "9/minute"').
+local function policy_with(edits)
+    local dir = S.tmpdir()
+    local src = assert(stdlib.realpath(POLICY))
+    for _, name in ipairs({ "limits", "bot", "csp", "headers" }) do
+        S.write_file(("%s/%s.lua"):format(dir, name), ("local t = dofile(%q)\n%s\nreturn t\n"):format(
+            ("%s/%s.lua"):format(src, name), edits[name] or ""))
+    end
+    return dir
+end
 
 -- GET path on keep-alive client c: the response and how long it took.
 local function timed_get(c, path, headers)
@@ -126,6 +141,56 @@ describe("rate limits in Redis #integration", function()
         assert.is_truthy(a:access_log('"GET /hello" 429', 5, true), a:access_log())
         assert.is_truthy(b:access_log('"GET /hello" 429', 5, true), b:access_log())
         assert.are.equal(5, ip_count(r))
+    end)
+
+    it("counts an IPv6 network and holds a bot in Redis, for every instance", function()
+        local r = S.redis()
+        local policy = policy_with({
+            limits = 't.per_ip = "1000 per minute"\n'
+                .. 't.per_network = { ipv6_prefix = 48, limit = "6 per minute" }',
+            bot = "t.threshold, t.retry_after = 3, 30",
+        })
+        local args = { "--policy-dir", policy, "--trusted-proxies", "127.0.0.1/32" }
+        local a, b = start(r, args), start(r, args)
+        local ca, cb = assert(a:client()), assert(b:client())
+        finally(function()
+            ca:close()
+            cb:close()
+        end)
+        fresh_window(60, 5)
+        -- Seven /64s of 2001:db8:9::/48, on either instance: one bucket.
+        local statuses = {}
+        for i = 1, 7 do
+            local res = timed_get(i % 2 == 1 and ca or cb, "/hello", {
+                ["User-Agent"] = fresh_ua("net"), ["X-Forwarded-For"] = ("2001:db8:9:%x::1"):format(i),
+            })
+            statuses[i] = res.status
+        end
+        assert.are.same({ 200, 200, 200, 200, 200, 200, 429 }, statuses)
+        local counted = 0
+        for _, key in ipairs(r:keys("rl:net:2001:db8:9::/48:*")) do
+            counted = counted + tonumber(r:command("GET", key))
+        end
+        assert.are.equal(6, counted)
+
+        -- A bot past 3 requests in 10 s, held on both instances.
+        local ua = { ["User-Agent"] = fresh_ua("bot") }
+        fresh_window(10, 3)
+        for i = 1, 3 do
+            assert.are.equal(200, timed_get(ca, "/counted", ua).status, "request " .. i)
+        end
+        local res = timed_get(ca, "/counted", ua)
+        assert.are.equal(429, res.status, res.body)
+        assert.are.equal("30", res.headers["Retry-After"])
+        res = timed_get(cb, "/counted", ua)
+        assert.are.equal(429, res.status, res.body)
+        assert.is_truthy(cjson.decode(res.body).error:find("bot behavior", 1, true), res.body)
+        local blocks = r:keys("pattern:*:block")
+        assert.are.equal(1, #blocks, table.concat(blocks, " "))
+        local ttl = r:command("PTTL", blocks[1])
+        assert.is_truthy(ttl > 0 and ttl <= 30000, "PTTL " .. tostring(ttl))
+        assert.is_truthy(a:error_log("held 30 s", 5, true), a:error_log())
+        assert.is_nil(b:error_log():find("bot behavior", 1, true), b:error_log())
     end)
 
     it("limits in-process while Redis is stopped, logs it once, and shares again when it is back", function()

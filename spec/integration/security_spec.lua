@@ -2,8 +2,9 @@
 -- Redis; spec/integration/security_redis_spec.lua has the Redis ones):
 -- security headers and CSP nonces, the CSP report endpoint, exact rate-limit
 -- semantics and headers, the per-address ceiling against User-Agent rotation,
--- X-Forwarded-For / X-Forwarded-Proto from untrusted and trusted peers, bot
--- detection, policy reload, and the FINGERPRINT_SECRET rules.
+-- X-Forwarded-For / X-Forwarded-Proto from untrusted and trusted peers, the
+-- per-network ceiling of IPv6 clients, bot detection and its hold, policy
+-- reload, and the FINGERPRINT_SECRET rules.
 --
 -- The server runs spec/integration/secure/app with its sibling policy
 -- directory spec/integration/secure/policy (default 5 per minute per
@@ -50,6 +51,15 @@ local function set_limit(text, field, value)
     local out, n = text:gsub(field .. ' = "[^"]*"', field .. ' = "' .. value .. '"', 1)
     assert(n == 1, "limits.lua has no " .. field)
     return out
+end
+
+-- A policy_copy whose bot.lua is the shipped one with the given settings
+-- (bot.lua text such as "bot.window = 2").
+local function with_bot(policy, settings)
+    local src = assert(stdlib.realpath(POLICY))
+    S.write_file(policy .. "/bot.lua", ("local bot = dofile(%q)\n%s\nreturn bot\n"):format(
+        src .. "/bot.lua", settings))
+    return policy
 end
 
 local fresh_window, fresh_ua = S.fresh_window, S.fresh_ua
@@ -268,10 +278,7 @@ describe("security headers #integration", function()
     end)
 
     it("keeps a budget of security-log lines for CSP reports apart from the bot lines", function()
-        local policy = policy_copy()
-        local src = assert(stdlib.realpath(POLICY))
-        S.write_file(policy .. "/bot.lua", ("local bot = dofile(%q)\nbot.log_per_minute = 3\nreturn bot\n")
-            :format(src .. "/bot.lua"))
+        local policy = with_bot(policy_copy(), "bot.log_per_minute = 3")
         local srv = start({ args = { "--policy-dir", policy, "--workers", "1" } })
         fresh_window(60, 5)
         for i = 1, 10 do
@@ -636,6 +643,62 @@ describe("rate limits #integration", function()
         assert.is_truthy(srv:access_log(' 203.0.113.50 "GET /whoami" 429 ', 5, true), srv:access_log())
     end)
 
+    it("counts every /64 of an IPv6 /48 against per_network, and leaves IPv4 to per_ip", function()
+        local policy = policy_copy(function(text)
+            local out, n = text:gsub('\n    per_ip = "20 per minute",\n', '\n    per_ip = "20 per minute",\n'
+                .. '    per_network = { ipv6_prefix = 48, limit = "8 per minute" },\n', 1)
+            assert(n == 1, "limits.lua has no per_ip line")
+            return out
+        end)
+        local srv = start({ args = { "--policy-dir", policy, "--trusted-proxies", "127.0.0.1/32" } })
+        local c = assert(srv:client())
+        finally(function()
+            c:close()
+        end)
+        fresh_window(60, 5)
+        -- Ten /64s of 2001:db8:9::/48, each well under its per_ip of 20.
+        local ok = 0
+        for i = 1, 10 do
+            local res = get(c, "/hello", {
+                ["User-Agent"] = fresh_ua("net"), ["X-Forwarded-For"] = ("2001:db8:9:%x::1"):format(i),
+            })
+            if res.status == 200 then
+                ok = ok + 1
+            else
+                assert_429(res, TOO_MANY, "request " .. i)
+                assert.are.equal("8", res.headers["X-RateLimit-Limit"])
+            end
+        end
+        assert.are.equal(8, ok)
+        -- A "per_ip" route keeps the address ceilings, the network's included.
+        assert_429(get(c, "/per-ip", { ["X-Forwarded-For"] = "2001:db8:9:ff::1" }), TOO_MANY, "/per-ip")
+        assert.are.equal(200, get(c, "/hello", { ["X-Forwarded-For"] = "2001:db8:a::1" }).status)
+        for i = 1, 10 do
+            assert.are.equal(200, get(c, "/hello", {
+                ["User-Agent"] = fresh_ua("v4"), ["X-Forwarded-For"] = "198.51.100." .. i,
+            }).status, "IPv4 client " .. i)
+        end
+    end)
+
+    it("gives an IPv6 client one fingerprint for its /64", function()
+        -- Through a proxy that sends Forwarded: X-Forwarded-For is part of the
+        -- fingerprint as it comes (the reference's format), address and all.
+        local srv = start({ args = { "--trusted-proxies", "127.0.0.1/32", "--proxy-header", "forwarded" } })
+        local ua = fresh_ua("v6")
+        local function fingerprint_of(address)
+            local res = assert(srv:request("GET", "/whoami", {
+                ["User-Agent"] = ua, ["Forwarded"] = ('for="[%s]"'):format(address),
+            }))
+            assert.are.equal(200, res.status, res.body)
+            local body = cjson.decode(res.body)
+            assert.are.equal(address, body.client)
+            return body.fingerprint
+        end
+        local first = fingerprint_of("2001:db8:5:6::1")
+        assert.are.equal(first, fingerprint_of("2001:db8:5:6:ffff::2"))
+        assert.are_not.equal(first, fingerprint_of("2001:db8:5:7::1"))
+    end)
+
     it("computes req.fingerprint from the address and the headers on the connection, "
         .. "repeated headers joined as req.headers joins them", function()
         local fp = assert(require("luahost.fingerprint").new(SECRET))
@@ -690,6 +753,34 @@ describe("rate limits #integration", function()
         -- Another fingerprint from the same address is not a bot.
         res = get(c, "/counted", { ["User-Agent"] = fresh_ua("human") })
         assert.are.equal(200, res.status)
+    end)
+
+    it("holds a bot for retry_after past the counter's window, logged and counted once", function()
+        -- More than 5 in 2 s: held 30 s. per_ip raised so that only the bot
+        -- check can refuse /counted.
+        local policy = with_bot(policy_copy(function(text)
+            return set_limit(text, "per_ip", "1000 per minute")
+        end), "bot.window, bot.threshold, bot.retry_after = 2, 5, 30")
+        local srv = start({ args = { "--policy-dir", policy } })
+        local c = assert(srv:client())
+        finally(function()
+            c:close()
+        end)
+        local ua = fresh_ua("held")
+        fresh_window(2, 1)
+        for i = 1, 5 do
+            assert.are.equal(200, get(c, "/counted", { ["User-Agent"] = ua }).status, "request " .. i)
+        end
+        assert.are.equal(30, assert_429(get(c, "/counted", { ["User-Agent"] = ua }), BOT, "6th request"))
+        -- In the counter's next window the fingerprint is still held.
+        fresh_window(2, 2)
+        local ra = assert_429(get(c, "/counted", { ["User-Agent"] = ua }), BOT, "next window")
+        assert.is_truthy(ra <= 30, "Retry-After " .. ra)
+        assert.are.equal(200, get(c, "/counted", { ["User-Agent"] = fresh_ua("human") }).status)
+        assert.is_truthy(srv:error_log("held 30 s", 5, true), srv:error_log())
+        assert.are.equal(1, S.count(srv:error_log(), "security: bot behavior"), srv:error_log())
+        local metrics = assert(srv:request("GET", "/metrics"))
+        assert.are.equal("1", metrics.body:match("\nluahost_bot_detections_total (%S+)"), metrics.body)
     end)
 end)
 

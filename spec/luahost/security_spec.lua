@@ -220,8 +220,50 @@ describe("luahost.security", function()
         -- A misspelt key must not silently drop its setting.
         it("raises naming limits.lua, the unknown key and the known keys", function()
             local dir = policy_dir { limits = 'return { defualt = "5 per minute", per_ip = "9/minute" }' }
-            assert.are.equal(dir .. "/limits.lua: unknown key defualt (default, exempt, per_ip, routes)",
-                load_error(dir))
+            assert.are.equal(dir .. "/limits.lua: unknown key defualt (default, exempt, per_ip, "
+                .. "per_network, routes)", load_error(dir))
+        end)
+
+        it("raises naming limits.lua and what is wrong with per_network", function()
+            local cases = {
+                { 'per_network = "40000 per day"', "/limits.lua: per_network must be a table, got string" },
+                { 'per_network = { limt = "5/minute" }',
+                    "/limits.lua: per_network: unknown key limt (ipv6_prefix, limit)" },
+                { "per_network = { ipv6_prefix = 48 }",
+                    '/limits.lua: per_network needs a limit such as "40000 per day"' },
+                { 'per_network = { limit = "5 per eon" }',
+                    "/limits.lua: per_network.limit: bad limit '5 per eon'" },
+                { "per_network = { limit = 5 }", "/limits.lua: per_network.limit must be a limit string" },
+                { 'per_network = { ipv6_prefix = "48", limit = "5/minute" }',
+                    "/limits.lua: per_network: ipv6_prefix must be a number, got string" },
+            }
+            for _, bits in ipairs { 31, 65, 48.5, 0 } do
+                cases[#cases + 1] = {
+                    ('per_network = { ipv6_prefix = %s, limit = "5/minute" }'):format(bits),
+                    "/limits.lua: per_network: ipv6_prefix must be a whole number from 32 to 64, got "
+                        .. bits,
+                }
+            end
+            for _, case in ipairs(cases) do
+                local dir = policy_dir { limits = "return { " .. case[1] .. " }" }
+                assert.matches(dir .. case[2], load_error(dir), 1, true)
+            end
+        end)
+
+        it("takes per_network with the default prefix, and with one of 32 to 64", function()
+            for _, spec in ipairs { '{ limit = "5/minute" }', '{ ipv6_prefix = 32, limit = "5/minute" }',
+                '{ ipv6_prefix = 64, limit = "5/minute" }' } do
+                local dir = policy_dir { limits = "return { per_network = " .. spec .. " }" }
+                assert.is_function(security.load(dir).before, spec)
+            end
+        end)
+
+        it("counts per_network among a check's limits, for IPv6 clients", function()
+            -- 7 for an IPv4 client, 9 for an IPv6 one.
+            local dir = policy_dir { limits = 'return { default = "1/second;10/minute;100/hour;1000/day",'
+                .. ' per_ip = "5/second;50/minute", per_network = { limit = "500/hour;5000/day" } }' }
+            assert.matches(dir .. "/limits.lua: default, per_ip and per_network make 9 limits with the "
+                .. "bot counter; at most 8", load_error(dir), 1, true)
         end)
 
         it("raises naming bot.lua and an unknown setting, but takes functions of its own", function()
@@ -234,6 +276,15 @@ describe("luahost.security", function()
             dir = policy_dir { bot = shipped:gsub("\nreturn M",
                 "\nfunction M.headless(req) return false end\nreturn M", 1) }
             assert.is_function(security.load(dir).before)
+        end)
+
+        it("raises naming bot.lua for a retry_after that is not a whole number of seconds", function()
+            for _, retry in ipairs { 0, -5, 1.5, 86401 } do
+                local dir = policy_dir { bot = read(POLICY .. "/bot.lua"):gsub("retry_after = 60",
+                    "retry_after = " .. retry, 1) }
+                assert.are.equal(dir .. "/bot.lua: retry_after must be a whole number of seconds from 1 "
+                    .. "to 86400, got " .. retry, load_error(dir))
+            end
         end)
 
         it("raises naming bot.lua for a setting of the wrong type", function()
@@ -303,11 +354,21 @@ describe("luahost.security", function()
                 load_error(dir))
         end)
 
-        it("raises naming csp.lua and a policy that headers.lua does not have", function()
+        -- One csp.lua may serve several apps, each with a headers.lua of its own.
+        it("warns naming csp.lua, the policy and headers.lua's about a policy headers.lua lacks", function()
             local dir = policy_dir { csp = read(POLICY .. "/csp.lua"):gsub("svg_private = SVG,",
                 "svg_privat = SVG,", 1) }
-            assert.are.equal(dir .. '/csp.lua: policy "svg_privat" is not a policy of ' .. dir
-                .. "/headers.lua (default, svg, svg_private); it would apply to nothing", load_error(dir))
+            local policy = security.load(dir)
+            assert.same({ dir .. '/csp.lua: policy "svg_privat" is not a policy of ' .. dir
+                .. "/headers.lua (default, svg, svg_private); it applies to nothing" }, policy.warnings)
+            assert.same({}, security.load(POLICY).warnings)
+        end)
+
+        it("still checks the directives of a csp.lua policy headers.lua does not have", function()
+            local dir = policy_dir { csp = read(POLICY .. "/csp.lua"):gsub("svg_private = SVG,",
+                'other = { { "meida-src", { "\'self\'" } } },', 1) }
+            assert.are.equal(dir .. '/csp.lua: policy "other": csp[1] (meida-src): not a CSP directive',
+                load_error(dir))
         end)
 
         it("raises naming csp.lua when a header policy would get no CSP", function()
@@ -333,7 +394,7 @@ describe("luahost.security", function()
         it("picks the svg header set when res.security is svg", function()
             local set = policy.header_set("GET /", { security = "svg" })
             assert.is_userdata(set)
-            assert.equal("public, max-age=86400", emitted(set)["Cache-Control"])
+            assert.equal("public, max-age=300", emitted(set)["Cache-Control"])
             assert.matches("default-src 'none'", emitted(set)["Content-Security-Policy"], 1, true)
         end)
 
@@ -421,7 +482,7 @@ describe("luahost.security", function()
             }
             local policy = security.load(dir)
             local svg = policy.header_set("GET /logo.svg", {})
-            assert.equal("public, max-age=86400", emitted(svg)["Cache-Control"])
+            assert.equal("public, max-age=300", emitted(svg)["Cache-Control"])
             assert.is_nil(emitted(policy.header_set("GET /", {}))["Cache-Control"])
             assert.is_nil(emitted(policy.header_set("GET /logo.svg", { security = "default" }))["Cache-Control"])
         end)
@@ -459,13 +520,19 @@ describe("luahost.security", function()
 
         -- Loads a policy from dir in a state with host objects, runs each of hits
         -- ({route, client[, method]}) through policy.before, and returns the
-        -- results: { ok, status, headers, body }.
+        -- results: { ok, status, headers, body }, and the lines it logged as
+        -- warnings.
         local function run(dir, hits)
             local code = ([[
                 package.path = "./lua/?.lua;" .. package.path
                 local cjson = require "cjson"
+                local log = require "luahost.log"
                 local request = require "luahost.request"
                 local response = require "luahost.response"
+                local warned = {}
+                log.warn = function(line)
+                    warned[#warned + 1] = line
+                end
                 local policy = require("luahost.security").load(%q)
                 local out = {}
                 for _, hit in ipairs(cjson.decode(%q)) do
@@ -477,9 +544,10 @@ describe("luahost.security", function()
                         ratelimit = res.ratelimit or cjson.null,
                         body = res.body and cjson.decode(res.body) or cjson.null }
                 end
-                return cjson.encode(out)
+                return cjson.encode({ out = out, warned = warned })
             ]]):format(dir, cjson.encode(hits), CHROME)
-            return cjson.decode(host_objects.run(host, code))
+            local result = cjson.decode(host_objects.run(host, code))
+            return result.out, result.warned
         end
 
         -- Limits of 3 requests per window for a client, bots above 5 a window.
@@ -570,6 +638,74 @@ describe("luahost.security", function()
             assert.equal(429, out[2].status)
             assert.is_true(out[3].ok)
             assert.equal(2, out[3].ratelimit.remaining)
+        end)
+
+        it("holds a bot: each later request refused with the hold's seconds left, logged once", function()
+            local out, warned = run(small_policy(), hits(9, "GET /", "192.0.2.17"))
+            assert.same({ success = false, error = "Too many requests - bot behavior detected",
+                retry_after = 60 }, out[6].body)
+            for i = 7, 9 do
+                local retry = tonumber(out[i].headers["Retry-After"])
+                assert.is_true(retry >= 1 and retry <= 60, "request " .. i .. ": Retry-After " .. retry)
+                assert.same({ success = false, error = "Too many requests - bot behavior detected",
+                    retry_after = retry }, out[i].body)
+            end
+            local bot_lines = {}
+            for _, line in ipairs(warned) do
+                if line:find("bot behavior", 1, true) then
+                    bot_lines[#bot_lines + 1] = line
+                end
+            end
+            assert.same({ "security: bot behavior: 6 requests in " .. window .. " s; held 60 s from "
+                .. "192.0.2.17 (GET \"/\", User-Agent \"" .. CHROME .. "\")" }, bot_lines)
+        end)
+
+        -- Limits of 100 a window, and 4 for an IPv6 /48.
+        local function network_policy()
+            return policy_dir {
+                limits = ([[return {
+                    default = "100 per %d seconds",
+                    per_ip = "100 per %d seconds",
+                    per_network = { ipv6_prefix = 48, limit = "4 per %d seconds" },
+                    routes = { ["GET /health"] = false, ["GET /img"] = "per_ip" },
+                }]]):format(window, window, window),
+            }
+        end
+
+        it("counts every /64 of an IPv6 /48 in one per_network bucket, on per_ip routes too", function()
+            local h = {}
+            for i = 1, 3 do -- three /64s of 2001:db8:7::/48
+                h[#h + 1] = { "GET /", ("2001:db8:7:%x::1"):format(i) }
+            end
+            h[#h + 1] = { "GET /img", "2001:db8:7:ffff:1:2:3:4" }
+            h[#h + 1] = { "GET /", "2001:db8:7:abcd::1" }  -- the 5th of the /48
+            h[#h + 1] = { "GET /img", "2001:db8:7:1::2" }
+            h[#h + 1] = { "GET /", "2001:db8:8::1" }       -- another /48
+            h[#h + 1] = { "GET /health", "2001:db8:7::9" } -- exempt
+            local out = run(network_policy(), h)
+            for i = 1, 4 do
+                assert.is_true(out[i].ok, "request " .. i)
+            end
+            assert.equal(0, out[4].ratelimit.remaining) -- the /48's 4 are the tightest
+            for i = 5, 6 do
+                assert.is_false(out[i].ok, "request " .. i)
+                assert.equal("Too many requests", out[i].body.error)
+                assert.equal(4, out[i].ratelimit.limit)
+            end
+            assert.is_true(out[7].ok)
+            assert.is_true(out[8].ok)
+        end)
+
+        it("leaves IPv4 clients to per_ip", function()
+            local h = {}
+            for i = 1, 6 do
+                h[i] = { "GET /", "192.0.2." .. (20 + i) }
+            end
+            h[7] = { "GET /", "::ffff:192.0.2.30" }
+            for i, r in ipairs(run(network_policy(), h)) do
+                assert.is_true(r.ok, "request " .. i)
+                assert.equal(100, r.ratelimit.limit)
+            end
         end)
 
         it("refuses a bot above the threshold, refused requests included", function()

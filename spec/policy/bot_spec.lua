@@ -22,9 +22,9 @@ describe("policy.bot", function()
         assert.is_function(bot.suspicious)
     end)
 
-    it("has a threshold and window the limiter accepts as a counter rule", function()
+    it("has a threshold, window and hold the limiter accepts as a counter rule", function()
         assert.is_userdata(ratelimit.ruleset {
-            { slot = 3, limit = bot.threshold, window = bot.window, counter = true },
+            { slot = 3, limit = bot.threshold, window = bot.window, counter = true, hold = bot.retry_after },
         })
     end)
 

@@ -12,6 +12,9 @@ local function each_limit(limits, fn)
     if limits.per_ip then
         fn(limits.per_ip, "per_ip")
     end
+    if limits.per_network then
+        fn(limits.per_network.limit, "per_network.limit")
+    end
     for route, spec in pairs(limits.routes or {}) do
         if spec ~= false and spec ~= "per_ip" then -- "per_ip": only the ceiling above
             fn(spec, "routes[" .. route .. "]")
@@ -87,6 +90,16 @@ describe("policy.limits", function()
             local above = limit_for(per_ip, r.window)
             assert(above, "per_ip has no limit for a window of " .. r.window .. " s")
             assert.is_true(above >= r.limit)
+        end
+    end)
+
+    it("counts an IPv6 /48 together, above the per-address limit in every window", function()
+        assert.equal(48, L.per_network.ipv6_prefix)
+        local per_ip, per_network = ratelimit.parse(L.per_ip), ratelimit.parse(L.per_network.limit)
+        for _, r in ipairs(per_ip) do
+            local above = limit_for(per_network, r.window)
+            assert(above, "per_network has no limit for a window of " .. r.window .. " s")
+            assert.is_true(above > r.limit)
         end
     end)
 
