@@ -384,6 +384,40 @@ static void test_lh_client_key_refuses_non_addresses(void **state)
     assert_int_equal(lh_client_key("2001:db8::1/64", out), LH_ERR_INVALID);
 }
 
+/* -- lh_ipv6_network ----------------------------------------------------------- */
+
+static void expect_network(const char *ip, unsigned bits, const char *expected)
+{
+    char out[LH_CLIENT_KEY_MAX];
+
+    assert_int_equal(lh_ipv6_network(ip, bits, out), LH_OK);
+    assert_string_equal(out, expected);
+}
+
+static void test_lh_ipv6_network_counts_a_subscriber_by_its_allocation(void **state)
+{
+    (void)state;
+    expect_network("2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48");
+    expect_network("2001:db8:1:ffff::1", 48, "2001:db8:1::/48");
+    expect_network("2001:db8:1:2ff::1", 56, "2001:db8:1:200::/56");
+    expect_network("2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64");
+    expect_network("2001:db8:1:2:3:4:5:6", 33, "2001:db8::/33");
+    expect_network("2001:db8:1:2:3:4:5:6", 128, "2001:db8:1:2:3:4:5:6/128");
+}
+
+static void test_lh_ipv6_network_refuses_ipv4_and_bad_lengths(void **state)
+{
+    char out[LH_CLIENT_KEY_MAX];
+
+    (void)state;
+    assert_int_equal(lh_ipv6_network("192.0.2.1", 48, out), LH_ERR_INVALID);
+    assert_string_equal(out, "");
+    assert_int_equal(lh_ipv6_network("::ffff:192.0.2.1", 48, out), LH_ERR_INVALID);
+    assert_int_equal(lh_ipv6_network("junk", 48, out), LH_ERR_INVALID);
+    assert_int_equal(lh_ipv6_network("2001:db8::1", 0, out), LH_ERR_INVALID);
+    assert_int_equal(lh_ipv6_network("2001:db8::1", 129, out), LH_ERR_INVALID);
+}
+
 /* -- lh_client_ip -------------------------------------------------------------- */
 
 static void test_lh_client_ip_ignores_headers_from_untrusted_peer(void **state)
@@ -597,6 +631,8 @@ int main(void)
                                         teardown_set),
         cmocka_unit_test(test_lh_client_key_counts_an_ipv6_subscriber_by_its_64),
         cmocka_unit_test(test_lh_client_key_refuses_non_addresses),
+        cmocka_unit_test(test_lh_ipv6_network_counts_a_subscriber_by_its_allocation),
+        cmocka_unit_test(test_lh_ipv6_network_refuses_ipv4_and_bad_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
