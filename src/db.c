@@ -33,6 +33,15 @@
  * max_statement_time in seconds, MySQL max_execution_time in ms, chosen from
  * the server's version string).
  *
+ * The health check (lh_db_ping) has a connection of its own, outside the
+ * pool, so that a pool busy with requests does not read as a sick database,
+ * and its reads time out after acquire_timeout, so that a server that stops
+ * answering (frozen, not refusing) reads as down within about that long.
+ * Request connections wait statement_timeout + IO_TIMEOUT_MARGIN for an
+ * answer (a long statement is cut by the server first), and without a
+ * statement limit as long as it takes. `probe_lock` guards the check's
+ * connection; it is never held with `lock`.
+ *
  * Nothing logged here contains the password or a parameter value: slow
  * statements are logged by their SQL text (200 bytes at most).
  */
@@ -43,6 +52,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +69,7 @@
 #define ROUTE_MAX 128        /* route kept for the leak warning */
 #define SQL_LOG_MAX 200      /* bytes of SQL in a slow-statement warning */
 #define CONNECT_TIMEOUT 5    /* seconds per connect, at most (see db_connect) */
-#define IO_TIMEOUT_MARGIN 10 /* read/write timeout = statement_timeout + this */
+#define IO_TIMEOUT_MARGIN 10 /* a request's read/write timeout = statement_timeout + this */
 #define MONITOR_INTERVAL 1.0 /* seconds between leak checks */
 #define DOWN_LOG_INTERVAL 10.0
 #define TEXT_BUF_MIN 64          /* fits every date, time and DECIMAL as text */
@@ -97,6 +107,13 @@ struct lh_db {
     unsigned waiting; /* callers in lh_db_acquire's wait now */
     double lost_at;        /* last connection loss seen by a statement */
     double down_logged_at; /* last "cannot connect" warning */
+
+    /* Under probe_lock: */
+    pthread_mutex_t probe_lock; /* one health check at a time */
+    MYSQL *probe;               /* the health check's connection; NULL: closed */
+    atomic_ulong probes;        /* checks done: one that waited takes the last answer */
+    enum lh_status probe_status;
+    char probe_err[512];
 };
 
 struct lh_db_result {
@@ -163,9 +180,17 @@ static int dup_opt(char **out, const char *s, const char *fallback)
 
 /* -- Connections ------------------------------------------------------------- */
 
-/* Opens a session: TCP, timeouts, utf8mb4, autocommit on, the statement time
- * limit. NULL with the client's or server's message in err on failure. */
-static MYSQL *db_connect(const struct lh_db *db, char *err, size_t errlen)
+/* A request connection's read and write timeout in seconds; 0: none. */
+static unsigned int request_io_timeout(const struct lh_db *db)
+{
+    return db->statement_timeout > 0 ? (unsigned int)ceil(db->statement_timeout) + IO_TIMEOUT_MARGIN
+                                     : 0;
+}
+
+/* Opens a session: TCP, timeouts (io_timeout seconds for reads and writes,
+ * 0: none), utf8mb4, autocommit on, the statement time limit. NULL with the
+ * client's or server's message in err on failure. */
+static MYSQL *db_connect(const struct lh_db *db, unsigned int io_timeout, char *err, size_t errlen)
 {
     MYSQL *m = mysql_init(NULL);
     unsigned int protocol = MYSQL_PROTOCOL_TCP;
@@ -175,7 +200,6 @@ static MYSQL *db_connect(const struct lh_db *db, char *err, size_t errlen)
     unsigned int connect_timeout = db->acquire_timeout < CONNECT_TIMEOUT
                                        ? (unsigned int)ceil(db->acquire_timeout)
                                        : CONNECT_TIMEOUT;
-    unsigned int io_timeout = 0;
     my_bool reconnect = 0;
     char q[96];
 
@@ -183,8 +207,6 @@ static MYSQL *db_connect(const struct lh_db *db, char *err, size_t errlen)
         set_err(err, errlen, "out of memory");
         return NULL;
     }
-    if (db->statement_timeout > 0)
-        io_timeout = (unsigned int)ceil(db->statement_timeout) + IO_TIMEOUT_MARGIN;
     if (mysql_options(m, MYSQL_OPT_PROTOCOL, &protocol) != 0 ||
         mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout) != 0 ||
         (io_timeout > 0 && mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &io_timeout) != 0) ||
@@ -235,7 +257,7 @@ static enum lh_status reopen(struct lh_db *db, struct lh_db_conn *c, const char 
         mysql_close(c->mysql);
         c->mysql = NULL;
     }
-    MYSQL *m = db_connect(db, cerr, sizeof(cerr));
+    MYSQL *m = db_connect(db, request_io_timeout(db), cerr, sizeof(cerr));
     if (m == NULL) {
         double t = lh_monotonic_seconds();
         int say = 0;
@@ -364,6 +386,7 @@ struct lh_db *lh_db_new(const struct lh_db_options *o, char *err, size_t errlen)
     for (unsigned i = 0; i < db->size; i++)
         db->conns[i].db = db;
     pthread_mutex_init(&db->lock, NULL);
+    pthread_mutex_init(&db->probe_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&db->freed, &ca);
@@ -371,7 +394,7 @@ struct lh_db *lh_db_new(const struct lh_db_options *o, char *err, size_t errlen)
     pthread_condattr_destroy(&ca);
 
     for (unsigned a = 1; a <= db->connect_attempts; a++) {
-        m = db_connect(db, cerr, sizeof(cerr));
+        m = db_connect(db, request_io_timeout(db), cerr, sizeof(cerr));
         if (m != NULL)
             break;
         lh_log(LH_LOG_WARN, NULL, "db %s: connect attempt %u of %u to %s:%d failed: %s", db->name,
@@ -429,6 +452,9 @@ void lh_db_free(struct lh_db *db)
     for (unsigned i = 0; i < db->size; i++)
         if (db->conns[i].mysql != NULL)
             mysql_close(db->conns[i].mysql);
+    if (db->probe != NULL)
+        mysql_close(db->probe);
+    pthread_mutex_destroy(&db->probe_lock);
     pthread_cond_destroy(&db->tick);
     pthread_cond_destroy(&db->freed);
     pthread_mutex_destroy(&db->lock);
@@ -591,21 +617,58 @@ void lh_db_release(struct lh_db *db, struct lh_db_conn *c)
 
 enum lh_status lh_db_ping(struct lh_db *db, char *err, size_t errlen)
 {
-    struct lh_db_conn *c = NULL;
-
-    enum lh_status st = lh_db_acquire(db, NULL, "ping", &c, err, errlen);
+    if (db == NULL) {
+        set_err(err, errlen, "db: no pool");
+        return LH_ERR_INVALID;
+    }
+    double start = lh_monotonic_seconds();
+    unsigned long seen = atomic_load(&db->probes);
+    /* pthread_mutex_timedlock reads CLOCK_REALTIME. */
+    struct timespec until = lh_timespec_of(lh_wall_seconds() + db->acquire_timeout);
+    if (pthread_mutex_timedlock(&db->probe_lock, &until) != 0) {
+        set_err(err, errlen, "the health check before this one has not answered for %gs",
+                db->acquire_timeout);
+        return LH_ERR_TIMEOUT;
+    }
+    if (atomic_load(&db->probes) != seen) { /* one ended while we waited: its answer is fresh */
+        enum lh_status last = db->probe_status;
+        set_err(err, errlen, "%s", db->probe_err);
+        pthread_mutex_unlock(&db->probe_lock);
+        return last;
+    }
+    enum lh_status st = LH_OK;
+    char *why = db->probe_err;
+    why[0] = '\0';
+    if (db->probe != NULL && mysql_ping(db->probe) != 0) {
+        set_err(why, sizeof(db->probe_err), "%s", mysql_error(db->probe));
+        mysql_close(db->probe);
+        db->probe = NULL;
+        /* A ping refused at once (the server restarted, the connection was
+         * killed) is worth a new connection now; one that timed out is not,
+         * so that the check takes about acquire_timeout at most. */
+        if (lh_monotonic_seconds() - start >= db->acquire_timeout / 2)
+            st = LH_ERR_IO;
+    }
+    if (st == LH_OK && db->probe == NULL) {
+        char cerr[512];
+        db->probe = db_connect(db, (unsigned int)ceil(db->acquire_timeout), cerr, sizeof(cerr));
+        if (db->probe == NULL) {
+            set_err(why, sizeof(db->probe_err), "cannot connect to mysql at %s:%d: %s", db->host,
+                    db->port, cerr);
+            st = LH_ERR_IO;
+        }
+    }
     if (st != LH_OK)
-        return st;
-    if (mysql_ping(c->mysql) != 0) {
-        set_err(err, errlen, "%s", mysql_error(c->mysql));
-        c->broken = 1;
-        st = LH_ERR_IO;
+        set_err(err, errlen, "%s", why);
+    db->probe_status = st;
+    atomic_fetch_add(&db->probes, 1);
+    pthread_mutex_unlock(&db->probe_lock);
+    if (st != LH_OK) {
         pthread_mutex_lock(&db->lock);
         db->errors++;
         db->lost_at = lh_monotonic_seconds();
         pthread_mutex_unlock(&db->lock);
     }
-    lh_db_release(db, c);
     return st;
 }
 

@@ -64,8 +64,8 @@ struct lh_monitor {
     pthread_mutex_t lock; /* rules, streams, history, stop */
     pthread_cond_t tick;
     int stopping;
-    pthread_t sampler, prober;
-    int sampler_started, prober_started;
+    pthread_t sampler, db_prober, redis_prober;
+    int sampler_started, db_prober_started, redis_prober_started;
     atomic_int db_healthy; /* -1: no database or not probed yet */
 
     struct rule_state rules[LH_MONITOR_MAX_RULES];
@@ -476,35 +476,52 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
-/* Pings the database and Redis once a second (four times while one is
- * down), half a period after the samples, so that a sample never sees the
- * probe's own connection. */
-static void *prober_main(void *arg)
+/* Runs probe once a second (four times a second while it says the service
+ * is down, so that its return is noticed within a fraction of a second),
+ * half a period after the samples, so that a sample never sees the probe's
+ * own Redis connection busy. */
+static void probe_loop(struct lh_monitor *mon, int (*probe)(struct lh_monitor *))
 {
-    struct lh_monitor *mon = arg;
-    const struct lh_metrics_sources *src = lh_metrics_sources(mon->metrics);
+    if (wait_or_stop(mon, mon->interval / 2))
+        return;
+    int up;
+    do
+        up = probe(mon);
+    while (!wait_or_stop(mon, up ? mon->interval : mon->interval / 4));
+}
+
+static int probe_db(struct lh_monitor *mon)
+{
+    char err[256];
+    int healthy = lh_db_ping(lh_metrics_sources(mon->metrics)->db, err, sizeof(err)) == LH_OK;
+    atomic_store(&mon->db_healthy, healthy);
+    return healthy;
+}
+
+static int probe_redis(struct lh_monitor *mon)
+{
+    struct lh_redis *redis = lh_metrics_sources(mon->metrics)->redis;
     const char *ping[] = {"PING"};
     size_t ping_len[] = {4};
+    struct redisReply *reply = NULL;
     char err[256];
 
-    if (wait_or_stop(mon, mon->interval / 2))
-        return NULL;
-    double wait;
-    do {
-        int healthy = 1;
-        if (src->db) {
-            healthy = lh_db_ping(src->db, err, sizeof(err)) == LH_OK;
-            atomic_store(&mon->db_healthy, healthy);
-        }
-        struct redisReply *reply = NULL;
-        if (src->redis && lh_redis_command(src->redis, 1, ping, ping_len, &reply, err,
-                                           sizeof(err)) == LH_OK)
-            freeReplyObject(reply); /* the pool marks Redis up or down itself */
-        /* A service that is down is asked four times as often, so that its
-         * return is noticed within a fraction of a second. */
-        wait = healthy && (!src->redis || lh_redis_up(src->redis)) ? mon->interval
-                                                                   : mon->interval / 4;
-    } while (!wait_or_stop(mon, wait));
+    if (lh_redis_command(redis, 1, ping, ping_len, &reply, err, sizeof(err)) == LH_OK)
+        freeReplyObject(reply); /* the pool marks Redis up or down itself */
+    return lh_redis_up(redis);
+}
+
+/* Each service has a prober thread of its own: a database that does not
+ * answer for seconds must not stop Redis being watched. */
+static void *db_prober_main(void *arg)
+{
+    probe_loop(arg, probe_db);
+    return NULL;
+}
+
+static void *redis_prober_main(void *arg)
+{
+    probe_loop(arg, probe_redis);
     return NULL;
 }
 
@@ -525,11 +542,14 @@ struct lh_monitor *lh_monitor_new(struct lh_metrics *m, double interval, double 
 enum lh_status lh_monitor_start(struct lh_monitor *mon, char *err, size_t errlen)
 {
     const struct lh_metrics_sources *src = lh_metrics_sources(mon->metrics);
-    int probe = src->db != NULL || src->redis != NULL;
     mon->sampler_started = pthread_create(&mon->sampler, NULL, sampler_main, mon) == 0;
-    if (mon->sampler_started && probe)
-        mon->prober_started = pthread_create(&mon->prober, NULL, prober_main, mon) == 0;
-    if (!mon->sampler_started || (probe && !mon->prober_started)) {
+    if (mon->sampler_started && src->db != NULL)
+        mon->db_prober_started = pthread_create(&mon->db_prober, NULL, db_prober_main, mon) == 0;
+    if (mon->sampler_started && src->redis != NULL)
+        mon->redis_prober_started =
+            pthread_create(&mon->redis_prober, NULL, redis_prober_main, mon) == 0;
+    if (!mon->sampler_started || (src->db != NULL && !mon->db_prober_started) ||
+        (src->redis != NULL && !mon->redis_prober_started)) {
         snprintf(err, errlen, "cannot start the monitor's threads");
         return LH_ERR_IO;
     }
@@ -546,9 +566,11 @@ void lh_monitor_stop(struct lh_monitor *mon)
     pthread_mutex_unlock(&mon->lock);
     if (mon->sampler_started)
         pthread_join(mon->sampler, NULL);
-    if (mon->prober_started)
-        pthread_join(mon->prober, NULL);
-    mon->sampler_started = mon->prober_started = 0;
+    if (mon->db_prober_started)
+        pthread_join(mon->db_prober, NULL);
+    if (mon->redis_prober_started)
+        pthread_join(mon->redis_prober, NULL);
+    mon->sampler_started = mon->db_prober_started = mon->redis_prober_started = 0;
 }
 
 void lh_monitor_free(struct lh_monitor *mon)

@@ -272,7 +272,32 @@ static void test_lh_db_ping_answers(void **state)
     assert_int_equal(lh_db_ping(db, err, sizeof(err)), LH_OK);
     lh_db_stats(db, &s);
     assert_int_equal(s.active, 0);
-    assert_int_equal(s.served, 1);
+    assert_int_equal(s.served, 0); /* the check has a connection of its own */
+    assert_int_equal(s.errors, 0);
+    lh_db_free(db);
+}
+
+/* A pool busy with requests is not a sick database: the health check does
+ * not wait for a pooled connection. */
+static void test_lh_db_ping_answers_while_pool_is_busy(void **state)
+{
+    const struct target *t = need_db();
+    struct lh_db_options o;
+    struct lh_db_stats s;
+    char err[300] = "";
+    (void)state;
+
+    base_options(t, &o);
+    o.size = 1;
+    o.acquire_timeout = 0.2;
+    struct lh_db *db = new_pool(&o);
+    struct lh_db_conn *busy = acquire(db, "r-busy", "GET /busy");
+    enum lh_status st = lh_db_ping(db, err, sizeof(err));
+    if (st != LH_OK)
+        fail_msg("ping with the pool busy: %s (%s)", lh_status_str(st), err);
+    lh_db_stats(db, &s);
+    assert_int_equal(s.timeouts, 0);
+    lh_db_release(db, busy);
     lh_db_free(db);
 }
 
@@ -960,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_lh_db_new_reports_bad_password),
         cmocka_unit_test(test_lh_db_stats_reports_pool_state),
         cmocka_unit_test(test_lh_db_ping_answers),
+        cmocka_unit_test(test_lh_db_ping_answers_while_pool_is_busy),
         cmocka_unit_test(test_lh_db_run_round_trips_types),
         cmocka_unit_test(test_lh_db_run_reads_long_values),
         cmocka_unit_test(test_lh_db_run_binds_parameters_literally),

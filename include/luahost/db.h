@@ -28,8 +28,10 @@ struct lh_db_value {
 };
 
 /* A field left 0 takes its default, except statement_timeout, where 0 means
- * no limit (so the caller passes the default 30) and no read timeout; with a
- * limit, the client also gives up reading after statement_timeout + 10 s. Negative or NaN times are refused.
+ * no limit (so the caller passes the default 30) and no read timeout on
+ * request connections: a statement waits for the server as long as it takes;
+ * with a limit, the client also gives up reading after statement_timeout +
+ * 10 s. Negative or NaN times are refused.
  * The strings are copied; the password is never logged. */
 struct lh_db_options {
     const char *name; /* for stats and logs, e.g. "default" */
@@ -97,7 +99,14 @@ unsigned long long lh_db_result_affected(const struct lh_db_result *r);
 unsigned long long lh_db_result_insert_id(const struct lh_db_result *r);
 void lh_db_result_free(struct lh_db_result *r);
 
-/* Acquires, pings and releases: LH_OK when the database answers. */
+/* The health check: pings the database on a connection of its own, outside
+ * the pool (a pool busy with requests is not a sick database), opened on
+ * first use and again after a failure, whose reads time out after
+ * acquire_timeout. LH_OK when the database answers; LH_ERR_IO when it
+ * refuses or does not answer within about acquire_timeout; checks run one
+ * at a time, and one that waited for another takes that one's answer
+ * (LH_ERR_TIMEOUT when it waited acquire_timeout). A failure counts in
+ * errors. */
 enum lh_status lh_db_ping(struct lh_db *db, char *err, size_t errlen);
 
 /* A snapshot. active: acquired; open: connected; idle: connected and not

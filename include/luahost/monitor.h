@@ -8,8 +8,9 @@
  * every open stream; the last 60 are replayed to a new stream. However many
  * streams are open, the work per second is one sample.
  *
- * A prober thread checks the database once a second, so that a slow or
- * unreachable database never delays the samples.
+ * Prober threads, one for the database and one for Redis, check each once
+ * a second, so that a slow or unreachable service never delays the samples
+ * nor the other's check.
  *
  * Thread safety: everything from any thread; free once, after the
  * transport stopped. */

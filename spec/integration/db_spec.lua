@@ -615,10 +615,11 @@ describe("luahost.db pool limits #integration", function()
                 mine = mine + 1
             end
         end
+        -- the pool's, and the health check's own (the monitor pings every second)
         assert.is_true(mine >= 1, "the checker's own session is not listed: " .. res.body)
-        assert.is_true(mine <= POOL, ("%d sessions of this luahost (pool %d): %s"):format(mine,
+        assert.is_true(mine <= POOL + 1, ("%d sessions of this luahost (pool %d): %s"):format(mine,
             POOL, res.body))
-        assert.is_true(nsockets <= POOL, ("luahost holds %d sockets to MariaDB"):format(nsockets))
+        assert.is_true(nsockets <= POOL + 1, ("luahost holds %d sockets to MariaDB"):format(nsockets))
     end)
 end)
 
@@ -677,5 +678,94 @@ describe("luahost.db across a MariaDB restart #integration", function()
         assert.are.equal(pid, srv.pid)
         assert.is_truthy(srv:error_log("reconnected", 2, true), srv:error_log())
         assert.are.equal(0, wait_stats(srv, function(s) return s.active == 0 end).active)
+    end)
+end)
+
+-- -- The health check and the database_down alert ----------------------------
+
+-- The gallery's policies, loopback exempt from the limits, with the
+-- gallery's database_down as the only alert rule, for a shorter time.
+local function database_down_policy()
+    local dir = S.tmpdir()
+    S.copy_dir("lua/policy", dir)
+    S.write_file(dir .. "/limits.lua", ([[
+        local limits = dofile(%q)
+        limits.exempt = { "127.0.0.0/8", "::1/128" }
+        return limits]]):format(unistd.getcwd() .. "/lua/policy/limits.lua"))
+    S.write_file(dir .. "/alerts.lua", [[return { rules = {
+        { name = "database_down", metric = "db_healthy", below = 1, for_seconds = 2,
+          severity = "critical", description = "the database health check fails" },
+    } }]])
+    return dir
+end
+
+local function firing(srv)
+    local res = get(srv, "/api/monitor/alerts")
+    assert.are.equal(200, res.status, res.body)
+    local names = {}
+    for _, a in ipairs(json(res).alerts) do
+        names[a.name] = true
+    end
+    return names
+end
+
+describe("the database health check #integration", function()
+    after_each(function()
+        stop_privates()
+        S.stop_all()
+    end)
+
+    it("stays healthy, and database_down silent, while requests hold every connection", function()
+        local srv = start({ "--db-pool-size", "2", "--db-timeout", "1",
+            "--policy-dir", database_down_policy() })
+        local holders = {}
+        for i = 1, 2 do
+            holders[i] = S.send_only(srv.port, "GET", "/hold?seconds=5")
+        end
+        assert.are.equal(2, wait_stats(srv, function(s) return s.active == 2 end).active)
+        local busy = get(srv, "/one", 10)
+        assert.are.equal(503, busy.status, busy.body) -- the pool is exhausted indeed
+        local res = get(srv, "/health/database", 10)
+        assert.are.equal(200, res.status, res.body)
+        assert.is_true(json(res).healthy)
+        for i = 1, 2 do
+            holders[i]:settimeout(15)
+            local h = assert(holders[i]:read_response())
+            holders[i]:close()
+            assert.are.equal(200, h.status, h.body)
+        end
+        -- The holds outlasted for_seconds and the one-second samples.
+        assert.is_nil(firing(srv).database_down)
+        assert.is_falsy(srv:error_log():find("alert database_down", 1, true), srv:error_log())
+    end)
+
+    it("answers 503 and fires database_down while the database is frozen, then recovers", function()
+        local m = mariadb_private()
+        m:start()
+        m:sql([[
+            CREATE DATABASE spec CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+            CREATE USER 'u'@'127.0.0.1' IDENTIFIED BY 'pw';
+            GRANT ALL ON spec.* TO 'u'@'127.0.0.1';]])
+        -- No statement time limit: a client read without a timeout of its
+        -- own would wait for the frozen server for ever.
+        local srv = start({ "--db-timeout", "2", "--db-statement-timeout", "0",
+            "--policy-dir", database_down_policy() },
+            ("mysql://u:pw@127.0.0.1:%d/spec"):format(m.port))
+        assert.are.equal(200, get(srv, "/health/database").status)
+        assert.are.equal(200, get(srv, "/one").status)
+
+        assert.are.equal(0, S.kill(m.pid, "STOP"))
+        finally(function() S.kill(m.pid, "CONT") end)
+        -- The client's timeout is far past db_timeout: the check must answer.
+        local res = get(srv, "/health/database", 30)
+        assert.are.equal(503, res.status, res.body)
+        assert.is_false(json(res).healthy)
+        assert.is_truthy(srv:error_log("alert database_down firing", 30, true), srv:error_log())
+        assert.is_true(firing(srv).database_down)
+
+        assert.are.equal(0, S.kill(m.pid, "CONT"))
+        assert.is_truthy(srv:error_log("alert database_down resolved", 30, true), srv:error_log())
+        assert.is_nil(firing(srv).database_down)
+        assert.are.equal(200, get(srv, "/health/database").status)
     end)
 end)
