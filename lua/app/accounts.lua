@@ -1,10 +1,12 @@
 -- Accounts: sign-in with server-side sessions, CSRF protection and login
 -- limits.
 --
---   accounts.session(req) -> session | nil      (cached on req)
---       session: { user_id, username, is_admin, csrf_token }
---   accounts.require_user(req, res) -> session | nil     nil: res holds the 401
---   accounts.require_admin(req, res) -> session | nil    401, or 403 for non-admins
+--   accounts.session(req) -> session | nil | nil, err, kind      (cached on req)
+--       session: { user_id, username, is_admin, csrf_token }; err, kind: the
+--       lookup failed (db's kinds), so whether there is a session is unknown
+--   accounts.require_user(req, res) -> session | nil     nil: res holds the 401,
+--       or the 503 (500 for a "sql" kind) of a failed lookup
+--   accounts.require_admin(req, res) -> session | nil    those, or 403 for non-admins
 --   accounts.check_csrf(req, res, session) -> true | false   false: res holds the 403
 --   accounts.routes: POST /api/login, POST /api/logout, GET /api/me
 local cjson_safe = require "cjson.safe"
@@ -48,27 +50,39 @@ end
 function M.session(req)
     local cached = rawget(req, "session")
     if cached ~= nil then
+        local failed = rawget(req, "session_failure")
+        if failed then
+            return nil, failed.err, failed.kind
+        end
         return cached or nil
     end
     local token = req.cookies[COOKIE]
     local session = false
     if token and #token == 64 and not token:find("[^0-9a-f]") then
-        local row, err = db.query_one([[
+        local row, err, kind = db.query_one([[
             SELECT s.user_id, s.csrf_token, u.username, u.is_admin
             FROM sessions s JOIN users u ON u.id = s.user_id
             WHERE s.token_hash = ? AND s.expires_at > NOW()]], sha256_hex(token))
         if err then
+            -- Kept for the request's later calls: one lookup, one log line.
             log.error("session lookup: " .. err)
+            rawset(req, "session_failure", { err = err, kind = kind })
         end
         session = row or false
     end
     rawset(req, "session", session)
-    return session or nil
+    return M.session(req)
 end
 
 function M.require_user(req, res)
-    local session = M.session(req)
-    if not session then
+    local session, err, kind = M.session(req)
+    if kind == "sql" then
+        fail(res, 500, "Server error")
+    elseif err then
+        -- Not "sign in": the session may well be valid, the database is what
+        -- fails, as it would for the request's own queries.
+        fail(res, 503, "Service unavailable")
+    elseif not session then
         fail(res, 401, "Sign in first")
     end
     return session

@@ -29,9 +29,10 @@ function M.finder(columns, public_lookup)
         if image or err then
             return image, err, kind
         end
-        local session = accounts.session(req)
+        local session, session_err, session_kind = accounts.session(req)
         if not session then
-            return nil
+            -- A failed lookup is the request's failure (503), not "not found".
+            return nil, session_err, session_kind
         end
         return db.query_one(own, id, session.user_id, session.is_admin)
     end

@@ -19,12 +19,22 @@ local views = template.load(APP_DIR .. "/templates",
 
 -- Renders templates/<name>.html (data: its variables) into the layout.
 local function page(req, res, name, title, data, status)
+    local user, failed
+    -- The offline page is saved once for every visitor: no account in it.
+    if name ~= "offline" then
+        user, failed = accounts.session(req)
+    end
+    -- Whether the visitor is signed in is unknown: a page that says "Sign in"
+    -- or sends to /signin would be wrong, so it is the database's 503.
+    if failed then
+        name, title, status = "message", "Unavailable", 503
+        data = { heading = title, text = "The gallery cannot serve this page right now." }
+    end
     local html = views.render("layout", {
         title = title,
         page = name,
         nonce = req.csp_nonce,
-        -- The offline page is saved once for every visitor: no account in it.
-        user = name ~= "offline" and accounts.session(req) or nil,
+        user = user,
         content = views.render(name, data),
         -- Versioned URLs: the core lets browsers keep these for a year.
         assets = {
@@ -103,7 +113,8 @@ return {
     end,
 
     ["GET /upload"] = function(req, res)
-        if not accounts.session(req) then
+        local session, failed = accounts.session(req)
+        if not (session or failed) then -- a failed lookup: page() answers 503
             return res:redirect("/signin?next=/upload")
         end
         page(req, res, "upload", "Upload")

@@ -392,3 +392,60 @@ describe("gallery without its database #integration", function()
         assert.is_nil(err:find("secret-password", 1, true), "the password leaked: " .. err)
     end)
 end)
+
+describe("gallery during a database outage #integration", function()
+    -- A private MariaDB (scripts/services.sh in a temporary folder), stopped
+    -- under the server: the suite's own database stays up for the others.
+    local dir, port, saved_url, srv
+    local function mariadb(action)
+        local code, out, err = S.run({ "scripts/services.sh", action, "mariadb" }, { timeout = 60,
+            env = { LUAHOST_SERVICES_DIR = dir, LUAHOST_MARIADB_PORT = port } })
+        assert(code == 0, ("services.sh %s mariadb: %s%s"):format(action, out, err))
+    end
+
+    setup(function()
+        dir, port, saved_url = S.tmpdir(), S.free_port(), G.DB_URL
+        mariadb("start")
+        G.DB_URL = ("mysql://luahost:luahost-dev@127.0.0.1:%d/luahost"):format(port)
+        srv = start()
+    end)
+
+    teardown(function()
+        mariadb("stop") -- before stop_all removes its folder
+        G.DB_URL = saved_url
+        S.stop_all()
+    end)
+
+    it("answers a signed-in user 503, not \"sign in\", and serves anonymous pages", function()
+        local h = account(srv, "outage", true)
+        local signed_in = { Cookie = h.Cookie }
+        assert.are.equal(200, assert(srv:request("GET", "/api/me", signed_in)).status)
+        -- "No public image 999999" is cached: then only the session lookup,
+        -- for the asker's own private image, needs the database.
+        assert.are.equal(404, assert(srv:request("GET", "/svg/999999.svg")).status)
+        mariadb("stop")
+        local res = assert(srv:request("GET", "/svg/999999.svg", signed_in))
+        assert.are.equal(503, res.status, res.body)
+
+        for _, path in ipairs({ "/api/me", "/api/monitor/alerts", "/api/svg/list?mine=1" }) do
+            local res = assert(srv:request("GET", path, signed_in))
+            assert.are.equal(503, res.status, path .. ": " .. res.body)
+            assert.are.same({ success = false, message = "Service unavailable" }, json(res))
+        end
+        for _, path in ipairs({ "/upload", "/signin", "/" }) do
+            local res = assert(srv:request("GET", path, signed_in))
+            assert.are.equal(503, res.status, path .. ": " .. res.body)
+            assert.is_truthy(res.headers["content-type"]:find("text/html", 1, true))
+            assert.is_nil(res.headers["location"])
+            assert.is_truthy(res.body:find("cannot serve this page right now", 1, true), res.body)
+        end
+
+        -- No cookie, no lookup: what needs no database still works.
+        assert.are.equal(200, assert(srv:request("GET", "/")).status)
+        assert.are.equal(200, assert(srv:request("GET", "/signin")).status)
+        local upload = assert(srv:request("GET", "/upload"))
+        assert.are.equal(302, upload.status)
+        assert.are.equal("/signin?next=/upload", upload.headers["location"])
+        assert.are.equal(401, assert(srv:request("GET", "/api/me")).status)
+    end)
+end)

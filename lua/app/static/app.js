@@ -29,8 +29,11 @@
     // The session's CSRF token: only our pages can read it, other sites cannot.
     async function csrfHeader() {
         const res = await fetch('/api/me');
-        if (!res.ok) throw new Error('Your session has ended: sign in again.');
-        return { 'X-CSRF-Token': (await res.json()).csrf_token };
+        if (res.status === 401) throw new Error('Your session has ended: sign in again.');
+        // Anything else (a 503 while the database is down) is the server's to tell.
+        const data = await res.json().catch(() => ({}));
+        if (!res.ok) throw new Error(data.message || `The server answered ${res.status}.`);
+        return { 'X-CSRF-Token': data.csrf_token };
     }
 
     // Runs a form's action with its button disabled; shows what went wrong.
