@@ -107,6 +107,11 @@ static const struct {
                                  "Redis (none configured, or it did not answer in time)."},
 };
 
+/* lh_metrics_define with the core's prefixes allowed: for its own counters. */
+static struct lh_metric *define(struct lh_metrics *m, const char *name, const char *help,
+                                enum lh_metric_kind kind, const double *buckets, size_t nbuckets,
+                                char *err, size_t errlen);
+
 struct lh_metrics *lh_metrics_new(unsigned threads, int enabled)
 {
     struct lh_metrics *m = calloc(1, sizeof(*m));
@@ -127,8 +132,8 @@ struct lh_metrics *lh_metrics_new(unsigned threads, int enabled)
         return NULL;
     }
     for (int i = 0; i < LH_CORE_METRICS; i++) {
-        m->core[i] = lh_metrics_define(m, CORE[i].name, CORE[i].help, LH_METRIC_COUNTER, NULL, 0,
-                                       err, sizeof(err));
+        m->core[i] =
+            define(m, CORE[i].name, CORE[i].help, LH_METRIC_COUNTER, NULL, 0, err, sizeof(err));
         if (m->core[i] == NULL) {
             lh_metrics_free(m);
             return NULL;
@@ -303,9 +308,53 @@ static int has_suffix(const char *s, const char *suffix)
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* The series a metric exposes: its name with SUFFIXES[0], and a histogram's
+ * with the others too. */
+static const char *const SUFFIXES[] = {"", "_bucket", "_sum", "_count"};
+/* Prefixes of the core's series (its counters, the HTTP, pool, cache and
+ * process metrics): an app metric using one would repeat a family. */
+static const char *const CORE_PREFIXES[] = {"luahost_", "process_"};
+
+static size_t nseries(enum lh_metric_kind kind)
+{
+    return kind == LH_METRIC_HISTOGRAM ? sizeof(SUFFIXES) / sizeof(SUFFIXES[0]) : 1;
+}
+
+/* Whether a followed by sa begins with b followed by sb (whole: and is no
+ * longer), without joining them. */
+static int joined_match(const char *a, const char *sa, const char *b, const char *sb, int whole)
+{
+    size_t la = strlen(a), lb = strlen(b), na = la + strlen(sa), nb = lb + strlen(sb);
+    if (whole ? na != nb : na < nb)
+        return 0;
+    for (size_t i = 0; i < nb; i++) {
+        if ((i < la ? a[i] : sa[i - la]) != (i < lb ? b[i] : sb[i - lb]))
+            return 0;
+    }
+    return 1;
+}
+
 struct lh_metric *lh_metrics_define(struct lh_metrics *m, const char *name, const char *help,
                                     enum lh_metric_kind kind, const double *buckets,
                                     size_t nbuckets, char *err, size_t errlen)
+{
+    for (size_t s = 0; s < nseries(kind); s++) {
+        for (size_t p = 0; p < sizeof(CORE_PREFIXES) / sizeof(CORE_PREFIXES[0]); p++) {
+            if (joined_match(name, SUFFIXES[s], CORE_PREFIXES[p], "", 0)) {
+                snprintf(err, errlen,
+                         "metric %s: series %s%s: names beginning luahost_ or process_ are the "
+                         "core's",
+                         name, name, SUFFIXES[s]);
+                return NULL;
+            }
+        }
+    }
+    return define(m, name, help, kind, buckets, nbuckets, err, errlen);
+}
+
+static struct lh_metric *define(struct lh_metrics *m, const char *name, const char *help,
+                                enum lh_metric_kind kind, const double *buckets, size_t nbuckets,
+                                char *err, size_t errlen)
 {
     if (!valid_name(name)) {
         snprintf(err, errlen, "metric name %s: want [a-zA-Z_:][a-zA-Z0-9_:]*", name);
@@ -339,6 +388,18 @@ struct lh_metric *lh_metrics_define(struct lh_metrics *m, const char *name, cons
                 return x;
             snprintf(err, errlen, "metric %s is already defined as another kind", name);
             return NULL;
+        }
+        /* A histogram x exposes x_bucket, x_sum and x_count: a metric of one
+         * of those names, defined before x or after, would repeat a series. */
+        for (size_t a = 0; a < nseries(kind); a++) {
+            for (size_t b = 0; b < nseries(x->kind); b++) {
+                if (joined_match(name, SUFFIXES[a], x->name, SUFFIXES[b], 1)) {
+                    pthread_mutex_unlock(&m->lock);
+                    snprintf(err, errlen, "metric %s: series %s%s is also metric %s's", name, name,
+                             SUFFIXES[a], x->name);
+                    return NULL;
+                }
+            }
         }
     }
     struct lh_metric *x = n < MAX_NAMED ? calloc(1, sizeof(*x)) : NULL;

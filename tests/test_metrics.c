@@ -190,6 +190,57 @@ static void test_named_metrics(void **state)
     lh_metrics_free(m);
 }
 
+/* The exposition names each series once: no app metric takes a core name or
+ * another metric's series, whichever is defined first. */
+static void test_metric_names_do_not_collide(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(1, 1);
+    char err[256];
+    const char *reserved[] = {"luahost_http_requests_total", "luahost_reloads_total",
+                              "process_cpu_seconds_total"};
+
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        assert_null(lh_metrics_define(m, reserved[i], "", LH_METRIC_COUNTER, NULL, 0, err,
+                                      sizeof(err)));
+        assert_non_null(strstr(err, "are the core's"));
+    }
+    assert_null(lh_metrics_define(m, "process_open_fds", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                  sizeof(err)));
+    /* Its name is free, but not its luahost_bucket. */
+    assert_null(lh_metrics_define(m, "luahost", "", LH_METRIC_HISTOGRAM, NULL, 0, err,
+                                  sizeof(err)));
+    assert_string_equal(err, "metric luahost: series luahost_bucket: names beginning luahost_ or "
+                             "process_ are the core's");
+    assert_non_null(lh_metrics_define(m, "luahost", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                      sizeof(err)));
+
+    assert_non_null(lh_metrics_define(m, "app_seconds", "", LH_METRIC_HISTOGRAM, NULL, 0, err,
+                                      sizeof(err)));
+    assert_null(lh_metrics_define(m, "app_seconds_count", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                  sizeof(err)));
+    assert_string_equal(err, "metric app_seconds_count: series app_seconds_count is also metric "
+                             "app_seconds's");
+    assert_null(lh_metrics_define(m, "app_seconds_bucket", "", LH_METRIC_HISTOGRAM, NULL, 0, err,
+                                  sizeof(err)));
+    assert_null(lh_metrics_define(m, "app_seconds_sum", "", LH_METRIC_HISTOGRAM, NULL, 0, err,
+                                  sizeof(err)));
+    /* The other order: a gauge first, then the histogram whose _sum it would be. */
+    assert_non_null(lh_metrics_define(m, "app_wait_sum", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                      sizeof(err)));
+    assert_null(lh_metrics_define(m, "app_wait", "", LH_METRIC_HISTOGRAM, NULL, 0, err,
+                                  sizeof(err)));
+    assert_string_equal(err, "metric app_wait: series app_wait_sum is also metric app_wait_sum's");
+    /* Near misses are fine. */
+    assert_non_null(lh_metrics_define(m, "app_seconds_counts", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                      sizeof(err)));
+    assert_non_null(lh_metrics_define(m, "app_wait", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                      sizeof(err)));
+    assert_non_null(lh_metrics_define(m, "processes", "", LH_METRIC_GAUGE, NULL, 0, err,
+                                      sizeof(err)));
+    lh_metrics_free(m);
+}
+
 static void test_route_names_and_slow_thresholds(void **state)
 {
     (void)state;
@@ -210,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_counts_from_every_thread),
         cmocka_unit_test(test_disabled_counts_nothing),
         cmocka_unit_test(test_named_metrics),
+        cmocka_unit_test(test_metric_names_do_not_collide),
         cmocka_unit_test(test_task_pools_as_gauges),
         cmocka_unit_test(test_route_names_and_slow_thresholds),
     };

@@ -71,9 +71,10 @@ struct lh_metric; /* opaque, lives as long as the registry */
 
 /* Defines a metric, or returns the one defined with this name and kind
  * before (from another Lua state, or before a reload). name must follow
- * Prometheus naming ([a-zA-Z_:][a-zA-Z0-9_:]*, not luahost_ unless core);
- * buckets (histograms; NULL for the latency defaults) strictly increasing.
- * NULL and the reason in err. */
+ * Prometheus naming ([a-zA-Z_:][a-zA-Z0-9_:]*); no series it exposes (a
+ * histogram's _bucket, _sum and _count too) may begin luahost_ or process_
+ * (the core's) or be another metric's series; buckets (histograms; NULL for
+ * the latency defaults) strictly increasing. NULL and the reason in err. */
 struct lh_metric *lh_metrics_define(struct lh_metrics *m, const char *name, const char *help,
                                     enum lh_metric_kind kind, const double *buckets,
                                     size_t nbuckets, char *err, size_t errlen);

@@ -126,6 +126,18 @@ describe("metrics #integration", function()
         assert.are.equal(7, m.gallery_test_queue_depth)
     end)
 
+    it("refuses app metrics named like the core's or another metric's series", function()
+        local refused = cjson.decode(get(srv, "/refused").body)
+        assert.are.same({
+            luahost_http_requests_total = "metric luahost_http_requests_total: series "
+                .. "luahost_http_requests_total: names beginning luahost_ or process_ are the core's",
+            process_cpu_seconds_total = "metric process_cpu_seconds_total: series "
+                .. "process_cpu_seconds_total: names beginning luahost_ or process_ are the core's",
+            gallery_test_size_bytes_count = "metric gallery_test_size_bytes_count: series "
+                .. "gallery_test_size_bytes_count is also metric gallery_test_size_bytes's",
+        }, refused)
+    end)
+
     it("passes promtool check metrics", function()
         assert.is_true(os.execute("command -v promtool >/dev/null") == 0
             or os.execute("command -v promtool >/dev/null") == true, "promtool is installed")
@@ -250,6 +262,56 @@ describe("alert rules #integration", function()
         assert.is_true(srv:signal("HUP") == 0)
         assert.is_truthy(srv:error_log("unknown key rule (rules, slow_request_ms, slow_routes)", 5, true))
         assert.are.equal("always", cjson.decode(get(srv, "/api/monitor/alerts").body).alerts[1].name)
+    end)
+end)
+
+describe("alert rules refused at load #integration", function()
+    teardown(function()
+        S.stop_all()
+    end)
+
+    -- `luahost --check` with alerts.lua returning { rules = <rules> }: its
+    -- exit code and stderr.
+    local function check(rules)
+        local policy = S.tmpdir()
+        S.copy_dir("lua/policy", policy)
+        S.write_file(policy .. "/alerts.lua", "return { rules = " .. rules .. " }")
+        local code, _, err = S.run_luahost({ "--check", "--app", APP, "--policy-dir", policy })
+        return code, err, policy .. "/alerts.lua: "
+    end
+
+    it("takes every documented key and severity", function()
+        local code, err = check([[{
+            { name = "a", metric = "p95_ms", above = 500, for_seconds = 30, severity = "info",
+              description = "slow" },
+            { name = "b", metric = "rss_mb", below = 1, severity = "critical" },
+            { name = "c", metric = "inflight", above = 9, for_seconds = 0, severity = "warning" } }]])
+        assert.are.equal(0, code, err)
+    end)
+
+    it("refuses unknown keys, a second rule of a name, NaN, a map and unknown severities", function()
+        local keys = "(name, metric, above, below, for_seconds, severity, description)"
+        local cases = {
+            { '{ { name = "typo", metric = "inflight", above = 0, for_second = 3600 } }',
+              "alert typo: unknown key for_second " .. keys },
+            { '{ { name = "dup", metric = "rss_mb", above = 1 }, { name = "dup", metric = "rss_mb", above = 2 } }',
+              "alert dup: a second rule of this name" },
+            { '{ { name = "n", metric = "p95_ms", above = 0/0, for_seconds = 1 } }',
+              "alert n: above must be a finite number" },
+            { '{ { name = "i", metric = "p95_ms", below = -math.huge } }',
+              "alert i: below must be a finite number" },
+            { '{ { name = "f", metric = "p95_ms", above = 1, for_seconds = 0/0 } }',
+              "alert f: for_seconds must be a finite number" },
+            { '{ { name = "s", metric = "p95_ms", above = 5, severity = "catastrophic" } }',
+              "alert s: severity catastrophic: want info, warning or critical" },
+            { '{ x = { name = "x", metric = "p95_ms", above = 5 } }',
+              "rules must be a list: { {name = ...}, {name = ...} }" },
+        }
+        for _, case in ipairs(cases) do
+            local code, err, file = check(case[1])
+            assert.are_not.equal(0, code, case[1])
+            assert.is_truthy(err:find(file .. case[2], 1, true), case[1] .. ": " .. err)
+        end
     end)
 end)
 

@@ -6,6 +6,15 @@ local worker = require "luahost.worker"
 local uploads = metrics.counter("gallery_test_uploads_total", "Uploads seen by the test app.")
 local sizes = metrics.histogram("gallery_test_size_bytes", "Sizes seen.", { 100, 1000, 10000 })
 local queue = metrics.gauge("gallery_test_queue_depth", "A gauge the test sets.")
+-- Names /metrics already has (the core's, the histogram's _count): refused,
+-- or the exposition would repeat a family. GET /refused says what each got.
+local refused = {}
+for _, try in ipairs({ { "counter", "luahost_http_requests_total" },
+                       { "counter", "process_cpu_seconds_total" },
+                       { "gauge", "gallery_test_size_bytes_count" } }) do
+    local ok, err = pcall(metrics[try[1]], try[2], "Taken.")
+    refused[try[2]] = not ok and err or "accepted"
+end
 
 return {
     ["GET /ok"] = function(_, res)
@@ -28,6 +37,10 @@ return {
     ["GET /slow"] = function(req, res)
         worker.sleep((tonumber(req.query.ms) or 0) / 1000)
         res:json({ success = true })
+    end,
+
+    ["GET /refused"] = function(_, res)
+        res:json(refused)
     end,
 
     ["POST /custom"] = function(req, res)
