@@ -12,9 +12,12 @@
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <luajit.h>
 #include <lualib.h>
 
 #include "luahost/log.h"
+#include "luahost/netaddr.h"
+#include "luahost/redis.h"
 #include "luahost/url.h"
 
 enum kind { TEXT, NUMBER, BYTES };
@@ -61,30 +64,60 @@ static int check_not_empty(const char *value, char *why, size_t whylen)
     return value[0] != '\0';
 }
 
-/* "" (none) or a URL of the scheme. */
-static int check_url(const char *value, const char *scheme, char *why, size_t whylen)
+/* A URL of the scheme, parsed into url (the caller handles "", none). */
+static int check_url(const char *value, const char *scheme, struct lh_url *url, char *why,
+                     size_t whylen)
+{
+    const char *what;
+
+    if (lh_url_parse(value, url, &what) != LH_OK) {
+        snprintf(why, whylen, "%s", what);
+        return 0;
+    }
+    snprintf(why, whylen, "scheme must be %s://", scheme);
+    return strcmp(url->scheme, scheme) == 0;
+}
+
+static int check_mysql_url(const char *value, char *why, size_t whylen)
+{
+    struct lh_url url;
+
+    if (value[0] == '\0')
+        return 1;
+    if (!check_url(value, "mysql", &url, why, whylen))
+        return 0;
+    /* Without one, the start would fail later with "No database selected". */
+    snprintf(why, whylen, "needs a database name (mysql://user:password@host:port/database)");
+    return url.path[0] != '\0';
+}
+
+static int check_redis_url(const char *value, char *why, size_t whylen)
 {
     struct lh_url url;
     const char *what;
 
     if (value[0] == '\0')
         return 1;
-    if (lh_url_parse(value, &url, &what) != LH_OK) {
+    if (!check_url(value, "redis", &url, why, whylen))
+        return 0;
+    if (lh_redis_url_check(&url, &what) != LH_OK) {
         snprintf(why, whylen, "%s", what);
         return 0;
     }
-    snprintf(why, whylen, "scheme must be %s://", scheme);
-    return strcmp(url.scheme, scheme) == 0;
+    return 1;
 }
 
-static int check_mysql_url(const char *value, char *why, size_t whylen)
+/* A list of addresses and CIDRs, checked here rather than where the set is
+ * built, so that the message names the value's source. */
+static int check_cidr_list(const char *value, char *why, size_t whylen)
 {
-    return check_url(value, "mysql", why, whylen);
-}
+    struct lh_cidr_set *set = lh_cidr_set_new();
+    enum lh_status st = set ? lh_cidr_set_add_list(set, value, why, whylen) : LH_ERR_NOMEM;
 
-static int check_redis_url(const char *value, char *why, size_t whylen)
-{
-    return check_url(value, "redis", why, whylen);
+    if (st == LH_ERR_NOMEM)
+        snprintf(why, whylen, "out of memory");
+    lh_cidr_set_free(set);
+    return st == LH_OK;
 }
 
 #define TEXT_OPT(field, def, help)                                                              \
@@ -103,7 +136,7 @@ static const struct option_def defs[] = {
                              "default: the app's sibling 'policy'"),
     TEXT_OPT(static_dir, "", "directory served at /static/ (and /sw.js); "
                             "default: the app's 'static' folder if it has one"),
-    TEXT_OPT(trusted_proxies, "",
+    CHECKED_OPT(trusted_proxies, "", check_cidr_list,
              "CIDRs of proxies whose X-Forwarded-For/Forwarded/X-Forwarded-Proto are believed"),
     CHECKED_OPT(proxy_header, "x-forwarded-for", check_proxy_header,
              "the header trusted proxies set with the client's address: x-forwarded-for or "
@@ -150,7 +183,7 @@ static const struct option_def defs[] = {
     NUM_OPT(redis_timeout, "100", 1, 10000,
             "milliseconds a Redis round trip may take before limits and the cache do without it"),
     CHECKED_OPT(metrics, "on", check_on_off, "request metrics, /metrics and the monitor: on or off"),
-    TEXT_OPT(metrics_allow, "127.0.0.0/8,::1/128",
+    CHECKED_OPT(metrics_allow, "127.0.0.0/8,::1/128", check_cidr_list,
              "CIDRs that may read /metrics without signing in"),
     NUM_OPT(monitor_stream_seconds, "300", 1, 86400,
             "seconds a dashboard's event stream lasts; then it reconnects, signing in again"),
@@ -161,6 +194,7 @@ static const struct option_def defs[] = {
 
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 _Static_assert(NDEFS <= 8 * sizeof(((struct lh_config *)0)->given), "one bit per option");
+_Static_assert(NDEFS <= sizeof(((struct lh_config *)0)->source), "one source per option");
 
 size_t lh_config_option_count(void)
 {
@@ -253,8 +287,10 @@ static unsigned long long bit_of(const struct option_def *d)
     return 1ULL << (d - defs);
 }
 
-enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
-                             char *err, size_t errlen)
+enum source { FROM_DEFAULT, FROM_FLAG, FROM_ENV, FROM_FILE };
+
+static enum lh_status set_from(struct lh_config *cfg, const char *name, const char *value,
+                               enum source from, char *err, size_t errlen)
 {
     const struct option_def *d = find(name);
 
@@ -263,9 +299,48 @@ enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char
         return LH_ERR_NOT_FOUND;
     }
     enum lh_status st = set_value(cfg, d, value, err, errlen);
-    if (st == LH_OK)
+    if (st == LH_OK) {
         cfg->given |= bit_of(d);
+        cfg->source[d - defs] = (unsigned char)from;
+    }
     return st;
+}
+
+enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char *value,
+                             char *err, size_t errlen)
+{
+    return set_from(cfg, name, value, FROM_FLAG, err, errlen);
+}
+
+/* The same words as the sources' own messages: "flag --x: option 'x'". */
+const char *lh_config_where(const struct lh_config *cfg, const char *name, char *buf,
+                            size_t len)
+{
+    const struct option_def *d = find(name);
+    char spelt[64];
+    size_t i;
+
+    for (i = 0; name[i] != '\0' && i + 1 < sizeof(spelt); i++)
+        spelt[i] = name[i];
+    spelt[i] = '\0';
+    switch (d ? (enum source)cfg->source[d - defs] : FROM_DEFAULT) {
+    case FROM_FLAG:
+        for (char *p = spelt; *p; p++)
+            *p = *p == '_' ? '-' : *p;
+        snprintf(buf, len, "flag --%s: option '%s'", spelt, name);
+        break;
+    case FROM_ENV:
+        for (char *p = spelt; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        snprintf(buf, len, "environment LUAHOST_%s: option '%s'", spelt, name);
+        break;
+    case FROM_FILE:
+        snprintf(buf, len, "%s: option '%s'", cfg->file ? cfg->file : "config file", name);
+        break;
+    default:
+        snprintf(buf, len, "option '%s'", name);
+    }
+    return buf;
 }
 
 /* Whether a source applied earlier (a higher one) already gave option name. */
@@ -298,6 +373,8 @@ void lh_config_free(struct lh_config *cfg)
             *field = NULL;
         }
     }
+    free(cfg->file);
+    cfg->file = NULL;
 }
 
 /* Walks the table on top of L; the caller protects with lua_pcall. */
@@ -339,7 +416,8 @@ static enum lh_status apply_table(lua_State *L, struct lh_config *cfg, const cha
                      name, luaL_typename(L, -1));
             return LH_ERR_INVALID;
         }
-        enum lh_status st = given(cfg, name) ? LH_OK : lh_config_set(cfg, name, value, msg, sizeof(msg));
+        enum lh_status st =
+            given(cfg, name) ? LH_OK : set_from(cfg, name, value, FROM_FILE, msg, sizeof(msg));
         if (st != LH_OK) {
             snprintf(err, errlen, "%s: %s", path, msg);
             return st;
@@ -349,17 +427,40 @@ static enum lh_status apply_table(lua_State *L, struct lh_config *cfg, const cha
     return LH_OK;
 }
 
+/* Instructions a config file may run: a table of options takes a few
+ * hundred; this many take a fraction of a second. */
+#define FILE_INSTRUCTIONS 100000000
+
+/* Ends a config file that runs past FILE_INSTRUCTIONS. It then raises at
+ * every instruction, so that a pcall in the file cannot swallow the error
+ * and go on looping. */
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+    lua_getinfo(L, "Sl", ar);
+    lua_pushfstring(L, "%s:%d: still running after %d instructions: an endless loop?",
+                    ar->short_src, ar->currentline, FILE_INSTRUCTIONS);
+    lua_error(L);
+}
+
 enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
                                    size_t errlen)
 {
     enum lh_status st = LH_ERR_LUA;
-    lua_State *L = luaL_newstate();
+    char *copy = strdup(path);
+    lua_State *L = copy ? luaL_newstate() : NULL;
 
     if (L == NULL) {
+        free(copy);
         snprintf(err, errlen, "out of memory");
         return LH_ERR_NOMEM;
     }
+    free(cfg->file);
+    cfg->file = copy;
     luaL_openlibs(L);
+    /* Compiled code runs no hooks; the file's top level runs once anyway. */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, FILE_INSTRUCTIONS);
     if (luaL_loadfile(L, path) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
         /* The message already reads "path:line: what" (or "cannot open path"). */
         snprintf(err, errlen, "%s", lua_tostring(L, -1));
@@ -396,7 +497,7 @@ enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char 
         name[n] = '\0';
         if (find(name) == NULL || given(cfg, name))
             continue; /* LUAHOST_CONFIG, variables of later features, or a flag's option */
-        enum lh_status st = lh_config_set(cfg, name, eq + 1, msg, sizeof(msg));
+        enum lh_status st = set_from(cfg, name, eq + 1, FROM_ENV, msg, sizeof(msg));
         if (st != LH_OK) {
             snprintf(err, errlen, "environment %.*s: %s", (int)len, var, msg);
             return st;

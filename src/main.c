@@ -1,11 +1,12 @@
 /* src/main.c: flags, configuration, signals, start and stop.
  *
  * Signals are blocked in every thread and taken by the main thread with
- * sigtimedwait: SIGHUP reloads the application, SIGUSR1 reopens the log
+ * sigwaitinfo: SIGHUP reloads the application, SIGUSR1 reopens the log
  * files, SIGTERM and SIGINT stop gracefully (stop accepting, let in-flight
- * requests finish within shutdown_timeout, then close), a second one stops
- * at once. A thread still stuck in a handler a few seconds after that
- * cannot be waited for: the process exits (1) without it. */
+ * requests finish within shutdown_timeout, then close). From then on a
+ * watch thread takes them: a second one exits (1) at once, and so does a
+ * stop still not over a few seconds after the deadline (a thread stuck in a
+ * handler or a database call cannot be waited for). */
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -190,17 +191,15 @@ fail:
 }
 
 
-/* Waits up to `seconds` for in-flight requests; returns early on a signal in set. */
-static int drain(struct lh_http *http, const sigset_t *set, double seconds)
+/* Waits up to `seconds` for in-flight requests; 1 when none is left. A second
+ * SIGTERM or SIGINT is the stop watch's to take (see watch_the_stop). */
+static int drain(struct lh_http *http, double seconds)
 {
     double deadline = lh_monotonic_seconds() + seconds;
     struct timespec tick = {0, 20 * 1000 * 1000};
 
-    while (lh_http_inflight(http) > 0 && lh_monotonic_seconds() < deadline) {
-        int sig = sigtimedwait(set, NULL, &tick);
-        if (sig == SIGTERM || sig == SIGINT)
-            return 0;
-    }
+    while (lh_http_inflight(http) > 0 && lh_monotonic_seconds() < deadline)
+        nanosleep(&tick, NULL);
     return lh_http_inflight(http) == 0;
 }
 
@@ -214,8 +213,8 @@ static void stop_tasks(struct lh_workers *ws, struct lh_task_pool *tasks,
     lh_task_pool_stop(cpu_tasks);
 }
 
-static void serve(const struct lh_config *cfg, const struct lh_host *host, struct lh_http *http,
-                  struct lh_workers *ws, struct lh_task_pool *tasks, struct lh_task_pool *cpu_tasks,
+/* Takes the signals until a SIGTERM or SIGINT asks to stop. */
+static void serve(const struct lh_config *cfg, const struct lh_host *host, struct lh_workers *ws,
                   const sigset_t *set)
 {
     char err[512];
@@ -240,48 +239,29 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
             else
                 lh_log(LH_LOG_ERROR, NULL, "SIGUSR1: %s; that log stays on its old file", why);
         } else if (sig == SIGTERM || sig == SIGINT) {
-            break;
+            return;
         }
     }
+}
+
+/* Stops accepting, lets the requests in flight finish within shutdown_timeout,
+ * then wakes those parked in a blocking call. */
+static void stop(const struct lh_config *cfg, const struct lh_host *host, struct lh_http *http,
+                 struct lh_workers *ws, struct lh_task_pool *tasks, struct lh_task_pool *cpu_tasks)
+{
     lh_log(LH_LOG_INFO, NULL, "stopping: no new connections, %u request(s) in flight, %lds to finish",
            lh_http_inflight(http), cfg->shutdown_timeout);
     lh_http_quiesce(http);
     if (host->monitor)
         lh_monitor_end_streams(host->monitor); /* dashboards reconnect to another instance */
-    if (!drain(http, set, (double)cfg->shutdown_timeout))
+    if (!drain(http, (double)cfg->shutdown_timeout))
         lh_log(LH_LOG_WARN, NULL, "shutdown deadline passed with %u request(s) in flight",
                lh_http_inflight(http));
     /* Wake every request parked in a blocking call, then give them a moment
      * to answer: the server cannot stop with connections suspended. */
     stop_tasks(ws, tasks, cpu_tasks);
     lh_ratelimit_stop(host->ratelimit);
-    drain(http, set, 1.0);
-}
-
-/* Stopping the HTTP daemon joins its threads: one stuck in a handler that
- * never returns would hold the exit forever. */
-#define STOP_GRACE_SECONDS 5
-
-static void *stop_watchdog(void *arg)
-{
-    (void)arg;
-    struct timespec grace = {STOP_GRACE_SECONDS, 0};
-    while (nanosleep(&grace, &grace) != 0 && errno == EINTR)
-        ;
-    lh_log(LH_LOG_ERROR, NULL,
-           "still not stopped %d s after the shutdown deadline (a handler that does not "
-           "return?): exiting without waiting",
-           STOP_GRACE_SECONDS);
-    lh_log_flush();
-    _exit(1);
-}
-
-/* Starts stop_watchdog; without it (no thread), the stop just waits. */
-static void watch_the_stop(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, stop_watchdog, NULL) == 0)
-        pthread_detach(t);
+    drain(http, 1.0);
 }
 
 /* The policy directory: as configured, else the app's sibling "policy" if
@@ -306,7 +286,11 @@ static int make_statics(const struct lh_config *cfg, struct lh_host *host, char 
     struct stat st;
 
     if (cfg->static_dir[0]) {
-        host->statics = lh_static_new(cfg->static_dir, err, errlen);
+        char why[200], where[300];
+        host->statics = lh_static_new(cfg->static_dir, why, sizeof(why));
+        if (host->statics == NULL)
+            snprintf(err, errlen, "%s: %s", lh_config_where(cfg, "static_dir", where, sizeof(where)),
+                     why);
         return host->statics != NULL;
     }
     snprintf(path, sizeof(path), "%s/static", cfg->app);
@@ -364,6 +348,7 @@ static struct lh_ratelimit *make_ratelimit(const struct lh_config *cfg, char *er
         lh_redis_options_from_url(&ro, &url);
         o.redis_host = ro.host;
         o.redis_port = ro.port;
+        o.redis_user = ro.user;
         o.redis_password = ro.password;
         o.redis_db = ro.db;
     } else {
@@ -532,7 +517,8 @@ static int migrate(const struct lh_config *cfg, struct lh_db *db)
 
 /* A log file can be appended to: it is writable, or its folder is (the file
  * is not created here). "-" and "off" always can. */
-static int log_writable(const char *name, const char *path, char *err, size_t errlen)
+static int log_writable(const struct lh_config *cfg, const char *name, const char *path, char *err,
+                        size_t errlen)
 {
     if (strcmp(path, "-") == 0 || strcmp(path, "off") == 0)
         return 1;
@@ -547,7 +533,9 @@ static int log_writable(const char *name, const char *path, char *err, size_t er
         *slash = '\0';
     if (access(path, F_OK) == 0 ? access(path, W_OK) == 0 : access(folder, W_OK) == 0)
         return 1;
-    snprintf(err, errlen, "option '%s': cannot write %s: %s", name, path, strerror(errno));
+    char where[300];
+    snprintf(err, errlen, "%s: cannot write %s: %s", lh_config_where(cfg, name, where, sizeof(where)),
+             path, strerror(errno));
     return 0;
 }
 
@@ -560,8 +548,9 @@ static int address_resolves(const struct lh_config *cfg, char *err, size_t errle
                     *ai = NULL;
     int gai = getaddrinfo(cfg->host, NULL, &hints, &ai);
     if (gai != 0) {
-        snprintf(err, errlen, "option 'host': cannot resolve '%s': %s", cfg->host,
-                 gai_strerror(gai));
+        char where[300];
+        snprintf(err, errlen, "%s: cannot resolve '%s': %s",
+                 lh_config_where(cfg, "host", where, sizeof(where)), cfg->host, gai_strerror(gai));
         return 0;
     }
     freeaddrinfo(ai);
@@ -578,8 +567,8 @@ static int check(const struct lh_config *cfg, const char *policies)
     char err[512];
 
     int ok = address_resolves(cfg, err, sizeof(err)) &&
-             log_writable("error_log", cfg->error_log, err, sizeof(err)) &&
-             log_writable("access_log", cfg->access_log, err, sizeof(err)) &&
+             log_writable(cfg, "error_log", cfg->error_log, err, sizeof(err)) &&
+             log_writable(cfg, "access_log", cfg->access_log, err, sizeof(err)) &&
              make_trusted(cfg, &host, err, sizeof(err)) &&
              make_metrics(cfg, &host, err, sizeof(err)) &&
              make_statics(cfg, &host, err, sizeof(err));
@@ -610,19 +599,36 @@ static int check(const struct lh_config *cfg, const char *policies)
     return !ok || weak;
 }
 
-/* -- Start-up ------------------------------------------------------------------ */
+/* -- Start-up and stop watches -------------------------------------------------- */
 
 /* SIGTERM and SIGINT are blocked from the start for serve()'s sigwaitinfo,
  * so during a slow start-up (the database's connect attempts, a password
- * prompt) they would wait for it. This thread takes them meanwhile and
- * exits at once, giving the terminal its echo back. */
+ * prompt) they would wait for it. A watch thread takes them meanwhile and
+ * exits at once, giving the terminal its echo back. Once a stop begins,
+ * another takes them again: the main thread may be blocked anywhere then
+ * (joining a thread stuck in a database call or in a handler that never
+ * returns), so the second signal and the deadline are this thread's to act
+ * on. */
 static struct termios prompt_tty; /* the terminal's settings while a prompt hides input */
 static volatile sig_atomic_t prompt_hides_input;
 
+/* How long after the shutdown deadline the stop may still take. */
+#define STOP_GRACE_SECONDS 5
+
+struct watch {
+    sigset_t stop;
+    pthread_t thread;
+    int running;
+    double deadline; /* the stop watch's: lh_monotonic_seconds() when it exits */
+};
+
+/* Held while the transport is read by the stop watch or retired by main. */
+static pthread_mutex_t serving_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void *startup_watch(void *arg)
 {
-    const sigset_t *stop = arg;
-    int sig = sigwaitinfo(stop, NULL);
+    struct watch *w = arg;
+    int sig = sigwaitinfo(&w->stop, NULL);
     if (sig < 0)
         return NULL;
     if (prompt_hides_input)
@@ -632,25 +638,57 @@ static void *startup_watch(void *arg)
     _exit(1);
 }
 
-struct watch {
-    sigset_t stop;
-    pthread_t thread;
-    int running;
-};
+static void *stop_watch(void *arg)
+{
+    struct watch *w = arg;
+    int sig = 0;
+    double left;
 
-static void watch_startup(struct watch *w)
+    while (sig != SIGTERM && sig != SIGINT && (left = w->deadline - lh_monotonic_seconds()) > 0) {
+        struct timespec wait = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        sig = sigtimedwait(&w->stop, NULL, &wait);
+    }
+    /* Cancelled inside lh_log, the thread would keep the log's lock. */
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    pthread_mutex_lock(&serving_lock);
+    unsigned inflight = http_inflight(NULL);
+    pthread_mutex_unlock(&serving_lock);
+    if (sig == SIGTERM || sig == SIGINT)
+        lh_log(LH_LOG_WARN, NULL, "second %s while stopping: exiting at once, %u request(s) cut",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", inflight);
+    else
+        lh_log(LH_LOG_ERROR, NULL,
+               "still not stopped %d s after the shutdown deadline, %u request(s) still in "
+               "flight (a handler or a database call that does not return?): exiting without "
+               "waiting",
+               STOP_GRACE_SECONDS, inflight);
+    lh_log_flush();
+    _exit(1);
+}
+
+static void start_watch(struct watch *w, void *(*watch)(void *))
 {
     sigemptyset(&w->stop);
     sigaddset(&w->stop, SIGTERM);
     sigaddset(&w->stop, SIGINT);
-    w->running = pthread_create(&w->thread, NULL, startup_watch, &w->stop) == 0;
+    w->running = pthread_create(&w->thread, NULL, watch, w) == 0;
 }
 
-/* Before serve() takes the signals itself. */
-static void end_startup_watch(struct watch *w)
+/* From the start of a stop: exits (1) on a second SIGTERM or SIGINT, or when
+ * the stop is still not over STOP_GRACE_SECONDS after the deadline. Without
+ * the thread (none could start), the stop just waits. */
+static void watch_the_stop(struct watch *w, const struct lh_config *cfg)
+{
+    w->deadline = lh_monotonic_seconds() + (double)cfg->shutdown_timeout + STOP_GRACE_SECONDS;
+    start_watch(w, stop_watch);
+}
+
+/* The start-up watch ends before serve() takes the signals itself, the stop
+ * watch before the log closes. */
+static void end_watch(struct watch *w)
 {
     if (w->running) {
-        pthread_cancel(w->thread); /* sigwaitinfo is a cancellation point */
+        pthread_cancel(w->thread); /* sigwaitinfo and sigtimedwait are cancellation points */
         pthread_join(w->thread, NULL);
         w->running = 0;
     }
@@ -788,6 +826,30 @@ out:
     return st;
 }
 
+/* Outside development, user add leaves the schema to `luahost migrate`,
+ * which an operator runs when it suits them, and refuses to run on a schema
+ * it has not brought up to date. 0 when every file of <app>/migrations is
+ * recorded as applied, 2 (logged) when one is not, 1 when the check failed. */
+static int require_migrated(const struct lh_config *cfg, struct lh_db *db)
+{
+    char dir[4096], pending[256], err[512] = "";
+
+    snprintf(dir, sizeof(dir), "%s/migrations", cfg->app);
+    enum lh_status st = lh_migrate_pending(db, dir, pending, sizeof(pending), err, sizeof(err));
+    if (st != LH_OK) {
+        lh_log(LH_LOG_ERROR, NULL, "user add: checking the migrations: %s",
+               err[0] ? err : lh_status_str(st));
+        return 1;
+    }
+    if (pending[0] == '\0')
+        return 0;
+    lh_log(LH_LOG_ERROR, NULL,
+           "user add: migration %s/%s is not applied: run `luahost migrate` first (in %s, "
+           "user add does not migrate)",
+           dir, pending, cfg->env);
+    return 2;
+}
+
 /* "luahost user add NAME [--admin | --no-admin]": the password comes from
  * stdin's first line. */
 static int add_user(struct lh_db *db, const char *name, enum admin_change admin)
@@ -829,6 +891,44 @@ static int add_user(struct lh_db *db, const char *name, enum admin_change admin)
     return 0;
 }
 
+/* "user add NAME [--admin | --no-admin] [options]": takes NAME and the
+ * admin flag out of the arguments, leaving the options. 0, or 2 (said on
+ * stderr) when NAME is missing or the flags conflict. */
+static int user_add_arguments(int *argc, char ***argv, const char **name, enum admin_change *admin)
+{
+    char **a = *argv;
+    int n = *argc;
+
+    /* An option there means the NAME was forgotten: "--admin" is no name. */
+    if (n < 4 || a[3][0] == '-') {
+        fprintf(stderr, "luahost: user add: NAME missing (luahost user add NAME "
+                        "[--admin | --no-admin] [options])\n");
+        return 2;
+    }
+    *name = a[3];
+    a[3] = a[0];
+    a += 3;
+    n -= 3;
+    for (int i = 1; i < n;) {
+        int grant = strcmp(a[i], "--admin") == 0;
+        if (!grant && strcmp(a[i], "--no-admin") != 0) {
+            i++;
+            continue;
+        }
+        enum admin_change change = grant ? ADMIN_GRANT : ADMIN_REVOKE;
+        if (*admin != ADMIN_KEEP && *admin != change) {
+            fprintf(stderr, "luahost: user add: --admin and --no-admin conflict\n");
+            return 2;
+        }
+        *admin = change;
+        memmove(&a[i], &a[i + 1], (size_t)(n - i) * sizeof(a[0]));
+        n--;
+    }
+    *argv = a;
+    *argc = n;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct lh_config cfg;
@@ -846,20 +946,10 @@ int main(int argc, char **argv)
         argv[1] = argv[0];
         argv++;
         argc--;
-    } else if (argc > 3 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0) {
-        new_user = argv[3];
-        argv[3] = argv[0];
-        argv += 3;
-        argc -= 3;
-        for (int i = 1; i < argc; i++) {
-            int grant = strcmp(argv[i], "--admin") == 0;
-            if (grant || strcmp(argv[i], "--no-admin") == 0) {
-                new_admin = grant ? ADMIN_GRANT : ADMIN_REVOKE;
-                memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(argv[0]));
-                argc--;
-                break;
-            }
-        }
+    } else if (argc > 2 && strcmp(argv[1], "user") == 0 && strcmp(argv[2], "add") == 0) {
+        rc = user_add_arguments(&argc, &argv, &new_user, &new_admin);
+        if (rc != 0)
+            return rc;
     }
     rc = configure(argc, argv, &cfg, &fl, &done);
     if (rc != 0 || done) {
@@ -870,6 +960,15 @@ int main(int argc, char **argv)
 
     char *policies = policy_dir(&cfg);
     struct lh_host host = {0};
+    struct stat policy_st;
+    if (cfg.policy_dir[0] && (stat(cfg.policy_dir, &policy_st) != 0 || !S_ISDIR(policy_st.st_mode))) {
+        char where[300];
+        fprintf(stderr, "luahost: %s: %s is not a folder\n",
+                lh_config_where(&cfg, "policy_dir", where, sizeof(where)), cfg.policy_dir);
+        free(policies);
+        lh_config_free(&cfg);
+        return 1;
+    }
     if (fl.check) {
         rc = check(&cfg, policies);
         free(policies);
@@ -892,8 +991,8 @@ int main(int argc, char **argv)
         lh_config_free(&cfg);
         return 1;
     }
-    struct watch startup = {.running = 0};
-    watch_startup(&startup);
+    struct watch startup = {.running = 0}, stopping = {.running = 0};
+    start_watch(&startup, startup_watch);
     struct lh_task_pool *tasks = NULL, *cpu_tasks = NULL;
     struct lh_workers *ws = NULL;
     struct lh_redis_subscriber *subscriber = NULL;
@@ -909,8 +1008,10 @@ int main(int argc, char **argv)
             rc = 1;
             goto out_host;
         }
-        if (migrate_only || new_user || strcmp(cfg.env, "development") == 0)
+        if (migrate_only || strcmp(cfg.env, "development") == 0)
             rc = migrate(&cfg, host.db);
+        else if (new_user)
+            rc = require_migrated(&cfg, host.db);
         if (rc == 0 && new_user)
             rc = add_user(host.db, new_user, new_admin);
         if (migrate_only || new_user || rc != 0)
@@ -984,7 +1085,7 @@ int main(int argc, char **argv)
     /* From the first request on, a SIGINT or SIGTERM is a graceful stop:
      * serve() takes it, even one that comes before it runs (it waits,
      * blocked, until then). */
-    end_startup_watch(&startup);
+    end_watch(&startup);
     struct lh_http *http = lh_http_new(&ho, ws, err, sizeof(err));
     if (http == NULL ||
         (host.monitor != NULL && lh_monitor_start(host.monitor, err, sizeof(err)) != LH_OK)) {
@@ -1001,14 +1102,17 @@ int main(int argc, char **argv)
            strchr(cfg.host, ':') ? "]" : "", cfg.port, cfg.workers, cfg.workers == 1 ? "" : "s",
            cfg.env, (int)getpid());
 
-    serve(&cfg, &host, http, ws, tasks, cpu_tasks, &set);
-    watch_the_stop();
+    serve(&cfg, &host, ws, &set);
+    watch_the_stop(&stopping, &cfg);
+    stop(&cfg, &host, http, ws, tasks, cpu_tasks);
     lh_monitor_stop(host.monitor); /* its sampler reads the transport */
+    pthread_mutex_lock(&serving_lock);
     atomic_store(&serving, NULL);
+    pthread_mutex_unlock(&serving_lock);
     lh_http_free(http);
     lh_log(LH_LOG_INFO, NULL, "stopped");
 out_host:
-    end_startup_watch(&startup);
+    end_watch(&startup);
     lh_workers_free(ws);
     lh_task_pool_free(tasks);
     lh_task_pool_free(cpu_tasks);
@@ -1023,6 +1127,7 @@ out_host:
     lh_db_free(host.db);
     lh_cidr_set_free(host.trusted_proxies);
     lh_fingerprint_free(host.fingerprint);
+    end_watch(&stopping);
     lh_log_close();
     free(policies);
     lh_config_free(&cfg);

@@ -288,3 +288,39 @@ enum lh_status lh_migrate(struct lh_db *db, const char *migrations_dir, const ch
     file_list_free(&seeds);
     return st;
 }
+
+enum lh_status lh_migrate_pending(struct lh_db *db, const char *migrations_dir, char *pending,
+                                  size_t pendinglen, char *err, size_t errlen)
+{
+    static const char HAS_TABLE[] =
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND table_name = 'luahost_migrations'";
+    struct file_list migrations;
+    struct lh_db_conn *c = NULL;
+    struct lh_db_result *r = NULL;
+    char msg[256];
+
+    pending[0] = '\0';
+    enum lh_status st = list_files(migrations_dir, &migrations, err, errlen);
+    if (st != LH_OK || migrations.n == 0)
+        return st;
+    st = lh_db_acquire(db, "migrate", migrations_dir, &c, msg, sizeof(msg));
+    if (st == LH_OK)
+        st = lh_db_run(c, HAS_TABLE, sizeof(HAS_TABLE) - 1, NULL, 0, &r, msg, sizeof(msg));
+    /* Without the table nothing is applied: the first file is pending. */
+    int table = st == LH_OK && lh_db_result_rows(r) > 0;
+    lh_db_result_free(r);
+    for (size_t i = 0; st == LH_OK && i < migrations.n && pending[0] == '\0'; i++) {
+        int done = 0;
+        if (table)
+            st = recorded(c, migrations.names[i], &done, msg, sizeof(msg));
+        if (st == LH_OK && !done)
+            snprintf(pending, pendinglen, "%s", migrations.names[i]);
+    }
+    if (st != LH_OK)
+        snprintf(err, errlen, "%s: %s", migrations_dir, msg);
+    if (c != NULL)
+        lh_db_release(db, c);
+    file_list_free(&migrations);
+    return st;
+}

@@ -536,7 +536,7 @@ struct lh_ratelimit {
     int redis_up; /* read by lh_ratelimit_redis_up without the lock: a hint */
     int reported_down;
     double next_try;
-    char *host, *password;
+    char *host, *user, *password;
     int port, db;
     struct timeval timeout;
 };
@@ -750,7 +750,10 @@ static int redis_connect(struct lh_ratelimit *rl)
     }
     redisSetTimeout(rl->redis, rl->timeout);
     if (rl->password && rl->password[0]) {
-        r = redisCommand(rl->redis, "AUTH %s", rl->password);
+        /* With an ACL user, AUTH takes its name too. */
+        r = rl->user && rl->user[0]
+                ? redisCommand(rl->redis, "AUTH %s %s", rl->user, rl->password)
+                : redisCommand(rl->redis, "AUTH %s", rl->password);
         int ok = redis_ok(rl->redis, r);
         freeReplyObject(r);
         if (!ok) {
@@ -1019,8 +1022,10 @@ struct lh_ratelimit *lh_ratelimit_new(const struct lh_ratelimit_options *o, cons
     rl->store.max_keys = max_keys;
     if (o->redis_host && o->redis_host[0]) {
         rl->host = strdup(o->redis_host);
+        rl->user = o->redis_user ? strdup(o->redis_user) : NULL;
         rl->password = o->redis_password ? strdup(o->redis_password) : NULL;
-        if (rl->host == NULL) {
+        if (rl->host == NULL || (o->redis_user && rl->user == NULL) ||
+            (o->redis_password && rl->password == NULL)) {
             lh_ratelimit_free(rl);
             *err = "out of memory";
             return NULL;
@@ -1111,6 +1116,7 @@ void lh_ratelimit_free(struct lh_ratelimit *rl)
     pthread_cond_destroy(&rl->work);
     pthread_mutex_destroy(&rl->lock);
     free(rl->host);
+    free(rl->user);
     free(rl->password);
     free(rl);
 }

@@ -2,7 +2,7 @@
  *
  *   ratelimit.parse(spec) -> { {limit = n, window = seconds}, ... } | nil, err
  *   ratelimit.new([options]) -> limiter | nil, err
- *       options: redis_host, redis_port, redis_db, redis_password, timeout
+ *       options: redis_host, redis_port, redis_db, redis_user, redis_password, timeout
  *       (seconds); without redis_host the limiter is local only.
  *   ratelimit.host() -> limiter | nil, err   the server's (shared) limiter
  *   ratelimit.ruleset(rules) -> ruleset
@@ -258,6 +258,8 @@ static int l_new(lua_State *L)
         o.redis_port = (int)lua_tointeger(L, -1);
         lua_getfield(L, 1, "redis_db");
         o.redis_db = (int)lua_tointeger(L, -1);
+        lua_getfield(L, 1, "redis_user");
+        o.redis_user = lua_tostring(L, -1);
         lua_getfield(L, 1, "redis_password");
         o.redis_password = lua_tostring(L, -1);
         lua_getfield(L, 1, "timeout");

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,30 +21,87 @@
 #define DEFAULT_POOL 4
 
 
+/* The database index a URL's path names: "" is 0. Whether the server has
+ * that many databases is its to say (SELECT fails clearly). */
+static enum lh_status db_of(const char *path, int *db, const char **err)
+{
+    char *end;
+
+    if (path[0] == '\0') {
+        *db = 0;
+        return LH_OK;
+    }
+    errno = 0;
+    long v = strtol(path, &end, 10);
+    if (path[0] < '0' || path[0] > '9' || *end != '\0' || errno != 0 || v > INT_MAX) {
+        *err = "the database after the host must be a whole number, such as 0 "
+               "(redis://host:port/db)";
+        return LH_ERR_INVALID;
+    }
+    *db = (int)v;
+    return LH_OK;
+}
+
+enum lh_status lh_redis_url_check(const struct lh_url *url, const char **err)
+{
+    int db;
+
+    if (url->user[0] != '\0' && url->password[0] == '\0') {
+        *err = "a user needs a password (redis://user:password@host:port/db)";
+        return LH_ERR_INVALID;
+    }
+    return db_of(url->path, &db, err);
+}
+
 void lh_redis_options_from_url(struct lh_redis_options *o, const struct lh_url *url)
 {
+    const char *err;
+
     o->host = url->host;
     o->port = url->port ? url->port : 6379;
+    o->user = url->user;
     o->password = url->password;
-    o->db = url->path[0] ? (int)strtol(url->path, NULL, 10) : 0;
+    o->db = 0;
+    (void)db_of(url->path, &o->db, &err); /* checked by lh_redis_url_check */
+}
+
+static double seconds_of(const struct lh_redis_options *o)
+{
+    return o->timeout > 0 ? o->timeout : 0.1;
 }
 
 static struct timeval timeout_of(const struct lh_redis_options *o)
 {
-    double t = o->timeout > 0 ? o->timeout : 0.1;
+    double t = seconds_of(o);
     struct timeval tv = {.tv_sec = (time_t)t,
                          .tv_usec = (suseconds_t)((t - (double)(time_t)t) * 1e6)};
     return tv;
 }
 
-/* Runs a setup command; 0 with the reason in err when it fails. */
-static int setup_command(redisContext *c, char *err, size_t errlen, const char *what,
-                         const char *fmt, const char *arg)
+/* c's error, for err. hiredis (0.14) words a timeout as its errno's text,
+ * "Resource temporarily unavailable" (EAGAIN) for a reply, so call this right
+ * after the failing call, while errno is still the one it set. */
+static const char *error_of(const redisContext *c, const struct lh_redis_options *o, char *buf,
+                            size_t len)
 {
-    redisReply *r = redisCommand(c, fmt, arg);
+    if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
+        snprintf(buf, len, "no answer within redis_timeout (%ld ms)",
+                 (long)(seconds_of(o) * 1000 + 0.5));
+        return buf;
+    }
+    return c->errstr;
+}
+
+/* Runs a setup command; 0 with the reason in err when it fails. */
+static int setup_command(redisContext *c, const struct lh_redis_options *o, char *err,
+                         size_t errlen, int argc, const char **argv)
+{
+    char why[64];
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
     int ok = r != NULL && c->err == 0 && r->type != REDIS_REPLY_ERROR;
     if (!ok)
-        snprintf(err, errlen, "%s failed: %s", what, c->err ? c->errstr : r ? r->str : "no reply");
+        snprintf(err, errlen, "%s failed: %s", argv[0],
+                 c->err ? error_of(c, o, why, sizeof(why)) : r ? r->str : "no reply");
     freeReplyObject(r);
     return ok;
 }
@@ -51,31 +109,62 @@ static int setup_command(redisContext *c, char *err, size_t errlen, const char *
 redisContext *lh_redis_connect(const struct lh_redis_options *o, char *err, size_t errlen)
 {
     struct timeval tv = timeout_of(o);
-    char db[16];
+    char db[16], why[64];
+    const char *auth[3] = {"AUTH"}, *select[2] = {"SELECT", db};
+    int nauth = 1;
 
     redisContext *c = redisConnectWithTimeout(o->host, o->port ? o->port : 6379, tv);
     if (c == NULL || c->err) {
-        snprintf(err, errlen, "%s", c ? c->errstr : "out of memory");
+        snprintf(err, errlen, "%s", c ? error_of(c, o, why, sizeof(why)) : "out of memory");
         redisFree(c);
         return NULL;
     }
     redisSetTimeout(c, tv);
     snprintf(db, sizeof(db), "%d", o->db);
-    if ((o->password && o->password[0] &&
-         !setup_command(c, err, errlen, "AUTH", "AUTH %s", o->password)) ||
-        (o->db != 0 && !setup_command(c, err, errlen, "SELECT", "SELECT %s", db))) {
+    if (o->user && o->user[0])
+        auth[nauth++] = o->user;
+    auth[nauth++] = o->password;
+    if ((o->password && o->password[0] && !setup_command(c, o, err, errlen, nauth, auth)) ||
+        (o->db != 0 && !setup_command(c, o, err, errlen, 2, select))) {
         redisFree(c);
         return NULL;
     }
     return c;
 }
 
+/* -- Options owned by a pool or subscriber ----------------------------------- */
+
+struct owned_options {
+    struct lh_redis_options o; /* its strings are the ones below */
+    char *host, *user, *password;
+};
+
+/* Copies o into own; 0 when memory runs out (free_options cleans up). */
+static int own_options(struct owned_options *own, const struct lh_redis_options *o)
+{
+    own->o = *o;
+    own->host = strdup(o->host ? o->host : "127.0.0.1");
+    own->user = o->user ? strdup(o->user) : NULL;
+    own->password = o->password ? strdup(o->password) : NULL;
+    own->o.host = own->host;
+    own->o.user = own->user;
+    own->o.password = own->password;
+    return own->host != NULL && (o->user == NULL || own->user != NULL) &&
+           (o->password == NULL || own->password != NULL);
+}
+
+static void free_options(struct owned_options *own)
+{
+    free(own->host);
+    free(own->user);
+    free(own->password);
+}
+
 /* -- Pool -------------------------------------------------------------------- */
 
 struct lh_redis {
     pthread_mutex_t lock;
-    struct lh_redis_options o;
-    char *host, *password;
+    struct owned_options own;
     redisContext **idle;
     unsigned nidle, cap;
     double down_until;
@@ -88,17 +177,12 @@ struct lh_redis *lh_redis_new(const struct lh_redis_options *o)
     struct lh_redis *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->o = *o;
     r->cap = o->pool_size ? o->pool_size : DEFAULT_POOL;
-    r->host = strdup(o->host ? o->host : "127.0.0.1");
-    r->password = o->password ? strdup(o->password) : NULL;
     r->idle = calloc(r->cap, sizeof(*r->idle));
-    if (r->host == NULL || r->idle == NULL || (o->password && r->password == NULL)) {
+    if (!own_options(&r->own, o) || r->idle == NULL) {
         lh_redis_free(r);
         return NULL;
     }
-    r->o.host = r->host;
-    r->o.password = r->password;
     pthread_mutex_init(&r->lock, NULL);
     return r;
 }
@@ -112,8 +196,7 @@ void lh_redis_free(struct lh_redis *r)
     if (r->idle)
         pthread_mutex_destroy(&r->lock);
     free(r->idle);
-    free(r->host);
-    free(r->password);
+    free_options(&r->own);
     free(r);
 }
 
@@ -126,13 +209,13 @@ static void mark_down(struct lh_redis *r, const char *why)
     pthread_mutex_unlock(&r->lock);
     if (first)
         lh_log(LH_LOG_WARN, NULL, "redis %s:%d unavailable (%s); trying again as requests come",
-               r->o.host, r->o.port, why);
+               r->own.o.host, r->own.o.port, why);
 }
 
 static void mark_up(struct lh_redis *r)
 {
     if (atomic_load_explicit(&r->down, memory_order_relaxed) && atomic_exchange(&r->down, 0))
-        lh_log(LH_LOG_INFO, NULL, "redis %s:%d answers again", r->o.host, r->o.port);
+        lh_log(LH_LOG_INFO, NULL, "redis %s:%d answers again", r->own.o.host, r->own.o.port);
 }
 
 unsigned long long lh_redis_errors(struct lh_redis *r)
@@ -161,13 +244,14 @@ enum lh_status lh_redis_command(struct lh_redis *r, int argc, const char **argv,
         snprintf(err, errlen, "redis unavailable");
         return LH_ERR_CLOSED;
     }
-    if (c == NULL && (c = lh_redis_connect(&r->o, err, errlen)) == NULL) {
+    if (c == NULL && (c = lh_redis_connect(&r->own.o, err, errlen)) == NULL) {
         mark_down(r, err);
         return LH_ERR_IO;
     }
     *reply = redisCommandArgv(c, argc, argv, lens);
     if (*reply == NULL) {
-        snprintf(err, errlen, "%s", c->err ? c->errstr : "no reply");
+        char why[64];
+        snprintf(err, errlen, "%s", c->err ? error_of(c, &r->own.o, why, sizeof(why)) : "no reply");
         redisFree(c);
         mark_down(r, err);
         return LH_ERR_IO;
@@ -186,8 +270,8 @@ enum lh_status lh_redis_command(struct lh_redis *r, int argc, const char **argv,
 /* -- Subscriber -------------------------------------------------------------- */
 
 struct lh_redis_subscriber {
-    struct lh_redis_options o;
-    char *host, *password, *channel;
+    struct owned_options own;
+    char *channel;
     lh_redis_message_fn fn;
     void *arg;
     int stop_pipe[2];
@@ -220,11 +304,13 @@ static int deliver(struct lh_redis_subscriber *s, redisContext *c)
 /* Holds one subscription until it fails or stop; returns the reason. */
 static void listen_once(struct lh_redis_subscriber *s, redisContext *c, char *why, size_t whylen)
 {
+    char text[64];
     redisReply *r = redisCommand(c, "SUBSCRIBE %s", s->channel);
     int ok = r != NULL && r->type == REDIS_REPLY_ARRAY;
     freeReplyObject(r);
     if (!ok) {
-        snprintf(why, whylen, "SUBSCRIBE failed: %s", c->err ? c->errstr : "bad reply");
+        snprintf(why, whylen, "SUBSCRIBE failed: %s",
+                 c->err ? error_of(c, &s->own.o, text, sizeof(text)) : "bad reply");
         return;
     }
     s->fn(s->arg, NULL, 0);
@@ -251,7 +337,7 @@ static void *subscriber_main(void *arg)
 
     do {
         why[0] = '\0';
-        redisContext *c = lh_redis_connect(&s->o, why, sizeof(why));
+        redisContext *c = lh_redis_connect(&s->own.o, why, sizeof(why));
         if (c != NULL) {
             if (reported)
                 lh_log(LH_LOG_INFO, NULL, "redis subscriber: listening on %s again", s->channel);
@@ -276,19 +362,13 @@ struct lh_redis_subscriber *lh_redis_subscribe(const struct lh_redis_options *o,
     if (s == NULL)
         return NULL;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
-    s->o = *o;
     s->fn = fn;
     s->arg = arg;
-    s->host = strdup(o->host ? o->host : "127.0.0.1");
-    s->password = o->password ? strdup(o->password) : NULL;
     s->channel = strdup(channel);
-    if (s->host == NULL || s->channel == NULL || (o->password && s->password == NULL) ||
-        pipe(s->stop_pipe) != 0) {
+    if (!own_options(&s->own, o) || s->channel == NULL || pipe(s->stop_pipe) != 0) {
         lh_redis_subscriber_free(s);
         return NULL;
     }
-    s->o.host = s->host;
-    s->o.password = s->password;
     if (pthread_create(&s->thread, NULL, subscriber_main, s) != 0) {
         lh_redis_subscriber_free(s);
         return NULL;
@@ -310,8 +390,7 @@ void lh_redis_subscriber_free(struct lh_redis_subscriber *s)
         if (s->stop_pipe[i] >= 0)
             close(s->stop_pipe[i]);
     }
-    free(s->host);
-    free(s->password);
+    free_options(&s->own);
     free(s->channel);
     free(s);
 }

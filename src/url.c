@@ -143,6 +143,13 @@ enum lh_status lh_url_parse(const char *s, struct lh_url *out, const char **err)
         }
         auth = at + 1;
     }
+    /* Past the userinfo (whose password may hold them raw), '?' and '#'
+     * would start a query or fragment, which nothing here would apply. */
+    if (strpbrk(auth, "?#") != NULL) {
+        *err = "query strings (?...) and fragments (#...) are not supported "
+               "(a '?' or '#' in a name is written %3F or %23)";
+        return LH_ERR_INVALID;
+    }
     st = parse_hostport(auth, (size_t)(auth_end - auth), out, err);
     if (st != LH_OK)
         return st;

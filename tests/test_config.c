@@ -589,6 +589,93 @@ static void test_lh_config_set_refuses_bad_urls(void **state)
     assert_string_equal(f->cfg.db_url, "");
 }
 
+static void test_lh_config_set_mysql_url_needs_a_database(void **state)
+{
+    struct fixture *f = *state;
+
+    set_refused(f, "db_url", "mysql://u:p@127.0.0.1:19306/", "needs a database name");
+    set_refused(f, "db_url", "mysql://u:p@127.0.0.1:19306", "needs a database name");
+    set_refused(f, "db_url", "mysql://u:p@127.0.0.1:19306/luahost?ssl=1", "query strings");
+    set_ok(&f->cfg, "db_url", "mysql://u:p@127.0.0.1:19306/luahost");
+}
+
+static void test_lh_config_set_redis_url_db_and_user(void **state)
+{
+    struct fixture *f = *state;
+    const char *want = "the database after the host must be a whole number";
+
+    set_refused(f, "redis_url", "redis://127.0.0.1:16379/abc", want);
+    set_refused(f, "redis_url", "redis://127.0.0.1:16379/1x", want);
+    set_refused(f, "redis_url", "redis://127.0.0.1:16379/-1", want);
+    set_refused(f, "redis_url", "redis://127.0.0.1:16379/+1", want);
+    set_refused(f, "redis_url", "redis://127.0.0.1:16379/99999999999", want);
+    set_refused(f, "redis_url", "redis://127.0.0.1:16379/0?x=1", "query strings");
+    set_refused(f, "redis_url", "redis://app@127.0.0.1:16379/0", "a user needs a password");
+    /* The server says whether it has a database 99 (16 by default). */
+    set_ok(&f->cfg, "redis_url", "redis://127.0.0.1:16379/99");
+    set_ok(&f->cfg, "redis_url", "redis://app:pw@127.0.0.1:16379/");
+    set_ok(&f->cfg, "redis_url", "redis://:pw@127.0.0.1:16379");
+}
+
+static void test_lh_config_cidr_lists_checked_with_their_source(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {"LUAHOST_TRUSTED_PROXIES=garbage", NULL};
+
+    set_refused(f, "metrics_allow", "10.0.0.0/8, bad", "bad entry 'bad'");
+    set_ok(&f->cfg, "metrics_allow", "10.0.0.0/8, ::1");
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_ERR_INVALID);
+    assert_non_null(strstr(f->err, "environment LUAHOST_TRUSTED_PROXIES: option "
+                                   "'trusted_proxies': bad entry 'garbage'"));
+    assert_string_equal(f->cfg.trusted_proxies, "");
+}
+
+static void test_lh_config_where_names_each_source(void **state)
+{
+    struct fixture *f = *state;
+    char *env[] = {"LUAHOST_HOST=999.1.1.1", NULL};
+    char buf[300], want[300];
+
+    set_ok(&f->cfg, "static_dir", "/nope");
+    assert_int_equal(lh_config_load_env(&f->cfg, env, f->err, sizeof(f->err)), LH_OK);
+    write_config(f, "return { access_log = '/nope/x' }\n");
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_OK);
+
+    assert_string_equal(lh_config_where(&f->cfg, "static_dir", buf, sizeof(buf)),
+                        "flag --static-dir: option 'static_dir'");
+    assert_string_equal(lh_config_where(&f->cfg, "host", buf, sizeof(buf)),
+                        "environment LUAHOST_HOST: option 'host'");
+    snprintf(want, sizeof(want), "%s: option 'access_log'", f->path);
+    assert_string_equal(lh_config_where(&f->cfg, "access_log", buf, sizeof(buf)), want);
+    assert_string_equal(lh_config_where(&f->cfg, "policy_dir", buf, sizeof(buf)),
+                        "option 'policy_dir'");
+}
+
+/* An endless loop in the config file fails the load, even inside a pcall. */
+static void endless_loop_fails(struct fixture *f, const char *text)
+{
+    char prefix[128];
+
+    write_config(f, text);
+    f->err[0] = '\0';
+    assert_int_equal(lh_config_load_file(&f->cfg, f->path, f->err, sizeof(f->err)), LH_ERR_LUA);
+    snprintf(prefix, sizeof(prefix), "%s:", f->path);
+    if (strncmp(f->err, prefix, strlen(prefix)) != 0 || strstr(f->err, "an endless loop?") == NULL)
+        fail_msg("expected '%s...an endless loop?', got '%s'", prefix, f->err);
+    unlink(f->path);
+    f->path[0] = '\0';
+}
+
+static void test_lh_config_load_file_endless_loop_fails(void **state)
+{
+    struct fixture *f = *state;
+
+    endless_loop_fails(f, "while true do end\n");
+    endless_loop_fails(f, "local n = 0\n"
+                          "while true do pcall(function() while true do n = n + 1 end end) end\n");
+}
+
 static void test_lh_config_free_twice_safe(void **state)
 {
     struct fixture *f = *state;
@@ -634,6 +721,11 @@ int main(void)
         T(test_lh_config_set_refuses_unknown_words),
         T(test_lh_config_set_refuses_empty_host_and_app),
         T(test_lh_config_set_refuses_bad_urls),
+        T(test_lh_config_set_mysql_url_needs_a_database),
+        T(test_lh_config_set_redis_url_db_and_user),
+        T(test_lh_config_cidr_lists_checked_with_their_source),
+        T(test_lh_config_where_names_each_source),
+        T(test_lh_config_load_file_endless_loop_fails),
         T(test_lh_config_free_twice_safe),
     };
 #undef T

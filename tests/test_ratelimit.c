@@ -1123,6 +1123,43 @@ static void test_lh_ratelimit_submit_redis_instances_share_limit(void **state)
     expect_exact_limit(f, f->a, f->b, 0);
 }
 
+/* An ACL user's limiter signs in as that user (AUTH user password): with
+ * AUTH password alone a Redis with ACLs answers WRONGPASS. */
+static void test_lh_ratelimit_submit_redis_acl_user(void **state)
+{
+    struct fixture *f = *state;
+    const struct redis_target *t = need_redis();
+    redisContext *c = redis_connect_direct();
+    char k[LH_RATELIMIT_KEY_MAX];
+
+    redisReply *r = redisCommand(c, "ACL SETUSER luahost-test-limiter reset on >limiter-pw ~* +@all");
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    struct lh_ratelimit_options o = {
+        .redis_host = t->url.host,
+        .redis_port = t->url.port,
+        .redis_db = t->db,
+        .redis_user = "luahost-test-limiter",
+        .redis_password = "limiter-pw",
+        .timeout = 5.0,
+    };
+    f->a = new_limiter(&o);
+    key(f, "acl-user", k);
+    struct waited w = check_one(f->a, k, 50, f->window, 0);
+    /* The test Redis's default user takes any password: what tells is the
+     * user the limiter's connection is signed in as. */
+    r = redisCommand(c, "CLIENT LIST");
+    int signed_in = r != NULL && r->type == REDIS_REPLY_STRING &&
+                    strstr(r->str, " user=luahost-test-limiter ") != NULL;
+    freeReplyObject(r);
+    r = redisCommand(c, "ACL DELUSER luahost-test-limiter");
+    freeReplyObject(r);
+    redisFree(c);
+    expect_mode(&w, 0);
+    assert_true(signed_in);
+}
+
 static void test_lh_ratelimit_submit_redis_instances_share_counter(void **state)
 {
     struct fixture *f = *state;
@@ -1499,6 +1536,7 @@ int main(void)
         T(test_lh_ratelimit_submit_redis_batch_exact),
         T(test_lh_ratelimit_submit_redis_instances_share_limit),
         T(test_lh_ratelimit_submit_redis_instances_share_counter),
+        T(test_lh_ratelimit_submit_redis_acl_user),
         T(test_lh_ratelimit_submit_redis_hold),
         T(test_lh_ratelimit_submit_redis_hold_outlasts_window),
         T(test_lh_ratelimit_submit_redis_hold_batch),

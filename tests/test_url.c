@@ -278,6 +278,27 @@ static void test_lh_url_parse_percent_nul_refused(void **state)
     parse_invalid("mysql://h/db%00");
 }
 
+static void test_lh_url_parse_query_and_fragment_refused(void **state)
+{
+    struct lh_url u;
+    const char *err = NULL;
+    (void)state;
+
+    /* They would otherwise become part of the database name or the host. */
+    parse_invalid("mysql://u:p@h:3306/luahost?ssl=1");
+    parse_invalid("mysql://u:p@h/db#x");
+    parse_invalid("redis://h:6379/0?timeout=1");
+    parse_invalid("redis://h?db=1");
+    lh_url_parse("mysql://u:p@h/db?ssl=1", &u, &err);
+    assert_non_null(strstr(err, "query strings"));
+    /* Raw in the password, and percent-encoded in the path, they are text. */
+    parse_ok("redis://:p?w#d@h:6379/0", &u);
+    assert_string_equal(u.password, "p?w#d");
+    assert_string_equal(u.host, "h");
+    parse_ok("mysql://u:p@h/a%3Fb", &u);
+    assert_string_equal(u.path, "a?b");
+}
+
 static void test_lh_url_parse_too_long_part_invalid(void **state)
 {
     char filler[LH_URL_PART_MAX + 1];
@@ -350,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_lh_url_parse_port_with_space_invalid),
         cmocka_unit_test(test_lh_url_parse_bad_percent_escape_invalid),
         cmocka_unit_test(test_lh_url_parse_percent_nul_refused),
+        cmocka_unit_test(test_lh_url_parse_query_and_fragment_refused),
         cmocka_unit_test(test_lh_url_parse_too_long_part_invalid),
         cmocka_unit_test(test_lh_url_parse_decoded_length_counts),
     };

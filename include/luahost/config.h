@@ -50,6 +50,8 @@ struct lh_config {
     long cache_entries;    /* L1 cache bound */
     long cache_bytes;      /* L1 cache bound */
     unsigned long long given; /* bit i: option i was set by a source, not defaulted */
+    unsigned char source[64]; /* option i's source, for lh_config_where */
+    char *file;               /* the config file loaded last, NULL for none */
 };
 
 struct lh_config_option {
@@ -67,7 +69,8 @@ enum lh_status lh_config_init(struct lh_config *cfg);
 /* Frees the strings; the struct itself belongs to the caller. */
 void lh_config_free(struct lh_config *cfg);
 
-/* Sets option name (config-key form) from text, and marks it given. On
+/* Sets option name (config-key form) from text, and marks it given by a
+ * flag (it is the flags' way in). On
  * failure returns LH_ERR_NOT_FOUND (unknown option) or LH_ERR_INVALID (bad
  * value: out of range, not one of the option's words, a bad URL) and writes
  * a message naming the option into err. */
@@ -75,9 +78,19 @@ enum lh_status lh_config_set(struct lh_config *cfg, const char *name, const char
                              char *err, size_t errlen);
 /* Runs the Lua file at path, which returns a table of options; options
  * already given are skipped. Messages name the path (with a line number for
- * script errors). An unknown key is an error even for a given option. */
+ * script errors). An unknown key is an error even for a given option. A
+ * file still running after 100 million Lua instructions fails (LH_ERR_LUA,
+ * "an endless loop?"). */
 enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
                                    size_t errlen);
+/* Where option name's value came from, for a message about a value that
+ * only fails later (an address that does not resolve, a missing folder):
+ * "flag --trusted-proxies: option 'trusted_proxies'", "environment
+ * LUAHOST_TRUSTED_PROXIES: option 'trusted_proxies'", "<file>: option
+ * 'trusted_proxies'", or "option 'trusted_proxies'" for a default. Writes
+ * into buf and returns it. */
+const char *lh_config_where(const struct lh_config *cfg, const char *name, char *buf,
+                            size_t len);
 /* Applies every LUAHOST_<NAME> variable of env (a NULL-terminated environ)
  * whose option is not given yet. Messages name the variable. */
 enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,

@@ -24,4 +24,10 @@ struct lh_migrate_counts {
 enum lh_status lh_migrate(struct lh_db *db, const char *migrations_dir, const char *seeds_dir,
                           struct lh_migrate_counts *counts, char *err, size_t errlen);
 
+/* Finds the first file of migrations_dir not recorded as applied, into
+ * pending (empty when every one is; a missing dir has none), and changes
+ * nothing: for commands that need the schema but must not migrate. */
+enum lh_status lh_migrate_pending(struct lh_db *db, const char *migrations_dir, char *pending,
+                                  size_t pendinglen, char *err, size_t errlen);
+
 #endif

@@ -96,6 +96,7 @@ struct lh_ratelimit_options {
     const char *redis_host; /* NULL: local only */
     int redis_port;
     int redis_db;
+    const char *redis_user;     /* ACL user, NULL or "" for none */
     const char *redis_password; /* NULL or "" for none */
     double timeout;             /* seconds for connect and each round trip */
     size_t local_max_keys;      /* fallback memory bound */

@@ -24,17 +24,25 @@ struct lh_redis_options {
     const char *host;
     int port;             /* 0: 6379 */
     int db;
+    const char *user;     /* ACL user, NULL or "" for none: AUTH password alone */
     const char *password; /* NULL or "" for none */
     double timeout;       /* seconds for connecting and for each reply; 0: 0.1 */
     unsigned pool_size;   /* idle connections kept; 0: 4 */
 };
 
-/* Fills o's address from a parsed redis://[:password@]host[:port][/db];
- * strings point into url, which must outlive o. */
+/* Whether a parsed redis://[[user]:password@]host[:port][/db] is usable:
+ * the db, if any, is a whole number (whether the server has that many
+ * databases, 16 by default, shows when connecting), and a user comes with a
+ * password. LH_ERR_INVALID with *err (static text) if not. */
+enum lh_status lh_redis_url_check(const struct lh_url *url, const char **err);
+/* Fills o's address from a url that passed lh_redis_url_check; strings
+ * point into url, which must outlive o. */
 void lh_redis_options_from_url(struct lh_redis_options *o, const struct lh_url *url);
 
-/* One connection with the options' timeouts, authenticated, database
- * selected. NULL and the reason in err on failure. */
+/* One connection with the options' timeouts, authenticated (AUTH user
+ * password with a user, AUTH password without), database selected. NULL and
+ * the reason in err on failure; a timeout reads "no answer within
+ * redis_timeout (N ms)". */
 struct redisContext *lh_redis_connect(const struct lh_redis_options *o, char *err, size_t errlen);
 
 struct lh_redis; /* opaque: a pool */

@@ -17,8 +17,9 @@ struct lh_url {
 };
 
 /* Parses s into out. Returns LH_ERR_INVALID and sets *err (static text) when
- * s has no scheme or host, a part is too long, the port is not 1..65535, or a
- * percent escape is bad. */
+ * s has no scheme or host, a part is too long, the port is not 1..65535, a
+ * percent escape is bad, or a '?' or '#' follows the userinfo (a query or
+ * fragment, which would otherwise end up in the host or path). */
 enum lh_status lh_url_parse(const char *s, struct lh_url *out, const char **err);
 
 #endif

@@ -371,6 +371,79 @@ describe("user add #integration", function()
         srv:stop()
     end)
 
+    -- Runs `luahost user add` with args and a password on stdin: exit code, stderr.
+    local function user_add(args)
+        local dir = S.tmpdir()
+        S.write_file(dir .. "/password", "long enough password\n")
+        local argv = { S.bin, "user", "add" }
+        for _, a in ipairs(args) do
+            argv[#argv + 1] = a
+        end
+        local code = S.wait_pid(S.spawn(argv, { stdin = dir .. "/password", stderr = dir .. "/stderr" }), 30)
+        return code, S.read_file(dir .. "/stderr") or ""
+    end
+
+    local function account(name)
+        return mariadb(("SELECT username FROM users WHERE username = '%s'"):format(name))
+    end
+
+    it("says NAME is missing rather than taking an option for it", function()
+        mariadb("DELETE FROM users WHERE username = '--admin'")
+        local code, err = user_add({ "--admin", "--app", "lua/app", "--db-url", DB_URL })
+        assert.are.equal(2, code, err)
+        assert.is_truthy(err:find("user add: NAME missing", 1, true), err)
+        assert.are.equal("", account("--admin"))
+
+        code, err = user_add({ "--app", "lua/app", "--db-url", DB_URL })
+        assert.are.equal(2, code, err)
+        assert.is_truthy(err:find("user add: NAME missing", 1, true), err)
+    end)
+
+    it("refuses --admin with --no-admin", function()
+        local name = G.unique_name("both")
+        local code, err = user_add({ name, "--admin", "--app", "lua/app", "--no-admin", "--db-url", DB_URL })
+        assert.are.equal(2, code, err)
+        assert.is_truthy(err:find("--admin and --no-admin conflict", 1, true), err)
+        assert.are.equal("", account(name))
+    end)
+
+    -- A copy of the gallery with one more migration, not applied yet.
+    local function app_with_pending_migration()
+        local app = S.copy_app("lua/app")
+        local file = ("999_user_add_%s.sql"):format(G.unique_name("m"))
+        S.write_file(app .. "/migrations/" .. file, "SELECT 1;\n")
+        local function applied()
+            return mariadb(("SELECT name FROM luahost_migrations WHERE name = '%s'"):format(file)) ~= ""
+        end
+        return app, file, applied
+    end
+
+    it("in production, refuses to run on pending migrations instead of applying them", function()
+        local app, file, applied = app_with_pending_migration()
+        local name = G.unique_name("prod")
+        local code, err = user_add({ name, "--env", "production", "--app", app, "--db-url", DB_URL })
+        assert.are.equal(2, code, err)
+        assert.is_truthy(err:find(file .. " is not applied: run `luahost migrate` first", 1, true), err)
+        assert.is_false(applied())
+        assert.are.equal("", account(name))
+
+        local mcode, _, merr = S.run_luahost({ "migrate", "--env", "production", "--app", app, "--db-url", DB_URL },
+            { timeout = 30 })
+        assert.are.equal(0, mcode, merr)
+        code, err = user_add({ name, "--env", "production", "--app", app, "--db-url", DB_URL })
+        assert.are.equal(0, code, err)
+        assert.are.equal(name .. "\n", account(name))
+    end)
+
+    it("in development, applies pending migrations first", function()
+        local app, _, applied = app_with_pending_migration()
+        local name = G.unique_name("dev")
+        local code, err = user_add({ name, "--env", "development", "--app", app, "--db-url", DB_URL })
+        assert.are.equal(0, code, err)
+        assert.is_true(applied())
+        assert.are.equal(name .. "\n", account(name))
+    end)
+
     it("refuses names with control characters or edge spaces, and passwords with a NUL byte", function()
         for _, bad in ipairs({ "qz\nx", "tab\tname", "   ", " lead", "trail ", "" }) do
             assert.is_false(add_user(bad, "long enough password", false), ("%q"):format(bad))

@@ -78,12 +78,18 @@ describe("cli #integration", function()
         assert.are.equal(1, n)
         S.write_file(policy .. "/alerts.lua", bad_metric)
         local cases = {
-            { { "--trusted-proxies", "garbage" }, "option 'trusted_proxies': bad entry 'garbage'" },
-            { { "--metrics-allow", "10.0.0.0/99" }, "option 'metrics_allow'" },
-            { { "--host", "999.1.1.1" }, "option 'host': cannot resolve '999.1.1.1'" },
-            { { "--static-dir", dir .. "/none" }, "static folder " .. dir .. "/none" },
-            { { "--access-log", dir .. "/none/a.log" }, "option 'access_log': cannot write " .. dir .. "/none/a.log" },
-            { { "--error-log", dir .. "/none/e.log" }, "option 'error_log': cannot write" },
+            -- Each names where the value came from.
+            { { "--trusted-proxies", "garbage" },
+              "flag --trusted-proxies: option 'trusted_proxies': bad entry 'garbage'" },
+            { { "--metrics-allow", "10.0.0.0/99" }, "flag --metrics-allow: option 'metrics_allow'" },
+            { { "--host", "999.1.1.1" }, "flag --host: option 'host': cannot resolve '999.1.1.1'" },
+            { { "--static-dir", dir .. "/none" },
+              "flag --static-dir: option 'static_dir': static folder " .. dir .. "/none" },
+            { { "--access-log", dir .. "/none/a.log" },
+              "flag --access-log: option 'access_log': cannot write " .. dir .. "/none/a.log" },
+            { { "--error-log", dir .. "/none/e.log" }, "flag --error-log: option 'error_log': cannot write" },
+            { { "--policy-dir", dir .. "/none" },
+              "flag --policy-dir: option 'policy_dir': " .. dir .. "/none is not a folder" },
             { { "--policy-dir", policy }, "unknown metric p95ms" },
         }
         for _, case in ipairs(cases) do

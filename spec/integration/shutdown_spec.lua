@@ -1,7 +1,22 @@
 -- SIGTERM/SIGINT stop gracefully: no new connections, in-flight requests
--- finish (within --shutdown-timeout), exit code 0.
+-- finish (within --shutdown-timeout), exit code 0. A second signal, or a
+-- stop still not over 5 s after the deadline, exits 1 at once.
 local S = require "integration.support.server"
 local cjson = require "cjson"
+
+-- The test database of scripts/services.sh, unless LUAHOST_TEST_DB_URL says otherwise.
+local DB_URL = os.getenv("LUAHOST_TEST_DB_URL")
+    or (os.getenv("LUAHOST_DB_URL") or "mysql://luahost:luahost-dev@127.0.0.1:13306/luahost")
+        :gsub("/[^/]*$", "/luahost_test")
+
+-- spec/integration/dbapp, whose GET /slow?seconds= waits in SELECT SLEEP.
+local function start_dbapp(args)
+    local argv = { "--db-url", DB_URL, "--env", "development" }
+    for _, a in ipairs(args) do
+        argv[#argv + 1] = a
+    end
+    return S.start({ app = "spec/integration/dbapp", workers = 2, args = argv, timeout = 20 })
+end
 
 -- Polls until nothing accepts connections on port; seconds it took, or nil.
 local function refused_within(port, timeout)
@@ -131,7 +146,7 @@ describe("shutdown #integration", function()
         end
     end)
 
-    it("stops at once on a second SIGTERM", function()
+    it("stops at once, exiting 1, on a second SIGTERM", function()
         local srv = S.start({ workers = 2, args = { "--shutdown-timeout", "30" } })
         parked(srv, "/sleep?seconds=10", 0.2)
         local t0 = S.now()
@@ -139,7 +154,33 @@ describe("shutdown #integration", function()
         assert.is_truthy(refused_within(srv.port, 2))
         srv:signal("TERM")
         local code, how = srv:wait_exit(5)
-        assert.are.equal(0, code, "exit: " .. tostring(how) .. "\n" .. srv:error_log())
+        assert.are.equal(1, code, "exit: " .. tostring(how) .. "\n" .. srv:error_log())
         assert.is_true(S.now() - t0 < 3)
+        assert.is_truthy(srv:error_log():find("second SIGTERM while stopping: exiting at once", 1, true),
+            srv:error_log())
+    end)
+
+    it("stops at once on a second SIGINT while a request waits on the database", function()
+        local srv = start_dbapp({ "--shutdown-timeout", "30" })
+        parked(srv, "/slow?seconds=20", 0.5)
+        srv:signal("TERM")
+        assert.is_truthy(refused_within(srv.port, 2))
+        srv:signal("INT")
+        local code, how = srv:wait_exit(5)
+        assert.are.equal(1, code, "exit: " .. tostring(how) .. "\n" .. srv:error_log())
+        assert.is_truthy(srv:error_log():find("second SIGINT while stopping: exiting at once, 1 request(s) cut",
+            1, true), srv:error_log())
+    end)
+
+    it("exits 1, 5 s after the deadline, while a request waits on the database", function()
+        local srv = start_dbapp({ "--shutdown-timeout", "1" })
+        parked(srv, "/slow?seconds=20", 0.5)
+        srv:signal("TERM")
+        -- The query would answer after 20 s; the stop must not wait for it.
+        local code, how = srv:wait_exit(12)
+        assert.are.equal(1, code, "exit: " .. tostring(how) .. "\n" .. srv:error_log())
+        local log = srv:error_log()
+        assert.is_truthy(log:find("still not stopped 5 s after the shutdown deadline, 1 request(s) still in flight",
+            1, true), log)
     end)
 end)
