@@ -11,10 +11,11 @@ local START_HINT = "start it with scripts/services.sh start"
 
 ffi.cdef [[
 struct lh_ratelimit;
-struct ratelimit_spec_options {
+struct ratelimit_spec_options { /* include/luahost/ratelimit.h's lh_ratelimit_options, field for field */
     const char *redis_host;
     int redis_port;
     int redis_db;
+    const char *redis_user;
     const char *redis_password;
     double timeout;
     size_t local_max_keys;

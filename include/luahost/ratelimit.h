@@ -92,6 +92,8 @@ struct lh_ratelimit_check {
     struct lh_ratelimit_check *_next;
 };
 
+/* spec/ratelimit_spec.lua and spec/luahost/security_spec.lua declare it for
+ * the FFI: a change here goes there too. */
 struct lh_ratelimit_options {
     const char *redis_host; /* NULL: local only */
     int redis_port;

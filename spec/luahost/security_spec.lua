@@ -23,10 +23,11 @@ void lh_fingerprint_free(struct lh_fingerprint *fp);
 struct lh_ratelimit;
 struct lh_ratelimit *lh_ratelimit_new(const void *o, const char **err);
 void lh_ratelimit_free(struct lh_ratelimit *rl);
-struct security_spec_options {
+struct security_spec_options { /* include/luahost/ratelimit.h's lh_ratelimit_options, field for field */
     const char *redis_host;
     int redis_port;
     int redis_db;
+    const char *redis_user;
     const char *redis_password;
     double timeout;
     size_t local_max_keys;
