@@ -15,9 +15,11 @@
  * (from Content-Length before reading, or while reading a chunked body).
  * So are the checks of the head libmicrohttpd leaves to us (scan_header):
  * field syntax, Host, framing, and %00 in the target (unescape).
- * libmicrohttpd's connection memory holds a head up to the limit with 180
- * lines or cookies, and a little more (see lh_http_new); only heads past it,
- * or malformed ones, get its own plain answers.
+ * libmicrohttpd's connection memory holds a head up to the limit with 220
+ * lines, arguments or cookies, and the reply's headers (see lh_http_new). A
+ * head of so many short lines that the reply would not fit gets a bare 431
+ * (head_fits); only heads past the memory, or malformed ones, get its own
+ * plain answers.
  *
  * A request head has a deadline, not only libmicrohttpd's limit on silence:
  * header_timeout from connecting, idle_timeout + header_timeout from the
@@ -58,6 +60,11 @@
 #include "luahost/static.h"
 
 #define REQUEST_ID_LEN 20
+/* libmicrohttpd 0.9.75 keeps a record of about 64 bytes per header line,
+ * query argument and cookie in the connection's memory, and builds the
+ * reply's header block in what the request leaves. */
+#define POOL_RECORD_BYTES 64
+#define POOL_REPLY_BYTES 2048
 /* A chunked body past the limit is read and dropped up to this multiple of
  * it, so that the client can read the 413; beyond, the connection closes. */
 #define DISCARD_FACTOR 4
@@ -66,6 +73,7 @@ struct lh_http {
     struct MHD_Daemon *daemon;
     struct lh_workers *ws;
     size_t max_header_bytes;
+    size_t pool_bytes; /* libmicrohttpd's memory per connection */
     size_t max_body_bytes;
     const struct lh_cidr_set *trusted;
     int proxy_forwarded;
@@ -342,17 +350,24 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
 
 /* An answer of the server's own, with the security headers of the thread's
  * current policies. */
-static enum MHD_Result queue_error(struct exchange *x, unsigned status, const char *body,
-                                   size_t len)
+static enum MHD_Result queue_json(struct exchange *x, unsigned status, const char *body,
+                                  size_t len, const struct lh_header_set *security)
 {
-    struct thread_state *ts = this_thread(x->h);
     struct lh_reply reply = {
-        .security = ts && ts->worker ? lh_worker_default_headers(ts->worker) : NULL,
+        .security = security,
         .nheaders = 1,
         .names = {"Content-Type"},
         .values = {"application/json"},
     };
     return queue(x, status, body, len, MHD_RESPMEM_PERSISTENT, &reply);
+}
+
+static enum MHD_Result queue_error(struct exchange *x, unsigned status, const char *body,
+                                   size_t len)
+{
+    struct thread_state *ts = this_thread(x->h);
+    return queue_json(x, status, body, len,
+                      ts && ts->worker ? lh_worker_default_headers(ts->worker) : NULL);
 }
 
 /* -- Static files ------------------------------------------------------------ */
@@ -503,6 +518,8 @@ static enum MHD_Result dispatch(struct exchange *x)
 /* What on_request checks of a request's headers, gathered in one pass. */
 struct header_scan {
     size_t bytes;       /* request line, headers and query, as sent */
+    size_t records;     /* header lines, query arguments and cookies */
+    size_t cookie_copy; /* libmicrohttpd splits Cookie headers in a copy */
     const char *length; /* the first Content-Length */
     int lengths_differ, transfer_encoding, unsupported_coding, malformed;
     unsigned hosts;
@@ -585,9 +602,14 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 {
     struct header_scan *s = cls;
 
+    s->records++;
+    if (kind == MHD_COOKIE_KIND) /* its bytes are the Cookie header's */
+        return MHD_YES;
     s->bytes += key_len + value_len + 4; /* ": " and CRLF */
     if (kind != MHD_HEADER_KIND)
         return MHD_YES;
+    if (key_len == 6 && strcasecmp(key, "Cookie") == 0)
+        s->cookie_copy += value_len + 1;
     if (!well_formed(key, key_len, value, value ? value_len : 0) || glued_to_framing(key, key_len))
         s->malformed = 1;
     /* Lengths first: most headers are neither. */
@@ -606,6 +628,14 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
             s->hosts++;
     }
     return MHD_YES;
+}
+
+/* Whether the head leaves the reply its room in libmicrohttpd's memory:
+ * otherwise the handler would run and its answer be lost for want of room. */
+static int head_fits(const struct lh_http *h, const struct header_scan *s)
+{
+    size_t used = s->bytes + s->cookie_copy + s->records * POOL_RECORD_BYTES;
+    return used + POOL_REPLY_BYTES <= h->pool_bytes;
 }
 
 /* A request whose body length is ambiguous (Content-Length and
@@ -769,8 +799,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* The request line's query string counts too: libmicrohttpd has
          * already split it into arguments. */
         struct header_scan scan = {.bytes = strlen(method) + strlen(url) + 12};
-        MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header,
-                                    &scan);
+        MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND,
+                                    scan_header, &scan);
+        /* Too little room left for the policies' headers: the bare answer,
+         * which still fits where a reply of any size would not have. */
+        if (!head_fits(h, &scan))
+            return queue_json(x, 431, ERR_431, sizeof(ERR_431) - 1, NULL);
         if (scan.bytes > h->max_header_bytes)
             return queue_error(x, 431, ERR_431, sizeof(ERR_431) - 1);
         if (!token(method))
@@ -1115,17 +1149,20 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
                      ? MHD_USE_DUAL_STACK
                      : MHD_USE_IPv6;
     /* libmicrohttpd keeps the request head in the connection's pool, with a
-     * record of about 64 bytes per header line and per cookie (it splits the
-     * Cookie header, into a copy of it), and builds the reply's header block
-     * in what is left. Room for the head up to the limit, for a copy of a
+     * record per header line, argument and cookie (it splits the Cookie
+     * header, into a copy of it), and builds the reply's header block in
+     * what is left. Room for the head up to the limit, for a copy of a
      * Cookie header as long, records for 180 cookies (a browser's most for
-     * one site) or half the limit in bytes, whichever is more (so that a
-     * head a little over the limit still reaches our JSON 431), and 2 KiB of
-     * reply headers. Not more: libmicrohttpd zeroes the whole pool after each
-     * request and half of it again while building the reply, so every KiB
-     * here is paid by every request. */
-    size_t records = o->max_header_bytes / 2 > 180 * 64 ? o->max_header_bytes / 2 : 180 * 64;
-    size_t memory = 2 * o->max_header_bytes + records + 2048;
+     * one site) and 40 other lines or half the limit in bytes, whichever is
+     * more (so that a head a little over the limit still reaches our JSON
+     * 431), and 2 KiB of reply headers. Not more: libmicrohttpd zeroes the
+     * whole pool after each request and half of it again while building the
+     * reply, so every KiB here is paid by every request. */
+    size_t records = o->max_header_bytes / 2 > 220 * POOL_RECORD_BYTES
+                         ? o->max_header_bytes / 2
+                         : 220 * POOL_RECORD_BYTES;
+    size_t memory = 2 * o->max_header_bytes + records + POOL_REPLY_BYTES;
+    h->pool_bytes = memory;
     if (o->starting != NULL)
         o->starting(h, o->starting_arg);
     /* One thread needs no pool (libmicrohttpd warns that a pool of 1 is ignored). */

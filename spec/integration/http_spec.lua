@@ -332,6 +332,45 @@ describe("http #integration", function()
             assert_still_serving()
         end)
 
+        -- Short lines fill libmicrohttpd's memory with records long before
+        -- the byte limit: a head that leaves no room for the answer's headers
+        -- used to run the handler and lose its answer (no reply at all).
+        it("answers JSON 431, not silence, to a head of so many short lines that no answer would fit", function()
+            local answers, json_431, silent, first_mhd = {}, 0, {}, nil
+            for lines = 150, 400 do
+                local head = { "GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n" }
+                for i = 1, lines do
+                    head[#head + 1] = ("X%x:\r\n"):format(i)
+                end
+                head[#head + 1] = "\r\n"
+                local request = table.concat(head)
+                assert.is_true(#request < MAX_HEADER, "the head stays under the byte limit")
+                local raw, res = srv:raw(request, { timeout = 2 })
+                if res and res.status == 431 and raw:find("<html>", 1, true) then
+                    first_mhd = lines -- libmicrohttpd's own answer: its memory is full
+                    break
+                elseif res and res.status == 431 then
+                    assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
+                    json_431 = json_431 + 1
+                elseif res then
+                    assert.are.equal(200, res.status, raw)
+                    assert.are.equal(0, json_431, lines .. " lines: 200 after a 431 for fewer lines")
+                else
+                    silent[#silent + 1] = lines
+                end
+                answers[#answers + 1] = lines
+            end
+            assert.is_truthy(first_mhd, "libmicrohttpd's memory never filled: the test sent too few lines")
+            assert.is_true(json_431 >= 10, "JSON 431s before libmicrohttpd's own: " .. json_431)
+            -- What no answer's headers fit in: at most the few counts right
+            -- before libmicrohttpd's limit (its reply is our smallest).
+            assert.is_true(#silent <= 4, "no answer for " .. table.concat(silent, ", ") .. " lines")
+            for _, lines in ipairs(silent) do
+                assert.is_true(lines >= first_mhd - 4, lines .. " lines got no answer")
+            end
+            assert_still_serving()
+        end)
+
         -- The request line counts toward the limit ("request line + headers").
         it("answers 431 when the request line's query string is over --max-header-bytes", function()
             local raw, res = srv:raw("GET /hello?pad=" .. ("q"):rep(MAX_HEADER + 100)
