@@ -31,7 +31,7 @@ PORT=${PORT:-18089}
 [ -x "$ROOT/build/luahost" ] || "$ROOT/scripts/build.sh"
 if [ -z "${LUAHOST_REDIS_URL:-}" ]; then
     "$ROOT/scripts/services.sh" start >/dev/null
-    while IFS= read -r line; do export "${line?}"; done < <("$ROOT/scripts/services.sh" env)
+    while IFS= read -r line; do export "${line?}"; done < <("$ROOT/scripts/services.sh" env bench)
 fi
 
 mkdir -p "$ANCHORS/.work/run/nginx-tmp" "$ROOT/bench/results"

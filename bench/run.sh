@@ -11,7 +11,8 @@
 # Knobs: DURATION (10 s), LOADS ("1:50 2:100" = wrk threads:connections),
 # PORT (18088), WORKERS (luahost --workers, default: one per core),
 # for --anchors-rate RATES ("20000 40000" req/s) and ROUNDS (3),
-# ACCESS_LOG (off). Redis comes from LUAHOST_REDIS_URL, else the local services.
+# ACCESS_LOG (off). Redis comes from LUAHOST_REDIS_URL, else the local services'
+# database 1 (scripts/services.sh env bench), away from the gallery's limits.
 # The access log is off by default, as in the anchors; ACCESS_LOG=file turns it on.
 set -euo pipefail
 case "${1:-}" in
@@ -37,7 +38,7 @@ command -v wrk >/dev/null || "$ROOT/scripts/deps.sh"
 # /secure shares its limits through Redis, as in production.
 if [ -z "${LUAHOST_REDIS_URL:-}" ]; then
     "$ROOT/scripts/services.sh" start >/dev/null
-    while IFS= read -r line; do export "${line?}"; done < <("$ROOT/scripts/services.sh" env)
+    while IFS= read -r line; do export "${line?}"; done < <("$ROOT/scripts/services.sh" env bench)
 fi
 
 "$ROOT/build/luahost" --app "$ROOT/bench/app" --port "$PORT" ${WORKERS:+--workers "$WORKERS"} \

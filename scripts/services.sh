@@ -6,6 +6,10 @@
 #   scripts/services.sh stop [mariadb|redis]    stop both, or one, by the pids they recorded
 #   scripts/services.sh status   say what runs
 #   scripts/services.sh env      print LUAHOST_DB_URL and LUAHOST_REDIS_URL
+#   scripts/services.sh env bench   the same with Redis database 1: benchmarks
+#                                send millions of requests from 127.0.0.1,
+#                                which in database 0 would use up the
+#                                gallery's per-address limits for an hour
 #
 # Ports: LUAHOST_MARIADB_PORT (13306), LUAHOST_REDIS_PORT (16380).
 set -euo pipefail
@@ -80,7 +84,11 @@ stop_by_pid() { # name pidfile
 }
 
 which=${2:-both}
-case "$which" in both|mariadb|redis) ;; *) die "unknown service $which: mariadb or redis" ;; esac
+if [ "${1:-}" = env ]; then
+    case "$which" in both) redis_db=0 ;; bench) redis_db=1 ;; *) die "unknown env '$which': env prints database 0's URLs, env bench database 1's" ;; esac
+else
+    case "$which" in both|mariadb|redis) ;; *) die "unknown service $which: mariadb or redis" ;; esac
+fi
 case "${1:-}" in
 start)
     [ "$which" = redis ] || start_mariadb
@@ -93,6 +101,6 @@ status)
     if redis_up; then log "redis up on 127.0.0.1:$REDIS_PORT"; else log "redis down"; fi ;;
 env)
     echo "LUAHOST_DB_URL=mysql://$DB_USER:$DB_PASSWORD@127.0.0.1:$MARIADB_PORT/$DB_NAME"
-    echo "LUAHOST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" ;;
-*) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    echo "LUAHOST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/$redis_db" ;;
+*) sed -n '2,/^$/{/^#/s/^# \{0,1\}//p}' "$0"; exit 2 ;;
 esac
