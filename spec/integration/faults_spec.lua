@@ -166,4 +166,35 @@ describe("faults under load #integration", function()
         end
         assert.is_true(srv:running())
     end)
+
+    -- The database and Redis have a prober thread each: a database that
+    -- takes its whole timeout to answer must not leave Redis unwatched.
+    it("keeps watching Redis while the database hangs", function()
+        local r = S.redis()
+        local srv = S.start({
+            app = "lua/app",
+            args = { "--db-url", G.DB_URL, "--redis-url", r.url, "--policy-dir", POLICY,
+                     "--db-timeout", "20" },
+            env = { FINGERPRINT_SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" },
+            timeout = 20,
+        })
+        local redis_up = function(want)
+            return function() return scrape(srv).luahost_redis_up == want end
+        end
+        assert.is_true(time_until(redis_up(1), 5) < 5, "Redis up at start")
+        local dir = os.getenv("LUAHOST_SERVICES_DIR") or "var/services"
+        local mariadb = assert(tonumber(S.read_file(dir .. "/mysql.pid.saved")), "the suite's MariaDB pid")
+        S.kill(mariadb, "STOP") -- connections are accepted, nothing answers
+        finally(function() S.kill(mariadb, "CONT") end)
+        S.sleep(2) -- the database's probe is now waiting on it
+
+        r:stop()
+        local seen_down = time_until(redis_up(0), 5)
+        assert.is_true(seen_down <= 2, ("Redis seen down %.2f s after it stopped"):format(seen_down))
+        r:start()
+        local seen_up = time_until(redis_up(1), 5)
+        assert.is_true(seen_up <= 2, ("Redis seen up %.2f s after its return"):format(seen_up))
+        S.kill(mariadb, "CONT")
+        assert.is_true(srv:running())
+    end)
 end)
