@@ -123,6 +123,7 @@ struct exchange {
     int body_too_large;
     int suspended;
     int bad_target; /* a %00 in the path or query */
+    size_t target_bytes; /* the request target as sent, percent escapes and all */
     int route; /* metrics route id */
     int streamed;
     unsigned thread;
@@ -137,6 +138,7 @@ struct exchange {
 struct connection {
     char client[INET6_ADDRSTRLEN];
     int bad_target; /* set while libmicrohttpd unescapes the request line */
+    size_t target_bytes; /* summed, part by part, meanwhile */
     /* Monotonic millisecond by which the next request head must be
      * complete; 0 while a request is being read past its head or answered. */
     _Atomic long long head_deadline;
@@ -603,11 +605,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     struct header_scan *s = cls;
 
     s->records++;
-    if (kind == MHD_COOKIE_KIND) /* its bytes are the Cookie header's */
-        return MHD_YES;
-    s->bytes += key_len + value_len + 4; /* ": " and CRLF */
+    /* A cookie's bytes are the Cookie header's, an argument's the target's. */
     if (kind != MHD_HEADER_KIND)
         return MHD_YES;
+    s->bytes += key_len + value_len + 4; /* ": " and CRLF */
     if (key_len == 6 && strcasecmp(key, "Cookie") == 0)
         s->cookie_copy += value_len + 1;
     if (!well_formed(key, key_len, value, value ? value_len : 0) || glued_to_framing(key, key_len))
@@ -688,17 +689,23 @@ static const char *origin_form(const char *url)
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
     (void)cls;
-    for (const char *p = s; *p; p++) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct connection *c = ci ? ci->socket_context : NULL;
+    const char *p;
+    int bad = 0;
+    for (p = s; *p; p++) {
         unsigned char ch = (unsigned char)*p;
         /* Control bytes are no part of a target either (RFC 3986). */
-        if ((ch == '%' && p[1] == '0' && p[2] == '0') || ch < 0x20 || ch == 0x7f) {
-            const union MHD_ConnectionInfo *ci =
-                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-            struct connection *c = ci ? ci->socket_context : NULL;
-            if (c != NULL)
-                c->bad_target = 1;
-            break;
-        }
+        if ((ch == '%' && p[1] == '0' && p[2] == '0') || ch < 0x20 || ch == 0x7f)
+            bad = 1;
+    }
+    if (c != NULL) {
+        c->bad_target |= bad;
+        /* Decoded, a target can be a third of what it takes in the head:
+         * the limit is on the bytes sent (and kept), with the '?', '=' or
+         * '&' before each part. */
+        c->target_bytes += (size_t)(p - s) + 1;
     }
     return MHD_http_unescape(s);
 }
@@ -734,7 +741,9 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
         x->req.https = proto != NULL && strcasecmp(proto, "https") == 0;
     }
     x->bad_target = c->bad_target;
+    x->target_bytes = c->target_bytes;
     c->bad_target = 0;
+    c->target_bytes = 0;
     atomic_store_explicit(&c->head_deadline, 0, memory_order_relaxed);
     x->req.method = method;
     url = origin_form(url);
@@ -796,9 +805,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = x;
 
-        /* The request line's query string counts too: libmicrohttpd has
-         * already split it into arguments. */
-        struct header_scan scan = {.bytes = strlen(method) + strlen(url) + 12};
+        /* The request line counts as sent: libmicrohttpd has already split
+         * and decoded its target (unescape measured it). */
+        size_t target = strlen(url);
+        struct header_scan scan = {
+            .bytes = strlen(method) + (x->target_bytes > target ? x->target_bytes : target) + 12};
         MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND,
                                     scan_header, &scan);
         /* Too little room left for the policies' headers: the bare answer,
@@ -874,6 +885,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             x->route = lh_call_route(x->call);
         lh_call_release(x->call);
     }
+    /* The answer was queued, then lost: the access log alone would show it
+     * as sent, with 0 bytes. (A stream ends so whenever its viewer leaves.) */
+    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && x->status != 0 && !x->streamed)
+        lh_log(LH_LOG_INFO, x->id,
+               "%s %s: its %u answer was not sent in full: libmicrohttpd closed the connection "
+               "(the client went away, or no room was left for the answer's headers after a "
+               "large request head)",
+               x->req.method, x->req.path, x->status);
     clock_gettime(CLOCK_MONOTONIC, &now);
     struct lh_access_entry e = {
         .request_id = x->id,
@@ -978,6 +997,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     format_client(ci ? ci->client_addr : NULL, c->client);
     c->fingerprint_memo.generation = 0;
     c->bad_target = 0;
+    c->target_bytes = 0;
     c->fd = fd->connect_fd;
     c->thread = ts->index;
     /* A client that connects and trickles its head holds a slot: it has

@@ -368,6 +368,11 @@ describe("http #integration", function()
             for _, lines in ipairs(silent) do
                 assert.is_true(lines >= first_mhd - 4, lines .. " lines got no answer")
             end
+            -- And the log says so, not only "431 0" in the access log.
+            if #silent > 0 then
+                assert.are.equal(#silent, S.count(srv:error_log(), "GET /hello: its 431 answer was not sent"),
+                    srv:error_log())
+            end
             assert_still_serving()
         end)
 
@@ -379,6 +384,15 @@ describe("http #integration", function()
             assert.is_truthy(res, "no HTTP response: " .. raw)
             assert.are.equal(431, res.status)
             assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
+            -- As sent, not as decoded: %41 is one byte to the handler, three
+            -- in the head (and in libmicrohttpd's memory).
+            raw, res = srv:raw("GET /hello?pad=" .. ("%41"):rep(math.floor(MAX_HEADER / 2))
+                .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert.is_truthy(res, "no HTTP response: " .. raw)
+            assert.are.equal(431, res.status)
+            assert.are.same({ success = false, message = "Request header fields too large" }, json(res))
+            res = assert(srv:request("GET", "/hello?pad=" .. ("%41"):rep(math.floor(MAX_HEADER / 4))))
+            assert.are.equal(200, res.status)
         end)
     end)
 
