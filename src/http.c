@@ -1058,7 +1058,8 @@ static void *sweeper_main(void *arg)
             lh_log(LH_LOG_INFO, NULL,
                    "closed %u connection(s) with no complete request head in time "
                    "(header_timeout %u s after connecting, idle_timeout + header_timeout "
-                   "after an answer)",
+                   "after an answer), or with a head libmicrohttpd refused and left open "
+                   "(too many query arguments for its memory)",
                    closed, h->header_timeout);
         pthread_mutex_lock(&h->sweep_lock);
     }
