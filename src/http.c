@@ -350,8 +350,7 @@ static enum MHD_Result queue(struct exchange *x, unsigned status, const char *bo
     return send_response(x, status, make_response(x, body, len, mode, reply), len, reply);
 }
 
-/* An answer of the server's own, with the security headers of the thread's
- * current policies. */
+/* A JSON answer of the server's own, with the given security headers. */
 static enum MHD_Result queue_json(struct exchange *x, unsigned status, const char *body,
                                   size_t len, const struct lh_header_set *security)
 {
@@ -364,6 +363,8 @@ static enum MHD_Result queue_json(struct exchange *x, unsigned status, const cha
     return queue(x, status, body, len, MHD_RESPMEM_PERSISTENT, &reply);
 }
 
+/* An answer of the server's own, with the security headers of the thread's
+ * current policies. */
 static enum MHD_Result queue_error(struct exchange *x, unsigned status, const char *body,
                                    size_t len)
 {
@@ -1179,9 +1180,9 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
      * 431), and 2 KiB of reply headers. Not more: libmicrohttpd zeroes the
      * whole pool after each request and half of it again while building the
      * reply, so every KiB here is paid by every request. */
-    size_t records = o->max_header_bytes / 2 > 220 * POOL_RECORD_BYTES
-                         ? o->max_header_bytes / 2
-                         : 220 * POOL_RECORD_BYTES;
+    size_t records = 220 * POOL_RECORD_BYTES;
+    if (o->max_header_bytes / 2 > records)
+        records = o->max_header_bytes / 2;
     size_t memory = 2 * o->max_header_bytes + records + POOL_REPLY_BYTES;
     h->pool_bytes = memory;
     if (o->starting != NULL)
