@@ -711,6 +711,44 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     return MHD_http_unescape(s);
 }
 
+/* What a trusted proxy passed on. A proxy may append its own line after any
+ * the client sent (HAProxy's forwardfor does), so every line of the client
+ * header counts, in order, and of X-Forwarded-Proto the last. */
+struct proxy_lines {
+    const char *client_header; /* X-Forwarded-For or Forwarded */
+    size_t count;              /* its lines; the ring keeps the last ones */
+    const char *ring[LH_PROXY_HOPS_MAX];
+    const char *proto; /* the last X-Forwarded-Proto line */
+};
+
+static enum MHD_Result collect_proxy_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value)
+{
+    struct proxy_lines *pl = cls;
+    (void)kind;
+    if (value == NULL)
+        return MHD_YES;
+    if (strcasecmp(key, pl->client_header) == 0)
+        pl->ring[pl->count++ % LH_PROXY_HOPS_MAX] = value;
+    else if (strcasecmp(key, "X-Forwarded-Proto") == 0)
+        pl->proto = value;
+    return MHD_YES;
+}
+
+/* Whether the last element of an X-Forwarded-Proto list, the one the
+ * nearest proxy added, is https. */
+static int last_element_is_https(const char *proto)
+{
+    const char *last = strrchr(proto, ',');
+    last = last ? last + 1 : proto;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    size_t len = strlen(last);
+    while (len > 0 && (last[len - 1] == ' ' || last[len - 1] == '\t'))
+        len--;
+    return len == 5 && strncasecmp(last, "https", 5) == 0;
+}
+
 static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *conn,
                                      const char *url, const char *method)
 {
@@ -730,16 +768,18 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     make_request_id(h, ts, x->id);
     x->req.client = c->client;
     if (h->trusted != NULL && lh_cidr_set_contains(h->trusted, x->req.client)) {
-        const char *proto =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
         /* Only the header the proxies set: a client could send the other. */
-        const char *forwarded =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                        h->proxy_forwarded ? "Forwarded" : "X-Forwarded-For");
-        if (lh_client_ip(h->trusted, x->req.client, h->proxy_forwarded ? NULL : forwarded,
-                         h->proxy_forwarded ? forwarded : NULL, x->client) == LH_OK)
+        struct proxy_lines pl = {.client_header =
+                                     h->proxy_forwarded ? "Forwarded" : "X-Forwarded-For"};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_proxy_line, &pl);
+        const char *lines[LH_PROXY_HOPS_MAX];
+        size_t n = pl.count < LH_PROXY_HOPS_MAX ? pl.count : LH_PROXY_HOPS_MAX;
+        for (size_t i = 0; i < n; i++)
+            lines[i] = pl.ring[(pl.count - n + i) % LH_PROXY_HOPS_MAX];
+        if (lh_client_ip_lines(h->trusted, x->req.client, lines, n, h->proxy_forwarded,
+                               x->client) == LH_OK)
             x->req.client = x->client;
-        x->req.https = proto != NULL && strcasecmp(proto, "https") == 0;
+        x->req.https = pl.proto != NULL && last_element_is_https(pl.proto);
     }
     x->bad_target = c->bad_target;
     x->target_bytes = c->target_bytes;

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 
 #define ADDR_TEXT_MAX 64 /* longest address text we try to parse (with brackets, port) */
-#define MAX_HOPS 32      /* proxy hops considered, counted from the right */
+#define MAX_HOPS LH_PROXY_HOPS_MAX /* proxy hops considered, counted from the right */
 
 struct addr {
     int family; /* AF_INET or AF_INET6 */
@@ -462,8 +462,9 @@ static int has_nonblank(const char *s)
     return 0;
 }
 
-enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
-                            const char *forwarded_for, const char *forwarded, char out[LH_IP_MAX])
+enum lh_status lh_client_ip_lines(const struct lh_cidr_set *trusted, const char *peer,
+                                  const char *const *lines, size_t nlines, int forwarded_syntax,
+                                  char out[LH_IP_MAX])
 {
     struct addr client, hop_addr;
     struct hops hops;
@@ -473,10 +474,14 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
         return LH_ERR_INVALID;
     if (trusted != NULL && set_contains(trusted, &client)) {
         hops.total = 0;
-        if (forwarded_for != NULL && has_nonblank(forwarded_for))
-            split_xff(forwarded_for, &hops);
-        else if (forwarded != NULL)
-            split_forwarded(forwarded, &hops);
+        for (size_t i = 0; i < nlines; i++) {
+            if (lines[i] == NULL)
+                continue;
+            if (forwarded_syntax)
+                split_forwarded(lines[i], &hops);
+            else
+                split_xff(lines[i], &hops);
+        }
         size_t n = hops.total < MAX_HOPS ? hops.total : MAX_HOPS;
         /* From the right: each trusted hop vouches for the one before it. */
         for (size_t i = 0; i < n; i++) {
@@ -490,6 +495,14 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
     }
     format_addr(&client, out);
     return LH_OK;
+}
+
+enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
+                            const char *forwarded_for, const char *forwarded, char out[LH_IP_MAX])
+{
+    int use_xff = forwarded_for != NULL && has_nonblank(forwarded_for);
+    const char *line = use_xff ? forwarded_for : forwarded;
+    return lh_client_ip_lines(trusted, peer, &line, line != NULL, !use_xff, out);
 }
 
 /* -- Limit keys --------------------------------------------------------------- */

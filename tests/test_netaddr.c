@@ -533,6 +533,34 @@ static void test_lh_client_ip_forwarded_stops_at_non_addresses(void **state)
     expect_client(*state, "127.0.0.1", NULL, "for=[2001:db8::1]:_obf, for=10.0.0.2", "2001:db8::1");
 }
 
+/* Asserts lh_client_ip_lines over the given lines == expected. */
+static void expect_client_lines(const struct lh_cidr_set *trusted, const char *const *lines,
+                                size_t n, int forwarded_syntax, const char *expected)
+{
+    char out[LH_IP_MAX];
+    assert_int_equal(lh_client_ip_lines(trusted, "127.0.0.1", lines, n, forwarded_syntax, out),
+                     LH_OK);
+    if (strcmp(out, expected) != 0)
+        fail_msg("lh_client_ip_lines(%zu lines, first %s): expected %s, got %s", n, lines[0],
+                 expected, out);
+}
+
+/* A proxy that appends its own line after the client's (HAProxy's
+ * forwardfor): the client's line is the left of one list, not the client. */
+static void test_lh_client_ip_lines_reads_the_proxys_line_last(void **state)
+{
+    const char *xff[] = {"127.0.0.5", "198.51.100.77"};
+    expect_client_lines(*state, xff, 2, 0, "198.51.100.77");
+    const char *chain[] = {"6.6.6.6, 10.0.0.9", NULL, "  ", "198.51.100.7, 10.0.0.2"};
+    expect_client_lines(*state, chain, 4, 0, "198.51.100.7");
+    const char *all_trusted[] = {"10.0.0.5", "10.0.0.2"};
+    expect_client_lines(*state, all_trusted, 2, 0, "10.0.0.5");
+    const char *fwd[] = {"for=10.0.0.1", "for=203.0.113.9"};
+    expect_client_lines(*state, fwd, 2, 1, "203.0.113.9");
+    const char *none[] = {NULL};
+    expect_client_lines(*state, none, 0, 0, "127.0.0.1");
+}
+
 static void test_lh_client_ip_forwarded_skips_empty_elements(void **state)
 {
     expect_client(*state, "127.0.0.1", NULL, "for=198.51.100.7, , for=10.0.0.2,", "198.51.100.7");
@@ -624,6 +652,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lh_client_ip_forwarded_stops_at_non_addresses,
                                         setup_proxies, teardown_set),
         cmocka_unit_test_setup_teardown(test_lh_client_ip_forwarded_skips_empty_elements,
+                                        setup_proxies, teardown_set),
+        cmocka_unit_test_setup_teardown(test_lh_client_ip_lines_reads_the_proxys_line_last,
                                         setup_proxies, teardown_set),
         cmocka_unit_test(test_lh_client_ip_ipv6_trusted_peer),
         cmocka_unit_test_setup_teardown(test_lh_client_ip_caps_hops, setup_proxies, teardown_set),

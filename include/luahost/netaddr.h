@@ -41,6 +41,18 @@ enum lh_status lh_client_ip(const struct lh_cidr_set *trusted, const char *peer,
                             const char *forwarded_for, const char *forwarded,
                             char out[LH_IP_MAX]);
 
+/* The same for one header that came as several lines, lines[0..nlines) in
+ * the order received (NULLs skipped): they read as one list, joined in that
+ * order (RFC 9110 5.3), so a proxy's line, appended after any the client
+ * sent, holds the rightmost hops. Only the last LH_PROXY_HOPS_MAX hops are
+ * walked, so lines before the last that many can be left out.
+ * forwarded_syntax: the lines are RFC 7239
+ * Forwarded, else X-Forwarded-For. */
+#define LH_PROXY_HOPS_MAX 32
+enum lh_status lh_client_ip_lines(const struct lh_cidr_set *trusted, const char *peer,
+                                  const char *const *lines, size_t nlines, int forwarded_syntax,
+                                  char out[LH_IP_MAX]);
+
 /* The key a per-address limit counts a client under, in out: an IPv4
  * address as it is; an IPv6 address as its /64 ("2001:db8:1:2::/64"), the
  * network one subscriber is given, so that walking through its 2^64

@@ -572,6 +572,31 @@ describe("rate limits #integration", function()
         assert.are.equal("127.0.0.1", client_of(srv, { ["X-Forwarded-For"] = "203.0.113.9" }))
     end)
 
+    it("reads every line of the proxy header, the proxy's own appended last", function()
+        -- HAProxy's forwardfor adds its line after the client's: the client's
+        -- line is the left of one list (RFC 9110 5.3), not the client.
+        local srv = start({ args = { "--trusted-proxies", "127.0.0.1/32" } })
+        local function whoami(headers)
+            local res = assert(srv:request("GET", "/whoami", headers))
+            assert.are.equal(200, res.status, res.body)
+            return cjson.decode(res.body)
+        end
+        local me = whoami({ { "X-Forwarded-For", "127.0.0.5" }, { "X-Forwarded-For", "198.51.100.77" },
+            { "X-Forwarded-Proto", "https" }, { "X-Forwarded-Proto", "http" } })
+        assert.are.equal("198.51.100.77", me.client)
+        assert.is_false(me.https)
+        -- /metrics is open to loopback: a spoofed first line must not open it.
+        local res = assert(srv:request("GET", "/metrics",
+            { { "X-Forwarded-For", "127.0.0.5" }, { "X-Forwarded-For", "203.0.113.50" } }))
+        assert.are.equal(403, res.status, res.body)
+        assert.is_truthy(srv:access_log(' 203.0.113.50 "GET /metrics" 403 ', 5, true), srv:access_log())
+        srv:stop()
+
+        srv = start({ args = { "--trusted-proxies", "127.0.0.1/32", "--proxy-header", "forwarded" } })
+        assert.are.equal("203.0.113.9",
+            whoami({ { "Forwarded", "for=10.0.0.1" }, { "Forwarded", "for=203.0.113.9" } }).client)
+    end)
+
     it("believes a trusted proxy: a bucket per forwarded address, that address in the log, "
         .. "HSTS on https", function()
         local srv = start({ args = { "--trusted-proxies", "127.0.0.1/32,::1" } })
