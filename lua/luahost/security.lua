@@ -466,6 +466,14 @@ function M.load(dir)
 
     local policy = {}
 
+    -- A bot's 429: its rate-limit headers describe the bot rule, spent until
+    -- the refusal ends, so that they agree with Retry-After (the limits' own
+    -- figures would promise requests left, or a wait of hours).
+    local function refuse_bot(res, retry_after)
+        res.ratelimit = { limit = bot.threshold, remaining = 0, reset = retry_after, window = bot.window }
+        too_many(res, BOT_MESSAGE, retry_after)
+    end
+
     function policy.before(route, req, res)
         local set = ruleset_of(route)
         if set == nil or limiter == nil or exempt:contains(req.client) then
@@ -500,14 +508,14 @@ function M.load(dir)
                     .. " s; held " .. held .. " s")
                 bot_detections:inc()
             end
-            too_many(res, BOT_MESSAGE, held)
+            refuse_bot(res, held)
             return false
         end
         if bot.is_bot(req, count) then
             -- A heuristic of bot.lua's own, under the threshold: this request only.
             security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window .. " s")
             bot_detections:inc()
-            too_many(res, BOT_MESSAGE, bot_retry)
+            refuse_bot(res, bot_retry)
             return false
         end
         if not allowed then

@@ -768,10 +768,22 @@ describe("rate limits #integration", function()
         local ra = assert_429(res, BOT, "51st request")
         assert.are.equal(60, ra)
         assert.are.equal("60", res.headers["Retry-After"])
-        -- With the limits' headers, as every 429 (the refused request counts too).
-        assert.is_truthy(res.headers["X-RateLimit-Limit"], "no X-RateLimit-Limit on the bot's 429")
-        assert.is_truthy(res.headers["RateLimit"], "no RateLimit on the bot's 429")
-        assert_429(get(c, "/counted", { ["User-Agent"] = ua }), BOT, "52nd request")
+        -- With rate-limit headers, as every 429: the bot rule's, spent until
+        -- the hold ends, in agreement with Retry-After.
+        local function assert_bot_headers(r, what)
+            local wait = r.headers["Retry-After"]
+            assert.are.equal("50", r.headers["X-RateLimit-Limit"], what)
+            assert.are.equal("0", r.headers["X-RateLimit-Remaining"], what)
+            assert.are.equal('"w10";r=0;t=' .. wait, r.headers["RateLimit"], what)
+            assert.are.equal('"w10";q=50;w=10', r.headers["RateLimit-Policy"], what)
+            local reset = tonumber(r.headers["X-RateLimit-Reset"]) - os.time()
+            assert.is_truthy(math.abs(reset - tonumber(wait)) <= 2, what .. ": reset in " .. reset)
+        end
+        assert_bot_headers(res, "51st request")
+        S.sleep(1.1)
+        res = get(c, "/counted", { ["User-Agent"] = ua })
+        assert_429(res, BOT, "52nd request")
+        assert_bot_headers(res, "52nd request")
         local line = srv:error_log("security: bot behavior", 5, true)
         assert.is_truthy(line, "no security line:\n" .. srv:error_log())
         assert.is_truthy(line:find("[warn]", 1, true), line)
