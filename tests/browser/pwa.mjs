@@ -5,8 +5,9 @@
 //      errors or CSP violations;
 //   2. the service worker registers and controls the page after a reload;
 //   3. Chromium finds the app installable (no manifest or installability errors);
-//   4. signing in and uploading through the forms opens the new image's page,
-//      and puts it first in the gallery;
+//   4. signing in (from a link whose ?next= would leave the site: it lands
+//      on the gallery) and uploading through the forms opens the new image's
+//      page, and puts it first in the gallery;
 //   5. offline, the gallery and a viewed image page come from the cache, and
 //      a page never saved shows the offline page;
 //   6. a private upload opens its page, which the service worker does not
@@ -183,10 +184,12 @@ async function installable() {
     await cdp.detach();
 }
 
-// 4. Sign in and upload through the forms; the new image comes first.
+// 4. Sign in and upload through the forms; the new image comes first. The
+// sign-in link's ?next= resolves to '//evil.example': it must land on the
+// gallery, not on that host.
 async function signInAndUpload() {
     const filename = `pwa-test-${Date.now()}.svg`;
-    await page.goto(BASE + '/signin');
+    await page.goto(BASE + '/signin?next=' + encodeURIComponent('/.//evil.example/'));
     await page.fill('input[name="username"]', USERNAME);
     await page.fill('input[name="password"]', PASSWORD);
     await Promise.all([page.waitForURL(BASE + '/'), page.click('#signin-form button[type="submit"]')]);

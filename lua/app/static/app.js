@@ -93,10 +93,13 @@
         document.getElementById('pager').hidden = false;
     }
 
-    // Where to go after signing in: ?next= when it stays on this site.
+    // Where to go after signing in: ?next= when it stays on this site. Its
+    // path, once dot-segments resolve ('/.//evil.example'), must not start
+    // with '//': assigned, that names another host.
     function nextUrl() {
         const next = new URL(new URLSearchParams(location.search).get('next') || '/', location.origin);
-        return next.origin === location.origin ? next.pathname + next.search : '/';
+        const onSite = next.origin === location.origin && !next.pathname.startsWith('//');
+        return onSite ? next.pathname + next.search : '/';
     }
 
     function signin() {
