@@ -34,7 +34,7 @@ enum metric_index {
 
 struct sample {
     double t;
-    double v[M_COUNT]; /* NAN: not measured (no database, no Redis) */
+    double v[M_COUNT]; /* NAN: not measured (no database, no Redis, no request finished) */
     int pool;          /* there is a database pool */
     double pool_size, pool_idle, pool_waits_per_s, l2_hit_rate;
 };
@@ -44,8 +44,14 @@ struct rule_state {
     int metric;
     double pending_since; /* 0: the condition does not hold */
     double firing_since;  /* 0: not firing */
+    double measured_at;   /* the last sample with the metric; 0: none yet */
     double value;
 };
+
+/* How long a rule's metric may go unmeasured (a second without a finished
+ * request has no latency and no error rate) before that counts as the
+ * condition ending: at least a minute, or the rule's for_seconds. */
+#define NO_DATA_GRACE 60.0
 
 struct lh_monitor_stream {
     struct lh_monitor *mon;
@@ -149,7 +155,8 @@ static void take_sample(struct lh_monitor *mon, struct sample *s)
     s->v[M_P50] = quantile_ms(delta, count, 0.50);
     s->v[M_P95] = quantile_ms(delta, count, 0.95);
     s->v[M_P99] = quantile_ms(delta, count, 0.99);
-    s->v[M_ERROR_RATE] = count ? (double)(now.by_class[5] - mon->last.by_class[5]) / (double)count : 0;
+    if (count > 0)
+        s->v[M_ERROR_RATE] = (double)(now.by_class[5] - mon->last.by_class[5]) / (double)count;
     mon->last = now;
     s->v[M_INFLIGHT] = src->inflight ? src->inflight(src->inflight_arg) : 0;
 
@@ -196,15 +203,24 @@ static void evaluate(struct lh_monitor *mon, const struct sample *s)
         struct rule_state *r = &mon->rules[i];
         double v = s->v[r->metric];
         int holds = !isnan(v) && (r->rule.above ? v > r->rule.threshold : v < r->rule.threshold);
-        if (!isnan(v))
+        if (!isnan(v)) {
             r->value = v;
+            r->measured_at = s->t;
+        } else if (r->measured_at > 0 &&
+                   s->t - r->measured_at <= fmax(NO_DATA_GRACE, r->rule.for_seconds)) {
+            /* No evidence either way: at low traffic, a quiet second is not
+             * a recovery, nor a second of the condition. */
+            continue;
+        }
         if (!holds) {
             r->pending_since = 0;
-            if (r->firing_since > 0) {
+            if (r->firing_since > 0 && isnan(v))
+                lh_log(LH_LOG_INFO, NULL, "alert %s resolved after %.0f s (%s not measured for %.0f s)",
+                       r->rule.name, s->t - r->firing_since, r->rule.metric, s->t - r->measured_at);
+            else if (r->firing_since > 0)
                 lh_log(LH_LOG_INFO, NULL, "alert %s resolved after %.0f s (%s = %g)", r->rule.name,
                        s->t - r->firing_since, r->rule.metric, v);
-                r->firing_since = 0;
-            }
+            r->firing_since = 0;
             continue;
         }
         if (r->pending_since == 0)
@@ -296,6 +312,7 @@ void lh_monitor_commit_rules(struct lh_monitor *mon)
                 if (strcmp(mon->rules[j].rule.name, fresh[i].rule.name) == 0) {
                     fresh[i].pending_since = mon->rules[j].pending_since;
                     fresh[i].firing_since = mon->rules[j].firing_since;
+                    fresh[i].measured_at = mon->rules[j].measured_at;
                     fresh[i].value = mon->rules[j].value;
                 }
             }

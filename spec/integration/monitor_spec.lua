@@ -205,6 +205,29 @@ describe("metrics #integration", function()
         assert.are.same({}, cjson.decode(get(srv, "/api/monitor/alerts").body).alerts)
     end)
 
+    it("fires an alert on failures at under a request a second: quiet seconds are no recovery", function()
+        -- One failing request every 1.6 s: most seconds have none, so no
+        -- error rate; the failures alone must hold the rule for its 3 s.
+        local deadline = S.now() + 12
+        repeat
+            assert.are.equal(500, get(srv, "/boom").status)
+            S.sleep(1.6)
+        until srv:error_log("alert sparse_errors firing", 0, true) or S.now() > deadline
+        assert.is_truthy(srv:error_log("alert sparse_errors firing", 0, true), srv:error_log())
+        local names = {}
+        for _, alert in ipairs(cjson.decode(get(srv, "/api/monitor/alerts").body).alerts) do
+            names[#names + 1] = alert.name
+        end
+        assert.are.same({ "sparse_errors" }, names)
+
+        deadline = S.now() + 5
+        repeat
+            get(srv, "/ok")
+            S.sleep(0.1)
+        until srv:error_log("alert sparse_errors resolved", 0, true) or S.now() > deadline
+        assert.is_truthy(srv:error_log("alert sparse_errors resolved", 0, true), srv:error_log())
+    end)
+
     it("counts reloads", function()
         assert.is_true(srv:signal("HUP") == 0)
         assert.is_truthy(srv:error_log("reloaded ", 5, true))
