@@ -37,6 +37,8 @@ static struct {
     pthread_t flusher;
     char error_path[PATH_MAX], access_path[PATH_MAX]; /* "" for a standard stream or off */
     size_t used;
+    size_t access_lost;           /* lines dropped since the access log last took a write */
+    time_t access_error_reported; /* 0: the access log is writable */
     char buf[ACCESS_BUF_SIZE];
 } logger = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -105,18 +107,20 @@ static size_t advance(size_t n, int m, size_t size)
     return n + (size_t)m < size ? n + (size_t)m : size - 1;
 }
 
-static void write_all(int fd, const char *p, size_t len)
+/* Returns 0, or the errno of the write that failed; the rest is dropped. */
+static int write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t w = write(fd, p, len);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return; /* nowhere left to report it */
+            return errno;
         }
         p += w;
         len -= (size_t)w;
     }
+    return 0;
 }
 
 void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ...)
@@ -135,13 +139,38 @@ void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ..
     va_end(ap);
     n = advance(n, m, sizeof(line) - 1);
     line[n++] = '\n';
-    write_all(logger.error_fd, line, n);
+    (void)write_all(logger.error_fd, line, n); /* a failing error log has nowhere to report to */
+}
+
+/* An access log that cannot be written (a full disk) is reported in the
+ * error log when it starts failing, once a minute while it fails, and when
+ * it takes lines again, with the count of lines lost. */
+static void note_access_write(int err, const char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    if (err == 0) {
+        if (logger.access_error_reported != 0)
+            lh_log(LH_LOG_WARN, NULL, "the access log is written again; %zu line(s) were lost",
+                   logger.access_lost);
+        logger.access_lost = 0;
+        logger.access_error_reported = 0;
+        return;
+    }
+    for (const char *p = buf; (p = memchr(p, '\n', len - (size_t)(p - buf))) != NULL; p++)
+        logger.access_lost++;
+    if (logger.access_error_reported == 0 || now - logger.access_error_reported >= 60) {
+        lh_log(LH_LOG_ERROR, NULL, "cannot write the access log %s: %s; %zu line(s) lost so far",
+               logger.access_path[0] ? logger.access_path : "(standard output)", strerror(err),
+               logger.access_lost);
+        logger.access_error_reported = now;
+    }
 }
 
 static void flush_locked(void)
 {
     if (logger.used > 0 && logger.access_fd >= 0)
-        write_all(logger.access_fd, logger.buf, logger.used);
+        note_access_write(write_all(logger.access_fd, logger.buf, logger.used), logger.buf,
+                          logger.used);
     logger.used = 0;
 }
 

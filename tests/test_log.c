@@ -252,6 +252,30 @@ static void test_lh_log_open_appends_to_existing_file(void **state)
     free(text);
 }
 
+/* A full disk under the access log: the error log says so, with the lines lost. */
+static void test_lh_log_reports_access_lines_it_cannot_write(void **state)
+{
+    struct fixture *f = *state;
+
+    open_ok(f->error_path, "/dev/full", LH_LOG_INFO);
+    for (int i = 0; i < 3; i++) {
+        struct lh_access_entry e = entry("/lost");
+        lh_log_access(&e);
+    }
+    lh_log_flush();
+    struct lh_access_entry e = entry("/lost");
+    lh_log_access(&e);
+    lh_log_flush(); /* within the minute: counted, not reported again */
+    lh_log_close();
+
+    char *text = read_file(f->error_path);
+    const char *line = strstr(text, "[error] cannot write the access log /dev/full: ");
+    if (line == NULL || strstr(line, "; 3 line(s) lost so far\n") == NULL)
+        fail_msg("no report of the lost lines in:\n%s", text);
+    assert_null(strstr(strchr(line, '\n'), "cannot write the access log"));
+    free(text);
+}
+
 static void test_lh_log_open_missing_directory_fails(void **state)
 {
     struct fixture *f = *state;
@@ -592,6 +616,7 @@ int main(void)
         T(test_lh_log_without_request_id),
         T(test_lh_log_level_filtering),
         T(test_lh_log_open_appends_to_existing_file),
+        T(test_lh_log_reports_access_lines_it_cannot_write),
         T(test_lh_log_open_missing_directory_fails),
         T(test_lh_log_reopen_follows_rotation),
         T(test_lh_log_access_writes_line),
