@@ -891,30 +891,41 @@ static int add_user(struct lh_db *db, const char *name, enum admin_change admin)
     return 0;
 }
 
-/* "user add NAME [--admin | --no-admin] [options]": takes NAME and the
- * admin flag out of the arguments, leaving the options. 0, or 2 (said on
- * stderr) when NAME is missing or the flags conflict. */
+static int is_admin_flag(const char *arg)
+{
+    return strcmp(arg, "--admin") == 0 || strcmp(arg, "--no-admin") == 0;
+}
+
+/* "user add NAME [--admin | --no-admin] [options]" (the admin flag may also
+ * come first): takes NAME and the admin flag out of the arguments, leaving
+ * the options. 0, or 2 (said on stderr) when NAME is missing or the flags
+ * conflict. */
 static int user_add_arguments(int *argc, char ***argv, const char **name, enum admin_change *admin)
 {
     char **a = *argv;
     int n = *argc;
+    int at = 3;
 
-    /* An option there means the NAME was forgotten: "--admin" is no name. */
-    if (n < 4 || a[3][0] == '-') {
+    while (at < n && is_admin_flag(a[at]))
+        at++;
+    /* Another option there means the NAME was forgotten. */
+    if (at >= n || a[at][0] == '-') {
         fprintf(stderr, "luahost: user add: NAME missing (luahost user add NAME "
                         "[--admin | --no-admin] [options])\n");
         return 2;
     }
-    *name = a[3];
-    a[3] = a[0];
-    a += 3;
-    n -= 3;
+    *name = a[at];
+    memmove(&a[at], &a[at + 1], (size_t)(n - at) * sizeof(a[0])); /* keeps the NULL */
+    n--;
+    a[2] = a[0];
+    a += 2;
+    n -= 2;
     for (int i = 1; i < n;) {
-        int grant = strcmp(a[i], "--admin") == 0;
-        if (!grant && strcmp(a[i], "--no-admin") != 0) {
+        if (!is_admin_flag(a[i])) {
             i++;
             continue;
         }
+        int grant = strcmp(a[i], "--admin") == 0;
         enum admin_change change = grant ? ADMIN_GRANT : ADMIN_REVOKE;
         if (*admin != ADMIN_KEEP && *admin != change) {
             fprintf(stderr, "luahost: user add: --admin and --no-admin conflict\n");
@@ -952,6 +963,11 @@ int main(int argc, char **argv)
             return rc;
     }
     rc = configure(argc, argv, &cfg, &fl, &done);
+    if (rc == 0 && !done && fl.check && (migrate_only || new_user)) {
+        fprintf(stderr, "luahost: --check checks the server's configuration and scripts; "
+                        "run it without `%s`\n", migrate_only ? "migrate" : "user add");
+        rc = 2;
+    }
     if (rc != 0 || done) {
         lh_config_free(&cfg);
         return rc;
