@@ -266,6 +266,8 @@ static void stop(const struct lh_config *cfg, const struct lh_host *host, struct
 
 /* The policy directory: as configured, else the app's sibling "policy" if
  * there is one; "" means no policies. Returns a malloc'd string. */
+#define NO_POLICIES "no policy directory: no rate limits and no security headers"
+
 static char *policy_dir(const struct lh_config *cfg)
 {
     char path[4096];
@@ -588,6 +590,9 @@ static int check(const struct lh_config *cfg, const char *policies)
         fprintf(stderr, "luahost: %s\n", err);
     else if (weak)
         fprintf(stderr, "luahost: production: %s\n", why);
+    else if (policies[0] == '\0')
+        printf("luahost: configuration and scripts of %s are fine; warning: " NO_POLICIES "\n",
+               cfg->app);
     else
         printf("luahost: configuration, scripts and policies of %s are fine\n", cfg->app);
     lh_workers_free(ws);
@@ -1057,7 +1062,7 @@ int main(int argc, char **argv)
         goto out_host;
     }
     if (policies[0] == '\0')
-        lh_log(LH_LOG_WARN, NULL, "no policy directory: no rate limits and no security headers");
+        lh_log(LH_LOG_WARN, NULL, NO_POLICIES);
     struct lh_workers_options wo = {.app = cfg.app,
                                     .lua_path = cfg.lua_path,
                                     .policy_dir = policies,

@@ -69,6 +69,17 @@ describe("cli #integration", function()
         assert.are.equal(0, code, out .. err)
     end)
 
+    it("--check says when there are no policies, rather than that they are fine", function()
+        local app = S.tmpdir() .. "/app" -- without ../policy beside it
+        assert(os.execute("mkdir " .. app) == 0)
+        S.copy_dir("lua/app", app)
+        local code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are.equal(0, code, out .. err)
+        assert.is_truthy(out:find("warning: no policy directory: no rate limits and no security headers",
+            1, true), out)
+        assert.is_nil(out:find("policies of", 1, true), out)
+    end)
+
     it("--check refuses what the start would refuse, naming it, and creates no file", function()
         local dir = S.tmpdir()
         local policy = S.tmpdir()
