@@ -298,6 +298,13 @@ local routes = {
             return
         end
         local body = cjson_safe.decode(req.body)
+        if type(body) == "table" then -- null for an optional field: left out
+            for _, key in ipairs({ "description", "is_public" }) do
+                if body[key] == cjson_safe.null then
+                    body[key] = nil
+                end
+            end
+        end
         local problem = upload_problem(body)
         if problem then
             return bad_request(res, problem)
