@@ -72,8 +72,16 @@ static int safe_relative(const char *rel)
     }
 }
 
+/* Whether a segment of rel (already safe_relative) starts with a dot: a
+ * hidden file (.env, .git, an editor's .app.js.swp) is no static file. */
+static int hidden(const char *rel)
+{
+    return rel[0] == '.' || strstr(rel, "/.") != NULL;
+}
+
 /* Opens root/rel when it is a regular file whose real path is inside the
- * root. -1 with errno ENOENT, or EACCES for a path leaving the root. */
+ * root; -1 with errno ENOENT otherwise (a symlink leaving the root too: its
+ * target is nobody's business). */
 static int open_inside(const struct lh_static *s, const char *rel, const char *suffix,
                        struct stat *st)
 {
@@ -85,7 +93,7 @@ static int open_inside(const struct lh_static *s, const char *rel, const char *s
         return -1;
     }
     if (strncmp(real, s->root, s->root_len) != 0 || real[s->root_len] != '/') {
-        errno = EACCES;
+        errno = ENOENT;
         return -1;
     }
     int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -145,9 +153,11 @@ enum lh_status lh_static_open(const struct lh_static *s, const char *rel, int ac
     f->fd = -1;
     if (!safe_relative(rel))
         return LH_ERR_INVALID;
+    if (hidden(rel))
+        return LH_ERR_NOT_FOUND;
     int fd = open_inside(s, rel, "", &st);
     if (fd < 0)
-        return errno == EACCES ? LH_ERR_INVALID : LH_ERR_NOT_FOUND;
+        return LH_ERR_NOT_FOUND;
     version_of(&st, f->version);
     f->content_type = content_type(rel);
     f->mtime = st.st_mtime;

@@ -40,6 +40,12 @@ static int setup(void **state)
     write_file(path, "GZ");
     snprintf(outside, sizeof(outside), "%s/secret.txt", root);
     write_file(outside, "secret");
+    snprintf(path, sizeof(path), "%s/www/.env", root);
+    write_file(path, "SECRET=1");
+    snprintf(path, sizeof(path), "%s/www/sub", root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/www/sub/.a.css.swp", root);
+    write_file(path, "swap");
     snprintf(path, sizeof(path), "%s/www/out.txt", root);
     return symlink(outside, path);
 }
@@ -107,8 +113,11 @@ static void test_paths_leaving_the_root_are_refused(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(lh_static_open(s, bad[i], 0, &f), LH_ERR_INVALID);
-    assert_int_equal(lh_static_open(s, "out.txt", 0, &f), LH_ERR_INVALID); /* symlink out */
+    /* A symlink out, and hidden files, are no files to serve: as if missing. */
+    assert_int_equal(lh_static_open(s, "out.txt", 0, &f), LH_ERR_NOT_FOUND);
     assert_int_equal(lh_static_open(s, "missing", 0, &f), LH_ERR_NOT_FOUND);
+    assert_int_equal(lh_static_open(s, ".env", 0, &f), LH_ERR_NOT_FOUND);
+    assert_int_equal(lh_static_open(s, "sub/.a.css.swp", 0, &f), LH_ERR_NOT_FOUND);
     lh_static_free(s);
 }
 

@@ -42,8 +42,11 @@ struct lh_static_file {
 };
 
 /* Opens rel (as given by lh_static_route). With accept_gzip, a regular
- * <rel>.gz beside it is opened instead. LH_ERR_NOT_FOUND (also for
- * directories), LH_ERR_INVALID for a path that would leave the root. */
+ * <rel>.gz beside it is opened instead. LH_ERR_INVALID for a path that is not
+ * plain names (.., ., empty segments, backslashes, control bytes);
+ * LH_ERR_NOT_FOUND for anything else that is not a file to serve: missing,
+ * a directory, hidden (a segment starting with a dot), or a symlink whose
+ * target leaves the root. */
 enum lh_status lh_static_open(const struct lh_static *s, const char *rel, int accept_gzip,
                               struct lh_static_file *f);
 /* The version tag of rel for links (static.url); LH_ERR_NOT_FOUND. */

@@ -16,7 +16,7 @@ describe("static files #integration", function()
         dir = S.copy_app(SRC)
         -- Symlinks: one inside the root (allowed), two leading out of it.
         assert(os.execute(("cd %s/static && ln -s hello.txt alias.txt && ln -s ../routes.lua up.lua"
-            .. " && ln -s /etc/passwd passwd"):format(S.shell_quote(dir))))
+            .. " && ln -s /etc/passwd passwd && printf SECRET=1 > .env"):format(S.shell_quote(dir))))
         srv = S.start({ app = dir })
     end)
 
@@ -165,6 +165,12 @@ describe("static files #integration", function()
             assert.is_nil(res.body:find("return", 1, true), path)
             assert.is_nil(res.body:find("root:", 1, true), path)
             assert.is_truthy(#secret > 0)
+        end
+        -- Symlinks out of the root and hidden files answer as missing ones.
+        for _, path in ipairs({ "/static/up.lua", "/static/passwd", "/static/.env" }) do
+            local res = get(path)
+            assert.are.equal(404, res.status, path)
+            assert.is_nil(res.body:find("SECRET", 1, true), path)
         end
         assert.are.equal(200, get("/static/alias.txt").status) -- a symlink inside the root
         assert.are.equal(404, get("/static/missing.txt").status)
