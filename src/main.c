@@ -1029,14 +1029,15 @@ int main(int argc, char **argv)
             rc = 1;
             goto out_host;
         }
-        if (migrate_only || strcmp(cfg.env, "development") == 0)
-            rc = migrate(&cfg, host.db);
-        else if (new_user)
-            rc = require_migrated(&cfg, host.db);
-        if (rc == 0 && new_user)
-            rc = add_user(host.db, new_user, new_admin);
-        if (migrate_only || new_user || rc != 0)
+        if (migrate_only || new_user) {
+            if (migrate_only || strcmp(cfg.env, "development") == 0)
+                rc = migrate(&cfg, host.db);
+            else
+                rc = require_migrated(&cfg, host.db);
+            if (rc == 0 && new_user)
+                rc = add_user(host.db, new_user, new_admin);
             goto out_host;
+        }
     }
     host.fingerprint = make_fingerprint(&cfg, err, sizeof(err));
     if (host.fingerprint == NULL || !make_trusted(&cfg, &host, err, sizeof(err))) {
@@ -1077,6 +1078,10 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_host;
     }
+    /* After the scripts have loaded: a deploy that cannot start leaves the
+     * schema as it was. */
+    if (host.db != NULL && strcmp(cfg.env, "development") == 0 && (rc = migrate(&cfg, host.db)) != 0)
+        goto out_host;
     /* Behind a proxy every client has the proxy's address: a per-address
      * limit would cap the proxy itself, so it is the proxy's to enforce. */
     unsigned per_ip = (unsigned)cfg.max_connections_per_ip;

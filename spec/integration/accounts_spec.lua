@@ -467,6 +467,16 @@ describe("user add #integration", function()
         assert.are.equal(name .. "\n", account(name))
     end)
 
+    it("starts in development migrating only once the scripts have loaded", function()
+        local app, _, applied = app_with_pending_migration()
+        S.write_file(app .. "/templates/broken.html", "<p>{{ unclosed </p>\n")
+        local code, out, err = S.run_luahost({ "--env", "development", "--app", app, "--db-url", DB_URL,
+            "--port", tostring(S.free_port()) }, { timeout = 30 })
+        assert.are.equal(1, code, out .. err)
+        assert.is_truthy(err:find("broken.html:1:", 1, true), err)
+        assert.is_false(applied())
+    end)
+
     it("refuses names with control characters or edge spaces, and passwords with a NUL byte", function()
         for _, bad in ipairs({ "qz\nx", "tab\tname", "   ", " lead", "trail ", "" }) do
             assert.is_false(add_user(bad, "long enough password", false), ("%q"):format(bad))
