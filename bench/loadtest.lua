@@ -676,6 +676,10 @@ local function load_thresholds(scenario_names)
     elseif type(all) ~= "table" then
         return nil, path .. ": must return a table"
     end
+    -- A number a comparison can fail against: NaN passes every one.
+    local function finite(x)
+        return type(x) == "number" and x == x and x > -math.huge and x < math.huge
+    end
     local function layer(where, t)
         if type(t) ~= "table" then
             return fmt("%s: %s must be a table", path, where)
@@ -684,10 +688,10 @@ local function load_thresholds(scenario_names)
             local c = CHECK_KEYS[k]
             if not c then
                 return fmt("%s: %s: unknown threshold %s", path, where, tostring(k))
-            elseif v ~= false and (c.bound and (type(v) ~= "table" or type(v.tolerance) ~= "number")
-                    or not c.bound and type(v) ~= "number") then
+            elseif v ~= false and (c.bound and (type(v) ~= "table" or not finite(v.tolerance))
+                    or not c.bound and not finite(v)) then
                 return fmt("%s: %s.%s must be %s or false", path, where, k,
-                    c.bound and "{ tolerance = <number> }" or "a number")
+                    c.bound and "{ tolerance = <finite number> }" or "a finite number")
             end
         end
     end
@@ -858,7 +862,8 @@ local function latency_chart(runs)
     end
     local dlo, dhi = floor(log10(lo)), math.ceil(log10(max(hi, lo * 10)))
     local left, top, group, plot_h = 70, 40, 64, 260
-    local w, h = left + group * #runs + 20, top + plot_h + 110
+    -- At least as wide as the title, and the legend clear of the axis.
+    local w, h = max(left + group * #runs + 20, 640), top + plot_h + 110
     local function y(v)
         return top + plot_h * (1 - (log10(max(v, 10 ^ dlo)) - dlo) / (dhi - dlo))
     end
@@ -1001,6 +1006,12 @@ local function baseline_summary(list)
     return b
 end
 
+-- An expected failure (a folder that cannot be made, wrk missing): told by
+-- its message alone, without a traceback.
+local function refuse(msg)
+    error({ refusal = msg })
+end
+
 local function run(o, thresholds)
     local wanted, chosen = {}, {}
     for _, name in ipairs(o.names) do
@@ -1013,10 +1024,12 @@ local function run(o, thresholds)
     end
     stack.run_id = os.date("!%Y%m%d-%H%M%S")
     o.out = o.out or "bench/results/loadtest-" .. stack.run_id
-    assert(sh("mkdir -p " .. S.shell_quote(o.out)), "cannot create " .. o.out)
-    assert(sh("command -v wrk >/dev/null"), "wrk not found (scripts/deps.sh installs it)")
-    if not os.getenv("LUAHOST_BIN") and not unistd.access(S.bin, "x") then
-        assert(sh("scripts/build.sh"), "build failed")
+    if not sh("mkdir -p " .. S.shell_quote(o.out) .. " 2>/dev/null") then
+        refuse("cannot create the report folder " .. o.out)
+    elseif not sh("command -v wrk >/dev/null") then
+        refuse("wrk not found (scripts/deps.sh installs it)")
+    elseif not os.getenv("LUAHOST_BIN") and not unistd.access(S.bin, "x") and not sh("scripts/build.sh") then
+        refuse("build failed")
     end
     stack.services()
 
@@ -1116,6 +1129,9 @@ if not thresholds then
     os.exit(2)
 end
 local ok, verdict = xpcall(run, function(err)
+    if type(err) == "table" and err.refusal then
+        return err.refusal
+    end
     return stack.interrupted and err or debug.traceback(err)
 end, o, thresholds)
 local cleaned, cerr = pcall(cleanup)
