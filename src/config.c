@@ -107,6 +107,20 @@ static int check_redis_url(const char *value, char *why, size_t whylen)
     return 1;
 }
 
+/* package.path patterns: a bare folder would be searched for nothing. */
+static int check_lua_path(const char *value, char *why, size_t whylen)
+{
+    for (const char *p = value; *p != '\0';) {
+        size_t len = strcspn(p, ";");
+        if (len > 0 && memchr(p, '?', len) == NULL) {
+            snprintf(why, whylen, "'%.*s' has no '?' (a pattern is like /opt/lib/?.lua)", (int)len, p);
+            return 0;
+        }
+        p += len + (p[len] == ';');
+    }
+    return 1;
+}
+
 /* A list of addresses and CIDRs, checked here rather than where the set is
  * built, so that the message names the value's source. */
 static int check_cidr_list(const char *value, char *why, size_t whylen)
@@ -131,7 +145,8 @@ static int check_cidr_list(const char *value, char *why, size_t whylen)
 
 static const struct option_def defs[] = {
     CHECKED_OPT(app, "lua/app", check_not_empty, "directory of the application's Lua scripts (routes.lua)"),
-    TEXT_OPT(lua_path, "", "extra Lua package.path entries, ';'-separated"),
+    CHECKED_OPT(lua_path, "", check_lua_path,
+                "extra Lua package.path patterns, ';'-separated, each with a '?'"),
     TEXT_OPT(policy_dir, "", "directory of limits.lua, bot.lua, headers.lua, csp.lua; "
                              "default: the app's sibling 'policy'"),
     TEXT_OPT(static_dir, "", "directory served at /static/ (and /sw.js); "
@@ -220,9 +235,8 @@ static int parse_number(const char *s, int with_suffix, long *out)
     char *end;
     long mult = 1;
 
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '\0' || *s == '-' || *s == '+')
+    /* Digits first: strtol would skip spaces and take a sign. */
+    if (!isdigit((unsigned char)*s))
         return -1;
     errno = 0;
     long v = strtol(s, &end, 10);

@@ -196,6 +196,11 @@ static void test_lh_config_set_number_bounds(void **state)
     set_invalid(&f->cfg, "port", "abc");
     set_invalid(&f->cfg, "port", "");
     set_invalid(&f->cfg, "port", "80.5");
+    set_invalid(&f->cfg, "port", " 80"); /* as "80 ": not a number as written */
+    set_invalid(&f->cfg, "port", "+80");
+    set_invalid(&f->cfg, "max_body_bytes", " 1m");
+    set_ok(&f->cfg, "lua_path", "/opt/lib/?.lua;;/opt/lib/?/init.lua");
+    set_invalid(&f->cfg, "lua_path", "/opt/lib/?.lua;/opt/lib"); /* a bare folder */
     assert_int_equal(f->cfg.port, 65535);
 
     set_ok(&f->cfg, "workers", "256");
