@@ -263,18 +263,29 @@ static void stream_wake(void *arg)
     MHD_resume_connection(arg);
 }
 
+/* A monitor stream, and the exchange whose bytes it counts for the log. */
+struct stream {
+    struct lh_monitor_stream *events;
+    struct exchange *x;
+};
+
 /* Parks the connection while the monitor has nothing new. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    struct lh_monitor_stream *s = cls;
+    struct stream *s = cls;
     (void)pos;
-    ssize_t n = lh_monitor_stream_read(s, buf, max, stream_park);
-    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+    ssize_t n = lh_monitor_stream_read(s->events, buf, max, stream_park);
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    s->x->bytes += (size_t)n;
+    return n;
 }
 
 static void stream_free(void *cls)
 {
-    lh_monitor_stream_close(cls);
+    struct stream *s = cls;
+    lh_monitor_stream_close(s->events);
+    free(s);
 }
 
 /* The response for a reply: its body, or the monitor's events. */
@@ -289,13 +300,19 @@ static struct MHD_Response *make_response(struct exchange *x, const char *body, 
         return MHD_create_response_from_buffer(len, (void *)body, mode);
     if (x->h->monitor == NULL)
         return NULL;
-    struct lh_monitor_stream *s = lh_monitor_stream_open(x->h->monitor, stream_wake, x->conn);
+    struct stream *s = malloc(sizeof(*s));
     if (s == NULL)
         return NULL;
+    s->x = x;
+    s->events = lh_monitor_stream_open(x->h->monitor, stream_wake, x->conn);
+    if (s->events == NULL) {
+        free(s);
+        return NULL;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, s, stream_free);
     if (resp == NULL)
-        lh_monitor_stream_close(s);
+        stream_free(s);
     return resp;
 }
 
@@ -340,7 +357,8 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
     x->status = status;
     x->route = reply->route;
     x->streamed = reply->stream != LH_STREAM_NONE;
-    x->bytes = strcmp(x->req.method, "HEAD") == 0 ? 0 : len; /* HEAD sends no body */
+    /* HEAD sends no body; a stream counts its events as they go. */
+    x->bytes = strcmp(x->req.method, "HEAD") == 0 || x->streamed ? 0 : len;
     return ret;
 }
 
@@ -941,7 +959,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         .method = x->req.method,
         .path = x->req.path,
         .status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || x->status ? x->status : 499,
-        .bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? x->bytes : 0,
+        /* A stream ends when its viewer leaves: what it sent until then. */
+        .bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || x->streamed ? x->bytes : 0,
         .duration_ms = (double)(now.tv_sec - x->start.tv_sec) * 1e3 +
                        (double)(now.tv_nsec - x->start.tv_nsec) / 1e6,
     };

@@ -156,6 +156,11 @@ describe("metrics #integration", function()
         for _, field in ipairs({ "rps", "p50_ms", "error_rate", "inflight", "cache", "alerts" }) do
             assert.is_not_nil(sample[field], field)
         end
+        -- The access log counts the events sent before the viewer left.
+        local line = srv:access_log('"GET /monitor/stream" 200 ', 5, true)
+        assert.is_truthy(line, srv:access_log())
+        local bytes = tonumber(line:match('"GET /monitor/stream" 200 (%d+)'))
+        assert.is_truthy(bytes and bytes >= #text / 2 and bytes <= #text, line .. " of " .. #text)
     end)
 
     it("answers a HEAD of the stream with its head alone, so the next answer stays in step", function()
