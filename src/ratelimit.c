@@ -49,6 +49,7 @@
 #include <hiredis/hiredis.h>
 
 #include "luahost/log.h"
+#include "luahost/redis.h"
 
 #define MAX_BATCH 512
 #define RETRY_INTERVAL 1.0
@@ -717,6 +718,11 @@ static void sweep_leases(struct lh_ratelimit *rl, int all)
 }
 
 /* why may point into the context: it is logged before the context goes. */
+static long timeout_ms(const struct lh_ratelimit *rl)
+{
+    return (long)rl->timeout.tv_sec * 1000 + (long)(rl->timeout.tv_usec + 500) / 1000;
+}
+
 static void redis_drop(struct lh_ratelimit *rl, const char *why)
 {
     if (!rl->reported_down) {
@@ -836,7 +842,9 @@ static int decide_redis(struct lh_ratelimit *rl, struct group *groups, size_t ng
         reply = loaded ? redisCommandArgv(rl->redis, (int)argc, argv, lens) : NULL;
     }
     if (!redis_ok(rl->redis, reply) || reply->type != REDIS_REPLY_ARRAY) {
-        redis_drop(rl, rl->redis->err ? rl->redis->errstr : reply ? reply->str : "no reply");
+        char why[64];
+        redis_drop(rl, rl->redis->err ? lh_redis_error(rl->redis, timeout_ms(rl), why, sizeof(why))
+                                      : reply ? reply->str : "no reply");
         freeReplyObject(reply);
         goto out;
     }

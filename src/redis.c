@@ -78,18 +78,19 @@ static struct timeval timeout_of(const struct lh_redis_options *o)
     return tv;
 }
 
-/* c's error, for err. hiredis (0.14) words a timeout as its errno's text,
- * "Resource temporarily unavailable" (EAGAIN) for a reply, so call this right
- * after the failing call, while errno is still the one it set. */
-static const char *error_of(const redisContext *c, const struct lh_redis_options *o, char *buf,
-                            size_t len)
+const char *lh_redis_error(const redisContext *c, long timeout_ms, char *buf, size_t len)
 {
     if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ETIMEDOUT)) {
-        snprintf(buf, len, "no answer within redis_timeout (%ld ms)",
-                 (long)(seconds_of(o) * 1000 + 0.5));
+        snprintf(buf, len, "no answer within redis_timeout (%ld ms)", timeout_ms);
         return buf;
     }
     return c->errstr;
+}
+
+static const char *error_of(const redisContext *c, const struct lh_redis_options *o, char *buf,
+                            size_t len)
+{
+    return lh_redis_error(c, (long)(seconds_of(o) * 1000 + 0.5), buf, len);
 }
 
 /* Runs a setup command; 0 with the reason in err when it fails. */

@@ -45,6 +45,12 @@ void lh_redis_options_from_url(struct lh_redis_options *o, const struct lh_url *
  * redis_timeout (N ms)". */
 struct redisContext *lh_redis_connect(const struct lh_redis_options *o, char *err, size_t errlen);
 
+/* c's error for a log line. hiredis words a timeout as its errno's text
+ * ("Resource temporarily unavailable" for a reply): that reads "no answer
+ * within redis_timeout (timeout_ms ms)". Call it right after the failing
+ * call, while errno is still the one hiredis set. */
+const char *lh_redis_error(const struct redisContext *c, long timeout_ms, char *buf, size_t len);
+
 struct lh_redis; /* opaque: a pool */
 
 struct lh_redis *lh_redis_new(const struct lh_redis_options *o);

@@ -329,6 +329,9 @@ describe("rate limits in Redis #integration", function()
             local line = srv:error_log("unavailable", 5, true)
             assert.is_truthy(line, srv:error_log())
             assert_reason(line)
+            if how == "pause" then -- README's wording, not errno's "Resource temporarily unavailable"
+                assert.is_truthy(line:find("(no answer within redis_timeout (", 1, true), line)
+            end
         end
     end)
 end)
