@@ -69,14 +69,20 @@
         const status = document.getElementById('status');
         const page = Math.max(1, Number.parseInt(new URLSearchParams(location.search).get('page'), 10) || 1);
         let list;
+        let refused = false; // a 400: a page number the server does not serve; retrying cannot help
         try {
             const res = await fetch(`/api/svg/list?page=${page}&per_page=${PER_PAGE}`);
             list = await res.json();
+            refused = res.status === 400;
             if (!res.ok) throw new Error(list.message);
         } catch {
-            status.textContent = navigator.onLine
-                ? 'The images could not be loaded. Try again in a moment.'
-                : 'You are offline, and this page of the gallery is not saved on this device.';
+            if (refused) {
+                status.textContent = `There is no page ${page} of the gallery.`;
+            } else {
+                status.textContent = navigator.onLine
+                    ? 'The images could not be loaded. Try again in a moment.'
+                    : 'You are offline, and this page of the gallery is not saved on this device.';
+            }
             return;
         }
         // Past the last page the server sends "items": {}, an empty Lua table.
