@@ -922,9 +922,11 @@ static void count_request(struct lh_http *h, struct exchange *x, unsigned status
      * never came, a connection closed), not the server's. */
     if (seconds > slow && x->status != 0) {
         lh_metric_add(lh_metrics_core(h->metrics, LH_CORE_SLOW_REQUESTS), 1);
+        char *path = lh_log_escaped(x->req.path, x->req.path_len);
         lh_log(LH_LOG_WARN, x->id, "slow request: %s %s took %.0f ms (route %s, threshold %.0f ms)",
-               x->req.method, x->req.path, seconds * 1e3,
+               x->req.method, path ? path : "-", seconds * 1e3,
                lh_metrics_route_name(h->metrics, x->route), slow * 1e3);
+        free(path);
     }
 }
 
@@ -946,12 +948,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     /* The answer was queued, then lost: the access log alone would show it
      * as sent, with 0 bytes. (A stream ends so whenever its viewer leaves.) */
-    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && x->status != 0 && !x->streamed)
+    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && x->status != 0 && !x->streamed) {
+        char *path = lh_log_escaped(x->req.path, x->req.path_len);
         lh_log(LH_LOG_INFO, x->id,
                "%s %s: its %u answer was not sent in full: libmicrohttpd closed the connection "
                "(the client went away, or no room was left for the answer's headers after a "
                "large request head)",
-               x->req.method, x->req.path, x->status);
+               x->req.method, path ? path : "-", x->status);
+        free(path);
+    }
     clock_gettime(CLOCK_MONOTONIC, &now);
     struct lh_access_entry e = {
         .request_id = x->id,

@@ -17,7 +17,9 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,6 +203,15 @@ size_t lh_log_escape(char *out, size_t size, const char *s, size_t len)
         }
     }
     return n;
+}
+
+char *lh_log_escaped(const char *s, size_t len)
+{
+    size_t size = len * 4 + 1; /* \xNN at most per byte */
+    char *out = len < SIZE_MAX / 4 ? malloc(size) : NULL;
+    if (out != NULL)
+        out[lh_log_escape(out, size, s, len)] = '\0';
+    return out;
 }
 
 void lh_log_access(const struct lh_access_entry *e)

@@ -213,11 +213,15 @@ static void stop_tasks(struct lh_workers *ws, struct lh_task_pool *tasks,
     lh_task_pool_stop(cpu_tasks);
 }
 
+/* Room for a load error: require's list of the paths it searched runs to
+ * kilobytes, and a message cut short hides what to fix. */
+#define LOAD_ERROR_MAX 4096
+
 /* Takes the signals until a SIGTERM or SIGINT asks to stop. */
 static void serve(const struct lh_config *cfg, const struct lh_host *host, struct lh_workers *ws,
                   const sigset_t *set)
 {
-    char err[512];
+    char err[LOAD_ERROR_MAX];
 
     for (;;) {
         int sig = sigwaitinfo(set, NULL);
@@ -566,7 +570,7 @@ static int check(const struct lh_config *cfg, const char *policies)
     struct lh_host host = {0};
     struct lh_workers *ws = NULL;
     const char *why;
-    char err[512];
+    char err[LOAD_ERROR_MAX];
 
     int ok = address_resolves(cfg, err, sizeof(err)) &&
              log_writable(cfg, "error_log", cfg->error_log, err, sizeof(err)) &&
@@ -951,7 +955,7 @@ int main(int argc, char **argv)
     struct flags fl = {0};
     enum lh_log_level level;
     const char *why;
-    char err[512];
+    char err[LOAD_ERROR_MAX];
     int done, rc;
     sigset_t set;
 

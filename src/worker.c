@@ -184,10 +184,34 @@ static void vm_free(struct vm *vm)
     free(vm);
 }
 
+/* Pushes onto L the text of the error value on top of co (left there): a
+ * string, what its __tostring returns (called protected), or what kind of
+ * value it is (error({...})). */
+static const char *push_error_text(lua_State *L, lua_State *co, size_t *len)
+{
+    lua_pushvalue(co, -1);
+    lua_xmove(co, L, 1);
+    if (lua_isstring(L, -1))
+        return lua_tolstring(L, -1, len);
+    const char *kind = luaL_typename(L, -1);
+    if (luaL_getmetafield(L, -1, "__tostring")) {
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING) {
+            lua_replace(L, -2);
+            return lua_tolstring(L, -1, len);
+        }
+        lua_pop(L, 1); /* its error, or what it returned */
+    }
+    lua_pushfstring(L, "(error object is a %s value)", kind);
+    lua_replace(L, -2);
+    return lua_tolstring(L, -1, len);
+}
+
 static int traceback(lua_State *L)
 {
-    const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    size_t len;
+    const char *msg = push_error_text(L, L, &len);
+    luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -201,6 +225,7 @@ static int require_module(lua_State *L, const char *name)
 }
 
 /* Loads the application into a new VM; NULL and the script error in err. */
+
 /* first: this VM is the first worker's, which logs the load's warnings. */
 static struct vm *vm_new(const struct lh_workers *ws, int first, char *err, size_t errlen)
 {
@@ -239,10 +264,10 @@ static struct vm *vm_new(const struct lh_workers *ws, int first, char *err, size
 
 fail : {
     /* The first line reads "file:line: message"; the rest is the traceback. */
-    const char *msg = lua_tostring(L, -1);
+    const char *msg = lua_tostring(L, -1); /* traceback() makes errors strings */
     const char *nl = msg ? strstr(msg, "\nstack traceback:") : NULL;
     int len = nl ? (int)(nl - msg) : (int)(msg ? strlen(msg) : 0);
-    snprintf(err, errlen, "%.*s", len, msg ? msg : "error object is not a string");
+    snprintf(err, errlen, "%.*s", len, msg ? msg : "(error object is not a string)");
     if (msg && nl)
         lh_log(LH_LOG_DEBUG, NULL, "%s", msg);
     vm_free(vm);
@@ -656,6 +681,17 @@ static enum lh_call_state failed(struct lh_call *c, struct lh_reply *reply)
 }
 
 /* Resumes the call's coroutine with nargs values and interprets the outcome. */
+/* A failed call's error-log line: "<METHOD> <path>: <what><detail>", the
+ * path escaped. */
+static void log_failure(const struct lh_call *c, const char *what, const char *detail)
+{
+    char *path = lh_log_escaped(c->req->path, c->req->path_len);
+    lh_log(LH_LOG_ERROR, c->req->id, "%s %s: %s%s", c->req->method, path ? path : "-", what,
+           detail);
+    free(path);
+}
+
+
 static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *reply)
 {
     const char *why;
@@ -674,20 +710,19 @@ static enum lh_call_state run(struct lh_call *c, int nargs, struct lh_reply *rep
         if (why == NULL)
             return LH_CALL_DONE;
     } else {
-        const char *msg = lua_tostring(c->co, -1);
-        char what[64];
-        if (msg == NULL) { /* error({...}): say what it raised */
-            snprintf(what, sizeof(what), "(error object is a %s value)",
-                     luaL_typename(c->co, -1));
-            msg = what;
-        }
-        luaL_traceback(c->vm->L, c->co, msg, 0);
-        lh_log(LH_LOG_ERROR, c->req->id, "%s %s: %s", c->req->method, c->req->path,
-               lua_tostring(c->vm->L, -1));
+        size_t len;
+        const char *msg = push_error_text(c->vm->L, c->co, &len);
+        /* The path and the message may hold a client's text: escaped, so
+         * that it cannot end the line and forge the next. */
+        char *text = lh_log_escaped(msg, len);
+        lua_pop(c->vm->L, 1);
+        luaL_traceback(c->vm->L, c->co, text ? text : "(out of memory)", 0);
+        free(text);
+        log_failure(c, "", lua_tostring(c->vm->L, -1));
         lua_pop(c->vm->L, 1);
         return failed(c, reply);
     }
-    lh_log(LH_LOG_ERROR, c->req->id, "%s %s: bad reply: %s", c->req->method, c->req->path, why);
+    log_failure(c, "bad reply: ", why);
     return failed(c, reply);
 }
 

@@ -41,6 +41,10 @@ void lh_log(enum lh_log_level level, const char *request_id, const char *fmt, ..
  * or log viewer as a C1 control, a line separator or broken UTF-8. Writes at most size - 1 bytes (no terminating NUL)
  * and returns how many; input past that is dropped. */
 size_t lh_log_escape(char *out, size_t size, const char *s, size_t len);
+/* The same, whole, NUL-terminated, in a buffer the caller frees; NULL when
+ * out of memory. For client text inside an error-log line (a request's
+ * path, a handler's message that quotes it). */
+char *lh_log_escaped(const char *s, size_t len);
 
 struct lh_access_entry {
     const char *request_id;

@@ -132,6 +132,21 @@ describe("cli #integration", function()
         assert.is_truthy((out .. err):find("routes.lua:3: no database configured", 1, true), out .. err)
     end)
 
+    it("--check prints a long load error whole, and a raised table's __tostring", function()
+        local app = S.tmpdir()
+        local long = ("z"):rep(1500)
+        S.write_file(app .. "/routes.lua", 'error("start ' .. long .. ' END")\nreturn {}\n')
+        local code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are_not.equal(0, code)
+        assert.is_truthy((out .. err):find(long .. " END", 1, true), out .. err)
+
+        S.write_file(app .. "/routes.lua", 'error(setmetatable({}, { __tostring = function() '
+            .. 'return "no database configured" end }))\nreturn {}\n')
+        code, out, err = S.run_luahost({ "--check", "--app", app })
+        assert.are_not.equal(0, code)
+        assert.is_truthy((out .. err):find("no database configured", 1, true), out .. err)
+    end)
+
     it("--check compiles every template, one the app names nowhere too, and reports file:line", function()
         local app = S.tmpdir()
         local templates = app .. "/templates"

@@ -550,6 +550,19 @@ describe("http #integration", function()
             assert.is_truthy(line:find("GET /boom-table: (error object is a table value)", 1, true), line)
         end)
 
+        it("logs a raised table's __tostring", function()
+            local _, line = logged_server_error("/boom-tostring")
+            assert.is_truthy(line:find("GET /boom-tostring: a table that says why", 1, true), line)
+        end)
+
+        it("escapes a client's text in the error line: no forged line follows", function()
+            local forged = "2026-12-07T16:00:00.000Z [error] deadbeef00000000: forged"
+            local path = "/boom-with/x%0A" .. forged:gsub(" ", "%%20")
+            local _, line = logged_server_error(path)
+            assert.is_truthy(line:find("GET /boom-with/x\\x0a2026", 1, true), line)
+            assert.is_nil(srv:error_log():find("\n" .. forged, 1, true), srv:error_log())
+        end)
+
         it("answers 500 for a status out of range and logs it", function()
             local _, line = logged_server_error("/bad-status")
             assert.is_truthy(line:find("[error]", 1, true), line)

@@ -43,6 +43,15 @@ return {
         error({ code = 42 })
     end,
 
+    ["GET /boom-tostring"] = function()
+        error(setmetatable({}, { __tostring = function() return "a table that says why" end }))
+    end,
+
+    -- Raises with its path segment in the message, as a careless handler would.
+    ["GET /boom-with/*what"] = function(req)
+        error("no such thing: " .. req.params.what)
+    end,
+
     ["GET /boom"] = function()
         error("kaboom")
     end,
