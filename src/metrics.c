@@ -621,15 +621,28 @@ static void render_requests(struct lh_metrics *m, struct lh_json_buf *b)
     }
 }
 
+/* A sample value as the text format spells it: NaN, +Inf and -Inf by name
+ * (printf's "nan" or "-nan" would fail the whole scrape). */
+static const char *sample_value(double v, char buf[32])
+{
+    if (isnan(v))
+        return "NaN";
+    if (isinf(v))
+        return v > 0 ? "+Inf" : "-Inf";
+    snprintf(buf, 32, "%.17g", v);
+    return buf;
+}
+
 static void render_named(struct lh_metrics *m, struct lh_json_buf *b)
 {
+    char text[32];
     size_t n = atomic_load(&m->nnamed);
     for (size_t i = 0; i < n; i++) {
         struct lh_metric *x = m->named[i];
         double v = atomic_load_explicit(&x->value, memory_order_relaxed);
         if (x->kind != LH_METRIC_HISTOGRAM) {
             header(b, x->name, x->kind == LH_METRIC_COUNTER ? "counter" : "gauge", x->help);
-            printf_buf(b, "%s %.17g\n", x->name, v);
+            printf_buf(b, "%s %s\n", x->name, sample_value(v, text));
             continue;
         }
         header(b, x->name, "histogram", x->help);
@@ -643,21 +656,23 @@ static void render_named(struct lh_metrics *m, struct lh_json_buf *b)
                 printf_buf(b, "%s_bucket{le=\"+Inf\"} %llu\n", x->name,
                            (unsigned long long)cumulative);
         }
-        printf_buf(b, "%s_sum %.17g\n%s_count %llu\n", x->name, v, x->name,
+        printf_buf(b, "%s_sum %s\n%s_count %llu\n", x->name, sample_value(v, text), x->name,
                    (unsigned long long)atomic_load(&x->count));
     }
 }
 
 static void gauge(struct lh_json_buf *b, const char *name, const char *help, double v)
 {
+    char text[32];
     header(b, name, "gauge", help);
-    printf_buf(b, "%s %.17g\n", name, v);
+    printf_buf(b, "%s %s\n", name, sample_value(v, text));
 }
 
 static void counter(struct lh_json_buf *b, const char *name, const char *help, double v)
 {
+    char text[32];
     header(b, name, "counter", help);
-    printf_buf(b, "%s %.17g\n", name, v);
+    printf_buf(b, "%s %s\n", name, sample_value(v, text));
 }
 
 static const char *const pool_names[2] = {"blocking", "cpu"};

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,30 @@ static void test_named_metrics(void **state)
     lh_metrics_free(m);
 }
 
+/* A gauge set to NaN or an infinity is written as the text format spells
+ * them: printf's "-nan" would make Prometheus refuse the whole page. */
+static void test_non_finite_values_in_text_format(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(1, 1);
+    char err[256];
+    const char *names[] = {"app_nan", "app_up", "app_down"};
+    double values[] = {NAN, INFINITY, -INFINITY};
+    const char *lines[] = {"app_nan NaN", "app_up +Inf", "app_down -Inf"};
+
+    for (int i = 0; i < 3; i++) {
+        struct lh_metric *g = lh_metrics_define(m, names[i], "", LH_METRIC_GAUGE, NULL, 0, err,
+                                                sizeof(err));
+        assert_non_null(g);
+        lh_metric_set(g, values[i]);
+    }
+    char *text = render(m);
+    for (int i = 0; i < 3; i++)
+        assert_line(text, lines[i]);
+    free(text);
+    lh_metrics_free(m);
+}
+
 /* The exposition names each series once: no app metric takes a core name or
  * another metric's series, whichever is defined first. */
 static void test_metric_names_do_not_collide(void **state)
@@ -261,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_counts_from_every_thread),
         cmocka_unit_test(test_disabled_counts_nothing),
         cmocka_unit_test(test_named_metrics),
+        cmocka_unit_test(test_non_finite_values_in_text_format),
         cmocka_unit_test(test_metric_names_do_not_collide),
         cmocka_unit_test(test_task_pools_as_gauges),
         cmocka_unit_test(test_route_names_and_slow_thresholds),
