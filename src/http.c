@@ -122,7 +122,7 @@ struct exchange {
     size_t body_len, body_cap, discarded;
     int body_too_large;
     int suspended;
-    int bad_target; /* a %00 in the path or query */
+    int bad_target; /* %00, a control byte or a space in the target, or userinfo */
     size_t target_bytes; /* the request target as sent, percent escapes and all */
     int route; /* metrics route id */
     int streamed;
@@ -688,7 +688,7 @@ static int bad_host(const struct header_scan *s, int http11)
 
 /* The path of an absolute-form target ("http://host/path"), which RFC 9112
  * section 3.2.2 has a server accept; any other target as it is. */
-static const char *origin_form(const char *url)
+static const char *origin_form(const char *url, int *bad)
 {
     const char *rest = NULL;
 
@@ -699,7 +699,28 @@ static const char *origin_form(const char *url)
     if (rest == NULL)
         return url;
     const char *path = strchr(rest, '/');
+    /* Userinfo is an error (RFC 9110 4.2.4), as it is in Host. */
+    const char *at = memchr(rest, '@', path ? (size_t)(path - rest) : strlen(rest));
+    if (at != NULL)
+        *bad = 1;
     return path ? path : "/";
+}
+
+/* The target as sent, before libmicrohttpd splits and decodes it (its
+ * query's '+' become spaces before unescape sees them): a space here, as in
+ * "GET /a b HTTP/1.1" that libmicrohttpd splits at the last space, is no
+ * part of a target (RFC 9112 3.2), and the request gets a 400. */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    if (strchr(uri, ' ') != NULL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct connection *c = ci ? ci->socket_context : NULL;
+        if (c != NULL)
+            c->bad_target = 1;
+    }
+    return NULL; /* the request's context stays ours to make */
 }
 
 /* libmicrohttpd's unescaping of the path and of each query key and value,
@@ -805,7 +826,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     c->target_bytes = 0;
     atomic_store_explicit(&c->head_deadline, 0, memory_order_relaxed);
     x->req.method = method;
-    url = origin_form(url);
+    url = origin_form(url, &x->bad_target);
     x->req.path = url;
     x->req.path_len = strlen(url);
     x->req.id = x->id;
@@ -1267,6 +1288,7 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
         MHD_OPTION_STRICT_FOR_CLIENT, 0, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
+        MHD_OPTION_URI_LOG_CALLBACK, on_target, h,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {

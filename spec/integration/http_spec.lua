@@ -484,8 +484,9 @@ describe("http #integration", function()
             assert_still_serving()
         end)
 
-        it("answers 400 JSON to a %00 or a control byte in the path or the query", function()
-            for _, target in ipairs({ "/hello%00.png", "/echo?q=a%00b", "/echo?a%00=1", "/hel\1lo", "/echo?q=\27[2J" }) do
+        it("answers 400 JSON to a %00, a control byte or a space in the target, or userinfo", function()
+            for _, target in ipairs({ "/hello%00.png", "/echo?q=a%00b", "/echo?a%00=1", "/hel\1lo", "/echo?q=\27[2J",
+                "/hello HTTP/1.1", "/hel lo", "/echo?q=a b", "http://u:p@127.0.0.1/hello" }) do
                 assert_refused("GET " .. target .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400,
                     "Bad request target", target)
             end
