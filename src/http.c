@@ -316,6 +316,27 @@ static struct MHD_Response *make_response(struct exchange *x, const char *body, 
     return resp;
 }
 
+/* Headers the server writes itself, which an application's would repeat
+ * (HTTP names are case-insensitive: "x-request-id" too). */
+static int server_owned(const char *name)
+{
+    static const char *const owned[] = {"X-Request-Id", "Content-Length", "Transfer-Encoding"};
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        if (strcasecmp(name, owned[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Whether the reply has header i's name again in another spelling. */
+static int respelt(const struct lh_reply *reply, size_t i)
+{
+    for (size_t j = 0; j < reply->nheaders; j++)
+        if (j != i && strcasecmp(reply->names[j], reply->names[i]) == 0 &&
+            strcmp(reply->names[j], reply->names[i]) != 0)
+            return 1;
+    return 0;
+}
+
 /* Adds the reply's security headers, its own headers and X-Request-Id to
  * resp, and queues it; len is the body's size, for the access log. */
 static enum MHD_Result send_response(struct exchange *x, unsigned status,
@@ -345,8 +366,19 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
     if (reply->has_rate)
         lh_ratelimit_emit_headers(&reply->rate, (long)time(NULL), add_security_header, resp);
     for (size_t i = 0; i < reply->nheaders; i++) {
-        if (MHD_add_response_header(resp, reply->names[i], reply->values[i]) != MHD_YES)
-            lh_log(LH_LOG_WARN, x->id, "header %s not sent (set by the server)", reply->names[i]);
+        const char *name = reply->names[i], *why = NULL;
+        if (server_owned(name))
+            why = "the server sets it";
+        else if (reply->values[i][0] == '\0')
+            why = "an empty value (libmicrohttpd sends none)";
+        else if (strcmp(name, "Content-Type") == 0 && respelt(reply, i))
+            continue; /* res:json/html/text's yields to the application's own */
+        else if (strcasecmp(name, "Date") == 0)
+            name = "Date"; /* so that it replaces the server's, whatever its case */
+        if (why == NULL && MHD_add_response_header(resp, name, reply->values[i]) != MHD_YES)
+            why = "libmicrohttpd refused it";
+        if (why != NULL)
+            lh_log(LH_LOG_WARN, x->id, "header %s not sent: %s", name, why);
     }
     MHD_add_response_header(resp, "X-Request-Id", x->id);
     /* Shutting down: the connection closes after this answer, and says so. */

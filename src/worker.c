@@ -621,9 +621,10 @@ static const char *read_reply(lua_State *co, int encode_ref, struct lh_json_buf 
     else
         return "res.stream must be nil or \"monitor\"";
 
-    if (lua_type(co, 1) != LUA_TNUMBER || status < 100 || status > 599 ||
+    /* 1xx are interim answers: never the final one a handler gives. */
+    if (lua_type(co, 1) != LUA_TNUMBER || status < 200 || status > 599 ||
         status != (lua_Number)(unsigned)status)
-        return "res.status must be a whole number from 100 to 599";
+        return "res.status must be a whole number from 200 to 599";
     reply->status = (unsigned)status;
     if (encoded) {
         reply->body = json->data;
@@ -661,8 +662,12 @@ static const char *read_reply(lua_State *co, int encode_ref, struct lh_json_buf 
         } else {
             why = add_header(reply, name, co, 3, 6);
         }
-        if (why)
+        if (why) { /* named, so that the handler's author finds it */
+            char *shown = name ? lh_log_escaped(name, name_len) : NULL;
+            why = lua_pushfstring(co, "header %s: %s", shown ? shown : "(not a string)", why);
+            free(shown);
             return why;
+        }
         lua_settop(co, 6);
     }
     return NULL;

@@ -43,6 +43,15 @@ return {
         error({ code = 42 })
     end,
 
+    -- Headers in other spellings than the server's, and an empty one.
+    ["GET /respelt"] = function(_, res)
+        res:json({ success = true })
+        res.headers["content-type"] = "application/vnd.spec+json"
+        res.headers["x-request-id"] = "mine"
+        res.headers["date"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+        res.headers["X-Empty"] = ""
+    end,
+
     ["GET /boom-tostring"] = function()
         error(setmetatable({}, { __tostring = function() return "a table that says why" end }))
     end,
@@ -59,6 +68,15 @@ return {
     ["GET /bad-status"] = function(_, res)
         res.status = 999
         res.body = "never sent"
+    end,
+
+    ["GET /interim-status"] = function(_, res)
+        res:text("not final", 101)
+    end,
+
+    ["GET /bad-header-name"] = function(_, res)
+        res.headers["X-Fine"] = "1"
+        res.headers["Bad Name"] = "v"
     end,
 
     -- res:json's value is encoded after the handler returns.
