@@ -262,6 +262,19 @@ enum lh_cache_state lh_cache_get(struct lh_cache *c, const char *key, size_t kle
     return state;
 }
 
+int lh_cache_contains(struct lh_cache *c, const char *key, size_t klen)
+{
+    uint64_t hash = hash_key(c, key, klen);
+    struct shard *s = shard_of(c, hash);
+    double now = c->now();
+
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = *find_slot(s, hash, key, klen);
+    int fresh = e != NULL && now < e->expires;
+    pthread_mutex_unlock(&s->lock);
+    return fresh;
+}
+
 uint64_t lh_cache_generation(struct lh_cache *c)
 {
     return atomic_load(&c->generation);

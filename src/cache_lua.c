@@ -3,6 +3,7 @@
  * convert. Values are strings here; luahost.cache does the JSON.
  *
  *   core.get(key, accept_stale) -> text, "fresh" | "stale"   |   nil
+ *   core.contains(key) -> boolean   a fresh entry; not counted, LRU untouched
  *   core.set(key, text, ttl, stale, generation?) -> true | nil, err
  *       with generation (core.generation() before the value was read or
  *       computed): nothing stored if something was deleted since
@@ -72,6 +73,15 @@ static int l_get(lua_State *L)
     else
         lua_pushliteral(L, "stale");
     return 2;
+}
+
+/* core.contains(key) -> boolean: a fresh entry, neither counted nor touched */
+static int l_contains(lua_State *L)
+{
+    size_t klen;
+    const char *key = luaL_checklstring(L, 1, &klen);
+    lua_pushboolean(L, lh_cache_contains(cache_of(L), key, klen));
+    return 1;
 }
 
 /* core.set(key, text, ttl, stale, generation?) -> true | nil, err */
@@ -324,7 +334,7 @@ static int l_message(lua_State *L)
 }
 
 static const luaL_Reg functions[] = {
-    {"get", l_get},     {"set", l_set},     {"delete", l_delete}, {"generation", l_generation},
+    {"get", l_get},     {"contains", l_contains}, {"set", l_set},     {"delete", l_delete}, {"generation", l_generation},
     {"invalidate_pattern", l_invalidate_pattern}, {"match", l_match},
     {"flight", l_flight}, {"count", l_count}, {"stats", l_stats},
     {"message", l_message}, {NULL, NULL}};

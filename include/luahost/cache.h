@@ -49,6 +49,10 @@ typedef void (*lh_cache_value_fn)(void *arg, const char *value, size_t len, doub
  * called) only when accept_stale, else it is a miss. */
 enum lh_cache_state lh_cache_get(struct lh_cache *c, const char *key, size_t klen, int accept_stale,
                                  lh_cache_value_fn fn, void *arg);
+
+/* Whether key has a fresh entry, without counting a hit or a miss or
+ * touching its place in the LRU: for marks the cache keeps for itself. */
+int lh_cache_contains(struct lh_cache *c, const char *key, size_t klen);
 /* Stores a copy of value for ttl seconds (> 0), then stale for stale seconds
  * (>= 0), evicting least recently used entries to stay in bounds.
  * LH_ERR_INVALID for a bad ttl or an entry larger than a shard's byte share;

@@ -135,9 +135,148 @@ local function store(key, text, ttl, l1_ttl, stale, generation, l2_generation)
     return true
 end
 
+local function publish(kind, what)
+    return l2("PUBLISH", core.channel, core.message(kind, what))
+end
+
+-- Before anything is removed from L2: a value read or computed earlier and
+-- stored after the removal would outlive it.
+local function next_l2_generation()
+    return l2("INCR", L2_GENERATION)
+end
+
+local BATCH = 500
+
+-- Removes key (kind "k") or the keys matching a pattern (kind "p") from L2
+-- and tells the other instances; true when every step reached Redis.
+local function remove_from_l2(kind, what)
+    local _, failed = next_l2_generation()
+    if kind == "k" then
+        local _, e1 = l2("UNLINK", L2_PREFIX .. what)
+        local _, e2 = l2("ZREM", L2_INDEX, what)
+        failed = failed or e1 or e2
+    else
+        l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
+        local indexed, err = l2("ZRANGE", L2_INDEX, 0, -1)
+        failed = failed or err
+        if type(indexed) == "table" then
+            local keys, values = {}, {}
+            for _, key in ipairs(indexed) do
+                if core.match(what, key) then
+                    keys[#keys + 1] = key
+                    values[#values + 1] = L2_PREFIX .. key
+                end
+            end
+            for i = 1, #keys, BATCH do
+                local last = min(i + BATCH - 1, #keys)
+                local _, e1 = l2("UNLINK", unpack(values, i, last))
+                local _, e2 = l2("ZREM", L2_INDEX, unpack(keys, i, last))
+                failed = failed or e1 or e2
+            end
+        end
+    end
+    local _, err = publish(kind, what)
+    return not (failed or err)
+end
+
+-- Removals that did not reach Redis (down, or slower than redis_timeout),
+-- oldest first, in the worker that made them: retried by its next cache
+-- call, so that a deleted value does not come back from L2 once Redis
+-- answers again. Until one gets through, L1 holds a mark of it, which keeps
+-- every worker of this process from reading its keys from L2.
+local unsent = {}
+local UNSENT_KEY = "\0unsent:"          -- an L1 mark per key
+local UNSENT_PATTERNS = "\0unsent-patterns" -- the patterns, a JSON list
+local UNSENT_TTL = 3600
+
+local function unsent_patterns()
+    local text = core.contains(UNSENT_PATTERNS) and core.get(UNSENT_PATTERNS)
+    return text and decode(text) or {}
+end
+
+local function mark(kind, what, on)
+    if kind == "k" then
+        if on then
+            core.set(UNSENT_KEY .. what, "1", UNSENT_TTL)
+        else
+            core.delete(UNSENT_KEY .. what)
+        end
+        return
+    end
+    local kept = {}
+    for _, p in ipairs(unsent_patterns()) do
+        if p ~= what then
+            kept[#kept + 1] = p
+        end
+    end
+    if on then
+        kept[#kept + 1] = what
+    end
+    if kept[1] == nil then
+        core.delete(UNSENT_PATTERNS)
+    else
+        core.set(UNSENT_PATTERNS, encode(kept), UNSENT_TTL)
+    end
+end
+
+local function unsent_covers(key)
+    if core.contains(UNSENT_KEY .. key) then
+        return true
+    end
+    for _, p in ipairs(unsent_patterns()) do
+        if core.match(p, key) then
+            return true
+        end
+    end
+    return false
+end
+
+local function drop_from_l1(kind, what)
+    if kind == "k" then
+        core.delete(what)
+    else
+        core.invalidate_pattern(what)
+    end
+end
+
+local function retry_unsent()
+    while unsent[1] ~= nil do
+        local u = unsent[1]
+        if not remove_from_l2(u.kind, u.what) then
+            return
+        end
+        drop_from_l1(u.kind, u.what) -- another worker may have read L2 before the mark
+        mark(u.kind, u.what, false)
+        table.remove(unsent, 1)
+        log.info(("cache: removal of %s %s reached redis"):format(u.kind == "k" and "key" or "pattern",
+            log.quote(u.what)))
+    end
+end
+
+local function remove(kind, what)
+    drop_from_l1(kind, what)
+    if not redis.configured() then
+        return
+    end
+    retry_unsent()
+    if unsent[1] ~= nil or not remove_from_l2(kind, what) then
+        unsent[#unsent + 1] = { kind = kind, what = what }
+        mark(kind, what, true)
+    end
+end
+
 -- The L2 text of key, promoted to L1 for at most what L2 has left (unless
 -- a deletion came since generation); on a miss, nil and L2's generation.
 local function l2_fetch(key, l1_ttl, generation)
+    if not redis.configured() then
+        return nil
+    end
+    if unsent[1] ~= nil then
+        retry_unsent()
+    end
+    if unsent_covers(key) then
+        return nil -- removed in this process, not yet in L2
+    end
     local reply = l2("EVAL", GET_WITH_TTL, 2, L2_PREFIX .. key, L2_GENERATION)
     if type(reply) ~= "table" or type(reply[1]) ~= "string" then
         if reply then
@@ -171,49 +310,15 @@ function M.set(key, value, ttl, l1_ttl)
     return store(key, encode(value), ttl, l1_ttl)
 end
 
-local function publish(kind, what)
-    l2("PUBLISH", core.channel, core.message(kind, what))
-end
-
--- Before anything is removed from L2: a value read or computed earlier and
--- stored after the removal would outlive it.
-local function next_l2_generation()
-    l2("INCR", L2_GENERATION)
-end
-
 function M.delete(key)
     check_key(key)
-    core.delete(key)
-    next_l2_generation()
-    l2("UNLINK", L2_PREFIX .. key)
-    l2("ZREM", L2_INDEX, key)
-    publish("k", key)
+    remove("k", key)
     return true
 end
 
-local BATCH = 500
-
 function M.invalidate_pattern(pattern)
     check_key(pattern)
-    core.invalidate_pattern(pattern)
-    next_l2_generation()
-    l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
-    local indexed = l2("ZRANGE", L2_INDEX, 0, -1)
-    if type(indexed) == "table" then
-        local keys, values = {}, {}
-        for _, key in ipairs(indexed) do
-            if core.match(pattern, key) then
-                keys[#keys + 1] = key
-                values[#values + 1] = L2_PREFIX .. key
-            end
-        end
-        for i = 1, #keys, BATCH do
-            local last = min(i + BATCH - 1, #keys)
-            l2("UNLINK", unpack(values, i, last))
-            l2("ZREM", L2_INDEX, unpack(keys, i, last))
-        end
-    end
-    publish("p", pattern)
+    remove("p", pattern)
     return true
 end
 

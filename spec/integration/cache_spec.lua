@@ -281,6 +281,40 @@ describe("cache without Redis #integration", function()
     end)
 end)
 
+describe("cache removals while Redis does not answer #integration", function()
+    local r, srv
+
+    setup(function()
+        r = S.redis()
+        srv = start(r, { "--redis-timeout", "50", "--workers", "2" })
+    end)
+
+    teardown(function()
+        S.stop_all()
+        S.redis_stop_all()
+    end)
+
+    it("does not bring a deleted key or pattern back from L2 once Redis answers again", function()
+        local k, p = key("frozen-delete"), key("frozen-page")
+        assert.are.equal(200, assert(srv:request("PUT", "/cache/" .. k, {}, "deleted")).status)
+        assert.are.equal(200, assert(srv:request("PUT", "/cache/" .. p .. ":1", {}, "old page")).status)
+        r:pause()
+        assert.are.equal(200, assert(srv:request("DELETE", "/cache/" .. k)).status)
+        assert.are.equal(200, assert(srv:request("POST", "/invalidate?pattern=" .. p .. ":*")).status)
+        r:resume()
+        -- Each request on a connection of its own: whichever worker takes it.
+        local deadline = S.now() + 5
+        repeat
+            assert.is_false(select(2, get(srv, "/cache/" .. k)).found)
+            assert.is_false(select(2, get(srv, "/cache/" .. p .. ":1")).found)
+        until (r:command("GET", "cache:" .. k) == nil and r:command("GET", "cache:" .. p .. ":1") == nil)
+            or S.now() > deadline
+        assert.is_nil(r:command("GET", "cache:" .. k))
+        assert.is_nil(r:command("GET", "cache:" .. p .. ":1"))
+        assert.is_truthy(srv:error_log("cache: removal of key", 2, true), srv:error_log())
+    end)
+end)
+
 describe("gallery cache #integration", function()
     local r, a, b
     local owner = G.unique_name("cacher")
