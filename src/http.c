@@ -121,6 +121,7 @@ struct exchange {
     char *body;
     size_t body_len, body_cap, discarded;
     int body_too_large;
+    int closed_unread; /* a body far over the limit: no answer, by design */
     int suspended;
     int bad_target; /* %00, a control byte or a space in the target, or userinfo */
     size_t target_bytes; /* the request target as sent, percent escapes and all */
@@ -881,9 +882,11 @@ static enum MHD_Result take_body(struct exchange *x, const char *data, size_t le
             return MHD_YES;
         /* libmicrohttpd then logs "Application reported internal error". */
         lh_log(LH_LOG_INFO, x->id,
-               "http: request body over %d times max_body_bytes: connection closed unread (413)",
+               "http: request body over %d times max_body_bytes: connection closed unread, "
+               "without an answer (413 in the access log)",
                DISCARD_FACTOR);
         x->status = 413;
+        x->closed_unread = 1;
         return MHD_NO;
     }
     if (x->body_len + len > x->body_cap) {
@@ -1001,7 +1004,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     /* The answer was queued, then lost: the access log alone would show it
      * as sent, with 0 bytes. (A stream ends so whenever its viewer leaves.) */
-    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && x->status != 0 && !x->streamed) {
+    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && x->status != 0 && !x->streamed &&
+        !x->closed_unread) {
         char *path = lh_log_escaped(x->req.path, x->req.path_len);
         lh_log(LH_LOG_INFO, x->id,
                "%s %s: its %u answer was not sent in full: libmicrohttpd closed the connection "
