@@ -38,6 +38,7 @@ local redis = require "luahost.redis"
 local worker = require "luahost.worker"
 
 local error, min, pcall, tostring, type, unpack = error, math.min, pcall, tostring, type, unpack
+local running = coroutine.running
 local decode, encode, null, raw = json.decode, json.encode, json.null, json.raw
 
 local L2_PREFIX = "cache:"
@@ -51,6 +52,7 @@ local LOCK_TTL = 10
 local LOCK_WAIT = 5
 local LOCK_POLL = 0.02
 local NO_OPTS = {}
+local INVALIDATED = "invalidated meanwhile" -- core.set's refusal after a deletion
 
 -- KEYS[1] the value's key, KEYS[2] the index, KEYS[3] the generation;
 -- ARGV: text, seconds, the key as indexed, its expiry (Unix seconds), the
@@ -126,9 +128,10 @@ end
 -- may predate the change it announced.
 local function store(key, text, ttl, l1_ttl, stale, generation, l2_generation)
     local ok, err = core.set(key, text, l1_ttl_of(ttl, l1_ttl), stale or 0, generation)
-    if not ok then
+    if not ok and (err == INVALIDATED or not redis.configured()) then
         return nil, err
     end
+    -- Else too big for L1 (over a shard's share of cache_bytes): L2 holds it.
     local seconds = math.ceil(ttl)
     l2("EVAL", SET_INDEXED, 3, L2_PREFIX .. key, L2_INDEX, L2_GENERATION, text, seconds, key,
         os.time() + seconds, l2_generation or "")
@@ -414,8 +417,15 @@ local function fill(key, ttl, fn, opts)
     return text
 end
 
+-- key -> the coroutine computing it in this worker: its computation asking
+-- for the key again would wait for itself.
+local computing = {}
+
 local function lead(leader, key, ttl, fn, opts)
+    local outer = computing[key]
+    computing[key] = running()
     local ok, text, err, kind = pcall(fill, key, ttl, fn, opts)
+    computing[key] = outer
     if not ok then
         leader:finish(tostring(text))
         error(text, 0)
@@ -427,6 +437,36 @@ local function lead(leader, key, ttl, fn, opts)
     return output(text, opts)
 end
 
+-- get_or_compute's options: what each must be. A bad one raises before any
+-- lock is taken; each options table is checked once (they are usually
+-- constants of a module).
+local OPTIONS = {
+    l1_ttl = "positive", negative_ttl = "positive", stale = "non-negative", raw = "boolean",
+    lock_ttl = "positive", lock_wait = "positive",
+}
+local OPTION_NAMES = "l1_ttl, negative_ttl, stale, raw, lock_ttl, lock_wait"
+local checked_opts = setmetatable({}, { __mode = "k" })
+
+local function check_opts(opts)
+    if type(opts) ~= "table" then
+        error("cache.get_or_compute: opts must be a table", 3)
+    end
+    for name, value in pairs(opts) do
+        local want = OPTIONS[name]
+        local fits = want == "boolean" and type(value) == "boolean"
+            or type(value) == "number" and (want == "positive" and value > 0
+                or want == "non-negative" and value >= 0)
+        if want == nil then
+            error(("cache.get_or_compute: unknown option %s (%s)"):format(tostring(name), OPTION_NAMES), 3)
+        elseif not fits then
+            error(("cache.get_or_compute: option %s must be %s, got %s"):format(name,
+                want == "boolean" and "true or false" or "a " .. want .. " number of seconds",
+                tostring(value)), 3)
+        end
+    end
+    checked_opts[opts] = true
+end
+
 function M.get_or_compute(key, ttl, fn, opts)
     check_key(key)
     check_ttl(ttl, "ttl")
@@ -434,9 +474,16 @@ function M.get_or_compute(key, ttl, fn, opts)
         error("cache.get_or_compute wants a function", 2)
     end
     opts = opts or NO_OPTS
+    if not checked_opts[opts] then
+        check_opts(opts)
+    end
     local text, state = core.get(key, opts.stale ~= nil)
     if state == "fresh" then
         return output(text, opts)
+    end
+    if computing[key] ~= nil and computing[key] == running() then
+        error(("cache.get_or_compute: the computation of %q asks for %q again, and would wait "
+            .. "for itself"):format(key, key), 2)
     end
     local leader, err, shared, kind = core.flight(key, state == nil)
     if leader then

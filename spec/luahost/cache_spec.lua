@@ -105,4 +105,34 @@ describe("luahost.cache without redis", function()
         assert.has_error(function() cache.get_or_compute("k", 10, "not a function") end)
         assert.has_error(function() cache.set("k", function() end, 10) end)
     end)
+
+    it("refuses unknown and ill-typed options before computing anything", function()
+        local calls = 0
+        local function fn()
+            calls = calls + 1
+            return 1
+        end
+        for _, opts in ipairs({ { l1ttl = 5 }, { stale = "x" }, { lock_ttl = -1 }, { raw = 1 },
+            { negative_ttl = 0 / 0 } }) do
+            local ok, err = pcall(cache.get_or_compute, key("opts"), 30, fn, opts)
+            assert.is_false(ok)
+            assert.matches("cache.get_or_compute: ", err, 1, true)
+        end
+        assert.are.equal(0, calls)
+        assert.are.equal(1, cache.get_or_compute(key("opts"), 30, fn, { stale = 0, raw = false }))
+    end)
+
+    it("raises when a computation asks for its own key, instead of waiting for itself", function()
+        local k = key("nested")
+        local co = coroutine.create(function()
+            return cache.get_or_compute(k, 30, function()
+                return cache.get_or_compute(k, 30, function() return "inner" end)
+            end)
+        end)
+        local ok, err = coroutine.resume(co)
+        assert.is_false(ok)
+        assert.matches("asks for", err, 1, true)
+        -- The key is not left blocked: the next call computes it.
+        assert.are.equal("fresh", cache.get_or_compute(k, 30, function() return "fresh" end))
+    end)
 end)
