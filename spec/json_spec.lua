@@ -24,9 +24,22 @@ describe("luahost.json", function()
         assert.are.equal("{}", json.encode({}))
     end)
 
-    it("encodes a table with holes or other keys as an object", function()
-        local decoded = cjson.decode(json.encode({ [1] = "a", [3] = "c" }))
-        assert.are.same({ ["1"] = "a", ["3"] = "c" }, decoded)
+    it("decides arrays as cjson does: holes as null, a sparse table or other keys an object", function()
+        for _, t in ipairs({ { 1, nil, 3 }, { [1] = "a", [3] = "c" }, { [10] = true },
+            { [2] = 1, [4] = 2, [6] = 3 }, { 1, 2, n = 2 }, { [1.5] = 1 } }) do
+            assert.are.equal(cjson.encode(t), json.encode(t))
+        end
+        -- cjson refuses an excessively sparse array; it is an object here.
+        assert.are.same({ ["1"] = 1, ["20"] = 2 }, cjson.decode(json.encode({ [1] = 1, [20] = 2 })))
+    end)
+
+    it("nests as deep as cjson: 1000 levels", function()
+        local deep = {}
+        for _ = 1, 999 do
+            deep = { deep }
+        end
+        assert.are.equal(cjson.encode(deep), json.encode(deep))
+        assert.has_error(function() json.encode({ deep }) end)
     end)
 
     it("raises for functions, NaN, infinity, odd keys and cycles", function()
@@ -86,8 +99,8 @@ describe("luahost.json", function()
                 ['"a\nb"'] = "json: raw control character 0x0a in string at byte 2",
                 ['"\\ud800"'] = "json: lone surrogate \\ud800 at byte 1",
                 [""] = "json: unexpected end of input at byte 0",
-                [string.rep("[", 101) .. string.rep("]", 101)] =
-                    "json: nested deeper than 100 at byte 100",
+                [string.rep("[", 1001) .. string.rep("]", 1001)] =
+                    "json: nested deeper than 1000 at byte 1000",
             }
             for text, want in pairs(cases) do
                 local value, err = json.decode(text)

@@ -3,7 +3,8 @@
  *   json.encode(value) -> string
  *       nil and json.null (the same value as cjson.null and db.null) encode
  *       as null; integers below 2^53 exactly, whatever their size (cjson keeps
- *       only 14 digits); a table with keys 1..n only is an array, an empty
+ *       only 14 digits); a table with whole-number keys from 1 is an array
+ *       (holes as null; a sparse one, as cjson decides, an object), an empty
  *       table is {} (as cjson) unless its metatable is json.array_mt, then [];
  *       a json.raw value is copied in verbatim; any other table is an object
  *       with string or number keys. Raises for functions, NaN, infinities,
@@ -27,6 +28,7 @@
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "lua_modules.h"
@@ -73,22 +75,32 @@ static void push_buffer(lua_State *L, size_t max)
 
 /* -- Encoding ---- */
 
-/* n when the table at idx has exactly the keys 1..n (n > 0), else 0. */
+/* As lua-cjson decides (its defaults): a table whose keys are all whole
+ * numbers from 1 is an array as long as its largest key, holes as null,
+ * unless it is sparse: a largest key over 10 and over twice the count of
+ * keys (that table is written as an object, where cjson would refuse it).
+ * Returns that length, or 0 for an object. */
+#define SPARSE_SAFE 10
+#define SPARSE_RATIO 2
 static size_t array_length(lua_State *L, int idx)
 {
-    size_t n = lua_objlen(L, idx), count = 0;
-    if (n == 0)
-        return 0;
+    size_t max = 0, count = 0;
+
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         lua_pop(L, 1);
-        count++;
-        if (lua_type(L, -1) != LUA_TNUMBER) {
+        lua_Number k = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        if (!(k >= 1 && k <= (lua_Number)INT_MAX && k == (lua_Number)(int)k)) {
             lua_pop(L, 1);
             return 0;
         }
+        count++;
+        if ((size_t)k > max)
+            max = (size_t)k;
     }
-    return count == n ? n : 0;
+    if (max > SPARSE_SAFE && max > SPARSE_RATIO * count)
+        return 0;
+    return max;
 }
 
 static int is_empty(lua_State *L, int idx)
@@ -154,8 +166,6 @@ static void encode(lua_State *L, struct lh_json_buf *b, int idx, int depth)
 {
     size_t len;
 
-    if (depth > LH_JSON_MAX_DEPTH)
-        luaL_error(L, "json: nested deeper than %d (a cycle?)", LH_JSON_MAX_DEPTH);
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         lh_json_raw(b, "null", 4);
@@ -176,6 +186,8 @@ static void encode(lua_State *L, struct lh_json_buf *b, int idx, int depth)
         break;
     }
     case LUA_TTABLE: {
+        if (depth >= LH_JSON_MAX_DEPTH) /* depth counts the tables around this one */
+            luaL_error(L, "json: tables nested deeper than %d (a cycle?)", LH_JSON_MAX_DEPTH);
         luaL_checkstack(L, 6, "json: nested too deeply");
         enum marker m = marker(L, idx);
         if (m == RAW)

@@ -443,7 +443,7 @@ static void test_lh_json_parse_reads_only_len_bytes(void **state)
     expect_error("\"\\ud83d\\ude00\"", 12, "json: lone surrogate \\ud83d at byte 1");
 }
 
-static void test_lh_json_parse_nests_100_deep_but_not_101(void **state)
+static void test_lh_json_parse_nests_max_depth_but_no_deeper(void **state)
 {
     enum { N = LH_JSON_MAX_DEPTH };
     static char arrays[2 * (N + 1)], objects[6 * (N + 1) + 1];
@@ -455,7 +455,7 @@ static void test_lh_json_parse_nests_100_deep_but_not_101(void **state)
     assert_int_equal(lh_json_parse(arrays, 2 * N, &none, NULL, NULL, NULL, 0), LH_OK);
     memset(arrays, '[', N + 1);
     memset(arrays + N + 1, ']', N + 1);
-    expect_error(arrays, sizeof(arrays), "json: nested deeper than 100 at byte 100");
+    expect_error(arrays, sizeof(arrays), "json: nested deeper than 1000 at byte 1000");
 
     /* {"k":{"k":...1...}}: each level opens with 5 bytes. */
     for (int i = 0; i <= N; i++) {
@@ -464,7 +464,7 @@ static void test_lh_json_parse_nests_100_deep_but_not_101(void **state)
     }
     objects[5 * (N + 1)] = '1';
     assert_int_equal(lh_json_parse(objects + 5, 6 * N + 1, &none, NULL, NULL, NULL, 0), LH_OK);
-    expect_error(objects, sizeof(objects), "json: nested deeper than 100 at byte 500");
+    expect_error(objects, sizeof(objects), "json: nested deeper than 1000 at byte 5000");
 }
 
 static void test_lh_json_parse_stops_when_a_callback_says_so(void **state)
@@ -532,7 +532,7 @@ int main(void)
         cmocka_unit_test(test_lh_json_parse_reads_numbers_longer_than_its_local_copy),
         cmocka_unit_test(test_lh_json_parse_refuses_what_rfc8259_refuses),
         cmocka_unit_test(test_lh_json_parse_reads_only_len_bytes),
-        cmocka_unit_test(test_lh_json_parse_nests_100_deep_but_not_101),
+        cmocka_unit_test(test_lh_json_parse_nests_max_depth_but_no_deeper),
         cmocka_unit_test(test_lh_json_parse_stops_when_a_callback_says_so),
         cmocka_unit_test(test_lh_json_parse_reuses_a_scratch_buffer_up_to_its_cap),
         cmocka_unit_test(test_lh_json_parse_truncates_the_error_to_errlen),

@@ -42,7 +42,7 @@ enum lh_status lh_json_number(struct lh_json_buf *b, double n);
 #define LH_JSON_ENCODE_MAX (64 * 1024 * 1024)
 
 /* Arrays and objects nested deeper than this are refused (by encoders too). */
-#define LH_JSON_MAX_DEPTH 100
+#define LH_JSON_MAX_DEPTH 1000
 
 /* What lh_json_parse reports, in document order. Every callback gets the arg
  * given to lh_json_parse and returns 0 to go on or non-zero to stop the parse.
