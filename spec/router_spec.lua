@@ -57,6 +57,15 @@ describe("luahost.router", function()
             assert.equal("pattern must start with '/'", err)
         end)
 
+        it("refuses patterns that could never match: a query, a fragment, an escape", function()
+            for pattern, want in pairs({ ["/q?x=1"] = "'?' in a pattern", ["/a#b"] = "'#' in a pattern",
+                ["/%41"] = "'%' in a pattern: paths are matched decoded" }) do
+                local ok, err = r:add("GET", pattern, 1)
+                assert.is_nil(ok, pattern)
+                assert.matches(want, err, 1, true)
+            end
+        end)
+
         it("returns nil, err when a parameter has no name", function()
             local ok, err = r:add("GET", "/a/:", 1)
             assert.is_nil(ok)

@@ -211,6 +211,18 @@ static enum lh_status parse_pattern(const char *pattern, struct parsed_segment *
         snprintf(err, errlen, "pattern must start with '/'");
         return LH_ERR_INVALID;
     }
+    /* Paths are matched decoded and without their query: such a route
+     * could never match. */
+    const char *odd = strpbrk(pattern, "?#%");
+    if (odd != NULL) {
+        snprintf(err, errlen,
+                 *odd == '%' ? "'%%' in a pattern: paths are matched decoded, so write the "
+                               "character itself"
+                             : "'%c' in a pattern: the query and fragment are no part of a route "
+                               "(read req.query)",
+                 *odd);
+        return LH_ERR_INVALID;
+    }
     if (*p == '\0') {
         *nsegs = 0;
         return LH_OK;
