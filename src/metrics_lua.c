@@ -132,11 +132,24 @@ static int l_set_slow(lua_State *L)
     return 0;
 }
 
-/* c:inc([n]), g:add(v) */
+/* g:add(v) */
 static int l_metric_add(lua_State *L)
 {
     struct lh_metric *x = check_metric(L);
-    lh_metric_add(x, luaL_optnumber(L, 2, 1));
+    lh_metric_add(x, luaL_checknumber(L, 2));
+    return 0;
+}
+
+/* c:inc([n]): by 1, or by n, a number >= 0 (counters only go up; a
+ * string is a mistake to show, not to convert) */
+static int l_metric_inc(lua_State *L)
+{
+    struct lh_metric *x = check_metric(L);
+    if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TNUMBER)
+        return luaL_argerror(L, 2, "a number >= 0");
+    double n = luaL_optnumber(L, 2, 1);
+    luaL_argcheck(L, n >= 0, 2, "a number >= 0: counters only go up");
+    lh_metric_add(x, n);
     return 0;
 }
 
@@ -161,7 +174,7 @@ static int l_metric_value(lua_State *L)
 }
 
 static const luaL_Reg metric_methods[] = {
-    {"inc", l_metric_add},         {"add", l_metric_add},     {"set", l_metric_set},
+    {"inc", l_metric_inc},         {"add", l_metric_add},     {"set", l_metric_set},
     {"observe", l_metric_observe}, {"value", l_metric_value}, {NULL, NULL}};
 
 static const luaL_Reg functions[] = {
