@@ -12,9 +12,9 @@
  *
  * Limits are enforced here so that their answers are JSON with a request id:
  * headers over max_header_bytes get 431, bodies over max_body_bytes 413
- * (from Content-Length before reading, or while reading a chunked body).
+ * (from Content-Length before reading, or once a chunked body has ended).
  * So are the checks of the head libmicrohttpd leaves to us (scan_header):
- * field syntax, Host, framing, and %00 in the target (unescape).
+ * field syntax, Host, framing, and %00 in the target (on_target).
  * libmicrohttpd's connection memory holds a head up to the limit with 220
  * lines, arguments or cookies, and the reply's headers (see lh_http_new). A
  * head of so many short lines that the reply would not fit gets a bare 431
@@ -138,8 +138,8 @@ struct exchange {
  * all, with no allocation per request. */
 struct connection {
     char client[INET6_ADDRSTRLEN];
-    int bad_target; /* set while libmicrohttpd unescapes the request line */
-    size_t target_bytes; /* summed, part by part, meanwhile */
+    int bad_target;      /* set by on_target, before the request is handled */
+    size_t target_bytes; /* likewise */
     /* Monotonic millisecond by which the next request head must be
      * complete; 0 while a request is being read past its head or answered. */
     _Atomic long long head_deadline;
@@ -739,48 +739,38 @@ static const char *origin_form(const char *url, int *bad)
     return path ? path : "/";
 }
 
-/* The target as sent, before libmicrohttpd splits and decodes it (its
- * query's '+' become spaces before unescape sees them): a space here, as in
- * "GET /a b HTTP/1.1" that libmicrohttpd splits at the last space, is no
- * part of a target (RFC 9112 3.2), and the request gets a 400. */
-static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
+/* The connection's state, made by on_connection; NULL when that failed. */
+static struct connection *connection_of(struct MHD_Connection *conn)
 {
-    (void)cls;
-    if (strchr(uri, ' ') != NULL) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        struct connection *c = ci ? ci->socket_context : NULL;
-        if (c != NULL)
-            c->bad_target = 1;
-    }
-    return NULL; /* the request's context stays ours to make */
-}
-
-/* libmicrohttpd's unescaping of the path and of each query key and value,
- * noting a %00 or a raw control byte first: decoded, %00 would end the
- * string early, and "/static/app.css%00.png" would serve app.css. */
-static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
-{
-    (void)cls;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct connection *c = ci ? ci->socket_context : NULL;
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request target as sent, once per request, before libmicrohttpd
+ * splits and decodes it: its size counts against max_header_bytes (decoded,
+ * it can be a third of what the head holds), and a request whose target has
+ * a %00, a control byte or a space gets a 400. Decoded, %00 would end the
+ * path early ("/static/app.css%00.png" would serve app.css); a space, as in
+ * "GET /a b HTTP/1.1" that libmicrohttpd splits at its last space, is no
+ * part of a target (RFC 9112 3.2), and by the time the query is decoded its
+ * '+' are spaces too. */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct connection *c = connection_of(conn);
     const char *p;
     int bad = 0;
-    for (p = s; *p; p++) {
+    (void)cls;
+    for (p = uri; *p; p++) {
         unsigned char ch = (unsigned char)*p;
-        /* Control bytes are no part of a target either (RFC 3986). */
-        if ((ch == '%' && p[1] == '0' && p[2] == '0') || ch < 0x20 || ch == 0x7f)
+        if ((ch == '%' && p[1] == '0' && p[2] == '0') || ch <= 0x20 || ch == 0x7f)
             bad = 1;
     }
     if (c != NULL) {
-        c->bad_target |= bad;
-        /* Decoded, a target can be a third of what it takes in the head:
-         * the limit is on the bytes sent (and kept), with the '?', '=' or
-         * '&' before each part. */
-        c->target_bytes += (size_t)(p - s) + 1;
+        c->bad_target = bad;
+        c->target_bytes = (size_t)(p - uri);
     }
-    return MHD_http_unescape(s);
+    return NULL; /* the request's context stays ours to make */
 }
 
 /* What a trusted proxy passed on. A proxy may append its own line after any
@@ -825,9 +815,7 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
                                      const char *url, const char *method)
 {
     struct thread_state *ts = this_thread(h);
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct connection *c = ci ? ci->socket_context : NULL;
+    struct connection *c = connection_of(conn);
 
     if (c == NULL || ts == NULL) /* out of memory at connect time, or no thread slot */
         return NULL;
@@ -921,10 +909,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = x;
 
         /* The request line counts as sent: libmicrohttpd has already split
-         * and decoded its target (unescape measured it). */
-        size_t target = strlen(url);
-        struct header_scan scan = {
-            .bytes = strlen(method) + (x->target_bytes > target ? x->target_bytes : target) + 12};
+         * and decoded its target (on_target measured it). */
+        struct header_scan scan = {.bytes = strlen(method) + x->target_bytes + 12};
         MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND,
                                     scan_header, &scan);
         /* Too little room left for the policies' headers: the bare answer,
@@ -1323,8 +1309,7 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         MHD_OPTION_CONNECTION_TIMEOUT, o->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
         MHD_OPTION_STRICT_FOR_CLIENT, 0, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
-        MHD_OPTION_URI_LOG_CALLBACK, on_target, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_URI_LOG_CALLBACK, on_target, h,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (h->daemon == NULL) {
