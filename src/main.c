@@ -268,10 +268,10 @@ static void stop(const struct lh_config *cfg, const struct lh_host *host, struct
     drain(http, 1.0);
 }
 
-/* The policy directory: as configured, else the app's sibling "policy" if
- * there is one; "" means no policies. Returns a malloc'd string. */
 #define NO_POLICIES "no policy directory: no rate limits and no security headers"
 
+/* The policy directory: as configured, else the app's sibling "policy" if
+ * there is one; "" means no policies. Returns a malloc'd string. */
 static char *policy_dir(const struct lh_config *cfg)
 {
     char path[4096];

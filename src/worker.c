@@ -209,9 +209,7 @@ static const char *push_error_text(lua_State *L, lua_State *co, size_t *len)
 
 static int traceback(lua_State *L)
 {
-    size_t len;
-    const char *msg = push_error_text(L, L, &len);
-    luaL_traceback(L, L, msg, 1);
+    luaL_traceback(L, L, push_error_text(L, L, NULL), 1);
     return 1;
 }
 
@@ -225,7 +223,6 @@ static int require_module(lua_State *L, const char *name)
 }
 
 /* Loads the application into a new VM; NULL and the script error in err. */
-
 /* first: this VM is the first worker's, which logs the load's warnings. */
 static struct vm *vm_new(const struct lh_workers *ws, int first, char *err, size_t errlen)
 {

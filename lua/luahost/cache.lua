@@ -151,35 +151,35 @@ end
 local BATCH = 500
 
 -- Removes key (kind "k") or the keys matching a pattern (kind "p") from L2
--- and tells the other instances; true when every step reached Redis.
+-- and tells the other instances; false at the first step that does not
+-- reach Redis (the whole removal is sent again later).
 local function remove_from_l2(kind, what)
-    local _, failed = next_l2_generation()
-    if kind == "k" then
-        local _, e1 = l2("UNLINK", L2_PREFIX .. what)
-        local _, e2 = l2("ZREM", L2_INDEX, what)
-        failed = failed or e1 or e2
-    else
+    if select(2, next_l2_generation()) then
+        return false
+    end
+    local keys, values = { what }, { L2_PREFIX .. what }
+    if kind == "p" then
         l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
-        local indexed, err = l2("ZRANGE", L2_INDEX, 0, -1)
-        failed = failed or err
-        if type(indexed) == "table" then
-            local keys, values = {}, {}
-            for _, key in ipairs(indexed) do
-                if core.match(what, key) then
-                    keys[#keys + 1] = key
-                    values[#values + 1] = L2_PREFIX .. key
-                end
-            end
-            for i = 1, #keys, BATCH do
-                local last = min(i + BATCH - 1, #keys)
-                local _, e1 = l2("UNLINK", unpack(values, i, last))
-                local _, e2 = l2("ZREM", L2_INDEX, unpack(keys, i, last))
-                failed = failed or e1 or e2
+        local indexed = l2("ZRANGE", L2_INDEX, 0, -1)
+        if type(indexed) ~= "table" then
+            return false
+        end
+        keys, values = {}, {}
+        for _, key in ipairs(indexed) do
+            if core.match(what, key) then
+                keys[#keys + 1] = key
+                values[#values + 1] = L2_PREFIX .. key
             end
         end
     end
-    local _, err = publish(kind, what)
-    return not (failed or err)
+    for i = 1, #keys, BATCH do
+        local last = min(i + BATCH - 1, #keys)
+        if select(2, l2("UNLINK", unpack(values, i, last)))
+            or select(2, l2("ZREM", L2_INDEX, unpack(keys, i, last))) then
+            return false
+        end
+    end
+    return select(2, publish(kind, what)) == nil
 end
 
 -- Removals that did not reach Redis (down, or slower than redis_timeout),
