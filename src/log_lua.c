@@ -3,6 +3,11 @@
  *   log.debug(...), log.info(...), log.warn(...), log.error(...)
  *       Writes the arguments, joined by spaces, to the error log, tagged with
  *       the id of the request being handled.
+ *   log.print(...)
+ *       What the global print does in luahost: the arguments, tostring'd and
+ *       joined by tabs as Lua's print joins them, to the error log at info
+ *       level. Lua's own print would write to stdout, where the access log
+ *       may go.
  *   log.enabled(level) -> boolean
  *   log.quote(value) -> string
  *       tostring(value) in double quotes, with ", \, control bytes and
@@ -16,7 +21,7 @@
 #include "luahost/log.h"
 #include "luahost/worker.h"
 
-static int write_level(lua_State *L, enum lh_log_level level)
+static int write_level(lua_State *L, enum lh_log_level level, char separator)
 {
     const struct lh_request *req;
     int n = lua_gettop(L);
@@ -27,7 +32,7 @@ static int write_level(lua_State *L, enum lh_log_level level)
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {
         if (i > 1)
-            luaL_addchar(&b, ' '); /* before the push: the buffer may use the stack */
+            luaL_addchar(&b, separator); /* before the push: the buffer may use the stack */
         lua_getglobal(L, "tostring");
         lua_pushvalue(L, i);
         lua_call(L, 1, 1);
@@ -41,22 +46,27 @@ static int write_level(lua_State *L, enum lh_log_level level)
 
 static int l_debug(lua_State *L)
 {
-    return write_level(L, LH_LOG_DEBUG);
+    return write_level(L, LH_LOG_DEBUG, ' ');
 }
 
 static int l_info(lua_State *L)
 {
-    return write_level(L, LH_LOG_INFO);
+    return write_level(L, LH_LOG_INFO, ' ');
 }
 
 static int l_warn(lua_State *L)
 {
-    return write_level(L, LH_LOG_WARN);
+    return write_level(L, LH_LOG_WARN, ' ');
 }
 
 static int l_error(lua_State *L)
 {
-    return write_level(L, LH_LOG_ERROR);
+    return write_level(L, LH_LOG_ERROR, ' ');
+}
+
+static int l_print(lua_State *L)
+{
+    return write_level(L, LH_LOG_INFO, '\t');
 }
 
 /* log.enabled(level) -> boolean */
@@ -95,9 +105,9 @@ static int l_quote(lua_State *L)
     return 1;
 }
 
-static const luaL_Reg functions[] = {{"debug", l_debug}, {"info", l_info},   {"warn", l_warn},
-                                     {"error", l_error}, {"enabled", l_enabled}, {"quote", l_quote},
-                                     {NULL, NULL}};
+static const luaL_Reg functions[] = {{"debug", l_debug},     {"info", l_info},   {"warn", l_warn},
+                                     {"error", l_error},     {"print", l_print}, {"enabled", l_enabled},
+                                     {"quote", l_quote},     {NULL, NULL}};
 
 int luaopen_luahost_log(lua_State *L)
 {

@@ -222,6 +222,8 @@ function M.start(dir, lua_path, policy_dir, report)
     end
     paths[#paths + 1] = package.path
     package.path = table.concat(paths, ";")
+    -- To the error log: stdout may carry the access log.
+    print = log.print
     lock_globals()
     local has_policies = policy_dir and policy_dir ~= ""
     local policy = has_policies and security.load(policy_dir) or security.none()

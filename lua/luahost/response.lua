@@ -13,7 +13,7 @@
 --   res:html(string[, status])    text/html; charset=utf-8
 --   res:text(string[, status])    text/plain; charset=utf-8
 --   res:redirect(url[, status])   Location: url, status 302 unless given
--- Each helper returns res.
+-- Each helper returns res. Setting any other field raises.
 --
 -- res:json keeps the value and the server encodes it once the handler has
 -- returned: calling a C function from a handler costs LuaJIT a trace exit,
@@ -29,7 +29,19 @@ local encode, null, rawget, rawset, setmetatable, type =
 local M = {}
 local methods = {}
 
+-- The fields a handler or a policy may set. Any other name is a mistake
+-- (res.stauts = 404) that would otherwise be sent as a silent 200.
+local FIELDS = { status = true, body = true, headers = true, security = true, stream = true,
+                 ratelimit = true, json_value = true }
+
 local response_mt = {
+    __newindex = function(res, key, value)
+        if not FIELDS[key] then
+            error(("res.%s: not a response field (status, body, headers, security, stream, "
+                .. "ratelimit)"):format(tostring(key)), 2)
+        end
+        rawset(res, key, value)
+    end,
     __index = function(res, key)
         if key ~= "body" then
             return methods[key]

@@ -70,6 +70,16 @@ return {
         res.body = "never sent"
     end,
 
+    ["GET /typo-field"] = function(_, res)
+        res.stauts = 404
+        res.body = "never sent"
+    end,
+
+    ["GET /print"] = function(_, res)
+        print("printed", 42, nil)
+        res:text("done")
+    end,
+
     ["GET /interim-status"] = function(_, res)
         res:text("not final", 101)
     end,
