@@ -155,6 +155,8 @@ static const char ERR_431[] =
     "{\"success\":false,\"message\":\"Request header fields too large\"}";
 static const char ERR_400_FRAMING[] =
     "{\"success\":false,\"message\":\"Conflicting Content-Length or Transfer-Encoding\"}";
+static const char ERR_400_CODING_10[] =
+    "{\"success\":false,\"message\":\"HTTP/1.0 has no Transfer-Encoding\"}";
 static const char ERR_400_METHOD[] = "{\"success\":false,\"message\":\"Malformed method\"}";
 static const char ERR_400_HEADER[] = "{\"success\":false,\"message\":\"Malformed header field\"}";
 static const char ERR_400_HOST[] =
@@ -695,10 +697,14 @@ static int head_fits(const struct lh_http *h, const struct header_scan *s)
  * Transfer-Encoding together, two different Content-Lengths, or
  * Transfer-Encoding in HTTP/1.0, which has none) could be read differently
  * by a proxy in front: RFC 9112 sections 6.1 and 6.3 let the server refuse
- * it, and we do, closing the connection. */
-static int ambiguous_framing(const struct header_scan *s, int http11)
+ * it, and we do, closing the connection. The message for it, or NULL. */
+static const char *ambiguous_framing(const struct header_scan *s, int http11)
 {
-    return s->lengths_differ || (s->transfer_encoding && (s->length != NULL || !http11));
+    if (s->transfer_encoding && !http11)
+        return ERR_400_CODING_10;
+    if (s->lengths_differ || (s->transfer_encoding && s->length != NULL))
+        return ERR_400_FRAMING;
+    return NULL;
 }
 
 /* A method is a token (RFC 9110 section 9.1). */
@@ -928,8 +934,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return queue_error(x, 400, ERR_400_HOST, sizeof(ERR_400_HOST) - 1);
         if (x->bad_target)
             return queue_error(x, 400, ERR_400_TARGET, sizeof(ERR_400_TARGET) - 1);
-        if (ambiguous_framing(&scan, http11))
-            return queue_error(x, 400, ERR_400_FRAMING, sizeof(ERR_400_FRAMING) - 1);
+        const char *framing = ambiguous_framing(&scan, http11);
+        if (framing != NULL)
+            return queue_error(x, 400, framing, strlen(framing));
         if (scan.unsupported_coding)
             return queue_error(x, 501, ERR_501_CODING, sizeof(ERR_501_CODING) - 1);
         /* Answering now, before the body, makes libmicrohttpd close the

@@ -474,6 +474,7 @@ describe("http #integration", function()
             local raw = srv:raw("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
                 .. "0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n", { read_all = true })
             assert.is_truthy(raw:find("^HTTP/1%.%d 400 "), raw)
+            assert.is_truthy(raw:find('"message":"HTTP/1.0 has no Transfer-Encoding"', 1, true), raw)
             assert.is_nil(raw:find("hello", 1, true), "the smuggled request was answered: " .. raw)
             assert_still_serving()
         end)
