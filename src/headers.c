@@ -402,6 +402,21 @@ void lh_header_set_free(struct lh_header_set *s)
     free(s);
 }
 
+/* Headers that frame the message or describe one answer: from a policy, sent
+ * with every answer, they would contradict the server's own (a Content-Length
+ * beside its chunked Transfer-Encoding) or the handler's. */
+static int framing_or_server(const char *name)
+{
+    static const char *const names[] = {"Content-Length", "Transfer-Encoding", "Connection",
+                                        "Keep-Alive",     "Upgrade",           "Trailer",
+                                        "Date",           "X-Request-Id",      "Content-Type",
+                                        "Content-Encoding", "Location",        "Set-Cookie"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 enum lh_status lh_header_set_add(struct lh_header_set *s, const char *name, const char *value,
                                  char *err, size_t errlen)
 {
@@ -416,6 +431,9 @@ enum lh_status lh_header_set_add(struct lh_header_set *s, const char *name, cons
         return st;
     if (strcasecmp(name, HSTS_NAME) == 0)
         return fail(err, errlen, LH_ERR_INVALID, "%s: set it as hsts (sent on HTTPS only)", name);
+    if (framing_or_server(name))
+        return fail(err, errlen, LH_ERR_INVALID,
+                    "%s: the server or the handler sets it, not a header policy", name);
     for (i = 0; i < s->n; i++)
         if (strcasecmp(s->v[i].name, name) == 0)
             break;

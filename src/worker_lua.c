@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -85,8 +86,14 @@ static void add_pair(void *arg, const char *key, const char *value)
         lua_pop(L, 1);
         lua_pushstring(L, value);
         lua_rawset(L, -3);
-    } else if (f->lower_keys) { /* a repeated header: join, as RFC 9110 allows */
-        lua_pushliteral(L, ", ");
+    } else if (f->lower_keys) {
+        /* A repeated header: joined, as RFC 9110 5.3 allows, except Cookie,
+         * whose pairs are separated by "; " (RFC 9113 8.2.3): a ", " would
+         * end up inside the first cookie's value. */
+        if (len == 6 && strcasecmp(key, "Cookie") == 0)
+            lua_pushliteral(L, "; ");
+        else
+            lua_pushliteral(L, ", ");
         lua_pushstring(L, value);
         lua_concat(L, 3);
         lua_rawset(L, -3);

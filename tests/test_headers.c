@@ -586,6 +586,20 @@ static void test_lh_header_set_add_hsts_name_refused(void **state)
     add_invalid(s, "strict-transport-security", "max-age=60", "set it as hsts");
 }
 
+/* A policy's headers go out with every answer: one that frames the message
+ * would contradict the server's own framing. */
+static void test_lh_header_set_add_framing_names_refused(void **state)
+{
+    struct lh_header_set *s = *state;
+
+    add_invalid(s, "Content-Length", "5", "Content-Length: the server or the handler sets it");
+    add_invalid(s, "transfer-encoding", "chunked", "not a header policy");
+    add_invalid(s, "Connection", "close", "not a header policy");
+    add_invalid(s, "X-Request-Id", "x", "not a header policy");
+    add_invalid(s, "content-type", "text/html", "not a header policy");
+    add_ok(s, "X-Content-Length-Hint", "5"); /* only the exact names */
+}
+
 static void test_lh_header_set_add_same_name_replaces(void **state)
 {
     struct lh_header_set *s = *state;
@@ -814,6 +828,7 @@ int main(void)
         T(test_lh_header_set_hsts_only_on_https_and_last),
         T(test_lh_header_set_hsts_invalid),
         T(test_lh_header_set_add_hsts_name_refused),
+        T(test_lh_header_set_add_framing_names_refused),
         T(test_lh_header_set_add_same_name_replaces),
         T(test_lh_header_set_add_invalid_name),
         T(test_lh_header_set_add_invalid_value),

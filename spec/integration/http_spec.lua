@@ -206,6 +206,15 @@ describe("http #integration", function()
     end)
 
     describe("request object", function()
+        it("reads cookies sent on several Cookie lines, and joins other repeated headers with commas", function()
+            local _, res = srv:raw("GET /request-cookies HTTP/1.1\r\nHost: x\r\nCookie: sid=abc\r\n"
+                .. "X-Multi: one\r\nCookie: theme=dark; lang=en\r\nX-Multi: two\r\n\r\n")
+            assert.are.equal(200, res.status, res.raw)
+            local body = json(res)
+            assert.are.same({ sid = "abc", theme = "dark", lang = "en" }, body.cookies)
+            assert.are.equal("one, two", body.multi)
+        end)
+
         it("echoes a POST body with method, path, params, query, client and id", function()
             local body = "hello body \0 with a NUL and \r\n line breaks"
             local res = assert(srv:request("POST", "/echo?k=v&sp=a+b&k=second", {

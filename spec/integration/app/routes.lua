@@ -133,6 +133,10 @@ return {
         res:text("old")
     end,
 
+    ["GET /request-cookies"] = function(req, res)
+        res:json({ cookies = req.cookies, multi = req.headers["x-multi"] })
+    end,
+
     ["GET /cookies"] = function(_, res)
         res.headers["Set-Cookie"] = { "a=1", "b=2" }
         res:json({ success = true })
