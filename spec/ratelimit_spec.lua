@@ -212,29 +212,29 @@ describe("luahost.ratelimit", function()
 
         it("raises on a bad slot", function()
             for _, slot in ipairs { 0, 5, -1, "1x" } do
-                raises("rule 1: slot must be a number from 1 to ", function()
+                raises("rule 1: slot must be a whole number from 1 to ", function()
                     ratelimit.ruleset { rule { slot = slot } }
                 end)
             end
-            raises("rule 1: slot must be a number", function()
+            raises("rule 1: slot must be a whole number", function()
                 ratelimit.ruleset { { limit = 1, window = 1 } }
             end)
         end)
 
         it("raises on a bad limit", function()
-            for _, limit in ipairs { 0, -5, 1000000001 } do
-                raises("rule 2: limit must be a number from 1 to ", function()
+            for _, limit in ipairs { 0, -5, 1000000001, 0 / 0, 2.5 } do
+                raises("rule 2: limit must be a whole number from 1 to ", function()
                     ratelimit.ruleset { rule {}, rule { limit = limit } }
                 end)
             end
-            raises("rule 1: limit must be a number", function()
+            raises("rule 1: limit must be a whole number", function()
                 ratelimit.ruleset { { slot = 1, window = 60 } }
             end)
         end)
 
         it("raises on a bad window", function()
-            for _, window in ipairs { 0, -1, 366 * 86400 + 1 } do
-                raises("rule 1: window must be a number from 1 to ", function()
+            for _, window in ipairs { 0, -1, 366 * 86400 + 1, 0 / 0 } do
+                raises("rule 1: window must be a whole number from 1 to ", function()
                     ratelimit.ruleset { rule { window = window } }
                 end)
             end
@@ -242,11 +242,11 @@ describe("luahost.ratelimit", function()
 
         it("names the allowed range in the message", function()
             assert.has_error(function() ratelimit.ruleset { rule { slot = 5 } } end,
-                "rule 1: slot must be a number from 1 to 4")
+                "rule 1: slot must be a whole number from 1 to 4")
             assert.has_error(function() ratelimit.ruleset { rule { limit = 0 } } end,
-                "rule 1: limit must be a number from 1 to 1000000000")
+                "rule 1: limit must be a whole number from 1 to 1000000000")
             assert.has_error(function() ratelimit.ruleset { rule { window = 0 } } end,
-                "rule 1: window must be a number from 1 to 31622400")
+                "rule 1: window must be a whole number from 1 to 31622400")
         end)
 
         it("takes a hold on a counter rule only, of 1 s to 366 days", function()
@@ -254,7 +254,7 @@ describe("luahost.ratelimit", function()
             assert.has_error(function() ratelimit.ruleset { rule { hold = 60 } } end,
                 "rule 1: hold is for counter rules")
             for _, hold in ipairs { 0, -1, 366 * 86400 + 1, "60" } do
-                raises("rule 1: hold must be a number from 1 to 31622400", function()
+                raises("rule 1: hold must be a whole number from 1 to 31622400", function()
                     ratelimit.ruleset { rule { counter = true, hold = hold } }
                 end)
             end

@@ -130,8 +130,10 @@ static struct limiter *check_limiter(lua_State *L)
 static long field_integer(lua_State *L, int t, const char *name, int rule, long max)
 {
     lua_getfield(L, t, name);
-    if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > max)
-        luaL_error(L, "rule %d: %s must be a number from 1 to %d", rule, name, (int)max);
+    lua_Number n = lua_tonumber(L, -1);
+    /* Written so that NaN fails too. */
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= (lua_Number)max) || n != (long)n)
+        luaL_error(L, "rule %d: %s must be a whole number from 1 to %d", rule, name, (int)max);
     long v = (long)lua_tointeger(L, -1);
     lua_pop(L, 1);
     return v;

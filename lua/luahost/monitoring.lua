@@ -150,11 +150,15 @@ function M.load(dir)
     end
     local default_ms = policy.slow_request_ms or DEFAULT_SLOW_MS
     local routes = policy.slow_routes or {}
-    if type(default_ms) ~= "number" or default_ms <= 0 or type(routes) ~= "table" then
+    -- Written so that NaN (0/0) and infinity fail too.
+    local function positive(ms)
+        return type(ms) == "number" and ms > 0 and ms < math.huge
+    end
+    if not positive(default_ms) or type(routes) ~= "table" then
         error(file .. ": slow_request_ms must be a positive number and slow_routes a table", 0)
     end
     for key, ms in pairs(routes) do
-        if type(ms) ~= "number" or ms <= 0 then
+        if not positive(ms) then
             error(("%s: slow_routes[%q] must be a positive number of ms"):format(file,
                 tostring(key)), 0)
         end

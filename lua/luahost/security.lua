@@ -138,6 +138,8 @@ local MAX_SUFFIX = 40     -- a route's key suffix; a longer route is named by a 
 local NETWORK_PREFIX = 48 -- per_network's ipv6_prefix when it has none
 local BOT_RETRY = 60      -- bot.lua's retry_after when it has none, in seconds
 local MAX_BOT_RETRY = 86400 -- the longest retry_after (and hold), in seconds
+local MAX_LIMIT = 1000000000 -- the limiter's largest limit and window (366 days)
+local MAX_WINDOW = 366 * 86400
 local BOT_MESSAGE = "Too many requests - bot behavior detected"
 
 -- The Redis key suffix of a route's own limit: the route itself, or for a
@@ -378,11 +380,18 @@ local function check_bot(bot, file)
     if bot.threshold == nil or bot.window == nil or bot.is_bot == nil then
         error(file .. ": needs threshold, window and is_bot", 0)
     end
-    local retry = bot.retry_after
-    if retry ~= nil and (retry % 1 ~= 0 or retry < 1 or retry > MAX_BOT_RETRY) then
-        error(("%s: retry_after must be a whole number of seconds from 1 to %d, got %s"):format(
-            file, MAX_BOT_RETRY, tostring(retry)), 0)
+    -- Written so that NaN (0/0) fails too: it would refuse every client.
+    local function whole(key, low, high, unit)
+        local v = bot[key]
+        if v ~= nil and not (v >= low and v <= high and v % 1 == 0) then
+            error(("%s: %s must be a whole number%s from %d to %d, got %s"):format(
+                file, key, unit, low, high, tostring(v)), 0)
+        end
     end
+    whole("threshold", 1, MAX_LIMIT, "")
+    whole("window", 1, MAX_WINDOW, " of seconds")
+    whole("retry_after", 1, MAX_BOT_RETRY, " of seconds")
+    whole("log_per_minute", 0, MAX_LIMIT, "")
 end
 
 -- The security log: suspicious requests, at most per_minute lines a minute.

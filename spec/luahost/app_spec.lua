@@ -313,6 +313,19 @@ return {
             assert.equal(200, (dispatch("GTE", "/html", "rid", "c")))
         end)
 
+        it("refuses a NaN or infinite slow_request_ms or slow route, naming alerts.lua", function()
+            for _, policy in ipairs {
+                "return { slow_request_ms = 0/0 }",
+                "return { slow_request_ms = 1/0 }",
+                'return { slow_routes = { ["GET /sleep"] = 0/0 } }',
+            } do
+                write(dir .. "/alerts.lua", policy)
+                local ok, err = pcall(require("luahost.monitoring").load, dir)
+                assert.is_false(ok, policy)
+                assert.matches(dir .. "/alerts.lua: slow_", err, 1, true)
+            end
+        end)
+
         it("warns about a route of alerts.lua's slow_routes the app lacks, as of limits.lua's", function()
             routes("return {\n    [\"GET /sleep\"] = function(req, res) end,\n}\n")
             local policy = require("luahost.security").none()

@@ -288,6 +288,25 @@ describe("luahost.security", function()
             end
         end)
 
+        it("raises naming bot.lua for a threshold, window or log_per_minute out of range, NaN included", function()
+            local cases = {
+                { "threshold = 50", "threshold = 0/0", "threshold must be a whole number from 1 to 1000000000, got nan" },
+                { "threshold = 50", "threshold = 1.5", "threshold must be a whole number from 1 to 1000000000, got 1.5" },
+                { "threshold = 50", "threshold = 0", "threshold must be a whole number from 1 to 1000000000, got 0" },
+                { "window = 10", "window = -5", "window must be a whole number of seconds from 1 to 31622400, got -5" },
+                { "window = 10", "window = 1e12", "window must be a whole number of seconds from 1 to 31622400" },
+                { "log_per_minute = 60", "log_per_minute = 0/0", "log_per_minute must be a whole number from 0 to" },
+                { "log_per_minute = 60", "log_per_minute = -3", "log_per_minute must be a whole number from 0 to" },
+            }
+            for _, case in ipairs(cases) do
+                local source, n = read(POLICY .. "/bot.lua"):gsub(case[1], case[2], 1)
+                assert.are.equal(1, n, case[1])
+                local dir = policy_dir { bot = source }
+                local err = load_error(dir)
+                assert.is_truthy(err:find(dir .. "/bot.lua: " .. case[3], 1, true), err)
+            end
+        end)
+
         it("raises naming bot.lua for a setting of the wrong type", function()
             local dir = policy_dir { bot = read(POLICY .. "/bot.lua"):gsub("log_per_minute = 60",
                 'log_per_minute = "60"', 1) }
