@@ -125,6 +125,7 @@ struct exchange {
     int suspended;
     int bad_target; /* %00, a control byte or a space in the target, or userinfo */
     size_t target_bytes; /* the request target as sent, percent escapes and all */
+    size_t head_used;    /* what the head takes of libmicrohttpd's memory (head_used) */
     int route; /* metrics route id */
     int streamed;
     unsigned thread;
@@ -164,6 +165,7 @@ static const char ERR_400_HOST[] =
 static const char ERR_400_TARGET[] = "{\"success\":false,\"message\":\"Bad request target\"}";
 static const char ERR_501_CODING[] =
     "{\"success\":false,\"message\":\"Transfer-Encoding not supported (only chunked)\"}";
+static const char ERR_500[] = "{\"success\":false,\"message\":\"Server error\"}";
 static const char ERR_503[] = "{\"success\":false,\"message\":\"Service unavailable\"}";
 
 /* -- Threads and ids --------------------------------------------------------- */
@@ -249,9 +251,21 @@ static void each(const struct lh_request *req, enum lh_request_part part, lh_req
 
 /* -- Answers ----------------------------------------------------------------- */
 
+/* A response being given its headers, and their size so far. */
+struct reply_head {
+    struct MHD_Response *resp;
+    size_t bytes;
+};
+
+static enum MHD_Result put_header(struct reply_head *head, const char *name, const char *value)
+{
+    head->bytes += strlen(name) + strlen(value) + 4; /* ": " and CRLF */
+    return MHD_add_response_header(head->resp, name, value);
+}
+
 static void add_security_header(void *arg, const char *name, const char *value)
 {
-    MHD_add_response_header(arg, name, value);
+    put_header(arg, name, value);
 }
 
 /* -- The monitor's event stream ------------------------------------------------ */
@@ -340,18 +354,33 @@ static int respelt(const struct lh_reply *reply, size_t i)
     return 0;
 }
 
+static enum MHD_Result queue_json(struct exchange *x, unsigned status, const char *body,
+                                  size_t len, const struct lh_header_set *security);
+
+/* Whether headers of this many bytes fit in what the request head left of
+ * libmicrohttpd's memory: if not, it would build no header block and close
+ * the connection without a word. REPLY_SLACK covers the status line,
+ * Content-Length and libmicrohttpd's rounding. */
+#define REPLY_SLACK 512
+static int reply_fits(const struct exchange *x, size_t header_bytes)
+{
+    return x->head_used + header_bytes + REPLY_SLACK <= x->h->pool_bytes;
+}
+
 /* Adds the reply's security headers, its own headers and X-Request-Id to
- * resp, and queues it; len is the body's size, for the access log. */
+ * resp, and queues it; len is the body's size, for the access log. Headers
+ * too large to send turn the answer into a logged 500. */
 static enum MHD_Result send_response(struct exchange *x, unsigned status,
                                      struct MHD_Response *resp, size_t len,
                                      const struct lh_reply *reply)
 {
     enum MHD_Result ret;
+    struct reply_head head = {resp, 0};
 
     if (resp == NULL)
         return MHD_NO;
     /* First: a Date the application sets replaces it (libmicrohttpd keeps one). */
-    MHD_add_response_header(resp, "Date", http_date(&x->h->threads[x->thread]));
+    put_header(&head, "Date", http_date(&x->h->threads[x->thread]));
     if (reply->security != NULL) {
         char fresh[LH_NONCE_LEN + 1];
         const char *nonce = reply->nonce;
@@ -364,10 +393,10 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
             nonce = fresh;
         }
         lh_header_set_emit(reply->security, nonce ? nonce : "", x->req.https, add_security_header,
-                           resp);
+                           &head);
     }
     if (reply->has_rate)
-        lh_ratelimit_emit_headers(&reply->rate, (long)time(NULL), add_security_header, resp);
+        lh_ratelimit_emit_headers(&reply->rate, (long)time(NULL), add_security_header, &head);
     for (size_t i = 0; i < reply->nheaders; i++) {
         const char *name = reply->names[i], *why = NULL;
         if (server_owned(name))
@@ -378,15 +407,28 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
             continue; /* res:json/html/text's yields to the application's own */
         else if (strcasecmp(name, "Date") == 0)
             name = "Date"; /* so that it replaces the server's, whatever its case */
-        if (why == NULL && MHD_add_response_header(resp, name, reply->values[i]) != MHD_YES)
+        if (why == NULL && put_header(&head, name, reply->values[i]) != MHD_YES)
             why = "libmicrohttpd refused it";
         if (why != NULL)
             lh_log(LH_LOG_WARN, x->id, "header %s not sent: %s", name, why);
     }
-    MHD_add_response_header(resp, "X-Request-Id", x->id);
+    put_header(&head, "X-Request-Id", x->id);
     /* Shutting down: the connection closes after this answer, and says so. */
     if (atomic_load_explicit(&x->h->quiesced, memory_order_relaxed))
-        MHD_add_response_header(resp, "Connection", "close");
+        put_header(&head, "Connection", "close");
+    int bare = reply->security == NULL && reply->nheaders <= 1; /* the fallback below */
+    if (!bare && !reply_fits(x, head.bytes)) {
+        MHD_destroy_response(resp);
+        char *path = lh_log_escaped(x->req.path, x->req.path_len);
+        lh_log(LH_LOG_ERROR, x->id,
+               "%s %s: bad reply: its headers take %zu bytes, more than the %zu the connection's "
+               "memory has left after the request head (max_header_bytes sizes it)",
+               x->req.method, path ? path : "-", head.bytes,
+               x->h->pool_bytes - x->head_used - REPLY_SLACK);
+        free(path);
+        /* No policy headers: the bare answer fits where any answer can. */
+        return queue_json(x, 500, ERR_500, sizeof(ERR_500) - 1, NULL);
+    }
     ret = MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);
     x->status = status;
@@ -685,12 +727,17 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* What the head takes of libmicrohttpd's memory, about. */
+static size_t head_used(const struct header_scan *s)
+{
+    return s->bytes + s->cookie_copy + s->records * POOL_RECORD_BYTES;
+}
+
 /* Whether the head leaves the reply its room in libmicrohttpd's memory:
  * otherwise the handler would run and its answer be lost for want of room. */
 static int head_fits(const struct lh_http *h, const struct header_scan *s)
 {
-    size_t used = s->bytes + s->cookie_copy + s->records * POOL_RECORD_BYTES;
-    return used + POOL_REPLY_BYTES <= h->pool_bytes;
+    return head_used(s) + POOL_REPLY_BYTES <= h->pool_bytes;
 }
 
 /* A request whose body length is ambiguous (Content-Length and
@@ -921,6 +968,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                     scan_header, &scan);
         /* Too little room left for the policies' headers: the bare answer,
          * which still fits where a reply of any size would not have. */
+        x->head_used = head_used(&scan);
         if (!head_fits(h, &scan))
             return queue_json(x, 431, ERR_431, sizeof(ERR_431) - 1, NULL);
         if (scan.bytes > h->max_header_bytes)

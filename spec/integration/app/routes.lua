@@ -133,6 +133,11 @@ return {
         res:text("old")
     end,
 
+    ["GET /big-header"] = function(req, res)
+        res.headers["X-Big"] = string.rep("h", tonumber(req.query.size))
+        res:text("ok")
+    end,
+
     ["GET /request-cookies"] = function(req, res)
         res:json({ cookies = req.cookies, multi = req.headers["x-multi"] })
     end,
