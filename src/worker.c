@@ -21,12 +21,14 @@
  */
 #include "luahost/worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -594,6 +596,26 @@ static int encode_json_body(lua_State *co, int encode_ref, struct lh_json_buf *j
     return 1;
 }
 
+/* Names that differ only in case are one header, and a table cannot say
+ * which was set last: Location and location would both be sent, and a
+ * browser refuses such a redirect. A bad reply, then, naming both; except
+ * Set-Cookie, which repeats, and Content-Type, where the server prefers the
+ * application's spelling over res:json's. The message, or NULL. */
+static const char *respelt_twice(lua_State *co, const struct lh_reply *reply)
+{
+    for (size_t i = 1; i < reply->nheaders; i++)
+        for (size_t j = 0; j < i; j++) {
+            const char *a = reply->names[i], *b = reply->names[j];
+            if (tolower((unsigned char)a[0]) != tolower((unsigned char)b[0]) ||
+                strcasecmp(a, b) != 0 || strcmp(a, b) == 0 ||
+                strcasecmp(a, "Set-Cookie") == 0 || strcasecmp(a, "Content-Type") == 0)
+                continue;
+            return lua_pushfstring(co, "header %s set twice, as %s and %s (names ignore case)", a,
+                                   b, a);
+        }
+    return NULL;
+}
+
 /* Reads dispatch's results (status, body, headers, security header set,
  * nonce, stream, rate limit, JSON value) from the coroutine stack. */
 static const char *read_reply(lua_State *co, int encode_ref, struct lh_json_buf *json,
@@ -667,7 +689,7 @@ static const char *read_reply(lua_State *co, int encode_ref, struct lh_json_buf 
         }
         lua_settop(co, 6);
     }
-    return NULL;
+    return respelt_twice(co, reply);
 }
 
 /* A handler that raised or answered badly: a 500, counted. */

@@ -57,8 +57,17 @@ local response_mt = {
     end,
 }
 
+-- Sets a header the helpers own, removing the usual other spellings of its
+-- name that an earlier line of the handler may have set: the helper's call
+-- is the later one, so it wins. (Constant keys, not a loop over the table:
+-- this runs in every res:json.)
+local function set_owned(headers, name, lower, upper, value)
+    headers[lower], headers[upper] = nil, nil
+    headers[name] = value
+end
+
 local function set_type(res, content_type, status)
-    res.headers["Content-Type"] = content_type
+    set_owned(res.headers, "Content-Type", "content-type", "CONTENT-TYPE", content_type)
     if status ~= nil then
         res.status = status
     end
@@ -97,7 +106,7 @@ function methods:redirect(url, status)
         error("redirect needs a URL string", 2)
     end
     self.status = status or 302
-    self.headers["Location"] = url
+    set_owned(self.headers, "Location", "location", "LOCATION", url)
     self.json_value = nil
     self.body = nil
     return self

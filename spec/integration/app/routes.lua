@@ -52,6 +52,22 @@ return {
         res.headers["X-Empty"] = ""
     end,
 
+    ["GET /type-before"] = function(_, res)
+        res.headers["content-type"] = "application/problem+json"
+        res:json({ success = false }, 404)
+    end,
+
+    ["GET /redirect-over"] = function(_, res)
+        res.headers["location"] = "/old"
+        res:redirect("/new")
+    end,
+
+    ["GET /header-twice"] = function(_, res)
+        res.headers["X-Dup"] = "upper"
+        res.headers["x-dup"] = "lower"
+        res:text("never sent")
+    end,
+
     ["GET /boom-tostring"] = function()
         error(setmetatable({}, { __tostring = function() return "a table that says why" end }))
     end,
