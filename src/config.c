@@ -182,8 +182,8 @@ static const struct option_def defs[] = {
     NUM_OPT(cpu_queue, "64", 0, 1000000,
             "password checks that may wait for a CPU thread; beyond, they fail at once "
             "(sign-ins get 503); 0: no limit"),
-    TEXT_OPT(access_log, "-", "access log file; '-' for stdout, 'off' for none"),
-    TEXT_OPT(error_log, "-", "error log file; '-' for stderr"),
+    CHECKED_OPT(access_log, "-", check_not_empty, "access log file; '-' for stdout, 'off' for none"),
+    CHECKED_OPT(error_log, "-", check_not_empty, "error log file; '-' for stderr"),
     CHECKED_OPT(log_level, "info", check_log_level, "error log level: debug, info, warn, error"),
     CHECKED_OPT(env, "development", check_env, "development or production"),
     CHECKED_OPT(db_url, "", check_mysql_url, "MySQL/MariaDB URL, mysql://user:password@host:port/database"),

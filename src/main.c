@@ -70,8 +70,11 @@ static void usage(FILE *out)
         for (size_t k = 2; k < n; k++)
             if (flag[k] == '_')
                 flag[k] = '-';
-        fprintf(out, "  %-22s %s (default: %s)\n", flag, o->help,
-                o->value[0] ? o->value : "none");
+        if (strstr(o->help, "default:") != NULL) /* the text says what the default is */
+            fprintf(out, "  %-22s %s\n", flag, o->help);
+        else
+            fprintf(out, "  %-22s %s (default: %s)\n", flag, o->help,
+                    o->value[0] ? o->value : "none");
     }
     fprintf(out, "  %-22s Lua file returning a table of options (or LUAHOST_CONFIG)\n"
                  "  %-22s load the configuration and scripts, then exit (0: all good)\n"
@@ -537,7 +540,11 @@ static int log_writable(const struct lh_config *cfg, const char *name, const cha
         folder[1] = '\0';
     else
         *slash = '\0';
-    if (access(path, F_OK) == 0 ? access(path, W_OK) == 0 : access(folder, W_OK) == 0)
+    struct stat st;
+    int exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
+        errno = EISDIR;
+    else if (exists ? access(path, W_OK) == 0 : access(folder, W_OK) == 0)
         return 1;
     char where[300];
     snprintf(err, errlen, "%s: cannot write %s: %s", lh_config_where(cfg, name, where, sizeof(where)),

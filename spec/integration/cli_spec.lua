@@ -29,6 +29,12 @@ describe("cli #integration", function()
             "--max-body-bytes", "--max-header-bytes", "--shutdown-timeout" }) do
             assert.is_truthy(out:find(flag, 1, true), flag .. " missing from --help:\n" .. out)
         end
+        -- One default per option: none where the text names it.
+        for line in out:gmatch("[^\n]+") do
+            local _, n = line:gsub("default:", "")
+            assert.is_true(n <= 1, line)
+        end
+        assert.is_truthy(out:find("default: the app's sibling 'policy'\n", 1, true), out)
     end)
 
     it("--version prints 'luahost <version>'", function()
@@ -99,6 +105,9 @@ describe("cli #integration", function()
             { { "--access-log", dir .. "/none/a.log" },
               "flag --access-log: option 'access_log': cannot write " .. dir .. "/none/a.log" },
             { { "--error-log", dir .. "/none/e.log" }, "flag --error-log: option 'error_log': cannot write" },
+            { { "--access-log", dir }, "flag --access-log: option 'access_log': cannot write " .. dir
+                .. ": Is a directory" },
+            { { "--error-log", "" }, "option 'error_log': must not be empty" },
             { { "--policy-dir", dir .. "/none" },
               "flag --policy-dir: option 'policy_dir': " .. dir .. "/none is not a folder" },
             { { "--policy-dir", policy }, "unknown metric p95ms" },
