@@ -422,11 +422,15 @@ static void publish_transport(struct lh_http *http, void *arg)
     atomic_store(&serving, http);
 }
 
+/* The requests in flight when main retired the transport: freeing it waits
+ * for them, and the stop watch still reports them meanwhile. */
+static _Atomic unsigned retired_inflight;
+
 static unsigned http_inflight(void *arg)
 {
     (void)arg;
     struct lh_http *http = atomic_load(&serving);
-    return http ? lh_http_inflight(http) : 0;
+    return http ? lh_http_inflight(http) : atomic_load(&retired_inflight);
 }
 
 /* Tells the metrics where the figures are: before the transport starts. */
@@ -1144,6 +1148,7 @@ int main(int argc, char **argv)
     stop(&cfg, &host, http, ws, tasks, cpu_tasks);
     lh_monitor_stop(host.monitor); /* its sampler reads the transport */
     pthread_mutex_lock(&serving_lock);
+    atomic_store(&retired_inflight, lh_http_inflight(http));
     atomic_store(&serving, NULL);
     pthread_mutex_unlock(&serving_lock);
     lh_http_free(http);
