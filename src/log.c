@@ -339,20 +339,22 @@ static int reopen_as(const char *path, int fd)
 
 enum lh_status lh_log_reopen(const char **err)
 {
-    enum lh_status st = LH_OK;
+    static char why[2 * (PATH_MAX + 128) + 2];
+    size_t n = 0;
 
+    why[0] = '\0';
     pthread_mutex_lock(&logger.lock);
     flush_locked(); /* the buffered lines belong to the old file */
-    if (!reopen_as(logger.error_path, logger.error_fd)) {
-        *err = open_failure("error", logger.error_path);
-        st = LH_ERR_IO;
-    }
-    if (!reopen_as(logger.access_path, logger.access_fd) && st == LH_OK) {
-        *err = open_failure("access", logger.access_path);
-        st = LH_ERR_IO;
-    }
+    if (!reopen_as(logger.error_path, logger.error_fd))
+        n = (size_t)snprintf(why, sizeof(why), "%s", open_failure("error", logger.error_path));
+    if (!reopen_as(logger.access_path, logger.access_fd))
+        snprintf(why + n, sizeof(why) - n, "%s%s", n ? "; " : "",
+                 open_failure("access", logger.access_path));
     pthread_mutex_unlock(&logger.lock);
-    return st;
+    if (why[0] == '\0')
+        return LH_OK;
+    *err = why;
+    return LH_ERR_IO;
 }
 
 void lh_log_close(void)

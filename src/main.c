@@ -244,7 +244,8 @@ static void serve(const struct lh_config *cfg, const struct lh_host *host, struc
             if (lh_log_reopen(&why) == LH_OK)
                 lh_log(LH_LOG_INFO, NULL, "SIGUSR1: log files reopened");
             else
-                lh_log(LH_LOG_ERROR, NULL, "SIGUSR1: %s; that log stays on its old file", why);
+                lh_log(LH_LOG_ERROR, NULL, "SIGUSR1: %s; a log that cannot be opened stays on its old file",
+                       why);
         } else if (sig == SIGTERM || sig == SIGINT) {
             return;
         }

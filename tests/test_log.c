@@ -315,8 +315,8 @@ static void test_lh_log_open_missing_directory_fails(void **state)
 
 /* After a rotation moved both files, reopen starts new ones at the paths:
  * lines before it stay in the moved files (buffered ones included), later
- * ones go to the new. A path that cannot be opened names itself in err and
- * leaves that log where it was. */
+ * ones go to the new. Each path that cannot be opened names itself in err
+ * and leaves that log where it was. */
 static void test_lh_log_reopen_follows_rotation(void **state)
 {
     struct fixture *f = *state;
@@ -344,6 +344,7 @@ static void test_lh_log_reopen_follows_rotation(void **state)
     assert_int_equal(lh_log_reopen(&err), LH_ERR_IO);
     assert_non_null(strstr(err, "cannot open the error log "));
     assert_non_null(strstr(err, "No such file or directory"));
+    assert_non_null(strstr(err, "; cannot open the access log ")); /* both are named */
     lh_log(LH_LOG_INFO, NULL, "still after");
     assert_int_equal(rename(gone, f->dir), 0);
     lh_log_close();

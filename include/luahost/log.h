@@ -19,9 +19,8 @@ enum lh_status lh_log_open(const char *error_path, const char *access_path,
 /* Opens each log file again by its path, in place of the one in use (after
  * logrotate moved it, say): lines written meanwhile go to the old file,
  * later ones to the new; none is lost. Standard streams and "off" stay as
- * they are. LH_ERR_IO and *err (static text naming the first file that
- * failed, and why) if a file cannot be opened; that log stays on its old
- * file. */
+ * they are. LH_ERR_IO and *err (static text naming each file that failed,
+ * and why) if a file cannot be opened; that log stays on its old file. */
 enum lh_status lh_log_reopen(const char **err);
 /* Flushes and closes the logs, and stops the flusher thread. */
 void lh_log_close(void);
