@@ -717,6 +717,9 @@ static void end_watch(struct watch *w)
 
 /* -- user add -------------------------------------------------------------------- */
 
+#define USER_NAME_RULE                                                                            \
+    "the name must be 1 to 64 bytes, without control characters or a space at either end"
+
 /* An account name: 1 to 64 bytes, no control character, no space at either
  * end (MariaDB's collation ignores trailing ones: "ann " would be "ann"). */
 static int valid_user_name(const char *name)
@@ -871,8 +874,8 @@ static int require_migrated(const struct lh_config *cfg, struct lh_db *db)
     return 2;
 }
 
-/* "luahost user add NAME [--admin | --no-admin]": the password comes from
- * stdin's first line. */
+/* "luahost user add NAME [--admin | --no-admin]", NAME checked: the
+ * password comes from stdin's first line. */
 static int add_user(struct lh_db *db, const char *name, enum admin_change admin)
 {
     char line[1100], hash[LH_PASSWORD_HASH_MAX], err[512] = "";
@@ -881,12 +884,6 @@ static int add_user(struct lh_db *db, const char *name, enum admin_change admin)
     int created = 0, is_admin = 0;
     unsigned long long ended = 0;
 
-    if (!valid_user_name(name)) {
-        lh_log(LH_LOG_ERROR, NULL,
-               "user add: the name must be 1 to 64 bytes, without control characters "
-               "or a space at either end");
-        return 2;
-    }
     long len = read_password(name, line, sizeof(line), &why);
     if (len < 0) {
         lh_log(LH_LOG_ERROR, NULL, "user add: %s", why);
@@ -932,7 +929,13 @@ static int user_add_arguments(int *argc, char ***argv, const char **name, enum a
     /* Another option there means the NAME was forgotten. */
     if (at >= n || a[at][0] == '-') {
         fprintf(stderr, "luahost: user add: NAME missing (luahost user add NAME "
-                        "[--admin | --no-admin] [options])\n");
+                        "[--admin | --no-admin] [options]; a name does not start with '-')\n");
+        return 2;
+    }
+    /* Checked here, before the database is reached (or, in development,
+     * migrated) for nothing. */
+    if (!valid_user_name(a[at])) {
+        fprintf(stderr, "luahost: user add: " USER_NAME_RULE "\n");
         return 2;
     }
     *name = a[at];

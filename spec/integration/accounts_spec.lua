@@ -408,6 +408,15 @@ describe("user add #integration", function()
         assert.is_truthy(err:find("user add: NAME missing", 1, true), err)
     end)
 
+    it("refuses a bad name before it reaches the database", function()
+        -- No database URL at all: the name's rule answers first.
+        for _, name in ipairs { " bob", "bob ", "a\tb", ("x"):rep(65) } do
+            local code, err = user_add({ name, "--app", "lua/app", "--db-url", "" })
+            assert.are.equal(2, code, err)
+            assert.is_truthy(err:find("user add: the name must be 1 to 64 bytes", 1, true), err)
+        end
+    end)
+
     it("takes the admin flag before NAME too, and refuses --check", function()
         local name = G.unique_name("flagfirst")
         local code, err = user_add({ "--admin", name, "--app", "lua/app", "--db-url", DB_URL })
