@@ -92,9 +92,9 @@ static const struct {
     const char *name, *help;
 } CORE[LH_CORE_METRICS] = {
     [LH_CORE_RATELIMIT_REJECTIONS] = {"luahost_ratelimit_rejections_total",
-                                      "Requests refused with 429 by a rate limit."},
+                                      "Requests refused with 429 by a rate limit or a bot hold."},
     [LH_CORE_BOT_DETECTIONS] = {"luahost_bot_detections_total",
-                                "Requests refused with 429 by the bot heuristics."},
+                                "Bots detected: holds started, and requests is_bot refused."},
     [LH_CORE_LUA_ERRORS] = {"luahost_lua_errors_total",
                             "Requests whose Lua handler raised or answered badly (500)."},
     [LH_CORE_RELOADS] = {"luahost_reloads_total", "Successful reloads (SIGHUP)."},

@@ -265,7 +265,13 @@ local function remove(kind, what)
     if unsent[1] ~= nil or not remove_from_l2(kind, what) then
         unsent[#unsent + 1] = { kind = kind, what = what }
         mark(kind, what, true)
+        return
     end
+    -- Again: another worker of this process may have read the old value
+    -- from L2 between the first drop and the removal from L2, with a
+    -- generation that let it store the value in L1. (This instance ignores
+    -- its own invalidation message.)
+    drop_from_l1(kind, what)
 end
 
 -- The L2 text of key, promoted to L1 for at most what L2 has left (unless

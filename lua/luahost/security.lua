@@ -511,7 +511,9 @@ function M.load(dir)
         end
         if held > 0 then
             -- Past the threshold: refused until the hold ends, however the
-            -- counter's window turns; logged and counted once, as it starts.
+            -- counter's window turns; logged and detected once, as it
+            -- starts, and each refusal a rejection (a flood shows).
+            rejections:inc()
             if hold_started then
                 security_log(req, "bot behavior: " .. count .. " requests in " .. bot.window
                     .. " s; held " .. held .. " s")

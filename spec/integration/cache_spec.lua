@@ -416,6 +416,40 @@ describe("gallery cache #integration", function()
         end
     end)
 
+    it("answers 404 for a deleted image right after the delete, whatever reads raced it", function()
+        -- Readers on the deleting instance's other worker could read the old
+        -- value from L2 between its L1 drop and the removal from L2, and
+        -- keep it in L1 for a minute.
+        local h = G.session_headers(a, owner, secret)
+        h["User-Agent"] = "svg-race-writer"
+        -- 6 rounds of 160 reads: the per-address limit allows 2000 an hour.
+        for round = 1, 6 do
+            local up = G.upload(a, h, { filename = "racing.svg", svg = circle })
+            assert.are.equal(201, up.status, up.body)
+            local path = "/svg/" .. json(up).id .. ".svg"
+            local reader = { ["User-Agent"] = "svg-race-" .. round }
+            -- Reads that keep coming while the delete runs: 8 connections
+            -- of 20 pipelined requests each.
+            local readers, burst = {}, S.format_request("GET", path, reader):rep(20)
+            for i = 1, 8 do
+                readers[i] = assert(a:client())
+                assert(readers[i]:send(burst))
+            end
+            local del = assert(a:request("DELETE", "/api/svg/" .. json(up).id, h))
+            assert.are.equal(200, del.status, del.body)
+            for _, c in ipairs(readers) do
+                for _ = 1, 20 do
+                    assert(c:read_response("GET"))
+                end
+                c:close()
+            end
+            for _ = 1, 4 do -- both workers
+                local res = assert(a:request("GET", path, reader))
+                assert.are.equal(404, res.status, ("round %d: %s served after its delete"):format(round, path))
+            end
+        end
+    end)
+
     it("keeps serving list pages from L1 and the database while Redis is down", function()
         first_page(a)
         r:stop()

@@ -818,6 +818,8 @@ describe("rate limits #integration", function()
         assert.are.equal(1, S.count(srv:error_log(), "security: bot behavior"), srv:error_log())
         local metrics = assert(srv:request("GET", "/metrics"))
         assert.are.equal("1", metrics.body:match("\nluahost_bot_detections_total (%S+)"), metrics.body)
+        -- Each held request is a rejection: a bot's flood shows.
+        assert.are.equal("2", metrics.body:match("\nluahost_ratelimit_rejections_total (%S+)"), metrics.body)
     end)
 end)
 
