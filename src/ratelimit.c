@@ -352,6 +352,20 @@ static void local_hold_start(struct store *st, struct group *g,
     g->hold_from = from;
 }
 
+/* After Redis decided g: a hold this process started while Redis was down
+ * still refuses g until it ends (Redis never heard of it), with no lease. */
+static void keep_local_hold(const struct store *st, struct group *g)
+{
+    if (st->used == 0 || g->k == 0 || g->held_ms > 0)
+        return;
+    long left = local_hold_left(st, g, (long)(lh_wall_seconds() * 1000.0));
+    if (left > 0) {
+        g->held_ms = left;
+        g->hold_from = -1;
+        g->grant = 0;
+    }
+}
+
 /* Decides a group in the local store, with the same arithmetic as SCRIPT. */
 static void decide_local(struct store *st, struct group *g)
 {
@@ -917,8 +931,10 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
                 plan_lease(rl, &groups[g], claimed);
             }
             remote = decide_redis(rl, groups, ngroups);
-            for (size_t g = 0; remote && g < ngroups; g++)
+            for (size_t g = 0; remote && g < ngroups; g++) {
+                keep_local_hold(&rl->store, &groups[g]);
                 install_lease(rl, &groups[g]);
+            }
         }
         if (remote && !rl->redis_up) {
             if (rl->reported_down)

@@ -311,6 +311,41 @@ describe("rate limits in Redis #integration", function()
         assert.are.equal(n + 1, ip_count(r))
     end)
 
+    it("keeps a bot held in-process while Redis was down held once Redis is back", function()
+        local r = S.redis()
+        local policy = policy_with({ bot = "t.threshold, t.retry_after = 3, 30" })
+        local srv = start(r, { "--policy-dir", policy, "--redis-timeout", "150" })
+        local c = assert(srv:client())
+        finally(function()
+            c:close()
+        end)
+        local ua = { ["User-Agent"] = fresh_ua("held-offline") }
+        fresh_window(10, 4)
+        r:pause()
+        for i = 1, 3 do
+            assert.are.equal(200, timed_get(c, "/counted", ua).status, "request " .. i)
+        end
+        local res = timed_get(c, "/counted", ua)
+        assert.are.equal(429, res.status, res.body)
+        assert.are.equal("30", res.headers["Retry-After"])
+        r:resume()
+        local deadline = S.now() + 5
+        repeat
+            S.sleep(0.2)
+            timed_get(c, "/hello", { ["User-Agent"] = fresh_ua("thawed") })
+        until srv:error_log():find("is back", 1, true) or S.now() > deadline
+        assert.is_truthy(srv:error_log():find("is back", 1, true), srv:error_log())
+        -- Decided in Redis again, which never heard of the hold: still held.
+        for i = 1, 3 do
+            res = timed_get(c, "/counted", ua)
+            assert.are.equal(429, res.status, "after Redis came back, request " .. i .. ": " .. res.body)
+            assert.is_truthy(cjson.decode(res.body).error:find("bot behavior", 1, true), res.body)
+            local left = tonumber(res.headers["Retry-After"])
+            assert.is_truthy(left > 20 and left <= 30, "Retry-After " .. tostring(left))
+        end
+        assert.are.equal(200, timed_get(c, "/counted", { ["User-Agent"] = fresh_ua("other") }).status)
+    end)
+
     it("says why Redis is unavailable, for a stopped and for a frozen Redis", function()
         -- The reason is hiredis's errstr, read from the context redis_drop has
         -- just freed (src/ratelimit.c): an ASan build reports a heap
