@@ -492,6 +492,83 @@ out:
     return st;
 }
 
+/* Edits (insertions, deletions, substitutions) between two short names,
+ * up to 3: a larger distance is reported as 3. */
+static size_t edits(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+
+    if (la >= 63 || lb >= 63 || (la > lb ? la - lb : lb - la) > 2)
+        return 3;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb] < 3 ? row[lb] : 3;
+}
+
+const char *lh_config_near_option(const char *name)
+{
+    const char *near = NULL;
+    size_t least = 3;
+    for (size_t i = 0; i < NDEFS; i++) {
+        size_t d = edits(name, defs[i].pub.name);
+        if (d < least) {
+            least = d;
+            near = defs[i].pub.name;
+        }
+    }
+    return near;
+}
+
+size_t lh_config_env_typos(char *const *env, char *out, size_t outlen)
+{
+    static const char prefix[] = "LUAHOST_";
+    char name[64];
+    size_t n = 0, used = 0;
+
+    if (outlen > 0)
+        out[0] = '\0';
+    for (; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        size_t len = eq ? (size_t)(eq - *env) : 0;
+        if (eq == NULL || len <= sizeof(prefix) - 1 || len - (sizeof(prefix) - 1) >= sizeof(name) ||
+            strncmp(*env, prefix, sizeof(prefix) - 1) != 0)
+            continue;
+        size_t k = 0;
+        for (const char *p = *env + sizeof(prefix) - 1; p < eq; p++)
+            name[k++] = (char)tolower((unsigned char)*p);
+        name[k] = '\0';
+        const char *near = find(name) || strcmp(name, "config") == 0 ? NULL : lh_config_near_option(name);
+        if (near == NULL)
+            continue;
+        n++;
+        if (used < outlen) {
+            char upper[64];
+            size_t u = 0;
+            for (; near[u] && u + 1 < sizeof(upper); u++)
+                upper[u] = (char)toupper((unsigned char)near[u]);
+            upper[u] = '\0';
+            int w = snprintf(out + used, outlen - used, "%s%.*s names no option; did you mean %s%s?",
+                             used ? "; " : "", (int)len, *env, prefix, upper);
+            used = w < 0 ? outlen : used + (size_t)w;
+        }
+    }
+    return n;
+}
+
 enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,
                                   size_t errlen)
 {

@@ -1009,7 +1009,11 @@ int main(int argc, char **argv)
         lh_config_free(&cfg);
         return 1;
     }
+    char typos[1024];
+    int mistyped = lh_config_env_typos(environ, typos, sizeof(typos)) > 0;
     if (fl.check) {
+        if (mistyped)
+            fprintf(stderr, "luahost: warning: %s\n", typos);
         rc = check(&cfg, policies);
         free(policies);
         lh_config_free(&cfg);
@@ -1031,6 +1035,8 @@ int main(int argc, char **argv)
         lh_config_free(&cfg);
         return 1;
     }
+    if (mistyped)
+        lh_log(LH_LOG_WARN, NULL, "environment: %s", typos);
     struct watch startup = {.running = 0}, stopping = {.running = 0};
     start_watch(&startup, startup_watch);
     struct lh_task_pool *tasks = NULL, *cpu_tasks = NULL;

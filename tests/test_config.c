@@ -473,6 +473,35 @@ static void test_lh_config_load_env_ignores_unrelated(void **state)
     assert_int_equal(f->cfg.port, 8080);
 }
 
+/* A variable one or two edits from an option's name is a typo to report;
+ * LUAHOST_CONFIG and names far from every option (a tool's) are not. */
+static void test_lh_config_env_typos(void **state)
+{
+    (void)state;
+    char *env[] = {
+        "LUAHOST_WORKER=4",       /* workers */
+        "LUAHOST_CONFIG=/etc/x",  /* the config file */
+        "LUAHOST_PORT=80",        /* an option */
+        "LUAHOST_BIN=build/luahost",
+        "LUAHOST_TEST_DB_URL=mysql://x",
+        "LUAHOST_LOGLEVEL=debug", /* log_level */
+        NULL,
+    };
+    char out[512];
+
+    assert_int_equal(lh_config_env_typos(env, out, sizeof(out)), 2);
+    assert_string_equal(out, "LUAHOST_WORKER names no option; did you mean LUAHOST_WORKERS?; "
+                             "LUAHOST_LOGLEVEL names no option; did you mean LUAHOST_LOG_LEVEL?");
+    assert_string_equal(lh_config_near_option("prot"), "port");
+    assert_null(lh_config_near_option("bin"));
+    char *none[] = {"LUAHOST_PORT=80", NULL};
+    assert_int_equal(lh_config_env_typos(none, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+    /* Cut, never overrun. */
+    assert_int_equal(lh_config_env_typos(env, out, 10), 2);
+    assert_int_equal(strlen(out), 9);
+}
+
 static void test_lh_config_load_env_bad_value_names_variable(void **state)
 {
     struct fixture *f = *state;
@@ -719,6 +748,7 @@ int main(void)
         T(test_lh_config_load_env_applies_variables),
         T(test_lh_config_load_env_ignores_unrelated),
         T(test_lh_config_load_env_bad_value_names_variable),
+        T(test_lh_config_env_typos),
         T(test_lh_config_sources_precedence),
         T(test_lh_config_bad_value_overridden_is_not_checked),
         T(test_lh_config_load_env_bad_word_names_variable),

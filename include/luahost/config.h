@@ -95,5 +95,13 @@ const char *lh_config_where(const struct lh_config *cfg, const char *name, char 
  * whose option is not given yet. Messages name the variable. */
 enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,
                                   size_t errlen);
+/* The option whose name is within two edits of name (the nearest), or NULL. */
+const char *lh_config_near_option(const char *name);
+/* The LUAHOST_* variables of env that name no option but one misspelt
+ * (LUAHOST_WORKER): "LUAHOST_WORKER names no option; did you mean
+ * LUAHOST_WORKERS?" each, joined by "; ", written into out (cut at
+ * outlen). Returns their count. Others (LUAHOST_CONFIG, a tool's own) are
+ * left alone. */
+size_t lh_config_env_typos(char *const *env, char *out, size_t outlen);
 
 #endif

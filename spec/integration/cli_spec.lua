@@ -232,6 +232,12 @@ describe("cli #integration", function()
         assert.are_not.equal(0, code)
         assert.is_truthy(err:find("LUAHOST_WORKERS", 1, true), "stderr: " .. err)
 
+        -- A misspelt variable is no option: said, not silently ignored.
+        code, _, err = S.run_luahost({ "--check", "--app", S.app }, { env = { LUAHOST_WORKER = "4" } })
+        assert.are.equal(0, code, err)
+        assert.is_truthy(err:find("warning: LUAHOST_WORKER names no option; did you mean LUAHOST_WORKERS?",
+            1, true), "stderr: " .. err)
+
         -- Started for real, not only checked.
         code, _, err = S.run_luahost({ "--port", "0", "--app", S.app })
         assert.are_not.equal(0, code)
