@@ -107,7 +107,7 @@ local function sh_output(cmd)
     return out
 end
 
-local stack = { servers = {} }
+local stack = { servers = {}, crash_logs = {} }
 
 function stack.interruption_point()
     if stack.interrupted then
@@ -141,8 +141,14 @@ local REDIS_TIMEOUT_MS = "1000"
 
 function stack.server(kind)
     local srv = stack.servers[kind]
-    if srv then
+    if srv and srv:running() then
         return srv
+    elseif srv then -- crashed in an earlier scenario: its log is kept, a new one serves
+        stack.crash_logs[kind] = (stack.crash_logs[kind] or "") .. srv:error_log()
+            .. "\n--- the server above exited; a new one was started ---\n"
+        if srv.redis then
+            srv.redis:stop()
+        end
     end
     if kind == "bench" then
         srv = S.start({ app = "bench/app", args = { "--redis-url", stack.redis_url,
@@ -548,6 +554,27 @@ end
 -- the server's request counter every second. Returns the parsed RESULT line
 -- plus t0 (wall clock), samples ({t since t0, rps over the last second, n
 -- requests since t0}...), mode, connections.
+-- Waits for the running wrk, sampling the server's request count about once
+-- a second into samples; returns wrk's exit code.
+local function watch_wrk(srv, duration, t0, n0, samples)
+    local last_t, last_n = 0, n0
+    while true do
+        local code = S.wait_pid(stack.wrk, max(0, t0 + #samples + 1 - S.now()))
+        local t, n = S.now() - t0, requests_total(srv)
+        if t - last_t > 0.5 then -- the rate over the last second (or the last part of one)
+            samples[#samples + 1] = { t = t, rps = (n - last_n) / (t - last_t), n = n - n0 }
+            last_t, last_n = t, n
+        end
+        if code ~= nil then
+            return code
+        end
+        stack.interruption_point()
+        if t > duration + 30 then
+            error("wrk did not finish")
+        end
+    end
+end
+
 local function run_wrk(label, script, srv, conns, rate, duration, env, o)
     local threads = min(THREADS, conns)
     env.THREADS = threads
@@ -557,27 +584,15 @@ local function run_wrk(label, script, srv, conns, rate, duration, env, o)
     local argv = { "wrk", "-t" .. threads, "-c" .. conns, "-d" .. duration .. "s", "--timeout", "5s",
         "-s", "bench/scenarios/" .. script .. ".lua", fmt("http://127.0.0.1:%d/", srv.port) }
     local n0 = requests_total(srv)
-    local last_t, last_n = 0, n0
     local samples = {}
     local t0 = S.now()
     stack.wrk = S.spawn(argv, { stdout = out, stderr = out, env = env })
-    local code
-    while true do
-        code = S.wait_pid(stack.wrk, max(0, t0 + #samples + 1 - S.now()))
-        local t, n = S.now() - t0, requests_total(srv)
-        if t - last_t > 0.5 then -- the rate over the last second (or the last part of one)
-            samples[#samples + 1] = { t = t, rps = (n - last_n) / (t - last_t), n = n - n0 }
-            last_t, last_n = t, n
-        end
-        if code ~= nil then
-            break
-        end
-        stack.interruption_point()
-        if t > duration + 30 then
-            S.kill(stack.wrk, "KILL")
-            S.wait_pid(stack.wrk, 2)
-            error("wrk did not finish")
-        end
+    local ok, code = pcall(watch_wrk, srv, duration, t0, n0, samples)
+    if not ok then -- wrk must not outlive its scenario (it would load the next one)
+        S.kill(stack.wrk, "KILL")
+        S.wait_pid(stack.wrk, 2)
+        stack.wrk = nil
+        error(srv:running() and code or "the server under test has exited", 0)
     end
     stack.wrk = nil
     -- wrk is gone, but the server may still work on requests it left behind
@@ -1042,7 +1057,13 @@ local function run(o, thresholds)
         connections = o.connections }
     local baselines = {}
     local function baseline_run()
-        local r = run_scenario(BASELINE, baseline_o, "baseline-" .. #baselines + 1)
+        local label = "baseline-" .. #baselines + 1
+        local ok, r = pcall(run_scenario, BASELINE, baseline_o, label)
+        if not ok then -- the scenario before crashed bench/app: once more, on a new one
+            stack.interruption_point()
+            io.stderr:write(fmt("loadtest: %s: %s; again on a new server\n", label, tostring(r)))
+            r = run_scenario(BASELINE, baseline_o, label)
+        end
         r.at = r.t0 - test_t0 + r.duration_us / 2e6 -- its middle, in the test's time
         baselines[#baselines + 1] = r
         return r
@@ -1068,7 +1089,7 @@ local function run(o, thresholds)
 
     -- Servers' error logs, for a look after a failure.
     for kind, srv in pairs(stack.servers) do
-        S.write_file(fmt("%s/%s-error.log", o.out, kind), srv:error_log())
+        S.write_file(fmt("%s/%s-error.log", o.out, kind), (stack.crash_logs[kind] or "") .. srv:error_log())
     end
 
     local verdict, measured, failed = 0, {}, {}
