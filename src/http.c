@@ -126,6 +126,7 @@ struct exchange {
     int bad_target; /* %00, a control byte or a space in the target, or userinfo */
     size_t target_bytes; /* the request target as sent, percent escapes and all */
     size_t head_used;    /* what the head takes of libmicrohttpd's memory (head_used) */
+    int replacing;       /* sending the 500 that replaces a reply too large to send */
     int route; /* metrics route id */
     int streamed;
     unsigned thread;
@@ -416,8 +417,9 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
     /* Shutting down: the connection closes after this answer, and says so. */
     if (atomic_load_explicit(&x->h->quiesced, memory_order_relaxed))
         put_header(&head, "Connection", "close");
-    int bare = reply->security == NULL && reply->nheaders <= 1; /* the fallback below */
-    if (!bare && !reply_fits(x, head.bytes)) {
+    /* A handler's reply: the server's own answers are small by design, and
+     * may follow a head that left room for nothing larger (the 431). */
+    if (x->call != NULL && !x->replacing && !reply_fits(x, head.bytes)) {
         MHD_destroy_response(resp);
         char *path = lh_log_escaped(x->req.path, x->req.path_len);
         lh_log(LH_LOG_ERROR, x->id,
@@ -426,8 +428,14 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
                x->req.method, path ? path : "-", head.bytes,
                x->h->pool_bytes - x->head_used - REPLY_SLACK);
         free(path);
+        if (x->h->metrics)
+            lh_metric_add(lh_metrics_core(x->h->metrics, LH_CORE_LUA_ERRORS), 1);
         /* No policy headers: the bare answer fits where any answer can. */
-        return queue_json(x, 500, ERR_500, sizeof(ERR_500) - 1, NULL);
+        x->replacing = 1;
+        ret = queue_json(x, 500, ERR_500, sizeof(ERR_500) - 1, NULL);
+        x->replacing = 0;
+        x->route = reply->route; /* the handler's route, for the metrics */
+        return ret;
     }
     ret = MHD_queue_response(x->conn, status, resp);
     MHD_destroy_response(resp);

@@ -424,7 +424,7 @@ static void publish_transport(struct lh_http *http, void *arg)
 }
 
 /* The requests in flight when main retired the transport: freeing it waits
- * for them, and the stop watch still reports them meanwhile. */
+ * for them, and the stop watch reports that count (a snapshot) meanwhile. */
 static _Atomic unsigned retired_inflight;
 
 static unsigned http_inflight(void *arg)

@@ -352,18 +352,31 @@ static void local_hold_start(struct store *st, struct group *g,
     g->hold_from = from;
 }
 
-/* After Redis decided g: a hold this process started while Redis was down
- * still refuses g until it ends (Redis never heard of it), with no lease. */
-static void keep_local_hold(const struct store *st, struct group *g)
+/* Before a round trip: the groups held by a hold this process started while
+ * Redis was down (Redis never heard of it) are decided here, refused until
+ * it ends, and moved to the end, out of the round trip: counted nowhere and
+ * given no lease, as a hold Redis keeps. Returns how many groups remain to
+ * send. */
+static size_t hold_locally(const struct store *st, struct group *groups, size_t ngroups)
 {
-    if (st->used == 0 || g->k == 0 || g->held_ms > 0)
-        return;
-    long left = local_hold_left(st, g, (long)(lh_wall_seconds() * 1000.0));
-    if (left > 0) {
-        g->held_ms = left;
-        g->hold_from = -1;
-        g->grant = 0;
+    if (st->used == 0)
+        return ngroups;
+    long now_ms = (long)(lh_wall_seconds() * 1000.0);
+    for (size_t g = 0; g < ngroups;) {
+        long left = groups[g].k > 0 ? local_hold_left(st, &groups[g], now_ms) : 0;
+        if (left <= 0) {
+            g++;
+            continue;
+        }
+        struct group held = groups[g];
+        held.held_ms = left;
+        held.hold_from = -1;
+        held.grant = held.counted = held.want = 0;
+        held.slot = -1;
+        groups[g] = groups[--ngroups];
+        groups[ngroups] = held;
     }
+    return ngroups;
 }
 
 /* Decides a group in the local store, with the same arithmetic as SCRIPT. */
@@ -926,15 +939,14 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
             unsigned char claimed[LEASE_SLOTS] = {0};
             if (refills)
                 ngroups = add_refills(rl, groups, ngroups);
-            for (size_t g = 0; g < ngroups; g++) {
+            size_t nremote = hold_locally(&rl->store, groups, ngroups);
+            for (size_t g = 0; g < nremote; g++) {
                 groups[g].hash = rules_hash(groups[g].first);
                 plan_lease(rl, &groups[g], claimed);
             }
-            remote = decide_redis(rl, groups, ngroups);
-            for (size_t g = 0; remote && g < ngroups; g++) {
-                keep_local_hold(&rl->store, &groups[g]);
+            remote = decide_redis(rl, groups, nremote);
+            for (size_t g = 0; remote && g < nremote; g++)
                 install_lease(rl, &groups[g]);
-            }
         }
         if (remote && !rl->redis_up) {
             if (rl->reported_down)

@@ -599,16 +599,17 @@ static int encode_json_body(lua_State *co, int encode_ref, struct lh_json_buf *j
 /* Names that differ only in case are one header, and a table cannot say
  * which was set last: Location and location would both be sent, and a
  * browser refuses such a redirect. A bad reply, then, naming both; except
- * Set-Cookie, which repeats, and Content-Type, where the server prefers the
- * application's spelling over res:json's. The message, or NULL. */
+ * Set-Cookie, which repeats, and res:json/html/text's "Content-Type" beside
+ * one other spelling, where the server sends the application's. The
+ * message, or NULL. */
 static const char *respelt_twice(lua_State *co, const struct lh_reply *reply)
 {
     for (size_t i = 1; i < reply->nheaders; i++)
         for (size_t j = 0; j < i; j++) {
             const char *a = reply->names[i], *b = reply->names[j];
             if (tolower((unsigned char)a[0]) != tolower((unsigned char)b[0]) ||
-                strcasecmp(a, b) != 0 || strcmp(a, b) == 0 ||
-                strcasecmp(a, "Set-Cookie") == 0 || strcasecmp(a, "Content-Type") == 0)
+                strcasecmp(a, b) != 0 || strcmp(a, b) == 0 || strcasecmp(a, "Set-Cookie") == 0 ||
+                strcmp(a, "Content-Type") == 0 || strcmp(b, "Content-Type") == 0)
                 continue;
             return lua_pushfstring(co, "header %s set twice, as %s and %s (names ignore case)", a,
                                    b, a);

@@ -443,7 +443,7 @@ describe("gallery cache #integration", function()
                 end
                 c:close()
             end
-            for _ = 1, 4 do -- both workers
+            for _ = 1, 4 do -- new connections, on either worker
                 local res = assert(a:request("GET", path, reader))
                 assert.are.equal(404, res.status, ("round %d: %s served after its delete"):format(round, path))
             end

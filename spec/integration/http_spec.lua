@@ -617,6 +617,13 @@ describe("http #integration", function()
             assert.are.equal(8000, #res.headers["X-Big"])
             local _, line = logged_server_error("/big-header?size=40000")
             assert.is_truthy(line:find("GET /big%-header: bad reply: its headers take %d+ bytes, more than the %d+"), line)
+            -- One header and a body of its own, no policy headers: the same.
+            _, line = logged_server_error("/big-header-raw?size=40000")
+            assert.is_truthy(line:find("GET /big%-header%-raw: bad reply: its headers take"), line)
+            -- Counted under the handler's route, as a Lua error.
+            local metrics = assert(srv:request("GET", "/metrics")).body
+            assert.is_truthy(metrics:find('luahost_http_requests_total{route="/big-header-raw",method="GET",status="5xx"} 1',
+                1, true), metrics)
             assert_still_serving()
         end)
 

@@ -154,6 +154,11 @@ return {
         res:text("ok")
     end,
 
+    ["GET /big-header-raw"] = function(req, res)
+        res.headers["X-Big"] = string.rep("h", tonumber(req.query.size))
+        res.body = "ok"
+    end,
+
     ["GET /request-cookies"] = function(req, res)
         res:json({ cookies = req.cookies, multi = req.headers["x-multi"] })
     end,
