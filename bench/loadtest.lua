@@ -252,6 +252,7 @@ local function gallery_accounts(srv, duration)
     end
     users[#users + 1] = "loadtest-uploader"
     for _, name in ipairs(users) do
+        stack.interruption_point() -- each takes a PBKDF2 hash: a Ctrl-C must not wait for all
         assert(G.add_user(name, PASSWORD), "luahost user add " .. name .. " failed")
     end
     local uploader = table.remove(users)
