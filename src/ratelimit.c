@@ -352,33 +352,6 @@ static void local_hold_start(struct store *st, struct group *g,
     g->hold_from = from;
 }
 
-/* Before a round trip: the groups held by a hold this process started while
- * Redis was down (Redis never heard of it) are decided here, refused until
- * it ends, and moved to the end, out of the round trip: counted nowhere and
- * given no lease, as a hold Redis keeps. Returns how many groups remain to
- * send. */
-static size_t hold_locally(const struct store *st, struct group *groups, size_t ngroups)
-{
-    if (st->used == 0)
-        return ngroups;
-    long now_ms = (long)(lh_wall_seconds() * 1000.0);
-    for (size_t g = 0; g < ngroups;) {
-        long left = groups[g].k > 0 ? local_hold_left(st, &groups[g], now_ms) : 0;
-        if (left <= 0) {
-            g++;
-            continue;
-        }
-        struct group held = groups[g];
-        held.held_ms = left;
-        held.hold_from = -1;
-        held.grant = held.counted = held.want = 0;
-        held.slot = -1;
-        groups[g] = groups[--ngroups];
-        groups[ngroups] = held;
-    }
-    return ngroups;
-}
-
 /* Decides a group in the local store, with the same arithmetic as SCRIPT. */
 static void decide_local(struct store *st, struct group *g)
 {
@@ -906,6 +879,59 @@ out:
     return ok;
 }
 
+/* Hands g's holds kept in the local store (started while Redis was down) to
+ * Redis, each with the time it has left, so that Redis and every instance
+ * hold the client to the end; the local copies then end. 0 if Redis did not
+ * take one. */
+static int hand_holds_over(struct lh_ratelimit *rl, const struct group *g, long now_ms)
+{
+    const struct lh_ratelimit_check *c = g->first;
+    char key[LH_RATELIMIT_KEY_MAX + 32];
+
+    for (size_t r = 0; r < c->nrules; r++) {
+        if (!has_hold(&c->rules[r]))
+            continue;
+        snprintf(key, sizeof(key), "%s:block", c->rules[r].key);
+        struct slot *s = store_find(rl->store.slots, rl->store.cap, key);
+        if (s->key == NULL || s->idx <= now_ms)
+            continue;
+        redisReply *reply = redisCommand(rl->redis, "SET %s 1 PX %ld", key, s->idx - now_ms);
+        int ok = redis_ok(rl->redis, reply) && reply->type == REDIS_REPLY_STATUS;
+        freeReplyObject(reply);
+        if (!ok)
+            return 0;
+        s->idx = 0;
+    }
+    return 1;
+}
+
+/* Before a round trip: Redis never heard of the holds this process started
+ * while it was down. They are handed over; a group whose hold Redis did not
+ * take is decided here, refused until the hold ends, and moved to the end,
+ * out of the round trip: counted nowhere and given no lease, as a hold Redis
+ * keeps. Returns how many groups remain to send. */
+static size_t hold_locally(struct lh_ratelimit *rl, struct group *groups, size_t ngroups)
+{
+    if (rl->store.used == 0)
+        return ngroups;
+    long now_ms = (long)(lh_wall_seconds() * 1000.0);
+    for (size_t g = 0; g < ngroups;) {
+        long left = groups[g].k > 0 ? local_hold_left(&rl->store, &groups[g], now_ms) : 0;
+        if (left <= 0 || hand_holds_over(rl, &groups[g], now_ms)) {
+            g++;
+            continue;
+        }
+        struct group held = groups[g];
+        held.held_ms = left;
+        held.hold_from = -1;
+        held.grant = held.counted = held.want = 0;
+        held.slot = -1;
+        groups[g] = groups[--ngroups];
+        groups[ngroups] = held;
+    }
+    return ngroups;
+}
+
 /* Groups the batch (a list), decides it and calls every done(); with
  * refills, also fetches the leases that asked for it. */
 static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *batch, int refills)
@@ -939,7 +965,7 @@ static void decide_batch(struct lh_ratelimit *rl, struct lh_ratelimit_check *bat
             unsigned char claimed[LEASE_SLOTS] = {0};
             if (refills)
                 ngroups = add_refills(rl, groups, ngroups);
-            size_t nremote = hold_locally(&rl->store, groups, ngroups);
+            size_t nremote = hold_locally(rl, groups, ngroups);
             for (size_t g = 0; g < nremote; g++) {
                 groups[g].hash = rules_hash(groups[g].first);
                 plan_lease(rl, &groups[g], claimed);
