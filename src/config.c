@@ -492,6 +492,27 @@ out:
     return st;
 }
 
+#define ENV_PREFIX "LUAHOST_"
+#define ENV_NAME_MAX 64
+
+/* For a "LUAHOST_<NAME>=value" entry of environ: <name> in lower case into
+ * name (ENV_NAME_MAX bytes), and the length of "LUAHOST_<NAME>"; 0 for any
+ * other entry. */
+static size_t env_option_name(const char *var, char *name)
+{
+    const size_t skip = sizeof(ENV_PREFIX) - 1;
+    const char *eq = strchr(var, '=');
+    size_t len = eq ? (size_t)(eq - var) : 0;
+
+    if (eq == NULL || len <= skip || len - skip >= ENV_NAME_MAX || strncmp(var, ENV_PREFIX, skip) != 0)
+        return 0;
+    size_t k = 0;
+    for (const char *p = var + skip; p < eq; p++)
+        name[k++] = (char)tolower((unsigned char)*p);
+    name[k] = '\0';
+    return len;
+}
+
 /* Edits (insertions, deletions, substitutions) between two short names,
  * up to 3: a larger distance is reported as 3. */
 static size_t edits(const char *a, const char *b)
@@ -535,22 +556,15 @@ const char *lh_config_near_option(const char *name)
 
 size_t lh_config_env_typos(char *const *env, char *out, size_t outlen)
 {
-    static const char prefix[] = "LUAHOST_";
-    char name[64];
+    char name[ENV_NAME_MAX];
     size_t n = 0, used = 0;
 
     if (outlen > 0)
         out[0] = '\0';
     for (; env && *env; env++) {
-        const char *eq = strchr(*env, '=');
-        size_t len = eq ? (size_t)(eq - *env) : 0;
-        if (eq == NULL || len <= sizeof(prefix) - 1 || len - (sizeof(prefix) - 1) >= sizeof(name) ||
-            strncmp(*env, prefix, sizeof(prefix) - 1) != 0)
+        size_t len = env_option_name(*env, name);
+        if (len == 0)
             continue;
-        size_t k = 0;
-        for (const char *p = *env + sizeof(prefix) - 1; p < eq; p++)
-            name[k++] = (char)tolower((unsigned char)*p);
-        name[k] = '\0';
         const char *near = find(name) || strcmp(name, "config") == 0 ? NULL : lh_config_near_option(name);
         if (near == NULL)
             continue;
@@ -562,7 +576,7 @@ size_t lh_config_env_typos(char *const *env, char *out, size_t outlen)
                 upper[u] = (char)toupper((unsigned char)near[u]);
             upper[u] = '\0';
             int w = snprintf(out + used, outlen - used, "%s%.*s names no option; did you mean %s%s?",
-                             used ? "; " : "", (int)len, *env, prefix, upper);
+                             used ? "; " : "", (int)len, *env, ENV_PREFIX, upper);
             used = w < 0 ? outlen : used + (size_t)w;
         }
     }
@@ -572,23 +586,14 @@ size_t lh_config_env_typos(char *const *env, char *out, size_t outlen)
 enum lh_status lh_config_load_env(struct lh_config *cfg, char *const *env, char *err,
                                   size_t errlen)
 {
-    static const char prefix[] = "LUAHOST_";
-    char name[64], msg[256];
+    char name[ENV_NAME_MAX], msg[256];
 
     for (; env && *env; env++) {
         const char *var = *env;
-        const char *eq = strchr(var, '=');
-        size_t len = eq ? (size_t)(eq - var) : 0;
-        if (eq == NULL || len <= sizeof(prefix) - 1 || len - (sizeof(prefix) - 1) >= sizeof(name) ||
-            strncmp(var, prefix, sizeof(prefix) - 1) != 0)
-            continue;
-        size_t n = 0;
-        for (const char *p = var + sizeof(prefix) - 1; p < eq; p++)
-            name[n++] = (char)tolower((unsigned char)*p);
-        name[n] = '\0';
-        if (find(name) == NULL || given(cfg, name))
+        size_t len = env_option_name(var, name);
+        if (len == 0 || find(name) == NULL || given(cfg, name))
             continue; /* LUAHOST_CONFIG, variables of later features, or a flag's option */
-        enum lh_status st = set_from(cfg, name, eq + 1, FROM_ENV, msg, sizeof(msg));
+        enum lh_status st = set_from(cfg, name, var + len + 1, FROM_ENV, msg, sizeof(msg));
         if (st != LH_OK) {
             snprintf(err, errlen, "environment %.*s: %s", (int)len, var, msg);
             return st;
