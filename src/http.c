@@ -345,16 +345,6 @@ static int server_owned(const char *name)
     return 0;
 }
 
-/* Whether the reply has header i's name again in another spelling. */
-static int respelt(const struct lh_reply *reply, size_t i)
-{
-    for (size_t j = 0; j < reply->nheaders; j++)
-        if (j != i && strcasecmp(reply->names[j], reply->names[i]) == 0 &&
-            strcmp(reply->names[j], reply->names[i]) != 0)
-            return 1;
-    return 0;
-}
-
 static enum MHD_Result queue_json(struct exchange *x, unsigned status, const char *body,
                                   size_t len, const struct lh_header_set *security);
 
@@ -404,8 +394,6 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
             why = "the server sets it";
         else if (reply->values[i][0] == '\0')
             why = "an empty value (libmicrohttpd sends none)";
-        else if (strcmp(name, "Content-Type") == 0 && respelt(reply, i))
-            continue; /* res:json/html/text's yields to the application's own */
         else if (strcasecmp(name, "Date") == 0)
             name = "Date"; /* so that it replaces the server's, whatever its case */
         if (why == NULL && put_header(&head, name, reply->values[i]) != MHD_YES)

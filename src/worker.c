@@ -600,19 +600,26 @@ static int encode_json_body(lua_State *co, int encode_ref, struct lh_json_buf *j
  * which was set last: Location and location would both be sent, and a
  * browser refuses such a redirect. A bad reply, then, naming both; except
  * Set-Cookie, which repeats, and res:json/html/text's "Content-Type" beside
- * one other spelling, where the server sends the application's. The
+ * one other spelling, which is dropped: the application's is sent. The
  * message, or NULL. */
-static const char *respelt_twice(lua_State *co, const struct lh_reply *reply)
+static const char *one_spelling_each(lua_State *co, struct lh_reply *reply)
 {
     for (size_t i = 1; i < reply->nheaders; i++)
         for (size_t j = 0; j < i; j++) {
             const char *a = reply->names[i], *b = reply->names[j];
             if (tolower((unsigned char)a[0]) != tolower((unsigned char)b[0]) ||
-                strcasecmp(a, b) != 0 || strcmp(a, b) == 0 || strcasecmp(a, "Set-Cookie") == 0 ||
-                strcmp(a, "Content-Type") == 0 || strcmp(b, "Content-Type") == 0)
+                strcasecmp(a, b) != 0 || strcmp(a, b) == 0 || strcasecmp(a, "Set-Cookie") == 0)
                 continue;
-            return lua_pushfstring(co, "header %s set twice, as %s and %s (names ignore case)", a,
-                                   b, a);
+            if (strcmp(a, "Content-Type") != 0 && strcmp(b, "Content-Type") != 0)
+                return lua_pushfstring(co, "header %s set twice, as %s and %s (names ignore case)",
+                                       a, b, a);
+            size_t drop = strcmp(a, "Content-Type") == 0 ? i : j;
+            reply->nheaders--;
+            memmove(&reply->names[drop], &reply->names[drop + 1],
+                    (reply->nheaders - drop) * sizeof(reply->names[0]));
+            memmove(&reply->values[drop], &reply->values[drop + 1],
+                    (reply->nheaders - drop) * sizeof(reply->values[0]));
+            return one_spelling_each(co, reply); /* the pairs after drop moved */
         }
     return NULL;
 }
@@ -690,7 +697,7 @@ static const char *read_reply(lua_State *co, int encode_ref, struct lh_json_buf 
         }
         lua_settop(co, 6);
     }
-    return respelt_twice(co, reply);
+    return one_spelling_each(co, reply);
 }
 
 /* A handler that raised or answered badly: a 500, counted. */
