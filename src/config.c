@@ -457,6 +457,16 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
+/* os.exit in a config file would end --check, or the start, without a word
+ * and with the file's chosen status: an error naming the line instead. */
+static int exit_refused(lua_State *L)
+{
+    luaL_where(L, 1);
+    lua_pushliteral(L, "os.exit in a config file: return the table of options instead");
+    lua_concat(L, 2);
+    return lua_error(L);
+}
+
 enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char *err,
                                    size_t errlen)
 {
@@ -472,6 +482,10 @@ enum lh_status lh_config_load_file(struct lh_config *cfg, const char *path, char
     free(cfg->file);
     cfg->file = copy;
     luaL_openlibs(L);
+    lua_getglobal(L, "os");
+    lua_pushcfunction(L, exit_refused);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
     /* Compiled code runs no hooks; the file's top level runs once anyway. */
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, FILE_INSTRUCTIONS);

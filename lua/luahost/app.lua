@@ -224,6 +224,11 @@ function M.start(dir, lua_path, policy_dir, report)
     package.path = table.concat(paths, ";")
     -- To the error log: stdout may carry the access log.
     print = log.print
+    -- It would end every worker at once, with requests in flight and no
+    -- graceful shutdown: an error in the calling handler instead.
+    os.exit = function()
+        error("os.exit would end the whole server; stop it with SIGTERM", 2)
+    end
     lock_globals()
     local has_policies = policy_dir and policy_dir ~= ""
     local policy = has_policies and security.load(policy_dir) or security.none()

@@ -307,6 +307,13 @@ describe("cli #integration", function()
             assert.is_truthy(err:find(config .. ":3:", 1, true), "stderr: " .. err)
         end)
 
+        it("a config file calling os.exit fails with its path and line, not its exit status", function()
+            S.write_file(config, "return {\n    port = 8080,\n    workers = os.exit(0),\n}\n")
+            local code, _, err = S.run_luahost({ "--config", config, "--check" })
+            assert.are_not.equal(0, code)
+            assert.is_truthy(err:find(config .. ":3: os.exit in a config file", 1, true), "stderr: " .. err)
+        end)
+
         it("a bad value overridden by a higher source is not checked; one in force is, by source", function()
             S.write_file(config, ("return { port = %d, workers = 1, app = %q, log_level = 'loud' }\n")
                 :format(A, S.app))

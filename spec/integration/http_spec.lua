@@ -632,6 +632,12 @@ describe("http #integration", function()
             assert.is_truthy(line:find("routes.lua:%d+: res.stauts: not a response field"), line)
         end)
 
+        it("answers 500 for os.exit in a handler, and keeps serving", function()
+            local _, line = logged_server_error("/exit")
+            assert.is_truthy(line:find("routes.lua:%d+: os.exit would end the whole server"), line)
+            assert_still_serving()
+        end)
+
         it("sends print() to the error log with the request id, not to stdout", function()
             local res = assert(srv:request("GET", "/print"))
             assert.are.equal(200, res.status)

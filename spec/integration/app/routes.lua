@@ -91,6 +91,10 @@ return {
         res.body = "never sent"
     end,
 
+    ["GET /exit"] = function()
+        os.exit(0)
+    end,
+
     ["GET /print"] = function(_, res)
         print("printed", 42, nil)
         res:text("done")
