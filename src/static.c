@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,10 @@ static int open_inside(const struct lh_static *s, const char *rel, const char *s
         errno = ENOENT;
         return -1;
     }
-    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+     * writer, and hold the serving thread and its connections with it. It
+     * changes nothing for a regular file. */
+    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return -1;
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
@@ -129,6 +133,17 @@ static const char *content_type(const char *rel)
         {".woff2", "font/woff2"},
         {".woff", "font/woff"},
         {".map", "application/json"},
+        {".wasm", "application/wasm"},
+        {".avif", "image/avif"},
+        {".xml", "application/xml"},
+        {".pdf", "application/pdf"},
+        {".csv", "text/csv; charset=utf-8"},
+        {".mp4", "video/mp4"},
+        {".webm", "video/webm"},
+        {".mp3", "audio/mpeg"},
+        {".ogg", "audio/ogg"},
+        {".ttf", "font/ttf"},
+        {".otf", "font/otf"},
     };
     const char *dot = strrchr(rel, '.');
     for (size_t i = 0; dot && i < sizeof(TYPES) / sizeof(TYPES[0]); i++) {
@@ -142,6 +157,12 @@ static void version_of(const struct stat *st, char out[LH_STATIC_TAG_MAX])
 {
     snprintf(out, LH_STATIC_TAG_MAX, "%llx-%llx", (unsigned long long)st->st_mtime,
              (unsigned long long)st->st_size);
+}
+
+static int older(const struct stat *a, const struct stat *b)
+{
+    return a->st_mtim.tv_sec < b->st_mtim.tv_sec ||
+           (a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec < b->st_mtim.tv_nsec);
 }
 
 enum lh_status lh_static_open(const struct lh_static *s, const char *rel, int accept_gzip,
@@ -163,6 +184,12 @@ enum lh_status lh_static_open(const struct lh_static *s, const char *rel, int ac
     f->mtime = st.st_mtime;
     f->size = st.st_size;
     int gz_fd = accept_gzip ? open_inside(s, rel, ".gz", &gz) : -1;
+    /* A .gz older than its file is what the file was: sent under the
+     * file's new version, a browser would keep it for a year. */
+    if (gz_fd >= 0 && older(&gz, &st)) {
+        close(gz_fd);
+        gz_fd = -1;
+    }
     if (gz_fd >= 0) {
         close(fd);
         fd = gz_fd;
@@ -256,17 +283,15 @@ int lh_static_range_applies(const struct lh_static_file *f, const char *if_range
     return parse_http_date(if_range, &date) && date == f->mtime;
 }
 
-/* Parses decimal digits at *p into *out; 0 when there are none or too many. */
+/* Parses decimal digits at *p into *out, past 18 digits saturating at a
+ * value larger than any file (a range past the end is still one); 0 when
+ * there are none. */
 static int parse_offset(const char **p, off_t *out)
 {
     off_t v = 0;
     int digits = 0;
-    while (**p >= '0' && **p <= '9') {
-        if (++digits > 18)
-            return 0;
-        v = v * 10 + (**p - '0');
-        (*p)++;
-    }
+    for (; **p >= '0' && **p <= '9'; (*p)++)
+        v = ++digits > 18 ? INT64_MAX : v * 10 + (**p - '0');
     *out = v;
     return digits > 0;
 }
@@ -330,9 +355,30 @@ void lh_static_http_date(time_t t, char *out, size_t len)
     strftime(out, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
+/* Whether an Accept-Encoding entry's parameters (from params to end) give
+ * it a weight above 0: q=0 (or 0.0, 0.00...) refuses, any other accepts. */
+static int weighted(const char *params, const char *end)
+{
+    const char *q = params;
+    while (q < end &&
+           !(strncasecmp(q, "q=", 2) == 0 && (q == params || q[-1] == ';' || q[-1] == ' ')))
+        q++;
+    if (q >= end)
+        return 1;
+    q += 2;
+    if (*q != '0')
+        return 1;
+    for (q++; q < end && (*q == '.' || *q == '0'); q++)
+        ;
+    return !(q >= end || *q == ' ' || *q == ';');
+}
+
+/* gzip (or its alias x-gzip) by name decides; "*" only without it
+ * (RFC 9110 section 12.5.3). */
 int lh_static_accepts_gzip(const char *accept_encoding)
 {
     const char *p = accept_encoding;
+    int any = 0;
 
     while (p != NULL && *p) {
         size_t n = strcspn(p, ",");
@@ -340,22 +386,13 @@ int lh_static_accepts_gzip(const char *accept_encoding)
         size_t name_len = strcspn(name, " \t;,");
         const char *params = name + name_len, *end = p + n;
         p = *end ? end + 1 : NULL;
-        if (name >= end || !((name_len == 4 && strncasecmp(name, "gzip", 4) == 0) ||
-                             (name_len == 1 && name[0] == '*')))
+        if (name >= end)
             continue;
-        /* q=0 (or 0.0, 0.00...) refuses it; any other weight accepts it. */
-        const char *q = params;
-        while (q < end && !(strncasecmp(q, "q=", 2) == 0 && (q == params || q[-1] == ';' ||
-                                                           q[-1] == ' ')))
-            q++;
-        if (q >= end)
-            return 1;
-        q += 2;
-        if (*q != '0')
-            return 1;
-        for (q++; q < end && (*q == '.' || *q == '0'); q++)
-            ;
-        return !(q >= end || *q == ' ' || *q == ';');
+        if ((name_len == 4 && strncasecmp(name, "gzip", 4) == 0) ||
+            (name_len == 6 && strncasecmp(name, "x-gzip", 6) == 0))
+            return weighted(params, end);
+        if (name_len == 1 && name[0] == '*')
+            any = weighted(params, end);
     }
-    return 0;
+    return any;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "luahost/static.h"
@@ -103,6 +104,43 @@ static void test_open_picks_gzip_and_tags(void **state)
     lh_static_free(s);
 }
 
+/* A .gz older than its file is not sent in its place. */
+static void test_stale_gzip_is_ignored(void **state)
+{
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/www/b.css.gz", root);
+    write_file(path, "OLD GZ");
+    snprintf(path, sizeof(path), "%s/www/b.css", root);
+    write_file(path, "b{}");
+    /* The .gz a minute older than the file it was made from. */
+    struct timespec times[2] = {{.tv_sec = time(NULL) - 60}, {.tv_sec = time(NULL) - 60}};
+    snprintf(path, sizeof(path), "%s/www/b.css.gz", root);
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+
+    struct lh_static *s = open_root();
+    struct lh_static_file f;
+    assert_int_equal(lh_static_open(s, "b.css", 1, &f), LH_OK);
+    assert_false(f.gzip);
+    assert_int_equal(f.size, 3);
+    close(f.fd);
+    lh_static_free(s);
+}
+
+/* A FIFO is no file to serve, and opening it must not wait for a writer. */
+static void test_fifo_is_not_found_at_once(void **state)
+{
+    (void)state;
+    char path[160];
+    snprintf(path, sizeof(path), "%s/www/pipe.txt", root);
+    assert_int_equal(mkfifo(path, 0644), 0);
+
+    struct lh_static *s = open_root();
+    struct lh_static_file f;
+    assert_int_equal(lh_static_open(s, "pipe.txt", 0, &f), LH_ERR_NOT_FOUND);
+    lh_static_free(s);
+}
+
 static void test_paths_leaving_the_root_are_refused(void **state)
 {
     (void)state;
@@ -141,8 +179,18 @@ static void test_ranges(void **state)
     assert_int_equal(lh_static_range("bytes=0-1,4-5", 100, &start, &len), LH_RANGE_NONE);
     assert_int_equal(lh_static_range("bytes=9-1", 100, &start, &len), LH_RANGE_NONE);
     assert_int_equal(lh_static_range("items=0-1", 100, &start, &len), LH_RANGE_NONE);
+    /* Offsets past any file: a start past the end, an end clamped. */
     assert_int_equal(lh_static_range("bytes=99999999999999999999-", 100, &start, &len),
-                     LH_RANGE_NONE);
+                     LH_RANGE_UNSATISFIABLE);
+    assert_int_equal(lh_static_range("bytes=9223372036854775807-", 100, &start, &len),
+                     LH_RANGE_UNSATISFIABLE);
+    assert_int_equal(lh_static_range("bytes=0-99999999999999999999", 100, &start, &len),
+                     LH_RANGE_OK);
+    assert_int_equal(start, 0);
+    assert_int_equal(len, 100);
+    assert_int_equal(lh_static_range("bytes=-99999999999999999999", 100, &start, &len),
+                     LH_RANGE_OK);
+    assert_int_equal(len, 100);
     assert_int_equal(lh_static_range(NULL, 100, &start, &len), LH_RANGE_NONE);
 }
 
@@ -210,6 +258,12 @@ static void test_accepts_gzip(void **state)
     assert_false(lh_static_accepts_gzip("identity"));
     assert_false(lh_static_accepts_gzip(""));
     assert_false(lh_static_accepts_gzip(NULL));
+    /* gzip by name wins over "*", either way; x-gzip is gzip. */
+    assert_false(lh_static_accepts_gzip("*, gzip;q=0"));
+    assert_true(lh_static_accepts_gzip("*;q=0, gzip"));
+    assert_false(lh_static_accepts_gzip("*;q=0"));
+    assert_true(lh_static_accepts_gzip("x-gzip"));
+    assert_false(lh_static_accepts_gzip("br, x-gzip;q=0, *"));
 }
 
 int main(void)
@@ -217,6 +271,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_open_picks_gzip_and_tags),
+        cmocka_unit_test(test_stale_gzip_is_ignored),
+        cmocka_unit_test(test_fifo_is_not_found_at_once),
         cmocka_unit_test(test_paths_leaving_the_root_are_refused),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_validators_and_caching),

@@ -99,8 +99,12 @@ local function upload_problem(body)
     if chars == nil or chars == 0 or chars > 255 or body.filename:find("[%z\1-\31\127]") then
         return "filename must be 1 to 255 characters of UTF-8, without control characters"
     end
-    if body.description and (#body.description > MAX_DESCRIPTION or not utf8_length(body.description)) then
-        return "description must be UTF-8 of at most " .. MAX_DESCRIPTION .. " bytes"
+    -- Lines and tabs, but no other control character: a NUL or an escape
+    -- would reach the image page as it is.
+    if body.description and (#body.description > MAX_DESCRIPTION or not utf8_length(body.description)
+            or body.description:find("[%z\1-\8\11\12\14-\31\127]")) then
+        return "description must be UTF-8 of at most " .. MAX_DESCRIPTION
+            .. " bytes, without control characters other than tabs and line breaks"
     end
     return nil
 end

@@ -279,6 +279,7 @@ describe("uploading images #integration", function()
         for _, fields in ipairs({
             { filename = "n.svg", svg = clean, description = cjson.null, is_public = cjson.null },
             { filename = "d.svg", svg = clean, description = ("d"):rep(65535), is_public = false },
+            { filename = "l.svg", svg = clean, description = "two\r\nlines\tand a tab", is_public = false },
         }) do
             res = upload(h, fields)
             assert.are.equal(201, res.status, res.body)
@@ -294,6 +295,8 @@ describe("uploading images #integration", function()
             ['is_public "no"'] = { filename = "p.svg", svg = clean, is_public = "no" },
             ["a NUL in the filename"] = { filename = "a\0.html", svg = clean },
             ["a newline in the filename"] = { filename = "a\n.svg", svg = clean },
+            ["a NUL in the description"] = { filename = "n.svg", svg = clean, description = "a\0b" },
+            ["an escape in the description"] = { filename = "e.svg", svg = clean, description = "\27[31m" },
         }) do
             res = upload(h, fields)
             assert.are.equal(400, res.status, what .. ": " .. res.body)

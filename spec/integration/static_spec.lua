@@ -16,7 +16,7 @@ describe("static files #integration", function()
         dir = S.copy_app(SRC)
         -- Symlinks: one inside the root (allowed), two leading out of it.
         assert(os.execute(("cd %s/static && ln -s hello.txt alias.txt && ln -s ../routes.lua up.lua"
-            .. " && ln -s /etc/passwd passwd && printf SECRET=1 > .env"):format(S.shell_quote(dir))))
+            .. " && ln -s /etc/passwd passwd && printf SECRET=1 > .env && mkfifo pipe.txt"):format(S.shell_quote(dir))))
         srv = S.start({ app = dir })
     end)
 
@@ -88,6 +88,11 @@ describe("static files #integration", function()
         assert.is_nil(identity.headers["content-encoding"])
         assert.are.equal(plain, identity.body)
         assert.is_nil(get("/static/app.js", { ["Accept-Encoding"] = "gzip;q=0" })
+            .headers["content-encoding"])
+        -- gzip refused by name, whatever "*" says; accepted by name over "*;q=0".
+        assert.is_nil(get("/static/app.js", { ["Accept-Encoding"] = "*, gzip;q=0" })
+            .headers["content-encoding"])
+        assert.are.equal("gzip", get("/static/app.js", { ["Accept-Encoding"] = "*;q=0, gzip" })
             .headers["content-encoding"])
         assert.is_nil(get("/static/hello.txt", { ["Accept-Encoding"] = "gzip" })
             .headers["content-encoding"]) -- no hello.txt.gz
@@ -173,6 +178,12 @@ describe("static files #integration", function()
             assert.is_nil(res.body:find("SECRET", 1, true), path)
         end
         assert.are.equal(200, get("/static/alias.txt").status) -- a symlink inside the root
+        -- A FIFO is no file: 404 at once, and the server goes on serving
+        -- (opening it used to wait for a writer, holding the thread).
+        for _ = 1, 3 do
+            assert.are.equal(404, get("/static/pipe.txt").status)
+        end
+        assert.are.equal(200, get("/static/hello.txt").status)
         assert.are.equal(404, get("/static/missing.txt").status)
         assert.are.equal(404, get("/static/css").status)
         assert.are.equal("application/json", get("/static/missing.txt").headers["content-type"])
