@@ -850,27 +850,29 @@ out:
     return st;
 }
 
-/* Outside development, user add leaves the schema to `luahost migrate`,
- * which an operator runs when it suits them, and refuses to run on a schema
- * it has not brought up to date. 0 when every file of <app>/migrations is
- * recorded as applied, 2 (logged) when one is not, 1 when the check failed. */
-static int require_migrated(const struct lh_config *cfg, struct lh_db *db)
+/* Outside development, the start and user add leave the schema to
+ * `luahost migrate`, which an operator runs when it suits them, and refuse
+ * to run on a schema it has not brought up to date: scripts that expect a
+ * migration would fail request by request. `what` names the caller in the
+ * log. 0 when every file of <app>/migrations is recorded as applied, 2
+ * (logged) when one is not, 1 when the check failed. */
+static int require_migrated(const struct lh_config *cfg, struct lh_db *db, const char *what)
 {
     char dir[4096], pending[256], err[512] = "";
 
     snprintf(dir, sizeof(dir), "%s/migrations", cfg->app);
     enum lh_status st = lh_migrate_pending(db, dir, pending, sizeof(pending), err, sizeof(err));
     if (st != LH_OK) {
-        lh_log(LH_LOG_ERROR, NULL, "user add: checking the migrations: %s",
+        lh_log(LH_LOG_ERROR, NULL, "%s: checking the migrations: %s", what,
                err[0] ? err : lh_status_str(st));
         return 1;
     }
     if (pending[0] == '\0')
         return 0;
     lh_log(LH_LOG_ERROR, NULL,
-           "user add: migration %s/%s is not applied: run `luahost migrate` first (in %s, "
-           "user add does not migrate)",
-           dir, pending, cfg->env);
+           "%s: migration %s/%s is not applied: run `luahost migrate` first (in %s, "
+           "%s does not migrate)",
+           what, dir, pending, cfg->env, what);
     return 2;
 }
 
@@ -1058,7 +1060,7 @@ int main(int argc, char **argv)
             if (migrate_only || strcmp(cfg.env, "development") == 0)
                 rc = migrate(&cfg, host.db);
             else
-                rc = require_migrated(&cfg, host.db);
+                rc = require_migrated(&cfg, host.db, "user add");
             if (rc == 0 && new_user)
                 rc = add_user(host.db, new_user, new_admin);
             goto out_host;
@@ -1105,7 +1107,9 @@ int main(int argc, char **argv)
     }
     /* After the scripts have loaded: a deploy that cannot start leaves the
      * schema as it was. */
-    if (host.db != NULL && strcmp(cfg.env, "development") == 0 && (rc = migrate(&cfg, host.db)) != 0)
+    if (host.db != NULL &&
+        (rc = strcmp(cfg.env, "development") == 0 ? migrate(&cfg, host.db)
+                                                  : require_migrated(&cfg, host.db, "start")) != 0)
         goto out_host;
     /* Behind a proxy every client has the proxy's address: a per-address
      * limit would cap the proxy itself, so it is the proxy's to enforce. */

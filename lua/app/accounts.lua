@@ -8,6 +8,11 @@
 --       or the 503 (500 for a "sql" kind) of a failed lookup
 --   accounts.require_admin(req, res) -> session | nil    those, or 403 for non-admins
 --   accounts.check_csrf(req, res, session) -> true | false   false: res holds the 403
+--   accounts.json_body(req, res) -> true | false   false: res holds the 415
+--       (the body is not declared application/json)
+--   accounts.database_error(res, what, err, kind)   logs "what: err" and answers
+--       503 "Service unavailable" for a database that is down or slow (kinds
+--       "timeout", "io"), else 500 "Server error"
 --   accounts.routes: POST /api/login, POST /api/logout, GET /api/me
 local cjson_safe = require "cjson.safe"
 local db = require "luahost.db"
@@ -74,14 +79,24 @@ function M.session(req)
     return M.session(req)
 end
 
+local function database_failed(res, kind)
+    if kind == "timeout" or kind == "io" then
+        return fail(res, 503, "Service unavailable")
+    end
+    return fail(res, 500, "Server error")
+end
+
+function M.database_error(res, what, err, kind)
+    log.error(what .. ": " .. tostring(err))
+    return database_failed(res, kind)
+end
+
 function M.require_user(req, res)
     local session, err, kind = M.session(req)
-    if kind == "sql" then
-        fail(res, 500, "Server error")
-    elseif err then
+    if err then
         -- Not "sign in": the session may well be valid, the database is what
         -- fails, as it would for the request's own queries.
-        fail(res, 503, "Service unavailable")
+        database_failed(res, kind) -- logged by the lookup
     elseif not session then
         fail(res, 401, "Sign in first")
     end
@@ -117,13 +132,22 @@ end
 
 local rejections = metrics.core("ratelimit_rejections_total")
 
+-- Whether req's body is declared JSON; if not, res holds the 415.
+function M.json_body(req, res)
+    local media_type = (req.headers["content-type"] or ""):lower():match("^%s*([^;%s]+)")
+    if media_type ~= "application/json" then
+        fail(res, 415, "Want Content-Type: application/json")
+        return false
+    end
+    return true
+end
+
 local function login(req, res)
     -- A page elsewhere can post a form (even one whose text/plain body reads
     -- as JSON) but not an application/json body without CORS's consent: so a
     -- site cannot sign its visitors in to an account of its choosing.
-    local media_type = (req.headers["content-type"] or ""):lower():match("^%s*([^;%s]+)")
-    if media_type ~= "application/json" then
-        return fail(res, 415, "Want Content-Type: application/json")
+    if not M.json_body(req, res) then
+        return
     end
     local body = cjson_safe.decode(req.body)
     local name = type(body) == "table" and body.username
@@ -145,8 +169,7 @@ local function login(req, res)
                u.id, u.username, u.password_hash, u.is_admin
         FROM (SELECT 1) AS one LEFT JOIN users u ON u.username = ?]], name, name)
     if err then
-        log.error("login: " .. err)
-        return fail(res, (kind == "sql") and 500 or 503, "Server error")
+        return M.database_error(res, "login", err, kind)
     end
     local limiter = ratelimit.host()
     if limiter then
@@ -189,13 +212,13 @@ local function login(req, res)
     db.execute("DELETE FROM sessions WHERE expires_at < NOW() LIMIT 100")
     local token, csrf = fingerprint.random_hex(32), fingerprint.random_hex(32)
     local created
-    created, err = db.execute([[
+    local kind
+    created, err, kind = db.execute([[
         INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)
         VALUES (?, ?, ?, NOW() + INTERVAL ? SECOND)]], sha256_hex(token), user.id, csrf,
         SESSION_SECONDS)
     if not created then
-        log.error("login: " .. err)
-        return fail(res, 503, "Server error")
+        return M.database_error(res, "login", err, kind)
     end
     set_cookie(req, res, token, SESSION_SECONDS)
     res:json({ success = true, csrf_token = csrf,
@@ -207,11 +230,10 @@ local function logout(req, res)
     if not session or not M.check_csrf(req, res, session) then
         return
     end
-    local done, err = db.execute("DELETE FROM sessions WHERE token_hash = ?",
+    local done, err, kind = db.execute("DELETE FROM sessions WHERE token_hash = ?",
         sha256_hex(req.cookies[COOKIE]))
     if not done then
-        log.error("logout: " .. err)
-        return fail(res, 503, "Server error")
+        return M.database_error(res, "logout", err, kind)
     end
     set_cookie(req, res, "", 0)
     res:json({ success = true })

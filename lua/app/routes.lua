@@ -25,13 +25,7 @@ local LIST_TTL = 300     -- seconds a list page stays cached; uploads and delete
 local SVG_TTL = 3600     -- seconds a public image's SVG stays cached; its delete invalidates it
 local MISSING_TTL = 60   -- seconds "no public image of this id" stays cached; an upload invalidates it
 
-local function server_error(res, what, err, kind)
-    log.error(what .. ": " .. tostring(err))
-    if kind == "timeout" or kind == "io" then
-        return res:json({ success = false, message = "Service unavailable" }, 503)
-    end
-    return res:json({ success = false, message = "Server error" }, 500)
-end
+local server_error = accounts.database_error
 
 local function bad_request(res, message)
     return res:json({ success = false, message = message }, 400)
@@ -87,6 +81,12 @@ local function utf8_length(s)
     return n
 end
 
+-- Whether UTF-8 text holds a control character: C0, DEL or C1 (U+0080 to
+-- U+009F, bytes C2 80 to C2 9F).
+local function has_control(text)
+    return text:find("[%z\1-\31\127]") ~= nil or text:find("\194[\128-\159]") ~= nil
+end
+
 -- Why an upload's fields do not fit the svg_image columns, or nil.
 local MAX_DESCRIPTION = 65535 -- bytes of a TEXT column
 local function upload_problem(body)
@@ -96,13 +96,13 @@ local function upload_problem(body)
         return "want JSON {filename, svg, description?, is_public? (true or false)}"
     end
     local chars = utf8_length(body.filename)
-    if chars == nil or chars == 0 or chars > 255 or body.filename:find("[%z\1-\31\127]") then
+    if chars == nil or chars == 0 or chars > 255 or has_control(body.filename) then
         return "filename must be 1 to 255 characters of UTF-8, without control characters"
     end
     -- Lines and tabs, but no other control character: a NUL or an escape
     -- would reach the image page as it is.
     if body.description and (#body.description > MAX_DESCRIPTION or not utf8_length(body.description)
-            or body.description:find("[%z\1-\8\11\12\14-\31\127]")) then
+            or has_control((body.description:gsub("[\t\r\n]", "")))) then
         return "description must be UTF-8 of at most " .. MAX_DESCRIPTION
             .. " bytes, without control characters other than tabs and line breaks"
     end
@@ -298,7 +298,7 @@ local routes = {
     -- luahost.svg's checks (no scripts, handlers, external references...).
     ["POST /api/svg"] = function(req, res)
         local session = accounts.require_user(req, res)
-        if not session or not accounts.check_csrf(req, res, session) then
+        if not session or not accounts.check_csrf(req, res, session) or not accounts.json_body(req, res) then
             return
         end
         local body = cjson_safe.decode(req.body)

@@ -248,7 +248,12 @@ describe("uploading images #integration", function()
         assert.are.equal(401, upload(nil, { filename = "a.svg", svg = clean }).status)
         assert.are.equal(403, upload({ Cookie = h.Cookie }, { filename = "a.svg", svg = clean }).status)
 
-        local res = upload(h, { filename = "a.svg", svg = clean, description = "a circle" })
+        -- A body not declared JSON, as sign-in answers it.
+        local res = upload({ Cookie = h.Cookie, ["X-CSRF-Token"] = h["X-CSRF-Token"],
+            ["Content-Type"] = "text/plain" }, { filename = "a.svg", svg = clean })
+        assert.are.equal(415, res.status, res.body)
+
+        res = upload(h, { filename = "a.svg", svg = clean, description = "a circle" })
         assert.are.equal(201, res.status, res.body)
         local id = json(res).id
         local got = assert(srv:request("GET", "/svg/" .. id .. ".svg"))
@@ -296,6 +301,7 @@ describe("uploading images #integration", function()
             ["a NUL in the filename"] = { filename = "a\0.html", svg = clean },
             ["a newline in the filename"] = { filename = "a\n.svg", svg = clean },
             ["a NUL in the description"] = { filename = "n.svg", svg = clean, description = "a\0b" },
+            ["a C1 control (U+0085) in the filename"] = { filename = "a\194\133b.svg", svg = clean },
             ["an escape in the description"] = { filename = "e.svg", svg = clean, description = "\27[31m" },
         }) do
             res = upload(h, fields)
@@ -453,6 +459,8 @@ describe("user add #integration", function()
         return app, file, applied
     end
 
+    local PRODUCTION_SECRET = "accounts-spec-production-secret-0123456789"
+
     it("in production, refuses to run on pending migrations instead of applying them", function()
         local app, file, applied = app_with_pending_migration()
         local name = G.unique_name("prod")
@@ -461,6 +469,14 @@ describe("user add #integration", function()
         assert.is_truthy(err:find(file .. " is not applied: run `luahost migrate` first", 1, true), err)
         assert.is_false(applied())
         assert.are.equal("", account(name))
+
+        -- Nor does a start serve on it.
+        local scode, _, serr = S.run_luahost({ "--env", "production", "--app", app, "--db-url", DB_URL,
+            "--port", tostring(S.free_port()) }, { timeout = 30, env = { FINGERPRINT_SECRET = PRODUCTION_SECRET } })
+        assert.are_not.equal(0, scode)
+        assert.is_truthy(serr:find("start: migration .*" .. file:gsub("%p", "%%%0")
+            .. " is not applied: run `luahost migrate` first"), serr)
+        assert.is_false(applied())
 
         local mcode, _, merr = S.run_luahost({ "migrate", "--env", "production", "--app", app, "--db-url", DB_URL },
             { timeout = 30 })

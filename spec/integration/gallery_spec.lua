@@ -440,6 +440,12 @@ describe("gallery during a database outage #integration", function()
             assert.is_truthy(res.body:find("cannot serve this page right now", 1, true), res.body)
         end
 
+        -- Sign-in says the same of the same outage.
+        res = assert(srv:request("POST", "/api/login", { ["Content-Type"] = "application/json" },
+            '{"username":"outage","password":"whatever-it-is"}'))
+        assert.are.equal(503, res.status, res.body)
+        assert.are.same({ success = false, message = "Service unavailable" }, json(res))
+
         -- No cookie, no lookup: what needs no database still works.
         assert.are.equal(200, assert(srv:request("GET", "/")).status)
         assert.are.equal(200, assert(srv:request("GET", "/signin")).status)
