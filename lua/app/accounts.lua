@@ -10,12 +10,10 @@
 --   accounts.check_csrf(req, res, session) -> true | false   false: res holds the 403
 --   accounts.json_body(req, res) -> true | false   false: res holds the 415
 --       (the body is not declared application/json)
---   accounts.database_error(res, what, err, kind)   logs "what: err" and answers
---       503 "Service unavailable" for a database that is down or slow (kinds
---       "timeout", "io"), else 500 "Server error"
 --   accounts.routes: POST /api/login, POST /api/logout, GET /api/me
 local cjson_safe = require "cjson.safe"
 local db = require "luahost.db"
+local failures = require "failures"
 local fingerprint = require "luahost.fingerprint"
 local log = require "luahost.log"
 local metrics = require "luahost.metrics"
@@ -68,9 +66,8 @@ function M.session(req)
             SELECT s.user_id, s.csrf_token, u.username, u.is_admin
             FROM sessions s JOIN users u ON u.id = s.user_id
             WHERE s.token_hash = ? AND s.expires_at > NOW()]], sha256_hex(token))
-        if err then
-            -- Kept for the request's later calls: one lookup, one log line.
-            log.error("session lookup: " .. err)
+        if err then -- kept for the request's later calls: one lookup, logged once
+            failures.log_database("session lookup", err, kind)
             rawset(req, "session_failure", { err = err, kind = kind })
         end
         session = row or false
@@ -79,24 +76,12 @@ function M.session(req)
     return M.session(req)
 end
 
-local function database_failed(res, kind)
-    if kind == "timeout" or kind == "io" then
-        return fail(res, 503, "Service unavailable")
-    end
-    return fail(res, 500, "Server error")
-end
-
-function M.database_error(res, what, err, kind)
-    log.error(what .. ": " .. tostring(err))
-    return database_failed(res, kind)
-end
-
 function M.require_user(req, res)
     local session, err, kind = M.session(req)
     if err then
         -- Not "sign in": the session may well be valid, the database is what
         -- fails, as it would for the request's own queries.
-        database_failed(res, kind) -- logged by the lookup
+        failures.database_answer(res, kind) -- logged by the lookup
     elseif not session then
         fail(res, 401, "Sign in first")
     end
@@ -169,7 +154,7 @@ local function login(req, res)
                u.id, u.username, u.password_hash, u.is_admin
         FROM (SELECT 1) AS one LEFT JOIN users u ON u.username = ?]], name, name)
     if err then
-        return M.database_error(res, "login", err, kind)
+        return failures.answer_database(res, "login", err, kind)
     end
     local limiter = ratelimit.host()
     if limiter then
@@ -218,7 +203,7 @@ local function login(req, res)
         VALUES (?, ?, ?, NOW() + INTERVAL ? SECOND)]], sha256_hex(token), user.id, csrf,
         SESSION_SECONDS)
     if not created then
-        return M.database_error(res, "login", err, kind)
+        return failures.answer_database(res, "login", err, kind)
     end
     set_cookie(req, res, token, SESSION_SECONDS)
     res:json({ success = true, csrf_token = csrf,
@@ -233,7 +218,7 @@ local function logout(req, res)
     local done, err, kind = db.execute("DELETE FROM sessions WHERE token_hash = ?",
         sha256_hex(req.cookies[COOKIE]))
     if not done then
-        return M.database_error(res, "logout", err, kind)
+        return failures.answer_database(res, "logout", err, kind)
     end
     set_cookie(req, res, "", 0)
     res:json({ success = true })

@@ -6,9 +6,9 @@
 -- offline. Returns a table of routes for routes.lua.
 local accounts = require "accounts"
 local db = require "luahost.db"
+local failures = require "failures"
 local ids = require "ids"
 local images = require "images"
-local log = require "luahost.log"
 local static = require "luahost.static"
 local template = require "luahost.template"
 
@@ -67,17 +67,17 @@ local function image_page(req, res)
     if id == nil then
         return not_found(req, res)
     end
-    local counted, err = true, nil
+    local counted, err, kind = true, nil, nil
     if req.method == "GET" then -- a HEAD is no view
-        counted, err = db.execute(
+        counted, err, kind = db.execute(
             "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
     end
     local image
     if counted then
-        image, err = find_image(req, id)
+        image, err, kind = find_image(req, id)
     end
     if err then
-        log.error("image page: " .. tostring(err))
+        failures.log_database("image page", err, kind)
         return message(req, res, 503, "Unavailable", "The gallery cannot show this image right now.")
     end
     if not image then

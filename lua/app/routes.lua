@@ -7,9 +7,9 @@
 local accounts = require "accounts"
 local cache = require "luahost.cache"
 local db = require "luahost.db"
+local failures = require "failures"
 local json = require "luahost.json"
 local cjson_safe = require "cjson.safe"
-local log = require "luahost.log"
 local monitoring = require "luahost.monitoring"
 local password = require "luahost.password"
 local svg = require "luahost.svg"
@@ -25,7 +25,7 @@ local LIST_TTL = 300     -- seconds a list page stays cached; uploads and delete
 local SVG_TTL = 3600     -- seconds a public image's SVG stays cached; its delete invalidates it
 local MISSING_TTL = 60   -- seconds "no public image of this id" stays cached; an upload invalidates it
 
-local server_error = accounts.database_error
+local server_error = failures.answer_database
 
 local function bad_request(res, message)
     return res:json({ success = false, message = message }, 400)
@@ -198,7 +198,7 @@ local routes = {
     ["GET /health/database"] = function(_, res)
         local healthy, err = db.health()
         if not healthy then
-            log.warn("database health: " .. tostring(err))
+            failures.log_database("database health", err, "io")
         end
         res:json({ healthy = healthy == true, stats = db.stats() or {} }, healthy and 200 or 503)
     end,

@@ -407,7 +407,7 @@ describe("gallery during a database outage #integration", function()
         dir, port, saved_url = S.tmpdir(), S.free_port(), G.DB_URL
         mariadb("start")
         G.DB_URL = ("mysql://luahost:luahost-dev@127.0.0.1:%d/luahost"):format(port)
-        srv = start()
+        srv = start({ "--workers", "2" })
     end)
 
     teardown(function()
@@ -424,6 +424,7 @@ describe("gallery during a database outage #integration", function()
         -- for the asker's own private image, needs the database.
         assert.are.equal(404, assert(srv:request("GET", "/svg/999999.svg")).status)
         mariadb("stop")
+        local logged_before = #srv:error_log()
         local res = assert(srv:request("GET", "/svg/999999.svg", signed_in))
         assert.are.equal(503, res.status, res.body)
 
@@ -445,6 +446,12 @@ describe("gallery during a database outage #integration", function()
             '{"username":"outage","password":"whatever-it-is"}'))
         assert.are.equal(503, res.status, res.body)
         assert.are.same({ success = false, message = "Service unavailable" }, json(res))
+
+        -- A dozen requests failed for the outage: one line in each worker
+        -- at most, not one per request.
+        local outage_log = srv:error_log():sub(logged_before + 1)
+        assert.is_true(S.count(outage_log, "[error]") <= 2, outage_log)
+        assert.is_truthy(outage_log:find("session lookup: ", 1, true), outage_log)
 
         -- No cookie, no lookup: what needs no database still works.
         assert.are.equal(200, assert(srv:request("GET", "/")).status)
