@@ -309,6 +309,26 @@ static int make_statics(const struct lh_config *cfg, struct lh_host *host, char 
     return 1;
 }
 
+/* The password scripts/services.sh gives the local development database:
+ * anyone who has read the repository knows it. */
+static const char DEVELOPMENT_DB_PASSWORD[] = "luahost-dev";
+
+/* What production refuses of the configuration's other secrets: a message,
+ * or NULL. (FINGERPRINT_SECRET is make_fingerprint's.) */
+static const char *production_refuses(const struct lh_config *cfg)
+{
+    struct lh_url url;
+    const char *e;
+
+    if (strcmp(cfg->env, "production") != 0 || cfg->db_url[0] == '\0' ||
+        lh_url_parse(cfg->db_url, &url, &e) != LH_OK)
+        return NULL;
+    if (strcmp(url.password, DEVELOPMENT_DB_PASSWORD) == 0)
+        return "db_url has the development database's password (scripts/services.sh): give the "
+               "production database a password of its own";
+    return NULL;
+}
+
 /* FINGERPRINT_SECRET: required and strong in production; in development a
  * random one per start when unset. */
 static struct lh_fingerprint *make_fingerprint(const struct lh_config *cfg, char *err,
@@ -601,7 +621,8 @@ static int check(const struct lh_config *cfg, const char *policies)
         ok = ws != NULL;
     }
     int weak = ok && strcmp(cfg->env, "production") == 0 &&
-               lh_fingerprint_check_secret(getenv("FINGERPRINT_SECRET"), &why) != LH_OK;
+               (lh_fingerprint_check_secret(getenv("FINGERPRINT_SECRET"), &why) != LH_OK ||
+                (why = production_refuses(cfg)) != NULL);
     if (!ok)
         fprintf(stderr, "luahost: %s\n", err);
     else if (weak)
@@ -1111,6 +1132,11 @@ int main(int argc, char **argv)
         (rc = strcmp(cfg.env, "development") == 0 ? migrate(&cfg, host.db)
                                                   : require_migrated(&cfg, host.db, "start")) != 0)
         goto out_host;
+    if ((why = production_refuses(&cfg)) != NULL) {
+        lh_log(LH_LOG_ERROR, NULL, "refusing to start in production: %s", why);
+        rc = 1;
+        goto out_host;
+    }
     /* Behind a proxy every client has the proxy's address: a per-address
      * limit would cap the proxy itself, so it is the proxy's to enforce. */
     unsigned per_ip = (unsigned)cfg.max_connections_per_ip;

@@ -11,6 +11,7 @@
 -- fingerprint, 20 per minute per address, the shipped bot threshold of 50
 -- requests in 10 s and the shipped headers and CSP).
 local S = require "integration.support.server"
+local G = require "integration.support.gallery"
 local cjson = require "cjson"
 local stdlib = require "posix.stdlib"
 
@@ -942,6 +943,23 @@ describe("FINGERPRINT_SECRET #integration", function()
             { env = { FINGERPRINT_SECRET = "change-me-in-production" } })
         assert.are_not.equal(0, code)
         assert.is_truthy(err:find("change-me-in-production", 1, true), err)
+    end)
+
+    it("production refuses the development database's password, at start and in --check", function()
+        -- The test database, reached with the password scripts/services.sh gives it.
+        local dev_url = G.DB_URL:gsub("^(mysql://[^:]+:)[^@]*@", "%1luahost-dev@")
+        for _, check in ipairs({ false, true }) do
+            local args = { "--app", APP, "--env", "production", "--db-url", dev_url,
+                "--port", tostring(S.free_port()), "--workers", "1" }
+            if check then
+                args[#args + 1] = "--check"
+            end
+            local code, out, err = S.run_luahost(args, { env = { FINGERPRINT_SECRET = SECRET }, timeout = 30 })
+            assert.are_not.equal(0, code, err)
+            assert.is_truthy(err:find("db_url has the development database's password", 1, true), err)
+            assert.is_nil((out .. err):find("serving", 1, true))
+            assert.is_nil((out .. err):find("luahost-dev", 1, true), "the password is not repeated: " .. err)
+        end
     end)
 
     it("production starts with a good secret, and does not log it", function()
