@@ -71,3 +71,35 @@ void *lh_calloc_lines(size_t n, size_t size)
         memset(p, 0, n * size);
     return p;
 }
+
+size_t lh_utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned char b = s[0], lo = 0x80, hi = 0xbf; /* the second byte's range */
+    size_t more;
+
+    if (b < 0x80)
+        return 1;
+    if (b >= 0xc2 && b <= 0xdf) {
+        more = 1;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        more = 2;
+        if (b == 0xe0)
+            lo = 0xa0;
+        else if (b == 0xed)
+            hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        more = 3;
+        if (b == 0xf0)
+            lo = 0x90;
+        else if (b == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (n - 1 < more || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= more; k++)
+        if (s[k] < 0x80 || s[k] > 0xbf)
+            return 0;
+    return more + 1;
+}

@@ -739,18 +739,24 @@ static void end_watch(struct watch *w)
 /* -- user add -------------------------------------------------------------------- */
 
 #define USER_NAME_RULE                                                                            \
-    "the name must be 1 to 64 bytes, without control characters or a space at either end"
+    "the name must be 1 to 64 bytes of UTF-8, without control characters or a space at either end"
 
-/* An account name: 1 to 64 bytes, no control character, no space at either
- * end (MariaDB's collation ignores trailing ones: "ann " would be "ann"). */
+/* An account name: 1 to 64 bytes of UTF-8 (the column's; other bytes would
+ * reach the database only to be refused there), no control character (C0,
+ * DEL or C1), no space at either end (MariaDB's collation ignores trailing
+ * ones: "ann " would be "ann"). */
 static int valid_user_name(const char *name)
 {
-    size_t len = strlen(name);
+    const unsigned char *s = (const unsigned char *)name;
+    size_t len = strlen(name), n;
+
     if (len == 0 || len > 64 || name[0] == ' ' || name[len - 1] == ' ')
         return 0;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+    for (size_t i = 0; i < len; i += n) {
+        n = lh_utf8_char(s + i, len - i);
+        if (n == 0 || s[i] < 0x20 || s[i] == 0x7f || (s[i] == 0xc2 && s[i + 1] < 0xa0))
             return 0;
+    }
     return 1;
 }
 

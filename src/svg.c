@@ -237,38 +237,13 @@ static enum lh_status check_encoding(struct ctx *c)
 
     for (size_t i = 0; i < n;) {
         unsigned char b = s[i];
-        size_t more;
-        unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
+        size_t len = lh_utf8_char(s + i, n - i);
 
-        if (b < 0x80) {
-            if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f)
-                return fail(c, "control character at byte %zu", i);
-            i++;
-            continue;
-        }
-        if (b >= 0xc2 && b <= 0xdf) {
-            more = 1;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            more = 2;
-            if (b == 0xe0)
-                lo = 0xa0;
-            else if (b == 0xed)
-                hi = 0x9f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            more = 3;
-            if (b == 0xf0)
-                lo = 0x90;
-            else if (b == 0xf4)
-                hi = 0x8f;
-        } else {
+        if (len == 0)
             return fail(c, "invalid UTF-8 at byte %zu", i);
-        }
-        if (n - i - 1 < more || s[i + 1] < lo || s[i + 1] > hi)
-            return fail(c, "invalid UTF-8 at byte %zu", i);
-        for (size_t k = 2; k <= more; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return fail(c, "invalid UTF-8 at byte %zu", i);
-        i += more + 1;
+        if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f)
+            return fail(c, "control character at byte %zu", i);
+        i += len;
     }
     return LH_OK;
 }

@@ -36,4 +36,9 @@ struct timespec lh_timespec_of(double t);
  * on a line boundary; NULL when memory runs out. Freed with free(). */
 void *lh_calloc_lines(size_t n, size_t size);
 
+/* The length (1 to 4) of the UTF-8 character that starts the n > 0 bytes at
+ * s, or 0 when they start with none: a stray or truncated byte, an overlong
+ * form, a surrogate or a code point past U+10FFFF. */
+size_t lh_utf8_char(const unsigned char *s, size_t n);
+
 #endif

@@ -506,8 +506,11 @@ describe("user add #integration", function()
     end)
 
     it("refuses names with control characters or edge spaces, and passwords with a NUL byte", function()
-        for _, bad in ipairs({ "qz\nx", "tab\tname", "   ", " lead", "trail ", "" }) do
-            assert.is_false(add_user(bad, "long enough password", false), ("%q"):format(bad))
+        for _, bad in ipairs({ "qz\nx", "tab\tname", "   ", " lead", "trail ", "", "qz\255x", "qz\194\133x" }) do
+            -- Exit status 2: refused by its rules, before the database.
+            local ok, code = add_user(bad, "long enough password", false)
+            assert.is_false(ok, ("%q"):format(bad))
+            assert.are.equal(2, code, ("%q"):format(bad))
         end
         local name = G.unique_name("nul")
         local cmd = ("printf 'pw1pw1pw1\\000zz\\n' | %s user add %s --app lua/app --db-url %s"
