@@ -237,16 +237,25 @@ static int etag_listed(const char *list, const char *etag, int strong)
     return 0;
 }
 
-/* An IMF-fixdate; 0 for anything else. */
+/* An HTTP date: an IMF-fixdate, or one of the two obsolete forms a
+ * recipient must still read (RFC 9110 section 5.6.7); 0 for anything else. */
 static int parse_http_date(const char *text, time_t *out)
 {
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *end = strptime(text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == NULL || *end != '\0')
-        return 0;
-    *out = timegm(&tm);
-    return 1;
+    static const char *const forms[] = {
+        "%a, %d %b %Y %H:%M:%S GMT", /* Sun, 06 Nov 1994 08:49:37 GMT */
+        "%A, %d-%b-%y %H:%M:%S GMT", /* Sunday, 06-Nov-94 08:49:37 GMT (RFC 850) */
+        "%a %b %e %H:%M:%S %Y",      /* Sun Nov  6 08:49:37 1994 (asctime) */
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(text, forms[i], &tm);
+        if (end != NULL && *end == '\0') {
+            *out = timegm(&tm);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int lh_static_not_modified(const struct lh_static_file *f, const char *if_none_match,

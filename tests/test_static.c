@@ -208,6 +208,11 @@ static void test_validators_and_caching(void **state)
     assert_true(lh_static_not_modified(&f, NULL, "Sun, 09 Sep 2001 01:46:40 GMT"));
     assert_false(lh_static_not_modified(&f, NULL, "Sun, 09 Sep 2001 01:46:39 GMT"));
     assert_false(lh_static_not_modified(&f, NULL, "yesterday"));
+    /* The obsolete forms a recipient must read: RFC 850 and asctime. */
+    assert_true(lh_static_not_modified(&f, NULL, "Sunday, 09-Sep-01 01:46:40 GMT"));
+    assert_false(lh_static_not_modified(&f, NULL, "Sunday, 09-Sep-01 01:46:39 GMT"));
+    assert_true(lh_static_not_modified(&f, NULL, "Sun Sep  9 01:46:40 2001"));
+    assert_false(lh_static_not_modified(&f, NULL, "Sun Sep  9 01:46:39 2001"));
     assert_false(lh_static_not_modified(&f, "\"other\"", "Sun, 09 Sep 2001 01:46:40 GMT"));
 
     assert_string_equal(lh_static_cache_control("a.css", "abc-1", &f),
