@@ -174,13 +174,18 @@ function M.load(dir, policy, watch, report)
 
     -- Unknown paths and methods (allow: the methods the path has) pass the
     -- policies too, with the default limits: scanners and probes are
-    -- counted, limited and logged.
+    -- counted, limited and logged. OPTIONS on a known path, unless a route
+    -- takes it, is answered with its methods (RFC 9110 section 9.3.7).
     local function unmatched(method, path, id, client, https, allow)
         local req, res = new_request(method, path, id, client, nil, nil, https), new_response()
         if before(nil, req, res) then
+            if allow and method == "OPTIONS" then
+                res.status, res.headers.Allow = 204, allow .. ", OPTIONS"
+                return answer(nil, req, res)
+            end
             res.headers["Content-Type"] = JSON
             if allow then
-                res.status, res.body, res.headers.Allow = 405, NOT_ALLOWED, allow
+                res.status, res.body, res.headers.Allow = 405, NOT_ALLOWED, allow .. ", OPTIONS"
             else
                 res.status, res.body = 404, NOT_FOUND
             end

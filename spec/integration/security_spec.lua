@@ -384,7 +384,7 @@ describe("rate limits #integration", function()
         assert.are.equal("4", res.headers["X-RateLimit-Remaining"])
         res = assert(c:request("DELETE", "/hello", { ["User-Agent"] = ua }))
         assert.are.equal(405, res.status)
-        assert.are.equal("GET, HEAD", res.headers["Allow"])
+        assert.are.equal("GET, HEAD, OPTIONS", res.headers["Allow"])
         assert.are.equal("3", res.headers["X-RateLimit-Remaining"])
         for _ = 1, 3 do
             assert.are.equal(200, get(c, "/hello", { ["User-Agent"] = ua }).status)

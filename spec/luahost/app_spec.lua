@@ -148,7 +148,20 @@ return {
                 allowed[#allowed + 1] = method
             end
             table.sort(allowed)
-            assert.same({ "GET", "HEAD", "POST" }, allowed)
+            assert.same({ "GET", "HEAD", "OPTIONS", "POST" }, allowed)
+        end)
+
+        it("answers OPTIONS on a known path 204 with the path's methods, no body", function()
+            local status, body, headers = dispatch("OPTIONS", "/x/7", "rid", "c")
+            assert.equal(204, status)
+            assert.is_nil(body)
+            assert.is_nil(headers["Content-Type"])
+            local allowed = {}
+            for method in headers.Allow:gmatch("[^, ]+") do
+                allowed[#allowed + 1] = method
+            end
+            table.sort(allowed)
+            assert.same({ "GET", "HEAD", "OPTIONS", "POST" }, allowed)
         end)
 
         it("raises the handler's error", function()
