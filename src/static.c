@@ -153,10 +153,12 @@ static const char *content_type(const char *rel)
     return "application/octet-stream";
 }
 
+/* The file's modification time to the nanosecond, and its size: an edit
+ * within the same second changes it too. */
 static void version_of(const struct stat *st, char out[LH_STATIC_TAG_MAX])
 {
-    snprintf(out, LH_STATIC_TAG_MAX, "%llx-%llx", (unsigned long long)st->st_mtime,
-             (unsigned long long)st->st_size);
+    snprintf(out, LH_STATIC_TAG_MAX, "%llx.%lx-%llx", (unsigned long long)st->st_mtim.tv_sec,
+             (unsigned long)st->st_mtim.tv_nsec, (unsigned long long)st->st_size);
 }
 
 static int older(const struct stat *a, const struct stat *b)

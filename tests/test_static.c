@@ -127,6 +127,26 @@ static void test_stale_gzip_is_ignored(void **state)
     lh_static_free(s);
 }
 
+/* An edit of the same size within the same second changes the version. */
+static void test_version_follows_nanoseconds(void **state)
+{
+    (void)state;
+    char path[160], before[LH_STATIC_TAG_MAX], after[LH_STATIC_TAG_MAX];
+    snprintf(path, sizeof(path), "%s/www/c.txt", root);
+    write_file(path, "hello");
+    struct timespec times[2] = {{.tv_sec = 1700000000, .tv_nsec = 100},
+                                {.tv_sec = 1700000000, .tv_nsec = 100}};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    struct lh_static *s = open_root();
+    assert_int_equal(lh_static_version(s, "c.txt", before), LH_OK);
+    write_file(path, "HELLO");
+    times[0].tv_nsec = times[1].tv_nsec = 200;
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(lh_static_version(s, "c.txt", after), LH_OK);
+    assert_string_not_equal(before, after);
+    lh_static_free(s);
+}
+
 /* A FIFO is no file to serve, and opening it must not wait for a writer. */
 static void test_fifo_is_not_found_at_once(void **state)
 {
@@ -278,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_open_picks_gzip_and_tags),
         cmocka_unit_test(test_stale_gzip_is_ignored),
         cmocka_unit_test(test_fifo_is_not_found_at_once),
+        cmocka_unit_test(test_version_follows_nanoseconds),
         cmocka_unit_test(test_paths_leaving_the_root_are_refused),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_validators_and_caching),

@@ -37,7 +37,7 @@ struct lh_static_file {
     time_t mtime;
     int gzip;                 /* the .gz variant was chosen */
     const char *content_type; /* static text */
-    char version[LH_STATIC_TAG_MAX]; /* size and mtime of the file itself: ?v= */
+    char version[LH_STATIC_TAG_MAX]; /* mtime (to the ns) and size of the file itself: ?v= */
     char etag[LH_STATIC_TAG_MAX + 8]; /* "version" or "version-gz", quoted */
 };
 
