@@ -760,17 +760,17 @@ static int valid_user_name(const char *name)
     return 1;
 }
 
-/* Reads the password line from standard input into buf (size > 1024); on a
- * terminal, asks for it on stderr and hides what is typed. Its length, or
- * -1 with *why set. */
-static long read_password(const char *name, char *buf, size_t size, const char **why)
+/* One line of standard input, its line end removed (its length in *len):
+ * malloc'ed, or NULL at the end of input. On a terminal (tty), after prompt
+ * on stderr, with what is typed hidden. */
+static char *read_line(const char *prompt, int tty, ssize_t *len)
 {
-    if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &prompt_tty) == 0) {
+    if (tty) {
         struct termios hidden = prompt_tty;
         hidden.c_lflag &= (tcflag_t)~ECHO;
         /* Hidden before the prompt shows: nothing typed after it echoes. */
         prompt_hides_input = tcsetattr(STDIN_FILENO, TCSANOW, &hidden) == 0;
-        fprintf(stderr, "Password for %s: ", name);
+        fputs(prompt, stderr);
         fflush(stderr);
     }
     char *line = NULL;
@@ -781,20 +781,51 @@ static long read_password(const char *name, char *buf, size_t size, const char *
         prompt_hides_input = 0;
         fputc('\n', stderr);
     }
-    *why = NULL;
-    if (n < 0)
-        *why = "no password on standard input";
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        n--;
-    if (*why == NULL && memchr(line, '\0', (size_t)n) != NULL)
+        line[--n] = '\0';
+    *len = n;
+    return line;
+}
+
+static void free_secret(char *s, size_t len)
+{
+    if (s != NULL)
+        explicit_bzero(s, len);
+    free(s);
+}
+
+/* Reads the password line from standard input into buf (size > 1024); on a
+ * terminal, asks for it on stderr, hides what is typed, and asks again: a
+ * typo would set a password nobody knows (and end the account's sessions).
+ * Its length, or -1 with *why set. */
+static long read_password(const char *name, char *buf, size_t size, const char **why)
+{
+    char prompt[128];
+    ssize_t n = 0, again_len = 0;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &prompt_tty) == 0;
+
+    snprintf(prompt, sizeof(prompt), "Password for %s: ", name);
+    char *line = read_line(prompt, tty, &n);
+    *why = NULL;
+    if (line == NULL)
+        *why = "no password on standard input";
+    else if (memchr(line, '\0', (size_t)n) != NULL)
         *why = "the password must not contain a NUL byte";
-    else if (*why == NULL && (n < 8 || n > 1024 || (size_t)n >= size))
+    else if (n < 8 || n > 1024 || (size_t)n >= size)
         *why = "the password must be 8 to 1024 bytes";
+    if (*why == NULL && tty) {
+        char *again = read_line("The same password again: ", tty, &again_len);
+        if (again == NULL || again_len != n || memcmp(again, line, (size_t)n) != 0)
+            *why = "the two passwords differ; nothing was changed";
+        free_secret(again, (size_t)again_len);
+    }
     if (*why == NULL)
         memcpy(buf, line, (size_t)n);
-    if (line != NULL)
-        explicit_bzero(line, cap);
-    free(line);
+    free_secret(line, (size_t)n);
     return *why == NULL ? (long)n : -1;
 }
 

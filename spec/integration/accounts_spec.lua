@@ -331,7 +331,9 @@ describe("user add #integration", function()
         return out
     end
 
-    it("asks for the password on a terminal and does not echo it", function()
+    -- Runs user add NAME on a new terminal, typing first and then second
+    -- at its two prompts: the exit status and all the terminal showed.
+    local function add_at_terminal(name, first, second)
         local master = assert(stdlib.openpt(bit.bor(fcntl.O_RDWR, fcntl.O_NOCTTY)))
         finally(function()
             unistd.close(master)
@@ -339,20 +341,35 @@ describe("user add #integration", function()
         assert(stdlib.grantpt(master))
         assert(stdlib.unlockpt(master))
         local tty = assert(stdlib.ptsname(master))
-        local name, secret = G.unique_name("tty"), "typed at a terminal"
         local pid = S.spawn({ S.bin, "user", "add", name, "--app", "lua/app", "--db-url", DB_URL,
-            "--error-log", "/dev/null" }, { stdin = tty, stdout = tty, stderr = tty })
-        local prompt = read_until(master, "Password for " .. name .. ": ", 30)
-        assert.is_truthy(prompt:find("Password for " .. name .. ": ", 1, true), prompt)
-        assert(unistd.write(master, secret .. "\n"))
+            "--error-log", "/dev/stderr" }, { stdin = tty, stdout = tty, stderr = tty })
+        local shown = read_until(master, "Password for " .. name .. ": ", 30)
+        assert.is_truthy(shown:find("Password for " .. name .. ": ", 1, true), shown)
+        assert(unistd.write(master, first .. "\n"))
+        shown = shown .. read_until(master, "The same password again: ", 10)
+        assert.is_truthy(shown:find("The same password again: ", 1, true), shown)
+        assert(unistd.write(master, second .. "\n"))
         local code = S.wait_pid(pid, 30)
-        local rest = read_until(master, nil, 1)
-        assert.are.equal(0, code, prompt .. rest)
-        assert.is_falsy((prompt .. rest):find(secret, 1, true), "the password was echoed")
+        return code, shown .. read_until(master, nil, 1)
+    end
+
+    it("asks for the password twice on a terminal and does not echo it", function()
+        local name, secret = G.unique_name("tty"), "typed at a terminal"
+        local code, shown = add_at_terminal(name, secret, secret)
+        assert.are.equal(0, code, shown)
+        assert.is_falsy(shown:find(secret, 1, true), "the password was echoed")
 
         local srv = G.start()
         assert.are.equal(200, G.login(srv, name, secret).status)
         srv:stop()
+    end)
+
+    it("changes nothing when the password typed again differs", function()
+        local name = G.unique_name("typo")
+        local code, shown = add_at_terminal(name, "typed at a terminal", "typed at a terminla")
+        assert.are.equal(2, code, shown)
+        assert.is_truthy(shown:find("the two passwords differ", 1, true), shown)
+        assert.are.equal("", mariadb(("SELECT username FROM users WHERE username = '%s'"):format(name)))
     end)
 
     it("sets a new password and ends the account's sessions, keeping its rights unless told", function()
