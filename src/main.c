@@ -113,6 +113,20 @@ struct flags {
     int check;
 };
 
+/* After a command line that did not parse: a subcommand given after
+ * options ("luahost --app x user add NAME") is named, since getopt's own
+ * complaint ("bad option '--admin'") would not say what went wrong. */
+static void hint_subcommand(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "user") == 0 || strcmp(argv[i], "migrate") == 0) {
+            fprintf(stderr, "luahost: '%s' is a subcommand: it comes first, the options after "
+                            "it (luahost %s%s [options])\n",
+                    argv[i], argv[i], strcmp(argv[i], "user") == 0 ? " add NAME" : "");
+            return;
+        }
+}
+
 /* Reads the configuration: defaults, file, environment, flags. Returns 0, or
  * an exit status (0 included, via *done, for --help and --version). */
 static int configure(int argc, char **argv, struct lh_config *cfg, struct flags *fl, int *done)
@@ -147,12 +161,14 @@ static int configure(int argc, char **argv, struct lh_config *cfg, struct flags 
         } else if (c == '?' || c == ':') {
             fprintf(stderr, "luahost: %s '%s' (see --help)\n",
                     c == ':' ? "no value after option" : "bad option", argv[optind - 1]);
+            hint_subcommand(argc, argv);
             free(opts);
             return 2;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "luahost: unexpected argument '%s' (see --help)\n", argv[optind]);
+        hint_subcommand(argc, argv);
         free(opts);
         return 2;
     }

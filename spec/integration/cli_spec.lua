@@ -56,6 +56,18 @@ describe("cli #integration", function()
         assert.is_truthy(err:find("no value after option '--port'", 1, true), "stderr: " .. err)
     end)
 
+    it("says a subcommand given after options comes first", function()
+        for _, args in ipairs({
+            { "--app", S.app, "user", "add", "someone", "--admin" },
+            { "--app", S.app, "migrate" },
+        }) do
+            local code, _, err = S.run_luahost(args)
+            assert.are.equal(2, code, err)
+            assert.is_truthy(err:find("' is a subcommand: it comes first, the options after it", 1, true),
+                "stderr: " .. err)
+        end
+    end)
+
     it("stops at once on SIGTERM while it still retries the database at start", function()
         local log = S.tmpdir() .. "/error.log"
         local pid = S.spawn({ S.bin, "--app", S.app, "--port", tostring(S.free_port()),
