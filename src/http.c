@@ -479,12 +479,60 @@ static void add_header(struct lh_reply *r, const char *name, const char *value)
 }
 
 /* Answers a GET or HEAD of a static file: 200, 206, 304, 412, 416 or 404. */
-static enum MHD_Result serve_static(struct exchange *x, const char *rel)
+/* Every line of one request header, joined with ", " as RFC 9110 section
+ * 5.3 reads a list sent on several lines. */
+struct header_lines {
+    const char *name;
+    char *text; /* malloc'ed; NULL when the request has none (or memory ran out) */
+    size_t len;
+    unsigned count;
+};
+
+static enum MHD_Result join_line(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    struct header_lines *j = cls;
+    size_t n = value ? strlen(value) : 0;
+    (void)kind;
+    if (strcasecmp(key, j->name) != 0)
+        return MHD_YES;
+    char *text = realloc(j->text, j->len + n + 3);
+    if (text == NULL) {
+        free(j->text);
+        j->text = NULL;
+        return MHD_NO;
+    }
+    if (j->count++ > 0) {
+        memcpy(text + j->len, ", ", 2);
+        j->len += 2;
+    }
+    memcpy(text + j->len, value ? value : "", n);
+    j->len += n;
+    text[j->len] = '\0';
+    j->text = text;
+    return MHD_YES;
+}
+
+static struct header_lines header_lines(struct MHD_Connection *conn, const char *name)
+{
+    struct header_lines j = {name, NULL, 0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, join_line, &j);
+    return j;
+}
+
+/* The static file's request headers that are lists, each line read. */
+struct static_lists {
+    struct header_lines accept_encoding, if_match, if_none_match, range;
+};
+
+static enum MHD_Result serve_file(struct exchange *x, const char *rel,
+                                  const struct static_lists *lists)
 {
     struct lh_http *h = x->h;
     struct thread_state *ts = this_thread(h);
-    const char *range = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "Range");
-    const char *ae = MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "Accept-Encoding");
+    /* Range is no list: on several lines, it is read as none. */
+    const char *range = lists->range.count == 1 ? lists->range.text : NULL;
+    const char *ae = lists->accept_encoding.text;
     struct lh_static_file f;
     char modified[40], content_range[64];
     off_t start = 0, len;
@@ -499,7 +547,7 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
         .route = h->static_route,
     };
     if (lh_static_precondition_failed(
-            &f, MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Match"),
+            &f, lists->if_match.text,
             MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Unmodified-Since"))) {
         close(f.fd);
         return queue_error(x, 412, ERR_412, sizeof(ERR_412) - 1);
@@ -515,7 +563,7 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
                    rel, MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, "v"), &f));
     add_header(&reply, "Vary", "Accept-Encoding");
     if (lh_static_not_modified(
-            &f, MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-None-Match"),
+            &f, lists->if_none_match.text,
             MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Modified-Since"))) {
         close(f.fd);
         return send_response(x, 304, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT),
@@ -552,6 +600,22 @@ static enum MHD_Result serve_static(struct exchange *x, const char *rel)
     if (resp == NULL)
         close(f.fd);
     return send_response(x, status, resp, (size_t)len, &reply);
+}
+
+static enum MHD_Result serve_static(struct exchange *x, const char *rel)
+{
+    struct static_lists lists = {
+        .accept_encoding = header_lines(x->conn, "Accept-Encoding"),
+        .if_match = header_lines(x->conn, "If-Match"),
+        .if_none_match = header_lines(x->conn, "If-None-Match"),
+        .range = header_lines(x->conn, "Range"),
+    };
+    enum MHD_Result ret = serve_file(x, rel, &lists);
+    free(lists.accept_encoding.text);
+    free(lists.if_match.text);
+    free(lists.if_none_match.text);
+    free(lists.range.text);
+    return ret;
 }
 
 static void wake(void *arg)

@@ -59,6 +59,22 @@ describe("static files #integration", function()
             { ["If-Modified-Since"] = "Thu, 01 Jan 1970 00:00:00 GMT" }).status)
     end)
 
+    it("reads a list header sent on several lines whole, and ignores a Range sent twice", function()
+        local etag = get("/static/hello.txt").headers["etag"]
+        local function raw(path, lines)
+            local _, res = srv:raw(("GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n")
+                :format(path, table.concat(lines, "\r\n") .. "\r\n"))
+            return assert(res, path)
+        end
+        assert.are.equal(304, raw("/static/hello.txt",
+            { 'If-None-Match: "other"', "If-None-Match: " .. etag }).status)
+        assert.are.equal("gzip", raw("/static/app.js",
+            { "Accept-Encoding: br", "Accept-Encoding: gzip" }).headers["content-encoding"])
+        local twice = raw("/static/hello.txt", { "Range: bytes=0-1", "Range: bytes=2-3" })
+        assert.are.equal(200, twice.status)
+        assert.are.equal(S.read_file(dir .. "/static/hello.txt"), twice.body)
+    end)
+
     it("lets versioned links be cached for a year, the rest revalidated", function()
         local link = get("/link").body
         assert.is_truthy(link:match("^/static/css/site%.css%?v=%x+%.%x+%-%x+$"), link)
