@@ -478,7 +478,6 @@ static void add_header(struct lh_reply *r, const char *name, const char *value)
     r->values[r->nheaders++] = value;
 }
 
-/* Answers a GET or HEAD of a static file: 200, 206, 304, 412, 416 or 404. */
 /* Every line of one request header, joined with ", " as RFC 9110 section
  * 5.3 reads a list sent on several lines. */
 struct header_lines {
@@ -602,6 +601,7 @@ static enum MHD_Result serve_file(struct exchange *x, const char *rel,
     return send_response(x, status, resp, (size_t)len, &reply);
 }
 
+/* Answers a GET or HEAD of a static file: 200, 206, 304, 412, 416 or 404. */
 static enum MHD_Result serve_static(struct exchange *x, const char *rel)
 {
     struct static_lists lists = {
