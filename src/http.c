@@ -487,19 +487,14 @@ struct header_lines {
     unsigned count;
 };
 
-static enum MHD_Result join_line(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
+static void join_line(struct header_lines *j, const char *value)
 {
-    struct header_lines *j = cls;
     size_t n = value ? strlen(value) : 0;
-    (void)kind;
-    if (strcasecmp(key, j->name) != 0)
-        return MHD_YES;
     char *text = realloc(j->text, j->len + n + 3);
     if (text == NULL) {
         free(j->text);
         j->text = NULL;
-        return MHD_NO;
+        return;
     }
     if (j->count++ > 0) {
         memcpy(text + j->len, ", ", 2);
@@ -509,20 +504,25 @@ static enum MHD_Result join_line(void *cls, enum MHD_ValueKind kind, const char 
     j->len += n;
     text[j->len] = '\0';
     j->text = text;
-    return MHD_YES;
-}
-
-static struct header_lines header_lines(struct MHD_Connection *conn, const char *name)
-{
-    struct header_lines j = {name, NULL, 0, 0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, join_line, &j);
-    return j;
 }
 
 /* The static file's request headers that are lists, each line read. */
+enum { LIST_ACCEPT_ENCODING, LIST_IF_MATCH, LIST_IF_NONE_MATCH, LIST_RANGE, LISTS };
 struct static_lists {
-    struct header_lines accept_encoding, if_match, if_none_match, range;
+    struct header_lines h[LISTS];
 };
+
+/* One pass over the request's headers for all of them. */
+static enum MHD_Result collect_lists(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    struct static_lists *lists = cls;
+    (void)kind;
+    for (int i = 0; i < LISTS; i++)
+        if (strcasecmp(key, lists->h[i].name) == 0)
+            join_line(&lists->h[i], value);
+    return MHD_YES;
+}
 
 static enum MHD_Result serve_file(struct exchange *x, const char *rel,
                                   const struct static_lists *lists)
@@ -530,8 +530,8 @@ static enum MHD_Result serve_file(struct exchange *x, const char *rel,
     struct lh_http *h = x->h;
     struct thread_state *ts = this_thread(h);
     /* Range is no list: on several lines, it is read as none. */
-    const char *range = lists->range.count == 1 ? lists->range.text : NULL;
-    const char *ae = lists->accept_encoding.text;
+    const char *range = lists->h[LIST_RANGE].count == 1 ? lists->h[LIST_RANGE].text : NULL;
+    const char *ae = lists->h[LIST_ACCEPT_ENCODING].text;
     struct lh_static_file f;
     char modified[40], content_range[64];
     off_t start = 0, len;
@@ -546,7 +546,7 @@ static enum MHD_Result serve_file(struct exchange *x, const char *rel,
         .route = h->static_route,
     };
     if (lh_static_precondition_failed(
-            &f, lists->if_match.text,
+            &f, lists->h[LIST_IF_MATCH].text,
             MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Unmodified-Since"))) {
         close(f.fd);
         return queue_error(x, 412, ERR_412, sizeof(ERR_412) - 1);
@@ -562,7 +562,7 @@ static enum MHD_Result serve_file(struct exchange *x, const char *rel,
                    rel, MHD_lookup_connection_value(x->conn, MHD_GET_ARGUMENT_KIND, "v"), &f));
     add_header(&reply, "Vary", "Accept-Encoding");
     if (lh_static_not_modified(
-            &f, lists->if_none_match.text,
+            &f, lists->h[LIST_IF_NONE_MATCH].text,
             MHD_lookup_connection_value(x->conn, MHD_HEADER_KIND, "If-Modified-Since"))) {
         close(f.fd);
         return send_response(x, 304, MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT),
@@ -604,17 +604,16 @@ static enum MHD_Result serve_file(struct exchange *x, const char *rel,
 /* Answers a GET or HEAD of a static file: 200, 206, 304, 412, 416 or 404. */
 static enum MHD_Result serve_static(struct exchange *x, const char *rel)
 {
-    struct static_lists lists = {
-        .accept_encoding = header_lines(x->conn, "Accept-Encoding"),
-        .if_match = header_lines(x->conn, "If-Match"),
-        .if_none_match = header_lines(x->conn, "If-None-Match"),
-        .range = header_lines(x->conn, "Range"),
-    };
+    struct static_lists lists = {{
+        [LIST_ACCEPT_ENCODING] = {.name = "Accept-Encoding"},
+        [LIST_IF_MATCH] = {.name = "If-Match"},
+        [LIST_IF_NONE_MATCH] = {.name = "If-None-Match"},
+        [LIST_RANGE] = {.name = "Range"},
+    }};
+    MHD_get_connection_values(x->conn, MHD_HEADER_KIND, collect_lists, &lists);
     enum MHD_Result ret = serve_file(x, rel, &lists);
-    free(lists.accept_encoding.text);
-    free(lists.if_match.text);
-    free(lists.if_none_match.text);
-    free(lists.range.text);
+    for (int i = 0; i < LISTS; i++)
+        free(lists.h[i].text);
     return ret;
 }
 

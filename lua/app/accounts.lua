@@ -196,8 +196,7 @@ local function login(req, res)
     -- table does not grow for ever (the index on expires_at finds them).
     db.execute("DELETE FROM sessions WHERE expires_at < NOW() LIMIT 100")
     local token, csrf = fingerprint.random_hex(32), fingerprint.random_hex(32)
-    local created
-    local kind
+    local created, kind
     created, err, kind = db.execute([[
         INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)
         VALUES (?, ?, ?, NOW() + INTERVAL ? SECOND)]], sha256_hex(token), user.id, csrf,

@@ -25,8 +25,6 @@ local LIST_TTL = 300     -- seconds a list page stays cached; uploads and delete
 local SVG_TTL = 3600     -- seconds a public image's SVG stays cached; its delete invalidates it
 local MISSING_TTL = 60   -- seconds "no public image of this id" stays cached; an upload invalidates it
 
-local server_error = failures.answer_database
-
 local function bad_request(res, message)
     return res:json({ success = false, message = message }, 400)
 end
@@ -232,7 +230,7 @@ local routes = {
                 LIST_TTL, function() return list_page(page, per_page, PUBLIC, 1) end, { raw = true })
         end
         if not list then
-            return server_error(res, "svg list", err, kind)
+            return failures.answer_database(res, "svg list", err, kind)
         end
         res:json(list)
     end,
@@ -248,12 +246,12 @@ local routes = {
             local counted, err, kind = db.execute(
                 "UPDATE svg_image SET view_count = view_count + 1 WHERE id = ? AND is_public = 1", id)
             if not counted then
-                return server_error(res, "svg view count", err, kind)
+                return failures.answer_database(res, "svg view count", err, kind)
             end
         end
         local image, err, kind = find_metadata(req, id)
         if err then
-            return server_error(res, "svg get", err, kind)
+            return failures.answer_database(res, "svg get", err, kind)
         end
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
@@ -274,7 +272,7 @@ local routes = {
         end
         local image, err, kind = find_content(req, id)
         if err then
-            return server_error(res, "svg content", err, kind)
+            return failures.answer_database(res, "svg content", err, kind)
         end
         if not image then
             return res:json({ success = false, message = "Not found" }, 404)
@@ -322,7 +320,7 @@ local routes = {
             VALUES (?, ?, ?, ?, ?)]], body.filename, body.description, body.svg, session.user_id,
             body.is_public == false and 0 or 1)
         if not inserted then
-            return server_error(res, "svg upload", id, kind) -- id holds the error here
+            return failures.answer_database(res, "svg upload", id, kind) -- id holds the error here
         end
         cache.delete(svg_key(id)) -- "none" may be cached for an id asked for before
         cache.invalidate_pattern("svg_list:*")
@@ -341,7 +339,7 @@ local routes = {
         end
         local image, err, kind = db.query_one("SELECT user_id, is_public FROM svg_image WHERE id = ?", id)
         if err then
-            return server_error(res, "svg delete", err, kind)
+            return failures.answer_database(res, "svg delete", err, kind)
         end
         local mine = image and images.manages(session, image)
         -- Someone else's private image is not there for this user at all.
@@ -354,7 +352,7 @@ local routes = {
         local deleted
         deleted, err, kind = db.execute("DELETE FROM svg_image WHERE id = ?", id)
         if not deleted then
-            return server_error(res, "svg delete", err, kind)
+            return failures.answer_database(res, "svg delete", err, kind)
         end
         if deleted == 0 then -- a concurrent delete was first
             return res:json({ success = false, message = "Not found" }, 404)
