@@ -87,6 +87,7 @@ struct lh_http {
     uint32_t id_prefix; /* random per process: ids stay unique across instances */
     unsigned idle_timeout, header_timeout;
     unsigned connections_per_thread; /* libmicrohttpd's share of the limit */
+    unsigned max_connections, max_connections_per_ip; /* as configured, for the log */
     _Atomic long full_warned;        /* when "connection limit reached" was last logged */
     _Atomic long refusal_logged;     /* when libmicrohttpd's last refusal was logged */
     atomic_uint refusals_unlogged;   /* refusals since */
@@ -142,6 +143,10 @@ struct connection {
     char client[INET6_ADDRSTRLEN];
     int bad_target;      /* set by on_target, before the request is handled */
     size_t target_bytes; /* likewise */
+    /* Likewise: the target's path as sent, for the access log, when decoding
+     * changes it (a percent escape) or it is not a bare path (absolute
+     * form); NULL otherwise, as for nearly every request. */
+    char *raw_path;
     /* Monotonic millisecond by which the next request head must be
      * complete; 0 while a request is being read past its head or answered. */
     _Atomic long long head_deadline;
@@ -870,17 +875,24 @@ static struct connection *connection_of(struct MHD_Connection *conn)
 static void *on_target(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct connection *c = connection_of(conn);
-    const char *p;
-    int bad = 0;
+    const char *p, *query = NULL;
+    int bad = 0, escaped = 0;
     (void)cls;
     for (p = uri; *p; p++) {
         unsigned char ch = (unsigned char)*p;
         if ((ch == '%' && p[1] == '0' && p[2] == '0') || ch <= 0x20 || ch == 0x7f)
             bad = 1;
+        if (ch == '?' && query == NULL)
+            query = p;
+        escaped |= ch == '%' && query == NULL;
     }
     if (c != NULL) {
         c->bad_target = bad;
         c->target_bytes = (size_t)(p - uri);
+        free(c->raw_path);
+        c->raw_path = escaped || uri[0] != '/'
+                          ? strndup(uri, (size_t)((query ? query : p) - uri))
+                          : NULL; /* out of memory: the decoded path is logged */
     }
     return NULL; /* the request's context stays ours to make */
 }
@@ -1114,12 +1126,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                x->req.method, path ? path : "-", x->status);
         free(path);
     }
+    struct connection *c = (struct connection *)((char *)x - offsetof(struct connection, x));
     clock_gettime(CLOCK_MONOTONIC, &now);
     struct lh_access_entry e = {
         .request_id = x->id,
         .client = x->req.client,
         .method = x->req.method,
-        .path = x->req.path,
+        .path = c->raw_path ? c->raw_path : x->req.path,
         .status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || x->status ? x->status : 499,
         /* A stream ends when its viewer leaves: what it sent until then. */
         .bytes = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || x->streamed ? x->bytes : 0,
@@ -1136,7 +1149,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* The next head, if any, is due idle_timeout (libmicrohttpd's limit on
      * silence, which closes idle connections first) plus header_timeout
      * from now: a client trickling it gets no longer than that. */
-    struct connection *c = (struct connection *)((char *)x - offsetof(struct connection, x));
     atomic_store_explicit(&c->head_deadline,
                           milliseconds(&now) + 1000LL * (h->idle_timeout + h->header_timeout),
                           memory_order_relaxed);
@@ -1205,6 +1217,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 c->next->prev = c->prev;
             owner->connections--;
             pthread_mutex_unlock(&owner->lock);
+            free(c->raw_path);
         }
         free(c);
         *socket_context = NULL;
@@ -1220,6 +1233,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     c->fingerprint_memo.generation = 0;
     c->bad_target = 0;
     c->target_bytes = 0;
+    c->raw_path = NULL;
     c->fd = fd->connect_fd;
     c->thread = ts->index;
     /* A client that connects and trickles its head holds a slot: it has
@@ -1307,10 +1321,12 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         atomic_fetch_add(&h->refusals_unlogged, 1);
         return;
     }
+    /* libmicrohttpd says the same for both limits, and names no address. */
     lh_log(LH_LOG_WARN, NULL,
-           "http: %s (max_connections, or max_connections_per_ip for one address; "
+           "http: %s (max_connections_per_ip %u reached by one address, or max_connections %u; "
            "%u more refused since the last such line)",
-           msg, atomic_exchange(&h->refusals_unlogged, 0));
+           msg, h->max_connections_per_ip, h->max_connections,
+           atomic_exchange(&h->refusals_unlogged, 0));
 }
 
 /* -- Lifecycle --------------------------------------------------------------- */
@@ -1383,6 +1399,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
     h->idle_timeout = o->idle_timeout;
     h->header_timeout = o->header_timeout;
     h->connections_per_thread = o->max_connections / o->threads;
+    h->max_connections = o->max_connections;
+    h->max_connections_per_ip = o->max_connections_per_ip;
 
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_SUPPRESS_DATE_NO_CLOCK;

@@ -345,6 +345,19 @@ static const char *production_refuses(const struct lh_config *cfg)
     return NULL;
 }
 
+/* What production allows but warns about: a message, or NULL. */
+static const char *production_warning(const struct lh_config *cfg)
+{
+    struct lh_url url;
+    const char *e;
+
+    if (strcmp(cfg->env, "production") != 0 || cfg->redis_url[0] == '\0' ||
+        lh_url_parse(cfg->redis_url, &url, &e) != LH_OK || url.password[0] != '\0')
+        return NULL;
+    return "redis_url has no password: whoever reaches that Redis can read the cache and reset "
+           "every rate limit (set requirepass, and put the password in redis_url)";
+}
+
 /* FINGERPRINT_SECRET: required and strong in production; in development a
  * random one per start when unset. */
 static struct lh_fingerprint *make_fingerprint(const struct lh_config *cfg, char *err,
@@ -615,7 +628,7 @@ static int address_resolves(const struct lh_config *cfg, char *err, size_t errle
  * and Redis and of binding the port. 0 when all is well. */
 static int check(const struct lh_config *cfg, const char *policies)
 {
-    struct lh_host host = {0};
+    struct lh_host host = {.production = strcmp(cfg->env, "production") == 0};
     struct lh_workers *ws = NULL;
     const char *why;
     char err[LOAD_ERROR_MAX];
@@ -648,6 +661,8 @@ static int check(const struct lh_config *cfg, const char *policies)
                cfg->app);
     else
         printf("luahost: configuration, scripts and policies of %s are fine\n", cfg->app);
+    if (ok && !weak && (why = production_warning(cfg)) != NULL)
+        printf("luahost: warning: production: %s\n", why);
     lh_workers_free(ws);
     lh_monitor_free(host.monitor);
     lh_metrics_free(host.metrics);
@@ -1075,7 +1090,7 @@ int main(int argc, char **argv)
     lh_log_level_parse(cfg.log_level, &level);
 
     char *policies = policy_dir(&cfg);
-    struct lh_host host = {0};
+    struct lh_host host = {.production = strcmp(cfg.env, "production") == 0};
     struct stat policy_st;
     if (cfg.policy_dir[0] && (stat(cfg.policy_dir, &policy_st) != 0 || !S_ISDIR(policy_st.st_mode))) {
         char where[300];
@@ -1190,6 +1205,8 @@ int main(int argc, char **argv)
         rc = 1;
         goto out_host;
     }
+    if ((why = production_warning(&cfg)) != NULL)
+        lh_log(LH_LOG_WARN, NULL, "production: %s", why);
     /* Behind a proxy every client has the proxy's address: a per-address
      * limit would cap the proxy itself, so it is the proxy's to enforce. */
     unsigned per_ip = (unsigned)cfg.max_connections_per_ip;

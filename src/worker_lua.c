@@ -175,6 +175,9 @@ static const luaL_Reg functions[] = {{"sleep", l_sleep},
 
 int luaopen_luahost_worker(lua_State *L)
 {
+    const struct lh_host *host = lh_worker_host(L);
     luaL_newlib(L, functions);
+    lua_pushstring(L, host != NULL && host->production ? "production" : "development");
+    lua_setfield(L, -2, "env");
     return 1;
 }

@@ -47,6 +47,7 @@ struct lh_host {
     struct lh_monitor *monitor;
     struct lh_cidr_set *monitor_allow; /* may read /metrics without signing in */
     struct lh_static *statics;         /* the app's static folder */
+    int production;                    /* env is "production" (worker.env) */
 };
 
 struct lh_workers_options {

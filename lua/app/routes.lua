@@ -368,9 +368,13 @@ local routes = {
             res:json({ success = true, stats = cache.stats() })
         end
     end,
+}
 
-    -- Blocks this request (not the server) for ?seconds=N, at most 10.
-    ["GET /sleep"] = function(req, res)
+-- Blocks this request (not the server) for ?seconds=N, at most 10: a
+-- demonstration of worker.sleep, in development only, since in production
+-- anyone could hold connections open with it.
+if worker.env == "development" then
+    routes["GET /sleep"] = function(req, res)
         local seconds = req.query.seconds == nil and 1 or decimal(req.query.seconds)
         if seconds == nil or seconds > 10 then
             return bad_request(res, "seconds must be from 0 to 10")
@@ -380,8 +384,8 @@ local routes = {
             return res:json({ success = false, message = "Service unavailable" }, 503)
         end
         res:json({ success = true, slept = seconds })
-    end,
-}
+    end
+end
 
 for key, handler in pairs(accounts.routes) do
     routes[key] = handler

@@ -78,6 +78,29 @@ describe("gallery #integration", function()
         assert.are.equal(0.01, json(res).slept)
     end)
 
+    it("leaves /sleep out in production, and warns of a Redis without a password", function()
+        local redis = S.redis()
+        -- No database: production refuses the test database's development password.
+        local prod = S.start({ app = "lua/app", args = { "--env", "production", "--db-url", "",
+            "--redis-url", redis.url }, env = { FINGERPRINT_SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" } })
+        local ua = { ["User-Agent"] = S.fresh_ua("prod-sleep") }
+        local res = assert(prod:request("GET", "/sleep?seconds=0.01", ua))
+        assert.are.equal(404, res.status, res.body)
+        assert.are.equal(200, assert(prod:request("GET", "/health", ua)).status)
+        assert.is_truthy(prod:error_log("[warn] production: redis_url has no password", 5, true), prod:error_log())
+        -- Nor does the policy name a route the app lacks.
+        assert.is_nil(prod:error_log():find("is not a route of", 1, true), prod:error_log())
+        prod:stop()
+        -- --check warns too, and passes.
+        local code, out, err = S.run_luahost({ "--check", "--app", "lua/app", "--env", "production",
+            "--db-url", "", "--redis-url", redis.url },
+            { env = { FINGERPRINT_SECRET = "spec-secret-0123456789-abcdefghij-KLMNOP" } })
+        assert.are.equal(0, code, err)
+        assert.is_truthy(out:find("warning: production: redis_url has no password", 1, true), out)
+        -- Development keeps it (the test above), and does not warn.
+        assert.is_nil(srv:error_log():find("has no password", 1, true), srv:error_log())
+    end)
+
     it("keeps database routes answering while more requests sleep than there are blocking threads", function()
         local own = start({ "--blocking-threads", "2" })
         local ua = { ["User-Agent"] = S.fresh_ua("sleepers") }

@@ -518,6 +518,8 @@ describe("http #integration", function()
             assert.are.equal(200, res.status)
             assert.are.equal("a b%00", json(res).query.q)
             assert_still_serving()
+            -- The access log shows the path as sent, not its decoded prefix.
+            assert.is_truthy(srv:access_log('"GET /hello%00.png" 400 ', 5, true), srv:access_log())
         end)
 
         it("serves an absolute-form request target by its path", function()
@@ -529,6 +531,10 @@ describe("http #integration", function()
             _, res = srv:raw("GET HTTPS://example.org/files/a/b HTTP/1.1\r\nHost: example.org\r\n\r\n")
             assert.are.equal(200, res.status)
             assert.are.equal("a/b", json(res).rest)
+            -- Logged as sent, without the query.
+            assert.is_truthy(srv:access_log('"GET http://127.0.0.1/echo" 200 ', 5, true), srv:access_log())
+            assert.is_truthy(srv:access_log('"GET HTTPS://example.org/files/a/b" 200 ', 5, true),
+                srv:access_log())
         end)
 
         -- Known libmicrohttpd 0.9.75 defect (README, "Known limitations"): its
@@ -953,6 +959,8 @@ describe("http connection limits #integration", function()
         assert.is_true(extra:closed_by_peer(2), "a fourth connection from one address was served")
         extra:close()
         assert.is_truthy(srv:error_log("[warn] http: Server reached connection limit", 5, true),
+            srv:error_log())
+        assert.is_truthy(srv:error_log():find("max_connections_per_ip 3 reached by one address", 1, true),
             srv:error_log())
         assert.are.equal(200, assert(held[1]:request("GET", "/hello")).status)
         held[1]:close()

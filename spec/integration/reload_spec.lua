@@ -287,7 +287,7 @@ describe("reload with typos #integration", function()
 
     it("warns once per load about an unusual method and a slow_routes route the app lacks", function()
         add_routes('    ["GTE /html"] = function(_, res) res:text("gte") end,\n')
-        edit(policy, "alerts.lua", '["GET /sleep"] = 11000,', '["GET /sleep"] = 11000, ["GET /slepe"] = 100,')
+        edit(policy, "alerts.lua", "slow_routes = {}", 'slow_routes = { ["GET /sleep"] = 11000, ["GET /slepe"] = 100 }')
         srv:signal("HUP")
         reloaded(1)
         local method = ' route "GTE /html": GTE is not a standard HTTP method (GET, HEAD, POST, PUT, '
