@@ -7,12 +7,12 @@
 -- made with `luahost user add`; MariaDB and the shared Redis from
 -- scripts/services.sh.
 local USAGE = [[
-usage: luajit bench/loadtest.lua [options] [scenario ...]
+usage: bench/loadtest.sh [options] [scenario ...]
 
 Starts the stack on loopback (MariaDB and Redis through scripts/services.sh,
 luahost on bench/app and twice on the gallery, each gallery with a private
 redis-server), measures the baseline route (/hello) before and after the
-scenarios, runs the scenarios (default: all), checks bench/thresholds.lua and
+scenarios, runs the scenarios (default: all), checks the thresholds and
 writes bench/results/loadtest-<time>/ (report.md, latency.svg,
 throughput.svg, wrk's output).
 
@@ -21,7 +21,8 @@ throughput.svg, wrk's output).
   --connections N    wrk connections for every scenario (default: per scenario)
   --rate R           constant-rate mode: R requests/s in every scenario
                      (default: closed loop, except the login and bot storms)
-  --out DIR          where the report goes
+  --out DIR          where the report goes (relative: to the current folder)
+  --thresholds FILE  the thresholds (default bench/thresholds.lua)
   --help
 
 scenarios: hello secure cached gallery stampede ratelimit_storm login_storm bot_storm
@@ -33,6 +34,7 @@ local stdlib = require "posix.stdlib"
 local unistd = require "posix.unistd"
 
 local ROOT = assert(stdlib.realpath((arg[0]:match("^(.*)/[^/]*$") or ".") .. "/.."))
+local CALLER_DIR = assert(unistd.getcwd()) -- --out is relative to it
 assert(unistd.chdir(ROOT))
 package.path = ROOT .. "/spec/?.lua;" .. package.path
 
@@ -53,14 +55,19 @@ local function usage_error(msg)
     os.exit(2)
 end
 
+-- The most each option takes: a day of load; more connections than a
+-- process has descriptors; more requests a second than wrk can pace.
+local MOST = { ["--duration"] = 86400, ["--connections"] = 60000, ["--rate"] = 10000000 }
+
 local function parse_args(argv)
     local o = { names = {} }
     local i = 1
     local function number(name)
         i = i + 1
-        local v = tonumber(argv[i])
-        if not v or v < 1 or v % 1 ~= 0 or v == math.huge then -- NaN: v % 1 is NaN
-            usage_error(name .. " needs a whole number of at least 1, not " .. tostring(argv[i]))
+        local v = tostring(argv[i]):find("^%d+$") and tonumber(argv[i])
+        if not v or v < 1 or v > MOST[name] then
+            usage_error(("%s needs a whole number from 1 to %d, not %s"):format(name, MOST[name],
+                tostring(argv[i])))
         end
         return v
     end
@@ -80,6 +87,15 @@ local function parse_args(argv)
         elseif a == "--out" then
             i = i + 1
             o.out = argv[i] or usage_error("--out needs a directory")
+            if o.out:sub(1, 1) ~= "/" then
+                o.out = CALLER_DIR .. "/" .. o.out
+            end
+        elseif a == "--thresholds" then
+            i = i + 1
+            o.thresholds = argv[i] or usage_error("--thresholds needs a file")
+            if o.thresholds:sub(1, 1) ~= "/" then
+                o.thresholds = CALLER_DIR .. "/" .. o.thresholds
+            end
         elseif a:sub(1, 1) == "-" then
             usage_error("unknown option " .. a)
         else
@@ -107,6 +123,12 @@ local function sh_output(cmd)
     return out
 end
 
+-- An expected failure (a folder that cannot be made, wrk missing): told by
+-- its message alone, without a traceback.
+local function refuse(msg)
+    error({ refusal = msg })
+end
+
 local stack = { servers = {}, crash_logs = {} }
 
 function stack.interruption_point()
@@ -119,11 +141,18 @@ end
 function stack.services()
     local status = sh_output("scripts/services.sh status")
     stack.started_services = not (status:find("mariadb up", 1, true) and status:find("redis up", 1, true))
-    assert(sh("scripts/services.sh start >/dev/null"), "scripts/services.sh start failed")
+    if not sh("scripts/services.sh start >/dev/null") then
+        refuse("scripts/services.sh start failed (its message is above)")
+    end
     -- Their database 1 whatever LUAHOST_REDIS_URL says (scripts/test.sh sets
     -- it to database 0): the bench routes' counters stay out of the gallery's.
     local env = sh_output("scripts/services.sh env bench")
     stack.redis_url = env:match("LUAHOST_REDIS_URL=(%S+)")
+    -- The gallery's test database on the MariaDB just started, wherever
+    -- LUAHOST_MARIADB_PORT put it, unless LUAHOST_TEST_DB_URL names one.
+    if not os.getenv("LUAHOST_TEST_DB_URL") then
+        G.DB_URL = env:match("LUAHOST_DB_URL=(%S+)"):gsub("/[^/]*$", "/luahost_test")
+    end
 end
 
 -- The luahost instances, started on first use:
@@ -272,6 +301,29 @@ local function delete_images(srv, ids)
         end
     end
     return failed
+end
+
+-- Deletes every image of the uploader: this run's, and any that an
+-- interrupted run left behind. Returns how many were left (nil: the list failed).
+local function delete_uploads(srv)
+    for _ = 1, 100 do
+        local res = srv:request("GET", "/api/svg/list?mine=1&per_page=100", stack.accounts.session)
+        if not res or res.status ~= 200 then
+            return nil
+        end
+        local body, ids = G.json(res), {}
+        for _, item in ipairs(body.items) do
+            ids[#ids + 1] = item.id
+        end
+        if #ids == 0 then
+            return 0
+        end
+        local failed = delete_images(srv, table.concat(ids, ","))
+        if failed > 0 then -- gone for good, or the server is: what is left
+            return body.total_items - #ids + failed
+        end
+    end
+    return nil
 end
 
 -- The ids of the public images (at most 500), for image views.
@@ -424,6 +476,7 @@ local SCENARIOS = {
         name = "gallery", server = "gallery", connections = 16,
         prepare = function(srv, o)
             local acc = gallery_accounts(srv, o.duration)
+            delete_uploads(srv) -- any that an earlier run could not delete
             local ids = public_ids(srv)
             srv.histograms = duration_histograms(srv) -- after the set-up's own requests
             return {
@@ -455,9 +508,9 @@ local SCENARIOS = {
             -- The uploads go again, so that runs do not grow the test database.
             local ids = r.uploaded or ""
             r.notes[#r.notes + 1] = fmt("%d uploads", select(2, ids:gsub("%d+", "")))
-            local failed = delete_images(srv, ids)
-            if failed > 0 then
-                r.notes[#r.notes + 1] = failed .. " uploads not deleted"
+            local left = delete_uploads(srv)
+            if left ~= 0 then
+                r.notes[#r.notes + 1] = (left or "some") .. " uploads not deleted"
             end
         end,
     },
@@ -561,7 +614,10 @@ local function watch_wrk(srv, duration, t0, n0, samples)
     local last_t, last_n = 0, n0
     while true do
         local code = S.wait_pid(stack.wrk, max(0, t0 + #samples + 1 - S.now()))
-        local t, n = S.now() - t0, requests_total(srv)
+        -- The count as the server read it, so timed when its answer came:
+        -- a scrape that waits (a busy server) must not date it early.
+        local n = requests_total(srv)
+        local t = S.now() - t0
         if t - last_t > 0.5 then -- the rate over the last second (or the last part of one)
             samples[#samples + 1] = { t = t, rps = (n - last_n) / (t - last_t), n = n - n0 }
             last_t, last_n = t, n
@@ -684,8 +740,7 @@ end
 
 -- bench/thresholds.lua, checked before anything runs: a typo must not pass
 -- silently after minutes of load. Returns the table, or nil and the reason.
-local function load_thresholds(scenario_names)
-    local path = "bench/thresholds.lua"
+local function load_thresholds(path, scenario_names)
     local ok, all = pcall(dofile, path)
     if not ok then
         return nil, tostring(all)
@@ -708,6 +763,11 @@ local function load_thresholds(scenario_names)
                     or not c.bound and not finite(v)) then
                 return fmt("%s: %s.%s must be %s or false", path, where, k,
                     c.bound and "{ tolerance = <finite number> }" or "a finite number")
+            end
+            for sub in pairs(c.bound and v or {}) do
+                if sub ~= "tolerance" then
+                    return fmt("%s: %s.%s: unknown key %s (only tolerance)", path, where, k, tostring(sub))
+                end
             end
         end
     end
@@ -980,7 +1040,8 @@ local function write_report(runs, failed, o, verdict)
         #failed > 0 and "Scenarios that did not run to the end:\n\n" .. table.concat(failed, "\n") .. "\n" or "",
         verdict == 0 and "All thresholds met.\n"
             or checks_text(runs) ~= "" and "Failed thresholds:\n\n" .. checks_text(runs) .. "\n" or "",
-        "Checks (bench/thresholds.lua" .. (o.smoke and ", smoke overrides" or "") .. "):\n",
+        "Checks (" .. (o.thresholds or "bench/thresholds.lua") .. (o.smoke and ", smoke overrides" or "")
+            .. "):\n",
         checks_text(runs, true) .. "\n",
         "\n![latency percentiles](latency.svg)\n\n![throughput over time](throughput.svg)\n",
     }
@@ -1020,12 +1081,6 @@ local function baseline_summary(list)
     b.notes = { fmt("%d runs of %.0f s, %s–%s req/s, percentiles: medians", #list,
         list[1].duration_us / 1e6, grouped(lo), grouped(hi)) }
     return b
-end
-
--- An expected failure (a folder that cannot be made, wrk missing): told by
--- its message alone, without a traceback.
-local function refuse(msg)
-    error({ refusal = msg })
 end
 
 local function run(o, thresholds)
@@ -1120,16 +1175,22 @@ local function cleanup()
         S.kill(stack.wrk, "KILL")
         S.wait_pid(stack.wrk, 2)
     end
+    -- A run that ended early has not deleted its uploads yet.
+    local gallery = stack.servers.gallery
+    if stack.accounts and gallery and gallery:running() then
+        pcall(delete_uploads, gallery)
+    end
     S.stop_all()
     if stack.started_services then
         sh("scripts/services.sh stop >/dev/null")
     end
 end
 
--- SIGINT/SIGTERM end the run through the same cleanup as an error: the
--- handler only takes note (luaposix swallows errors raised in handlers), and
--- interruption_point() raises at the next safe place.
-for _, sig in ipairs({ posix_signal.SIGINT, posix_signal.SIGTERM }) do
+-- SIGINT, SIGTERM and SIGHUP (the terminal closed) end the run through the
+-- same cleanup as an error: the handler only takes note (luaposix swallows
+-- errors raised in handlers), and interruption_point() raises at the next
+-- safe place.
+for _, sig in ipairs({ posix_signal.SIGINT, posix_signal.SIGTERM, posix_signal.SIGHUP }) do
     posix_signal.signal(sig, function(n)
         stack.interrupted = n
     end)
@@ -1145,7 +1206,7 @@ local known = { baseline = true }
 for name in pairs(BY_NAME) do
     known[name] = true
 end
-local thresholds, terr = load_thresholds(known)
+local thresholds, terr = load_thresholds(o.thresholds or "bench/thresholds.lua", known)
 if not thresholds then
     io.stderr:write("loadtest: ", terr, "\n")
     os.exit(2)
