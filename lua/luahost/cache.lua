@@ -39,6 +39,7 @@ local worker = require "luahost.worker"
 
 local error, min, pcall, tostring, type, unpack = error, math.min, pcall, tostring, type, unpack
 local running = coroutine.running
+local time = os.time
 local decode, encode, null, raw = json.decode, json.encode, json.null, json.raw
 
 local L2_PREFIX = "cache:"
@@ -256,6 +257,18 @@ local function retry_unsent()
     end
 end
 
+-- From calls that need no Redis (L1 hits), at most once a second while a
+-- removal waits: an instance serving from its L1 alone would otherwise keep
+-- the other instances' copies until they expire.
+local retry_after = 0
+local function retry_if_due()
+    local now = time()
+    if now >= retry_after then
+        retry_after = now + 1
+        retry_unsent()
+    end
+end
+
 local function remove(kind, what)
     drop_from_l1(kind, what)
     if not redis.configured() then
@@ -303,6 +316,9 @@ end
 
 function M.get(key)
     check_key(key)
+    if unsent[1] ~= nil then
+        retry_if_due()
+    end
     local text = core.get(key, false) or l2_fetch(key, nil, core.generation())
     if text == nil then
         return nil, false
@@ -482,6 +498,9 @@ function M.get_or_compute(key, ttl, fn, opts)
     opts = opts or NO_OPTS
     if not checked_opts[opts] then
         check_opts(opts)
+    end
+    if unsent[1] ~= nil then
+        retry_if_due()
     end
     local text, state = core.get(key, opts.stale ~= nil)
     if state == "fresh" then

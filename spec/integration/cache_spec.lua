@@ -294,6 +294,30 @@ describe("cache removals while Redis does not answer #integration", function()
         S.redis_stop_all()
     end)
 
+    it("sends a removal that missed Redis from the next L1 hit, and the other instances drop their copy", function()
+        local one = start(r, { "--redis-timeout", "50", "--workers", "1" }) -- the removal waits in its only worker
+        local k, other = key("missed-removal"), key("l1-only")
+        assert.are.equal(200, assert(one:request("PUT", "/cache/" .. k, {}, "old")).status)
+        assert.are.equal(200, assert(one:request("PUT", "/cache/" .. other, {}, "kept")).status)
+        assert.is_true(select(2, get(srv, "/cache/" .. k)).found) -- promoted into srv's L1s
+        r:pause()
+        assert.are.equal(200, assert(one:request("DELETE", "/cache/" .. k)).status)
+        r:resume()
+        S.sleep(1.1)
+        -- An L1 hit, with no reason of its own to reach Redis.
+        assert.are.same({ value = "kept" }, select(2, get(one, "/cache/" .. other)).value)
+        local deadline = S.now() + 2
+        repeat
+            S.sleep(0.05)
+        until r:command("GET", "cache:" .. k) == nil or S.now() > deadline
+        assert.is_nil(r:command("GET", "cache:" .. k))
+        -- Both of srv's workers, each on a connection of its own.
+        for _ = 1, 4 do
+            assert.is_false(select(2, get(srv, "/l1/" .. k)).found)
+        end
+        one:stop()
+    end)
+
     it("does not bring a deleted key or pattern back from L2 once Redis answers again", function()
         local k, p = key("frozen-delete"), key("frozen-page")
         assert.are.equal(200, assert(srv:request("PUT", "/cache/" .. k, {}, "deleted")).status)
