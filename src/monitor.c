@@ -89,6 +89,7 @@ struct lh_monitor {
     struct lh_metrics_totals last;
     double last_t, last_rejections, last_bots;
     unsigned long long last_pool_waits;
+    uint64_t last_l1[2], last_l2[2]; /* the cache's hits and misses at the last sample */
 };
 
 
@@ -127,9 +128,15 @@ static double quantile_ms(const uint64_t *buckets, uint64_t count, double q)
     return 1000 * lh_metrics_latency_bounds[LH_METRICS_LATENCY_BUCKETS - 1];
 }
 
-static double rate(uint64_t hits, uint64_t misses)
+/* The share of hits among the lookups since the last sample (last: its
+ * hits and misses, updated); NAN when there were none. A rate since the
+ * start would barely move on a server that has been up for days. */
+static double hit_rate_since(uint64_t hits, uint64_t misses, uint64_t last[2])
 {
-    return hits + misses ? (double)hits / (double)(hits + misses) : 0;
+    uint64_t h = hits - last[0], m = misses - last[1];
+    last[0] = hits;
+    last[1] = misses;
+    return h + m ? (double)h / (double)(h + m) : NAN;
 }
 
 static void take_sample(struct lh_monitor *mon, struct sample *s)
@@ -142,6 +149,7 @@ static void take_sample(struct lh_monitor *mon, struct sample *s)
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < M_COUNT; i++)
         s->v[i] = NAN;
+    s->l2_hit_rate = NAN;
     s->t = lh_wall_seconds();
     double dt = mon->last_t > 0 ? s->t - mon->last_t : mon->interval;
     if (dt <= 0)
@@ -179,8 +187,9 @@ static void take_sample(struct lh_monitor *mon, struct sample *s)
     if (src->cache) {
         struct lh_cache_stats c;
         lh_cache_stats(src->cache, &c);
-        s->v[M_CACHE_L1_HIT_RATE] = rate(c.hits, c.misses);
-        s->l2_hit_rate = rate(c.counters[LH_CACHE_L2_HITS], c.counters[LH_CACHE_L2_MISSES]);
+        s->v[M_CACHE_L1_HIT_RATE] = hit_rate_since(c.hits, c.misses, mon->last_l1);
+        s->l2_hit_rate =
+            hit_rate_since(c.counters[LH_CACHE_L2_HITS], c.counters[LH_CACHE_L2_MISSES], mon->last_l2);
     }
     double rejections = lh_metric_value(lh_metrics_core(m, LH_CORE_RATELIMIT_REJECTIONS));
     double bots = lh_metric_value(lh_metrics_core(m, LH_CORE_BOT_DETECTIONS));

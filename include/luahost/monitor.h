@@ -37,8 +37,9 @@ struct lh_alert_rule {
 
 /* The metrics a rule may watch, NULL-terminated: rps, p50_ms, p95_ms,
  * p99_ms, error_rate (0..1), inflight, pool_waiting, pool_active,
- * db_healthy (1/0), redis_up (1/0), cache_l1_hit_rate,
- * ratelimit_rejections_per_s, bot_detections_per_s, rss_mb. */
+ * db_healthy (1/0), redis_up (1/0), cache_l1_hit_rate (of the lookups
+ * since the last sample), ratelimit_rejections_per_s, bot_detections_per_s,
+ * rss_mb. */
 extern const char *const lh_monitor_metric_names[];
 
 /* interval: seconds between samples (0: 1). stream_seconds: how long an

@@ -5,9 +5,9 @@
 --
 -- Metrics: rps, p50_ms, p95_ms, p99_ms, error_rate (0..1), inflight,
 -- pool_waiting, pool_active, db_healthy (1/0), redis_up (1/0),
--- cache_l1_hit_rate, ratelimit_rejections_per_s, bot_detections_per_s,
--- rss_mb. A metric the server does not have (no database, no Redis) never
--- fires.
+-- cache_l1_hit_rate (0..1, of the last second's lookups),
+-- ratelimit_rejections_per_s, bot_detections_per_s, rss_mb. A metric the
+-- server does not have (no database, no Redis) never fires.
 return {
     rules = {
         { name = "p95_latency", metric = "p95_ms", above = 500, for_seconds = 30,

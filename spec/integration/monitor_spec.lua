@@ -172,6 +172,29 @@ describe("metrics #integration", function()
         assert.is_truthy(bytes and bytes >= #text / 2 and bytes <= #text, line .. " of " .. #text)
     end)
 
+    it("samples the cache's hit rate of the last second, not since the start", function()
+        local c = assert(srv:client())
+        for _ = 1, 200 do -- a miss, then hits
+            assert.are.equal(200, assert(c:request("GET", "/cache/hot")).status)
+        end
+        S.sleep(1.2)
+        local run = tostring(S.now())
+        for i = 1, 100 do -- misses only
+            assert.are.equal(200, assert(c:request("GET", "/cache/cold-" .. run .. "-" .. i)).status)
+        end
+        c:close()
+        S.sleep(1.2)
+        local _, text = stream_events(srv, 0.5) -- the last 60 samples, replayed
+        local rates = {}
+        for data in text:gmatch("event: sample\ndata: ({.-})\n\n") do
+            local rate = cjson.decode(data).cache.l1_hit_rate
+            rates[#rates + 1] = rate ~= cjson.null and rate or nil
+        end
+        table.sort(rates)
+        assert.is_true(rates[1] ~= nil and rates[1] < 0.1, "a second of misses: " .. table.concat(rates, " "))
+        assert.is_true(rates[#rates] > 0.9, "a second of hits: " .. table.concat(rates, " "))
+    end)
+
     it("answers a HEAD of the stream with its head alone, so the next answer stays in step", function()
         local raw = srv:raw("HEAD /monitor/stream HTTP/1.1\r\nHost: x\r\n\r\n"
             .. "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { read_all = true })

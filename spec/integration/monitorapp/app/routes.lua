@@ -1,5 +1,6 @@
 -- Routes for spec/integration/monitor_spec.lua: fast, failing, slow and
 -- custom-metric routes whose counts the spec checks exactly.
+local cache = require "luahost.cache"
 local metrics = require "luahost.metrics"
 local worker = require "luahost.worker"
 
@@ -19,6 +20,15 @@ end
 return {
     ["GET /ok"] = function(_, res)
         res:json({ success = true })
+    end,
+
+    -- A cache lookup: a miss stores the key, so that the next one hits.
+    ["GET /cache/:key"] = function(req, res)
+        local _, found = cache.get(req.params.key)
+        if not found then
+            cache.set(req.params.key, true, 60)
+        end
+        res:json({ found = found })
     end,
 
     ["POST /ok"] = function(_, res)
