@@ -766,8 +766,11 @@ static void render_sources(struct lh_metrics *m, struct lh_json_buf *b)
                 (double)c.counters[LH_CACHE_L2_ERRORS]);
     }
     if (s->redis) {
-        gauge(b, "luahost_redis_up", "1 while Redis answers (checked every second).",
-              lh_redis_up(s->redis));
+        /* Probed by the monitor, which runs with metrics on: off, the gauge
+         * would say 1 of a Redis that was never asked. */
+        if (m->enabled)
+            gauge(b, "luahost_redis_up", "1 while Redis answers (checked every second).",
+                  lh_redis_up(s->redis));
         counter(b, "luahost_redis_errors_total", "Redis commands that failed or timed out.",
                 (double)lh_redis_errors(s->redis));
     }

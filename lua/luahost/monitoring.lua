@@ -1,11 +1,12 @@
 -- luahost.monitoring: the monitoring routes every application gets (unless
 -- it defines the same keys), and the alerts policy.
 --
---   GET /metrics               Prometheus text: addresses in metrics_allow, or
---                              requests the app's authorizer lets through
+--   GET /metrics               Prometheus text        } addresses in metrics_allow,
+--   GET /api/monitor/alerts    the firing alerts      } or requests the app's
+--                              (JSON)                 } authorizer lets through
 --   GET /monitor               the live dashboard         } the authorizer's;
---   GET /monitor/stream        its server-sent events     } without one,
---   GET /api/monitor/alerts    the firing alerts (JSON)   } metrics_allow
+--   GET /monitor/stream        its server-sent events     } without one, metrics_allow
+--   (the last three answer 503 with metrics off: no sampler, no alerts)
 --   GET /monitor/assets/:name  the dashboard's scripts and styles (public)
 --
 --   monitoring.authorize(fn)   fn(req, res) -> true | false, having answered
@@ -25,6 +26,7 @@ local monitor = require "luahost.monitor"
 
 local DEFAULT_SLOW_MS = 500
 local FORBIDDEN = '{"success":false,"message":"Forbidden"}'
+local MONITORING_OFF = { success = false, message = "Monitoring is off (metrics = off)" }
 
 local M = {}
 
@@ -72,6 +74,9 @@ M.routes = {
     end,
 
     ["GET /monitor"] = function(req, res)
+        if not monitor.available() then
+            return res:json(MONITORING_OFF, 503)
+        end
         if may_watch(req, res) then
             res.headers["Cache-Control"] = "no-store"
             res:html(dashboard_html(req.csp_nonce))
@@ -80,7 +85,7 @@ M.routes = {
 
     ["GET /monitor/stream"] = function(req, res)
         if not monitor.available() then
-            return res:json({ success = false, message = "Monitoring is off (metrics = off)" }, 503)
+            return res:json(MONITORING_OFF, 503)
         end
         if may_watch(req, res) then
             res.headers["Content-Type"] = "text/event-stream"
@@ -99,8 +104,14 @@ M.routes = {
         res.body = body
     end,
 
+    -- Read as /metrics is: from the allowed addresses it needs no sign-in,
+    -- so that an outage of the database the authorizer asks does not hide
+    -- the alert that reports it.
     ["GET /api/monitor/alerts"] = function(req, res)
-        if may_watch(req, res) then
+        if not monitor.available() then
+            return res:json(MONITORING_OFF, 503)
+        end
+        if may_read_metrics(req, res) then
             res.headers["Content-Type"] = "application/json"
             res.body = '{"success":true,"alerts":' .. monitor.alerts() .. "}"
         end

@@ -26,14 +26,21 @@ describe("monitoring dashboard #integration", function()
     it("is for administrators only", function()
         assert.are.equal(401, assert(srv:request("GET", "/monitor")).status)
         assert.are.equal(401, assert(srv:request("GET", "/monitor/stream")).status)
-        assert.are.equal(401, assert(srv:request("GET", "/api/monitor/alerts")).status)
         local visitor = G.session_headers(srv, user, secret)
         assert.are.equal(403, assert(srv:request("GET", "/monitor", visitor)).status)
         local res = assert(srv:request("GET", "/monitor", G.session_headers(srv, admin, secret)))
         assert.are.equal(200, res.status)
         assert.are.equal("text/html; charset=utf-8", res.headers["content-type"])
-        -- /metrics: loopback is in metrics_allow by default
+        -- /metrics and the alerts: loopback is in metrics_allow by default
         assert.are.equal(200, assert(srv:request("GET", "/metrics")).status)
+        assert.are.equal(200, assert(srv:request("GET", "/api/monitor/alerts")).status)
+        -- From elsewhere, the alerts are the administrators'.
+        local elsewhere = G.start({ "--metrics-allow", "10.0.0.0/8" })
+        assert.are.equal(401, assert(elsewhere:request("GET", "/api/monitor/alerts")).status)
+        assert.are.equal(403, assert(elsewhere:request("GET", "/api/monitor/alerts", visitor)).status)
+        assert.are.equal(200, assert(elsewhere:request("GET", "/api/monitor/alerts",
+            G.session_headers(elsewhere, admin, secret))).status)
+        elsewhere:stop()
     end)
 
     it("ends a stream after --monitor-stream-seconds, and a signed-out session opens no other", function()

@@ -417,11 +417,17 @@ describe("metrics access and switch #integration", function()
         assert.are.equal(200, get(srv, "/monitor/assets/dashboard.js").status)
     end)
 
-    it("counts nothing and streams nothing with metrics off", function()
-        local srv = start({ "--metrics", "off" })
+    it("counts nothing, streams nothing and fires nothing with metrics off, and says so", function()
+        -- A Redis that never answers: with no prober, nothing may claim it is up.
+        local srv = start({ "--metrics", "off", "--redis-url", "redis://127.0.0.1:" .. S.free_port() .. "/0" })
         get(srv, "/ok")
         local m = scrape(srv)
         assert.is_nil(m['luahost_http_requests_total{route="/ok",method="GET",status="2xx"}'])
-        assert.are.equal(503, get(srv, "/monitor/stream").status)
+        assert.is_nil(m.luahost_redis_up)
+        for _, path in ipairs({ "/monitor", "/monitor/stream", "/api/monitor/alerts" }) do
+            local res = get(srv, path)
+            assert.are.equal(503, res.status, path)
+            assert.are.equal("Monitoring is off (metrics = off)", cjson.decode(res.body).message)
+        end
     end)
 end)
