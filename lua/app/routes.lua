@@ -177,8 +177,16 @@ local function none_match(header, etag)
 end
 
 -- The dashboard, the alerts and /metrics (beyond metrics_allow addresses)
--- are for administrators.
+-- are for administrators. The dashboard is a page: a browser not signed in
+-- is sent to sign in, and comes back.
 monitoring.authorize(function(req, res)
+    if req.path == "/monitor" then
+        local session, failed = accounts.session(req)
+        if not (session or failed) then
+            res:redirect("/signin?next=/monitor")
+            return false
+        end
+    end
     return accounts.require_admin(req, res) ~= nil
 end)
 
