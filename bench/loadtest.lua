@@ -71,6 +71,12 @@ local function parse_args(argv)
         end
         return v
     end
+    -- A path given relative to the folder the runner was started in.
+    local function path(name, what)
+        i = i + 1
+        local given = argv[i] or usage_error(name .. " needs " .. what)
+        return given:sub(1, 1) == "/" and given or CALLER_DIR .. "/" .. given
+    end
     while i <= #argv do
         local a = argv[i]
         if a == "--help" or a == "-h" then
@@ -85,17 +91,9 @@ local function parse_args(argv)
         elseif a == "--rate" then
             o.rate = number(a)
         elseif a == "--out" then
-            i = i + 1
-            o.out = argv[i] or usage_error("--out needs a directory")
-            if o.out:sub(1, 1) ~= "/" then
-                o.out = CALLER_DIR .. "/" .. o.out
-            end
+            o.out = path(a, "a directory")
         elseif a == "--thresholds" then
-            i = i + 1
-            o.thresholds = argv[i] or usage_error("--thresholds needs a file")
-            if o.thresholds:sub(1, 1) ~= "/" then
-                o.thresholds = CALLER_DIR .. "/" .. o.thresholds
-            end
+            o.thresholds = path(a, "a file")
         elseif a:sub(1, 1) == "-" then
             usage_error("unknown option " .. a)
         else
