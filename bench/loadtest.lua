@@ -102,6 +102,7 @@ local function parse_args(argv)
         i = i + 1
     end
     o.duration = o.duration or (o.smoke and 3 or 10)
+    o.thresholds = o.thresholds or "bench/thresholds.lua"
     return o
 end
 
@@ -736,7 +737,7 @@ for _, c in ipairs(CHECKS) do
     CHECK_KEYS[c[1]] = c
 end
 
--- bench/thresholds.lua, checked before anything runs: a typo must not pass
+-- The thresholds file (bench/thresholds.lua), checked before anything runs: a typo must not pass
 -- silently after minutes of load. Returns the table, or nil and the reason.
 local function load_thresholds(path, scenario_names)
     local ok, all = pcall(dofile, path)
@@ -1038,8 +1039,7 @@ local function write_report(runs, failed, o, verdict)
         #failed > 0 and "Scenarios that did not run to the end:\n\n" .. table.concat(failed, "\n") .. "\n" or "",
         verdict == 0 and "All thresholds met.\n"
             or checks_text(runs) ~= "" and "Failed thresholds:\n\n" .. checks_text(runs) .. "\n" or "",
-        "Checks (" .. (o.thresholds or "bench/thresholds.lua") .. (o.smoke and ", smoke overrides" or "")
-            .. "):\n",
+        "Checks (" .. o.thresholds .. (o.smoke and ", smoke overrides" or "") .. "):\n",
         checks_text(runs, true) .. "\n",
         "\n![latency percentiles](latency.svg)\n\n![throughput over time](throughput.svg)\n",
     }
@@ -1204,7 +1204,7 @@ local known = { baseline = true }
 for name in pairs(BY_NAME) do
     known[name] = true
 end
-local thresholds, terr = load_thresholds(o.thresholds or "bench/thresholds.lua", known)
+local thresholds, terr = load_thresholds(o.thresholds, known)
 if not thresholds then
     io.stderr:write("loadtest: ", terr, "\n")
     os.exit(2)
