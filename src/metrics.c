@@ -45,6 +45,7 @@ struct route_series {
 
 struct thread_series {
     _Atomic(struct route_series *) routes[LH_METRICS_MAX_ROUTES];
+    _Atomic double slowest; /* since lh_metrics_take_slowest; its thread raises it */
 };
 
 struct lh_metric {
@@ -239,6 +240,12 @@ void lh_metrics_request(struct lh_metrics *m, unsigned thread, int route, const 
             return;
         atomic_store_explicit(slot, rs, memory_order_release);
     }
+    /* Before the histogram, so that a sampler seeing the request's bucket
+     * sees it here too. A reset between the load and the store may be lost:
+     * the request then bounds the next window too, which only widens it. */
+    _Atomic double *slowest = &m->threads[thread].slowest;
+    if (seconds > atomic_load_explicit(slowest, memory_order_relaxed))
+        atomic_store_explicit(slowest, seconds, memory_order_release);
     struct series *s = &rs->methods[method_index(method)];
     bump(&s->by_class[status >= 100 && status < 600 ? status / 100 : 5]);
     bump(&s->buckets[latency_bucket(seconds)]);
@@ -285,6 +292,17 @@ void lh_metrics_totals(struct lh_metrics *m, struct lh_metrics_totals *t)
                 add_series(&rs->methods[k], t);
         }
     }
+}
+
+double lh_metrics_take_slowest(struct lh_metrics *m)
+{
+    double slowest = 0;
+    for (unsigned th = 0; th < m->nthreads; th++) {
+        double s = atomic_exchange_explicit(&m->threads[th].slowest, 0.0, memory_order_relaxed);
+        if (s > slowest)
+            slowest = s;
+    }
+    return slowest;
 }
 
 /* -- Named metrics ----------------------------------------------------------- */

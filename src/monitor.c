@@ -112,8 +112,8 @@ static int wait_or_stop(struct lh_monitor *mon, double seconds)
 /* -- Sampling ----------------------------------------------------------------- */
 
 /* The q-quantile of a latency histogram, in ms, interpolated inside its
- * bucket; NAN without requests. */
-static double quantile_ms(const uint64_t *buckets, uint64_t count, double q)
+ * bucket up to the slowest request (seconds); NAN without requests. */
+static double quantile_ms(const uint64_t *buckets, uint64_t count, double slowest, double q)
 {
     if (count == 0)
         return NAN;
@@ -121,6 +121,8 @@ static double quantile_ms(const uint64_t *buckets, uint64_t count, double q)
     for (int i = 0; i <= LH_METRICS_LATENCY_BUCKETS; i++) {
         double lo = i == 0 ? 0 : lh_metrics_latency_bounds[i - 1];
         double hi = i < LH_METRICS_LATENCY_BUCKETS ? lh_metrics_latency_bounds[i] : lo * 2;
+        if (slowest > lo && (slowest < hi || i == LH_METRICS_LATENCY_BUCKETS))
+            hi = slowest;
         if (buckets[i] > 0 && seen + (double)buckets[i] >= rank)
             return 1000 * (lo + (hi - lo) * (rank - seen) / (double)buckets[i]);
         seen += (double)buckets[i];
@@ -160,9 +162,10 @@ static void take_sample(struct lh_monitor *mon, struct sample *s)
     for (int i = 0; i <= LH_METRICS_LATENCY_BUCKETS; i++)
         delta[i] = now.buckets[i] - mon->last.buckets[i];
     s->v[M_RPS] = (double)count / dt;
-    s->v[M_P50] = quantile_ms(delta, count, 0.50);
-    s->v[M_P95] = quantile_ms(delta, count, 0.95);
-    s->v[M_P99] = quantile_ms(delta, count, 0.99);
+    double slowest = lh_metrics_take_slowest(m);
+    s->v[M_P50] = quantile_ms(delta, count, slowest, 0.50);
+    s->v[M_P95] = quantile_ms(delta, count, slowest, 0.95);
+    s->v[M_P99] = quantile_ms(delta, count, slowest, 0.99);
     if (count > 0)
         s->v[M_ERROR_RATE] = (double)(now.by_class[5] - mon->last.by_class[5]) / (double)count;
     mon->last = now;

@@ -103,6 +103,21 @@ static void test_disabled_counts_nothing(void **state)
     lh_metrics_free(m);
 }
 
+static void test_slowest_since_last_taken(void **state)
+{
+    (void)state;
+    struct lh_metrics *m = lh_metrics_new(2, 1);
+    assert_true(lh_metrics_take_slowest(m) == 0);
+    lh_metrics_request(m, 0, 0, "GET", 200, 0.110);
+    lh_metrics_request(m, 1, 0, "GET", 200, 0.120);
+    lh_metrics_request(m, 1, 0, "GET", 200, 0.002);
+    assert_true(lh_metrics_take_slowest(m) == 0.120);
+    assert_true(lh_metrics_take_slowest(m) == 0); /* taken: a new window */
+    lh_metrics_request(m, 0, 0, "GET", 200, 0.003);
+    assert_true(lh_metrics_take_slowest(m) == 0.003);
+    lh_metrics_free(m);
+}
+
 static void ignore_done(struct lh_task *t)
 {
     (void)t;
@@ -285,6 +300,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_from_every_thread),
         cmocka_unit_test(test_disabled_counts_nothing),
+        cmocka_unit_test(test_slowest_since_last_taken),
         cmocka_unit_test(test_named_metrics),
         cmocka_unit_test(test_non_finite_values_in_text_format),
         cmocka_unit_test(test_metric_names_do_not_collide),

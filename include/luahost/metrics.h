@@ -60,6 +60,9 @@ struct lh_metrics_totals {
     double sum;
 };
 void lh_metrics_totals(struct lh_metrics *m, struct lh_metrics_totals *t);
+/* The slowest request, in seconds, since the last call (0 if none): the
+ * histogram's buckets alone would put a quantile past it. For the sampler. */
+double lh_metrics_take_slowest(struct lh_metrics *m);
 
 /* -- Named metrics ----------------------------------------------------------- */
 

@@ -195,6 +195,30 @@ describe("metrics #integration", function()
         assert.is_true(rates[#rates] > 0.9, "a second of hits: " .. table.concat(rates, " "))
     end)
 
+    it("puts no latency quantile of a second above its slowest request", function()
+        -- 110 ms lies in the histogram's 100-250 ms bucket: interpolating
+        -- inside it alone would put p99 near 250 ms.
+        S.sleep(1.1)
+        local from, slowest = S.now(), 0
+        for _ = 1, 4 do
+            local started = S.now()
+            assert.are.equal(200, get(srv, "/slow?ms=110").status)
+            slowest = math.max(slowest, S.now() - started)
+        end
+        S.sleep(1.2)
+        local _, text = stream_events(srv, 0.5)
+        local seen = {}
+        for data in text:gmatch("event: sample\ndata: ({.-})\n\n") do
+            local sample = cjson.decode(data)
+            if sample.t > from and sample.p99_ms ~= cjson.null then
+                seen[#seen + 1] = sample.p99_ms
+                assert.is_true(sample.p99_ms >= 110 and sample.p99_ms <= slowest * 1000,
+                    ("p99 %.1f ms, slowest request %.1f ms"):format(sample.p99_ms, slowest * 1000))
+            end
+        end
+        assert.is_true(#seen >= 1, text)
+    end)
+
     it("answers a HEAD of the stream with its head alone, so the next answer stays in step", function()
         local raw = srv:raw("HEAD /monitor/stream HTTP/1.1\r\nHost: x\r\n\r\n"
             .. "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", { read_all = true })
