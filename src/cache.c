@@ -524,6 +524,11 @@ void lh_cache_flight_finish(struct lh_cache *c, struct lh_cache_flight *f, const
 
 /* -- Invalidation between instances ------------------------------------------ */
 
+void lh_cache_channel(int db, char *buf, size_t len)
+{
+    snprintf(buf, len, "luahost:cache:invalidate:%d", db);
+}
+
 const char *lh_cache_origin(const struct lh_cache *c)
 {
     return c->origin;

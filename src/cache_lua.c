@@ -352,7 +352,9 @@ int luaopen_luahost_cache_core(lua_State *L)
         return luaL_error(L, "cache: out of memory");
     lh_lua_class(L, LEADER_MT, leader_methods);
     lh_lua_library(L, functions, c);
-    lua_pushliteral(L, LH_CACHE_CHANNEL);
+    char channel[LH_CACHE_CHANNEL_MAX];
+    lh_cache_channel(0, channel, sizeof(channel)); /* without Redis, never used */
+    lua_pushstring(L, host && host->cache_channel[0] ? host->cache_channel : channel);
     lua_setfield(L, -2, "channel");
     return 1;
 }

@@ -502,14 +502,14 @@ static void set_metric_sources(const struct lh_host *host, struct lh_task_pool *
  * everything, since invalidations sent meanwhile were lost. */
 static void on_invalidation(void *arg, const char *msg, size_t len)
 {
-    struct lh_cache *cache = arg;
+    const struct lh_host *host = arg;
 
     if (msg == NULL) {
-        lh_cache_invalidate_pattern(cache, "*", 1);
+        lh_cache_invalidate_pattern(host->cache, "*", 1);
         return;
     }
-    if (lh_cache_apply_message(cache, msg, len) < 0)
-        lh_log(LH_LOG_WARN, NULL, "cache: ignored a malformed message on %s", LH_CACHE_CHANNEL);
+    if (lh_cache_apply_message(host->cache, msg, len) < 0)
+        lh_log(LH_LOG_WARN, NULL, "cache: ignored a malformed message on %s", host->cache_channel);
 }
 
 /* The L1 cache; with redis_url also the Redis pool (L2, routes) and the
@@ -530,8 +530,8 @@ static int make_cache(const struct lh_config *cfg, struct lh_host *host,
     lh_url_parse(cfg->redis_url, &url, &e); /* validated with the config */
     lh_redis_options_from_url(&ro, &url);
     host->redis = lh_redis_new(&ro);
-    *sub = host->redis ? lh_redis_subscribe(&ro, LH_CACHE_CHANNEL, on_invalidation, host->cache)
-                       : NULL;
+    lh_cache_channel(ro.db, host->cache_channel, sizeof(host->cache_channel));
+    *sub = host->redis ? lh_redis_subscribe(&ro, host->cache_channel, on_invalidation, host) : NULL;
     return *sub != NULL;
 }
 

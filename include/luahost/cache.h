@@ -110,8 +110,12 @@ void lh_cache_flight_finish(struct lh_cache *c, struct lh_cache_flight *f, const
 /* -- Invalidation between instances ------------------------------------------ */
 
 /* Each cache has a random origin id. Deletes and pattern invalidations are
- * sent to other instances as "<origin> k <key>" or "<origin> p <pattern>". */
-#define LH_CACHE_CHANNEL "luahost:cache:invalidate"
+ * sent to other instances as "<origin> k <key>" or "<origin> p <pattern>",
+ * on the channel of their Redis database: "luahost:cache:invalidate:<db>".
+ * Pub/sub spans a server's databases, and instances on another database
+ * share no L2 keys with these. */
+#define LH_CACHE_CHANNEL_MAX 48
+void lh_cache_channel(int db, char *buf, size_t len);
 
 const char *lh_cache_origin(const struct lh_cache *c);
 /* Applies a received message; messages from this cache's own origin are

@@ -14,6 +14,7 @@
 #ifndef LUAHOST_WORKER_H
 #define LUAHOST_WORKER_H
 #include <stddef.h>
+#include "luahost/cache.h"
 #include "luahost/common.h"
 #include "luahost/ratelimit.h"
 #include "luahost/task.h"
@@ -48,6 +49,7 @@ struct lh_host {
     struct lh_cidr_set *monitor_allow; /* may read /metrics without signing in */
     struct lh_static *statics;         /* the app's static folder */
     int production;                    /* env is "production" (worker.env) */
+    char cache_channel[LH_CACHE_CHANNEL_MAX]; /* lh_cache_channel of the Redis database */
 };
 
 struct lh_workers_options {

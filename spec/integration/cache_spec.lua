@@ -235,6 +235,24 @@ describe("cache #integration", function()
         assert.is_true(select(2, get(b, "/stats")).invalidations_received >= 1 or
             select(2, get(a, "/stats")).invalidations_received >= 1)
     end)
+
+    it("leaves the L1 of an instance on another Redis database alone", function()
+        -- Pub/sub spans the server's databases; their keys do not.
+        local other = start({ url = r.url:gsub("/0$", "/1") })
+        local k = key("per-database")
+        assert.are.equal(200, assert(other:request("PUT", "/cache/" .. k, {}, "db1")).status)
+        assert.are.equal(200, assert(a:request("PUT", "/cache/" .. k, {}, "db0")).status)
+        get(b, "/cache/" .. k)
+        assert.are.equal(200, assert(a:request("DELETE", "/cache/" .. k)).status)
+        local t0 = S.now()
+        repeat
+            S.sleep(0.02)
+        until not select(2, get(b, "/l1/" .. k)).found or S.now() - t0 > 1
+        assert.is_false(select(2, get(b, "/l1/" .. k)).found)
+        assert.is_true(select(2, get(other, "/l1/" .. k)).found)
+        assert.are.same({ value = "db1" }, select(2, get(other, "/cache/" .. k)).value)
+        other:stop()
+    end)
 end)
 
 describe("cache without Redis #integration", function()
