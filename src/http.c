@@ -104,6 +104,7 @@ struct thread_state {
     unsigned index;
     uint64_t seq;
     atomic_uint inflight; /* exchanges begun and not completed */
+    atomic_uint streaming; /* of them, event streams */
     unsigned connections; /* open on this thread */
     pthread_mutex_t lock; /* guards `open` against the sweeper */
     struct connection *open; /* this thread's connections */
@@ -435,6 +436,8 @@ static enum MHD_Result send_response(struct exchange *x, unsigned status,
     x->status = status;
     x->route = reply->route;
     x->streamed = reply->stream != LH_STREAM_NONE;
+    if (x->streamed)
+        atomic_fetch_add_explicit(&x->h->threads[x->thread].streaming, 1, memory_order_relaxed);
     /* HEAD sends no body; a stream counts its events as they go. */
     x->bytes = strcmp(x->req.method, "HEAD") == 0 || x->streamed ? 0 : len;
     return ret;
@@ -1145,6 +1148,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (lh_metrics_enabled(h->metrics) && !x->streamed)
         count_request(h, x, e.status, e.duration_ms / 1e3);
     atomic_fetch_sub_explicit(&h->threads[x->thread].inflight, 1, memory_order_relaxed);
+    if (x->streamed)
+        atomic_fetch_sub_explicit(&h->threads[x->thread].streaming, 1, memory_order_relaxed);
     free(x->body);
     /* The next head, if any, is due idle_timeout (libmicrohttpd's limit on
      * silence, which closes idle connections first) plus header_timeout
@@ -1474,6 +1479,14 @@ unsigned lh_http_inflight(const struct lh_http *h)
     unsigned n = 0;
     for (unsigned i = 0; i < h->nthreads; i++)
         n += atomic_load_explicit(&h->threads[i].inflight, memory_order_relaxed);
+    return n;
+}
+
+unsigned lh_http_streaming(const struct lh_http *h)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < h->nthreads; i++)
+        n += atomic_load_explicit(&h->threads[i].streaming, memory_order_relaxed);
     return n;
 }
 

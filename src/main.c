@@ -476,11 +476,15 @@ static void publish_transport(struct lh_http *http, void *arg)
  * for them, and the stop watch reports that count (a snapshot) meanwhile. */
 static _Atomic unsigned retired_inflight;
 
+/* Event streams left out: an open dashboard is not a request waiting. */
 static unsigned http_inflight(void *arg)
 {
     (void)arg;
     struct lh_http *http = atomic_load(&serving);
-    return http ? lh_http_inflight(http) : atomic_load(&retired_inflight);
+    if (http == NULL)
+        return atomic_load(&retired_inflight);
+    unsigned streaming = lh_http_streaming(http), inflight = lh_http_inflight(http);
+    return inflight > streaming ? inflight - streaming : 0;
 }
 
 /* Tells the metrics where the figures are: before the transport starts. */

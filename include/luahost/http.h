@@ -43,6 +43,8 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
 void lh_http_quiesce(struct lh_http *h);
 /* Requests received and not yet completely answered. */
 unsigned lh_http_inflight(const struct lh_http *h);
+/* Of them, event streams (the dashboard's): open as long as their viewer. */
+unsigned lh_http_streaming(const struct lh_http *h);
 /* Closes every connection and stops the threads. Every request suspended in
  * a blocking call must have been woken first (lh_task_pool_stop does that).
  * NULL is a no-op. */

@@ -195,6 +195,20 @@ describe("metrics #integration", function()
         assert.is_true(rates[#rates] > 0.9, "a second of hits: " .. table.concat(rates, " "))
     end)
 
+    it("leaves open dashboard streams out of the requests in flight", function()
+        local viewers = {}
+        for i = 1, 2 do
+            viewers[i] = assert(S.client(srv.port, 2))
+            assert(viewers[i]:send(S.format_request("GET", "/monitor/stream")))
+            assert.is_truthy(viewers[i].sock:receive("*l"):find("^HTTP/1%.1 200"))
+        end
+        local m = scrape(srv)
+        for _, c in ipairs(viewers) do
+            c:close()
+        end
+        assert.are.equal(1, m.luahost_http_requests_in_flight) -- the scrape itself
+    end)
+
     it("puts no latency quantile of a second above its slowest request", function()
         -- 110 ms lies in the histogram's 100-250 ms bucket: interpolating
         -- inside it alone would put p99 near 250 ms.
