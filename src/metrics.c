@@ -734,7 +734,8 @@ static void render_sources(struct lh_metrics *m, struct lh_json_buf *b)
     const struct lh_metrics_sources *s = lh_metrics_sources(m);
 
     if (s->inflight)
-        gauge(b, "luahost_http_requests_in_flight", "Requests being handled now (open event streams left out).",
+        gauge(b, "luahost_http_requests_in_flight",
+              "Requests being handled now (open event streams left out).",
               s->inflight(s->inflight_arg));
     render_pools(s, b);
     if (s->db) {
