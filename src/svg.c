@@ -228,8 +228,10 @@ static int has_prefix(const char *t, size_t n, const char *lit)
 
 /* -- Encoding ------------------------------------------------------------ */
 
-/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF) and
- * no control characters other than tab, LF and CR. */
+/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF), no
+ * control characters other than tab, LF and CR, and neither U+FFFE nor
+ * U+FFFF: with them the rest of XML 1.0's excluded characters, which an
+ * XML parser refuses, and the browser with it. */
 static enum lh_status check_encoding(struct ctx *c)
 {
     const unsigned char *s = (const unsigned char *)c->s;
@@ -243,6 +245,9 @@ static enum lh_status check_encoding(struct ctx *c)
             return fail(c, "invalid UTF-8 at byte %zu", i);
         if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f)
             return fail(c, "control character at byte %zu", i);
+        if (len == 3 && b == 0xef && s[i + 1] == 0xbf && s[i + 2] >= 0xbe)
+            return fail(c, "U+%s, not an XML character, at byte %zu",
+                        s[i + 2] == 0xbe ? "FFFE" : "FFFF", i);
         i += len;
     }
     return LH_OK;

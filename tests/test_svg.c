@@ -365,6 +365,9 @@ static void test_lh_svg_check_refuses_bad_bytes(void **state)
     expect_refused("<svg>\xf4\x90\x80\x80</svg>", 15, "invalid UTF-8 at byte 5"); /* > U+10FFFF */
     expect_refused("<svg>\x01</svg>", 12, "control character at byte 5");
     expect_refused("<svg>\0</svg>", 12, "control character at byte 5");
+    expect_refused("<svg>\xef\xbf\xbe</svg>", 14, "U+FFFE, not an XML character, at byte 5");
+    expect_refused("<svg a='\xef\xbf\xbf'/>", 14, "U+FFFF, not an XML character, at byte 8");
+    expect_ok("<svg " NS "><text>\xef\xbf\xbd</text></svg>"); /* U+FFFD: an XML character */
     expect_refused("\xff\xfe<\0s\0v\0g\0/\0>\0", 14, "invalid UTF-8 at byte 0"); /* UTF-16 */
 }
 
