@@ -669,8 +669,11 @@ static enum MHD_Result dispatch(struct exchange *x)
             return serve_static(x, rel);
         struct lh_reply r = {.security = lh_worker_default_headers(ts->worker),
                              .route = x->h->static_route};
+        /* As for the app's routes (RFC 9110 section 9.3.7). */
+        add_header(&r, "Allow", "GET, HEAD, OPTIONS");
+        if (strcmp(x->req.method, "OPTIONS") == 0)
+            return queue(x, 204, "", 0, MHD_RESPMEM_PERSISTENT, &r);
         add_header(&r, "Content-Type", "application/json");
-        add_header(&r, "Allow", "GET, HEAD");
         return queue(x, 405, ERR_405, sizeof(ERR_405) - 1, MHD_RESPMEM_PERSISTENT, &r);
     }
     x->req.body = x->body;

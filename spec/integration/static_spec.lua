@@ -205,12 +205,18 @@ describe("static files #integration", function()
         assert.are.equal("application/json", get("/static/missing.txt").headers["content-type"])
     end)
 
-    it("answers other methods 405 with Allow: GET, HEAD, as nginx does", function()
-        for _, method in ipairs({ "POST", "PUT", "DELETE", "OPTIONS" }) do
+    it("answers OPTIONS 204 and other methods 405, with Allow, as the app's routes do", function()
+        for _, method in ipairs({ "POST", "PUT", "DELETE" }) do
             local res = assert(srv:request(method, "/static/hello.txt", {}, "x"))
             assert.are.equal(405, res.status, method)
-            assert.are.equal("GET, HEAD", res.headers["allow"], method)
+            assert.are.equal("GET, HEAD, OPTIONS", res.headers["allow"], method)
             assert.are.equal("application/json", res.headers["content-type"])
+        end
+        for _, path in ipairs({ "/static/hello.txt", "/sw.js" }) do
+            local res = assert(srv:request("OPTIONS", path))
+            assert.are.equal(204, res.status, path)
+            assert.are.equal("GET, HEAD, OPTIONS", res.headers["allow"], path)
+            assert.are.equal("", res.body, path)
         end
         assert.are.equal(200, get("/static/hello.txt").status)
     end)
