@@ -838,6 +838,9 @@ static enum lh_status classify(struct lh_db_conn *c, unsigned int no)
         return LH_ERR_IO;
     case CR_OUT_OF_MEMORY:
         return LH_ERR_NOMEM;
+    case ER_LOCK_DEADLOCK:
+    case ER_DUP_ENTRY:
+        return LH_ERR_CONFLICT;
     default:
         return LH_ERR_INVALID;
     }

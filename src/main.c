@@ -886,13 +886,17 @@ enum admin_change { ADMIN_KEEP = -1, ADMIN_REVOKE = 0, ADMIN_GRANT = 1 };
 /* Creates the account, or sets an existing one's password and ends its
  * sessions. Names compare as MariaDB's collation does (case and accents
  * ignored), so "ANN" finds "ann": a name that finds an account spelt
- * otherwise is refused, not taken for it. In one transaction, an existing
- * row locked (of two runs creating the same account at once, the unique key
- * fails one). LH_ERR_CONFLICT for a name spelt otherwise. */
-static enum lh_status save_user(struct lh_db_conn *c, const char *name, const char *hash,
-                                enum admin_change admin, int *created, int *is_admin,
-                                unsigned long long *ended, char *err, size_t errlen)
+ * otherwise is refused (LH_ERR_CONFLICT), not taken for it. In one
+ * transaction, an existing row locked. *clash: the database refused it for
+ * another transaction's sake (two runs creating the same account at once:
+ * InnoDB fails one with a deadlock or the unique key), and running it
+ * again will find the account. */
+static enum lh_status save_user_once(struct lh_db_conn *c, const char *name, const char *hash,
+                                     enum admin_change admin, int *created, int *is_admin,
+                                     unsigned long long *ended, int *clash, char *err,
+                                     size_t errlen)
 {
+    int misspelt = 0;
     struct lh_db_result *r = NULL;
     struct lh_db_value p[3] = {{.type = LH_DB_TEXT, .s = name, .len = strlen(name)}};
     enum lh_status st = run_sql(c, "START TRANSACTION", NULL, 0, NULL, err, errlen);
@@ -917,6 +921,7 @@ static enum lh_status save_user(struct lh_db_conn *c, const char *name, const ch
                      "accents); give its exact name to change it",
                      name, (int)stored->len, stored->s);
             st = LH_ERR_CONFLICT;
+            misspelt = 1;
             goto out;
         }
         long long id = lh_db_result_value(r, 0, 0)->i;
@@ -940,7 +945,22 @@ out:
         char ignored[128]; /* err keeps the error that stopped it, not the rollback's */
         run_sql(c, "ROLLBACK", NULL, 0, NULL, ignored, sizeof(ignored));
     }
+    *clash = st == LH_ERR_CONFLICT && !misspelt;
     return st;
+}
+
+static enum lh_status save_user(struct lh_db_conn *c, const char *name, const char *hash,
+                                enum admin_change admin, int *created, int *is_admin,
+                                unsigned long long *ended, char *err, size_t errlen)
+{
+    for (int attempt = 1;; attempt++) {
+        int clash = 0;
+        enum lh_status st =
+            save_user_once(c, name, hash, admin, created, is_admin, ended, &clash, err, errlen);
+        if (!clash || attempt == 5)
+            return st;
+        lh_log(LH_LOG_INFO, NULL, "user add: %s; trying again", err);
+    }
 }
 
 /* Outside development, the start and user add leave the schema to

@@ -83,7 +83,9 @@ void lh_db_release(struct lh_db *db, struct lh_db_conn *c);
  * returned. Errors: LH_ERR_TIMEOUT when the statement time limit cut it off
  * (the connection stays usable), LH_ERR_IO when the connection was lost
  * (every later run on it fails the same way; it is reconnected at the next
- * acquire), LH_ERR_INVALID for an SQL error or a parameter count mismatch;
+ * acquire), LH_ERR_CONFLICT when another transaction was in the way (a
+ * deadlock, a duplicate key: running the transaction again may succeed),
+ * LH_ERR_INVALID for another SQL error or a parameter count mismatch;
  * err holds the server's message. Statements slower than slow_query are
  * logged with their SQL, never their parameters. */
 enum lh_status lh_db_run(struct lh_db_conn *c, const char *sql, size_t sql_len,

@@ -457,6 +457,30 @@ describe("user add #integration", function()
         assert.are.equal("", account(other))
     end)
 
+    it("creates an account once when several runs add it at once, and none fails", function()
+        -- InnoDB fails one of two transactions creating the same row with a
+        -- deadlock or the unique key: that run starts again and finds it.
+        for round = 1, 3 do
+            local name = G.unique_name("race" .. round)
+            local dir = S.tmpdir()
+            S.write_file(dir .. "/password", "long enough password\n")
+            local pids = {}
+            for i = 1, 4 do
+                pids[i] = S.spawn({ S.bin, "user", "add", name, "--app", "lua/app", "--db-url", DB_URL },
+                    { stdin = dir .. "/password", stderr = dir .. "/stderr" .. i })
+            end
+            local created = 0
+            for i = 1, 4 do
+                local code = S.wait_pid(pids[i], 60)
+                local err = S.read_file(dir .. "/stderr" .. i) or ""
+                assert.are.equal(0, code, err)
+                created = created + (err:find("user " .. name .. " created", 1, true) and 1 or 0)
+            end
+            assert.are.equal(1, created)
+            assert.are.equal(name .. "\n", account(name))
+        end
+    end)
+
     it("refuses --admin with --no-admin", function()
         local name = G.unique_name("both")
         local code, err = user_add({ name, "--admin", "--app", "lua/app", "--no-admin", "--db-url", DB_URL })
