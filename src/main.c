@@ -774,12 +774,41 @@ static void end_watch(struct watch *w)
 /* -- user add -------------------------------------------------------------------- */
 
 #define USER_NAME_RULE                                                                            \
-    "the name must be 1 to 64 bytes of UTF-8, without control characters or a space at either end"
+    "the name must be 1 to 64 bytes of UTF-8, without control or invisible format characters "  \
+    "or a space at either end"
+
+/* The code point of the valid UTF-8 character of n bytes at s. */
+static unsigned long code_point(const unsigned char *s, size_t n)
+{
+    static const unsigned char lead_bits[] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+    unsigned long cp = s[0] & lead_bits[n];
+    for (size_t i = 1; i < n; i++)
+        cp = cp << 6 | (s[i] & 0x3f);
+    return cp;
+}
+
+/* Unicode's format characters (category Cf, Unicode 15): invisible, and
+ * ignored by the collation, so "ann" followed by U+200B would show as
+ * "ann" and sign in as it. */
+static int format_character(unsigned long cp)
+{
+    static const unsigned long cf[][2] = {
+        {0xad, 0xad},       {0x600, 0x605},     {0x61c, 0x61c},     {0x6dd, 0x6dd},
+        {0x70f, 0x70f},     {0x890, 0x891},     {0x8e2, 0x8e2},     {0x180e, 0x180e},
+        {0x200b, 0x200f},   {0x202a, 0x202e},   {0x2060, 0x2064},   {0x2066, 0x206f},
+        {0xfeff, 0xfeff},   {0xfff9, 0xfffb},   {0x110bd, 0x110bd}, {0x110cd, 0x110cd},
+        {0x13430, 0x1343f}, {0x1bca0, 0x1bca3}, {0x1d173, 0x1d17a}, {0xe0001, 0xe0001},
+        {0xe0020, 0xe007f}};
+    for (size_t i = 0; i < sizeof(cf) / sizeof(cf[0]); i++)
+        if (cp >= cf[i][0] && cp <= cf[i][1])
+            return 1;
+    return 0;
+}
 
 /* An account name: 1 to 64 bytes of UTF-8 (the column's; other bytes would
  * reach the database only to be refused there), no control character (C0,
- * DEL or C1), no space at either end (MariaDB's collation ignores trailing
- * ones: "ann " would be "ann"). */
+ * DEL or C1) or format character, no space at either end (MariaDB's
+ * collation ignores trailing ones: "ann " would be "ann"). */
 static int valid_user_name(const char *name)
 {
     const unsigned char *s = (const unsigned char *)name;
@@ -789,7 +818,8 @@ static int valid_user_name(const char *name)
         return 0;
     for (size_t i = 0; i < len; i += n) {
         n = lh_utf8_char(s + i, len - i);
-        if (n == 0 || s[i] < 0x20 || s[i] == 0x7f || (s[i] == 0xc2 && s[i + 1] < 0xa0))
+        if (n == 0 || s[i] < 0x20 || s[i] == 0x7f || (s[i] == 0xc2 && s[i + 1] < 0xa0) ||
+            format_character(code_point(s + i, n)))
             return 0;
     }
     return 1;

@@ -150,7 +150,7 @@ local function login(req, res)
     -- "admin"), so a variant spelling is no fresh set of attempts; the key is
     -- the same whether the account exists or not.
     local user, err, kind = db.query_one([[
-        SELECT SHA2(WEIGHT_STRING(RTRIM(?) COLLATE utf8mb4_unicode_ci), 256) AS name_key,
+        SELECT SHA2(WEIGHT_STRING(RTRIM(?) COLLATE utf8mb4_unicode_520_ci), 256) AS name_key,
                u.id, u.username, u.password_hash, u.is_admin
         FROM (SELECT 1) AS one LEFT JOIN users u ON u.username = ?]], name, name)
     if err then

@@ -436,7 +436,8 @@ describe("user add #integration", function()
 
     it("refuses a bad name before it reaches the database", function()
         -- No database URL at all: the name's rule answers first.
-        for _, name in ipairs { " bob", "bob ", "a\tb", ("x"):rep(65) } do
+        for _, name in ipairs { " bob", "bob ", "a\tb", ("x"):rep(65), "bob\u{200B}", "\u{FEFF}bob",
+            "b\u{00AD}ob", "bob\u{E0041}" } do
             local code, err = user_add({ name, "--app", "lua/app", "--db-url", "" })
             assert.are.equal(2, code, err)
             assert.is_truthy(err:find("user add: the name must be 1 to 64 bytes", 1, true), err)
@@ -455,6 +456,22 @@ describe("user add #integration", function()
         assert.are.equal(2, code, err)
         assert.is_truthy(err:find("run it without `user add`", 1, true), err)
         assert.are.equal("", account(other))
+    end)
+
+    it("tells apart names that differ only in characters outside the BMP", function()
+        local base = G.unique_name("emoji")
+        for _, name in ipairs { base .. "\u{1F600}", base .. "\u{1F525}" } do
+            local code, err = user_add({ name, "--app", "lua/app", "--db-url", DB_URL })
+            assert.are.equal(0, code, err)
+            assert.is_truthy(err:find("user " .. name .. " created", 1, true), err)
+        end
+        local srv = G.start()
+        local res = login(srv, base .. "\u{1F525}", "long enough password")
+        assert.are.equal(200, res.status, res.body)
+        local me = assert(srv:request("GET", "/api/me", { Cookie = "sid=" .. sid_of(res) }))
+        assert.are.equal(base .. "\u{1F525}", json(me).user.username)
+        assert.are.equal(401, login(srv, base .. "\u{1F4A9}", "long enough password").status)
+        srv:stop()
     end)
 
     it("creates an account once when several runs add it at once, and none fails", function()
