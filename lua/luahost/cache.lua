@@ -149,7 +149,28 @@ local function next_l2_generation()
     return l2("INCR", L2_GENERATION)
 end
 
-local BATCH = 500
+local SCAN_PAGE = 500 -- index entries ZSCAN looks at per call, about
+local BATCH = 60 -- keys per UNLINK or ZREM: redis.command takes up to 63 arguments
+
+-- The indexed keys matching pattern, read page by page with ZSCAN, which
+-- filters in Redis with the same globs as core.match: a large index is
+-- neither sent whole nor read in one command that holds Redis up. A key
+-- may come twice; nil when Redis does not answer.
+local function indexed_matching(pattern)
+    l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
+    local keys, cursor = {}, "0"
+    repeat
+        local page = l2("ZSCAN", L2_INDEX, cursor, "MATCH", pattern, "COUNT", SCAN_PAGE)
+        if type(page) ~= "table" then
+            return nil
+        end
+        cursor = page[1]
+        for i = 1, #page[2], 2 do -- member, score, ...
+            keys[#keys + 1] = page[2][i]
+        end
+    until cursor == "0"
+    return keys
+end
 
 -- Removes key (kind "k") or the keys matching a pattern (kind "p") from L2
 -- and tells the other instances; false at the first step that does not
@@ -158,20 +179,13 @@ local function remove_from_l2(kind, what)
     if select(2, next_l2_generation()) then
         return false
     end
-    local keys, values = { what }, { L2_PREFIX .. what }
-    if kind == "p" then
-        l2("ZREMRANGEBYSCORE", L2_INDEX, "-inf", os.time() - 1) -- expired: gone from L2 already
-        local indexed = l2("ZRANGE", L2_INDEX, 0, -1)
-        if type(indexed) ~= "table" then
-            return false
-        end
-        keys, values = {}, {}
-        for _, key in ipairs(indexed) do
-            if core.match(what, key) then
-                keys[#keys + 1] = key
-                values[#values + 1] = L2_PREFIX .. key
-            end
-        end
+    local keys = kind == "p" and indexed_matching(what) or { what }
+    if keys == nil then
+        return false
+    end
+    local values = {}
+    for i, key in ipairs(keys) do
+        values[i] = L2_PREFIX .. key
     end
     for i = 1, #keys, BATCH do
         local last = min(i + BATCH - 1, #keys)

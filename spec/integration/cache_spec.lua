@@ -236,6 +236,25 @@ describe("cache #integration", function()
             select(2, get(a, "/stats")).invalidations_received >= 1)
     end)
 
+    it("invalidates a pattern over an index of many pages", function()
+        -- Past 128 members Redis stores the index as a hash table, which
+        -- ZSCAN reads a page at a time.
+        local p, expiry = key("many"), os.time() + 600
+        for i = 1, 1500 do
+            local k = (i % 3 == 0 and "kept" or "") .. p .. ":" .. i
+            r:command("SET", "cache:" .. k, '"x"', "EX", 600)
+            r:command("ZADD", "cache-index", expiry, k)
+        end
+        local res = assert(a:request("POST", "/invalidate?pattern=" .. p .. ":*"))
+        assert.are.equal(200, res.status, a:error_log())
+        for i = 1, 1500 do
+            local k = (i % 3 == 0 and "kept" or "") .. p .. ":" .. i
+            local kept = i % 3 == 0
+            assert.are.equal(kept, r:command("GET", "cache:" .. k) ~= nil, k)
+            assert.are.equal(kept, r:command("ZSCORE", "cache-index", k) ~= nil, k)
+        end
+    end)
+
     it("leaves the L1 of an instance on another Redis database alone", function()
         -- Pub/sub spans the server's databases; their keys do not.
         local other = start({ url = r.url:gsub("/0$", "/1") })
