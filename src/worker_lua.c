@@ -60,7 +60,7 @@ static int l_sleep(lua_State *L)
 
 struct fill {
     lua_State *L;
-    int lower_keys;
+    int lower_keys; /* headers: names lower-cased, values trimmed */
 };
 
 static void add_pair(void *arg, const char *key, const char *value)
@@ -71,6 +71,11 @@ static void add_pair(void *arg, const char *key, const char *value)
 
     if (value == NULL)
         value = "";
+    size_t vlen = strlen(value);
+    /* libmicrohttpd drops the spaces before a field value, not those after;
+     * they are no part of it either (RFC 9110 section 5.5). */
+    while (f->lower_keys && vlen > 0 && (value[vlen - 1] == ' ' || value[vlen - 1] == '\t'))
+        vlen--;
     if (f->lower_keys) {
         luaL_Buffer b;
         luaL_buffinit(L, &b);
@@ -84,7 +89,7 @@ static void add_pair(void *arg, const char *key, const char *value)
     lua_rawget(L, -3);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
-        lua_pushstring(L, value);
+        lua_pushlstring(L, value, vlen);
         lua_rawset(L, -3);
     } else if (f->lower_keys) {
         /* A repeated header: joined, as RFC 9110 5.3 allows, except Cookie,
@@ -94,7 +99,7 @@ static void add_pair(void *arg, const char *key, const char *value)
             lua_pushliteral(L, "; ");
         else
             lua_pushliteral(L, ", ");
-        lua_pushstring(L, value);
+        lua_pushlstring(L, value, vlen);
         lua_concat(L, 3);
         lua_rawset(L, -3);
     } else { /* a repeated query argument: the first one wins */
