@@ -125,7 +125,9 @@ struct exchange {
     int body_too_large;
     int closed_unread; /* a body far over the limit: no answer, by design */
     int suspended;
-    int bad_target; /* %00, a control byte or a space in the target, or userinfo */
+    int bad_target; /* %00, a control byte or a space in the target, userinfo, a
+                     * path not starting with "/", or a "." or ".." segment */
+    int whole_server; /* OPTIONS * */
     size_t target_bytes; /* the request target as sent, percent escapes and all */
     size_t head_used;    /* what the head takes of libmicrohttpd's memory (head_used) */
     int replacing;       /* sending the 500 that replaces a reply too large to send */
@@ -663,6 +665,10 @@ static enum MHD_Result dispatch(struct exchange *x)
         lh_log(LH_LOG_ERROR, x->id, "no worker for this thread");
         return queue_error(x, 503, ERR_503, sizeof(ERR_503) - 1);
     }
+    if (x->whole_server) {
+        struct lh_reply r = {.security = lh_worker_default_headers(ts->worker)};
+        return queue(x, 204, "", 0, MHD_RESPMEM_PERSISTENT, &r);
+    }
     const char *rel = x->h->statics ? lh_static_route(x->req.path) : NULL;
     if (rel != NULL) {
         if (strcmp(x->req.method, "GET") == 0 || strcmp(x->req.method, "HEAD") == 0)
@@ -862,6 +868,23 @@ static const char *origin_form(const char *url, int *bad)
     return path ? path : "/";
 }
 
+/* Whether a decoded path is one a route may be given: it starts with "/"
+ * and has no "." or ".." segment. A client resolves those before sending
+ * (RFC 3986 section 5.2.4), and left in, "/files/../../etc/passwd" would
+ * hand a catch-all route's handler a way out of its folder. */
+static int routable_path(const char *path)
+{
+    if (path[0] != '/')
+        return 0;
+    for (const char *s = path; s != NULL; s = strchr(s + 1, '/')) {
+        const char *seg = s + 1;
+        size_t len = strcspn(seg, "/");
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
 /* The connection's state, made by on_connection; NULL when that failed. */
 static struct connection *connection_of(struct MHD_Connection *conn)
 {
@@ -978,6 +1001,10 @@ static struct exchange *exchange_new(struct lh_http *h, struct MHD_Connection *c
     atomic_store_explicit(&c->head_deadline, 0, memory_order_relaxed);
     x->req.method = method;
     url = origin_form(url, &x->bad_target);
+    /* "*" is the server as a whole, for OPTIONS alone (RFC 9112 3.2.4). */
+    x->whole_server = strcmp(url, "*") == 0 && strcmp(method, "OPTIONS") == 0;
+    if (!x->whole_server && !routable_path(url))
+        x->bad_target = 1;
     x->req.path = url;
     x->req.path_len = strlen(url);
     x->req.id = x->id;

@@ -195,6 +195,28 @@ describe("http #integration", function()
             assert.are.equal("x", json(res).rest)
         end)
 
+        it("refuses dot segments, however spelled, and targets without a leading /", function()
+            for _, target in ipairs({ "/files/../../etc/passwd", "/files/%2e%2e/x", "/files/%2E./x",
+                "/files/a/./b", "/files/..", "/files/a/..%2f..%2fb", "hello", "*" }) do
+                local raw, res = srv:raw(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    :format(target))
+                assert.is_truthy(res, target .. ": " .. raw)
+                assert.are.equal(400, res.status, target)
+                assert.are.equal("Bad request target", json(res).message, target)
+            end
+            -- Dots inside a name are no segment of their own.
+            local res = assert(srv:request("GET", "/files/a..b/.c/d."))
+            assert.are.equal(200, res.status)
+            assert.are.equal("a..b/.c/d.", json(res).rest)
+        end)
+
+        it("answers OPTIONS * 204, for the server as a whole", function()
+            local raw, res = srv:raw("OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert.is_truthy(res, raw)
+            assert.are.equal(204, res.status, raw)
+            assert.are.equal("", res.body)
+        end)
+
         it("sends the response helpers' status, headers and bodies", function()
             local res = assert(srv:request("GET", "/redirect"))
             assert.are.equal(302, res.status)
@@ -254,6 +276,17 @@ describe("http #integration", function()
             assert.are.equal("v1", echo.x_test_upper)
             assert.are.equal(0, echo.body_length)
             assert.are.equal("", echo.body)
+        end)
+
+        it("gives header values without the spaces around them, on one line or several", function()
+            local raw, res = srv:raw("GET /echo HTTP/1.1\r\nHost: x\r\nX-Test: \t v1 \t \r\n"
+                .. "Connection: close\r\n\r\n")
+            assert.is_truthy(res, raw)
+            assert.are.equal("v1", json(res).x_test)
+            raw, res = srv:raw("GET /echo HTTP/1.1\r\nHost: x\r\nX-Test: a \r\nX-Test: b\t\r\n"
+                .. "Connection: close\r\n\r\n")
+            assert.is_truthy(res, raw)
+            assert.are.equal("a, b", json(res).x_test)
         end)
 
         it("accepts a body of exactly --max-body-bytes", function()
