@@ -267,8 +267,10 @@ int lh_static_not_modified(const struct lh_static_file *f, const char *if_none_m
 
     if (if_none_match != NULL)
         return etag_listed(if_none_match, f->etag, 0);
+    /* A date later than the server's clock is invalid, and ignored (RFC 9110
+     * section 13.1.3): a file changed before it would otherwise stay stale. */
     return if_modified_since != NULL && parse_http_date(if_modified_since, &since) &&
-           f->mtime <= since;
+           f->mtime <= since && since <= time(NULL);
 }
 
 int lh_static_precondition_failed(const struct lh_static_file *f, const char *if_match,

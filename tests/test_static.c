@@ -228,6 +228,7 @@ static void test_validators_and_caching(void **state)
     assert_true(lh_static_not_modified(&f, NULL, "Sun, 09 Sep 2001 01:46:40 GMT"));
     assert_false(lh_static_not_modified(&f, NULL, "Sun, 09 Sep 2001 01:46:39 GMT"));
     assert_false(lh_static_not_modified(&f, NULL, "yesterday"));
+    assert_false(lh_static_not_modified(&f, NULL, "Thu, 01 Jan 2099 00:00:00 GMT")); /* future */
     /* The obsolete forms a recipient must read: RFC 850 and asctime. */
     assert_true(lh_static_not_modified(&f, NULL, "Sunday, 09-Sep-01 01:46:40 GMT"));
     assert_false(lh_static_not_modified(&f, NULL, "Sunday, 09-Sep-01 01:46:39 GMT"));
