@@ -8,6 +8,7 @@
  * stop still not over a few seconds after the deadline (a thread stuck in a
  * handler or a database call cannot be waited for). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -582,28 +583,29 @@ static int migrate(const struct lh_config *cfg, struct lh_db *db)
 
 /* -- --check ------------------------------------------------------------------- */
 
-/* A log file can be appended to: it is writable, or its folder is (the file
- * is not created here). "-" and "off" always can. */
+/* A log file can be appended to, as the start will: opened for appending
+ * if it exists, else created and removed again, since access() says yes to
+ * root for a folder that is a file, or in /proc. "-" and "off" always can. */
 static int log_writable(const struct lh_config *cfg, const char *name, const char *path, char *err,
                         size_t errlen)
 {
     if (strcmp(path, "-") == 0 || strcmp(path, "off") == 0)
         return 1;
-    char folder[4096];
-    snprintf(folder, sizeof(folder), "%s", path);
-    char *slash = strrchr(folder, '/');
-    if (slash == NULL)
-        snprintf(folder, sizeof(folder), ".");
-    else if (slash == folder)
-        folder[1] = '\0';
-    else
-        *slash = '\0';
     struct stat st;
     int exists = stat(path, &st) == 0;
+    int fd = -1;
     if (exists && S_ISDIR(st.st_mode))
         errno = EISDIR;
-    else if (exists ? access(path, W_OK) == 0 : access(folder, W_OK) == 0)
+    else if (exists)
+        fd = open(path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    else
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        if (!exists)
+            unlink(path);
         return 1;
+    }
     char where[300];
     snprintf(err, errlen, "%s: cannot write %s: %s", lh_config_where(cfg, name, where, sizeof(where)),
              path, strerror(errno));

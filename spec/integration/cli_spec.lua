@@ -100,6 +100,7 @@ describe("cli #integration", function()
 
     it("--check refuses what the start would refuse, naming it, and creates no file", function()
         local dir = S.tmpdir()
+        S.write_file(dir .. "/file", "")
         local policy = S.tmpdir()
         S.copy_dir("lua/policy", policy)
         local alerts = S.read_file(policy .. "/alerts.lua")
@@ -119,6 +120,9 @@ describe("cli #integration", function()
             { { "--error-log", dir .. "/none/e.log" }, "flag --error-log: option 'error_log': cannot write" },
             { { "--access-log", dir }, "flag --access-log: option 'access_log': cannot write " .. dir
                 .. ": Is a directory" },
+            { { "--access-log", dir .. "/file/a.log" },
+              "flag --access-log: option 'access_log': cannot write " .. dir .. "/file/a.log: Not a directory" },
+            { { "--error-log", "/proc/luahost-no-such.log" }, "flag --error-log: option 'error_log': cannot write" },
             { { "--error-log", "" }, "option 'error_log': must not be empty" },
             { { "--policy-dir", dir .. "/none" },
               "flag --policy-dir: option 'policy_dir': " .. dir .. "/none is not a folder" },
