@@ -505,28 +505,6 @@ static void test_lh_db_run_reports_syntax_error(void **state)
     lh_db_free(db);
 }
 
-static void test_lh_db_run_reports_duplicate_key_as_conflict(void **state)
-{
-    const struct target *t = need_db();
-    struct lh_db_options o;
-    char table[96], sql[256];
-    (void)state;
-
-    base_options(t, &o);
-    struct lh_db *db = new_pool(&o);
-    struct lh_db_conn *c = acquire(db, NULL, NULL);
-    table_name(table, sizeof(table), "dup");
-    snprintf(sql, sizeof(sql), "CREATE TABLE %s (id INT PRIMARY KEY)", table);
-    exec(c, sql);
-    snprintf(sql, sizeof(sql), "INSERT INTO %s VALUES (1)", table);
-    exec(c, sql);
-    run_fails(c, sql, NULL, 0, LH_ERR_CONFLICT, "Duplicate entry");
-    snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
-    exec(c, sql);
-    lh_db_release(db, c);
-    lh_db_free(db);
-}
-
 static void test_lh_db_run_returns_first_result_of_call(void **state)
 {
     const struct target *t = need_db();
@@ -591,6 +569,10 @@ static void test_lh_db_run_reports_affected_rows_and_insert_id(void **state)
     r = run(c, sql, &p, 1);
     assert_int_equal(lh_db_result_affected(r), 0);
     lh_db_result_free(r);
+
+    /* Another row's key: a conflict, which running again may get past. */
+    snprintf(sql, sizeof(sql), "INSERT INTO %s (id, v) VALUES (1, 0)", table);
+    run_fails(c, sql, NULL, 0, LH_ERR_CONFLICT, "Duplicate entry");
 
     snprintf(sql, sizeof(sql), "DROP TABLE %s", table);
     exec(c, sql);
@@ -1013,7 +995,6 @@ int main(void)
         cmocka_unit_test(test_lh_db_run_binds_parameters_literally),
         cmocka_unit_test(test_lh_db_run_rejects_param_count_mismatch),
         cmocka_unit_test(test_lh_db_run_reports_syntax_error),
-        cmocka_unit_test(test_lh_db_run_reports_duplicate_key_as_conflict),
         cmocka_unit_test(test_lh_db_run_returns_first_result_of_call),
         cmocka_unit_test(test_lh_db_run_reports_affected_rows_and_insert_id),
         cmocka_unit_test(test_lh_db_run_times_out_long_statement),
