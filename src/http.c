@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,9 +90,12 @@ struct lh_http {
     unsigned connections_per_thread; /* libmicrohttpd's share of the limit */
     unsigned max_connections, max_connections_per_ip; /* as configured, for the log */
     _Atomic long full_warned;        /* when "connection limit reached" was last logged */
+    _Atomic long stall_logged;       /* when a stalled thread's waking was last logged */
     _Atomic long refusal_logged;     /* when libmicrohttpd's last refusal was logged */
     atomic_uint refusals_unlogged;   /* refusals since */
-    pthread_t sweeper;               /* closes connections past their head deadline */
+    pthread_t sweeper;               /* closes connections past their head deadline, wakes stalls */
+    struct sockaddr_storage listening; /* where a connection wakes every HTTP thread */
+    socklen_t listening_len;         /* 0: unknown, no waking */
     pthread_mutex_t sweep_lock;
     pthread_cond_t sweep_wake;
     int sweep_stop, sweeper_started;
@@ -102,7 +106,8 @@ struct lh_http {
 struct thread_state {
     _Alignas(LH_CACHE_LINE) struct lh_worker *worker;
     unsigned index;
-    uint64_t seq;
+    _Atomic uint64_t seq; /* requests begun; the sweeper reads it to see progress */
+    uint64_t seq_swept;   /* seq at the sweeper's previous look (the sweeper's own) */
     atomic_uint inflight; /* exchanges begun and not completed */
     atomic_uint streaming; /* of them, event streams */
     unsigned connections; /* open on this thread */
@@ -196,7 +201,8 @@ static struct thread_state *this_thread(struct lh_http *h)
 static void make_request_id(struct lh_http *h, struct thread_state *ts, char out[REQUEST_ID_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t seq = ++ts->seq;
+    uint64_t seq = atomic_load_explicit(&ts->seq, memory_order_relaxed) + 1;
+    atomic_store_explicit(&ts->seq, seq, memory_order_relaxed); /* its thread alone writes it */
     uint32_t prefix = h->id_prefix;
 
     for (int i = 7; i >= 0; i--, prefix >>= 4)
@@ -1286,14 +1292,53 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = c;
 }
 
+/* libmicrohttpd 0.9.75 reads up to 128 events per epoll_wait and, when it
+ * gets that many, waits again before handling them, with the timeout it
+ * worked out before: up to idle_timeout when nothing was pending then. A
+ * thread of more than 120 connections can so sit on requests it has been
+ * told about until some other event comes, often the clients giving up.
+ * A thread stalls so when its connections have bytes unread and it began
+ * no request since the sweeper's previous look (ts->lock held). */
+#define STALL_CONNECTIONS 120
+#define SWEEP_MS 250
+
+static int stalled(struct thread_state *ts)
+{
+    uint64_t seq = atomic_load_explicit(&ts->seq, memory_order_relaxed);
+    int progress = seq != ts->seq_swept;
+    ts->seq_swept = seq;
+    if (progress || ts->connections < STALL_CONNECTIONS)
+        return 0;
+    for (struct connection *c = ts->open; c != NULL; c = c->next) {
+        int unread = 0;
+        if (ioctl(c->fd, FIONREAD, &unread) == 0 && unread > 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Wakes every HTTP thread out of epoll_wait: a connection makes the
+ * listening socket, which each thread watches, readable. It is closed at
+ * once; libmicrohttpd reads its end and closes it too, with no request. */
+static void wake_threads(struct lh_http *h)
+{
+    int fd = socket(h->listening.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    (void)connect(fd, (const struct sockaddr *)&h->listening, h->listening_len);
+    close(fd);
+}
+
 /* Shuts down (without closing: the descriptor stays libmicrohttpd's) every
  * connection past its head deadline; libmicrohttpd then sees the end of the
- * stream and closes it. Returns how many. */
-static unsigned sweep(struct lh_http *h)
+ * stream and closes it. Returns how many; *stalls: the threads found
+ * stalled (see stalled()). */
+static unsigned sweep(struct lh_http *h, unsigned *stalls)
 {
     long long now = monotonic_ms();
     unsigned closed = 0;
 
+    *stalls = 0;
     for (unsigned i = 0; i < h->nthreads; i++) {
         struct thread_state *ts = &h->threads[i];
         pthread_mutex_lock(&ts->lock);
@@ -1306,6 +1351,7 @@ static unsigned sweep(struct lh_http *h)
                 closed++;
             }
         }
+        *stalls += stalled(ts);
         pthread_mutex_unlock(&ts->lock);
     }
     return closed;
@@ -1319,12 +1365,25 @@ static void *sweeper_main(void *arg)
     while (!h->sweep_stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += 1;
+        until.tv_nsec += SWEEP_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&h->sweep_wake, &h->sweep_lock, &until);
         if (h->sweep_stop)
             break;
         pthread_mutex_unlock(&h->sweep_lock);
-        unsigned closed = sweep(h);
+        unsigned stalls;
+        unsigned closed = sweep(h, &stalls);
+        if (stalls > 0 && h->listening_len > 0) {
+            wake_threads(h);
+            if (once_per(&h->stall_logged, 60))
+                lh_log(LH_LOG_INFO, NULL,
+                       "woke %u HTTP thread(s) sitting on unread requests (libmicrohttpd 0.9.75 "
+                       "waits after a full batch of 128 events); logged once a minute",
+                       stalls);
+        }
         if (closed > 0)
             lh_log(LH_LOG_INFO, NULL,
                    "closed %u connection(s) with no complete request head in time "
@@ -1390,6 +1449,26 @@ static uint32_t random_prefix(void)
     if (f)
         fclose(f);
     return v;
+}
+
+/* The address a connection to this server goes to: the listening socket's,
+ * with loopback for a wildcard. */
+static void remember_listening(struct lh_http *h)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    socklen_t len = sizeof(h->listening);
+    if (info == NULL || getsockname(info->listen_fd, (struct sockaddr *)&h->listening, &len) != 0)
+        return;
+    if (h->listening.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&h->listening;
+        if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else if (h->listening.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&h->listening;
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+            a->sin6_addr = in6addr_loopback;
+    }
+    h->listening_len = len;
 }
 
 struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *ws, char *err,
@@ -1485,6 +1564,7 @@ struct lh_http *lh_http_new(const struct lh_http_options *o, struct lh_workers *
         destroy(h);
         return NULL;
     }
+    remember_listening(h);
     if (pthread_create(&h->sweeper, NULL, sweeper_main, h) != 0) {
         snprintf(err, errlen, "cannot start the connection sweeper thread");
         MHD_stop_daemon(h->daemon);

@@ -1059,3 +1059,38 @@ describe("http listening address #integration", function()
         assert.is_nil(hello_over("127.0.0.1", srv.port))
     end)
 end)
+
+describe("http under a burst #integration", function()
+    after_each(function()
+        S.stop_all()
+    end)
+
+    -- libmicrohttpd 0.9.75 takes up to 128 events per epoll_wait and, given
+    -- that many, waits again with the timeout it had before (up to
+    -- idle_timeout) before handling them: the sweeper wakes the thread.
+    it("answers bursts of about 128 requests that reach one thread at once", function()
+        local srv = S.start({ workers = 1, args = { "--max-connections-per-ip", "0", "--access-log", "off" } })
+        -- Whether a burst fills the batch exactly depends on timing: several.
+        for _, n in ipairs({ 129, 128, 130, 129, 127 }) do
+            local clients = {}
+            for i = 1, n do
+                clients[i] = assert(S.client(srv.port, 5))
+            end
+            S.sleep(0.5)
+            S.kill(srv.pid, "STOP") -- so that every request is there when it looks
+            for _, c in ipairs(clients) do
+                assert(c:send(S.format_request("GET", "/hello")))
+            end
+            S.sleep(0.2)
+            local woken = S.now()
+            S.kill(srv.pid, "CONT")
+            for i, c in ipairs(clients) do
+                local res, err = c:read_response("GET")
+                assert.is_truthy(res, ("burst of %d, request %d: %s"):format(n, i, tostring(err)))
+                assert.are.equal(200, res.status)
+                c:close()
+            end
+            assert.is_true(S.now() - woken < 3, ("burst of %d answered in %.1f s"):format(n, S.now() - woken))
+        end
+    end)
+end)
