@@ -24,7 +24,8 @@
  * A request head has a deadline, not only libmicrohttpd's limit on silence:
  * header_timeout from connecting, idle_timeout + header_timeout from the
  * previous answer. A sweeper thread shuts down connections past it, so a
- * client trickling a byte at a time cannot hold a slot.
+ * client trickling a byte at a time cannot hold a slot; it also wakes a
+ * thread libmicrohttpd left waiting with requests unread (see stalled()).
  *
  * Per-request state (struct exchange) lives in its connection's context
  * and is in use from the first on_request call to on_completed; each
@@ -1363,13 +1364,7 @@ static void *sweeper_main(void *arg)
 
     pthread_mutex_lock(&h->sweep_lock);
     while (!h->sweep_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += SWEEP_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = lh_timespec_of(lh_wall_seconds() + SWEEP_MS / 1000.0);
         pthread_cond_timedwait(&h->sweep_wake, &h->sweep_lock, &until);
         if (h->sweep_stop)
             break;
