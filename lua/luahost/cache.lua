@@ -179,9 +179,12 @@ local function remove_from_l2(kind, what)
     if select(2, next_l2_generation()) then
         return false
     end
-    local keys = kind == "p" and indexed_matching(what) or { what }
-    if keys == nil then
-        return false
+    local keys = { what }
+    if kind == "p" then
+        keys = indexed_matching(what)
+        if keys == nil then
+            return false
+        end
     end
     local values = {}
     for i, key in ipairs(keys) do
