@@ -226,7 +226,9 @@ describe("metrics #integration", function()
             local sample = cjson.decode(data)
             if sample.t > from and sample.p99_ms ~= cjson.null then
                 seen[#seen + 1] = sample.p99_ms
-                assert.is_true(sample.p99_ms >= 110 and sample.p99_ms <= slowest * 1000,
+                -- The server's clock stops after the client has read the
+                -- answer: a few ms of slack, far from the bucket's 250 ms.
+                assert.is_true(sample.p99_ms >= 110 and sample.p99_ms <= slowest * 1000 + 10,
                     ("p99 %.1f ms, slowest request %.1f ms"):format(sample.p99_ms, slowest * 1000))
             end
         end
